@@ -1,0 +1,29 @@
+"""tinygrad_edu: a readable reverse-mode automatic differentiation engine on NumPy.
+
+Reading order for learners: ``tensor.py`` (the data structure), ``graph.py`` (how an operation is
+recorded), ``ops.py`` (every derivative rule), ``autograd.py`` (the backward sweep), then
+``gradcheck.py`` (how to trust all of the above).
+"""
+
+from .anomaly import AnomalyError, detect_anomaly
+from .autograd import grad
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
+from .tensor import Tensor
+from .tracing import trace
+
+__all__ = [
+    "AnomalyError",
+    "GradcheckError",
+    "ShapeError",
+    "Tensor",
+    "detect_anomaly",
+    "enable_grad",
+    "grad",
+    "gradcheck",
+    "gradgradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "trace",
+]
+__version__ = "0.1.0"

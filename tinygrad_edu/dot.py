@@ -1,0 +1,88 @@
+"""Drawing a computation graph with Graphviz.
+
+:func:`graph_to_dot` turns the graph behind a tensor into DOT text: a box per tensor (name, shape,
+and the norm of ``.grad`` once backward has run), an ellipse per op, arrows in the direction of the
+forward computation. :func:`render` turns that text into PNG or SVG when Graphviz's ``dot`` program
+is installed, and otherwise writes the ``.dot`` file and says how to render it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+def _tensor_label(t: Tensor, name: str | None) -> str:
+    parts = [name] if name else []
+    parts.append(f"{t.shape}" if t.ndim else "scalar")
+    if t.grad is not None:
+        parts.append(f"|grad| = {float(np.linalg.norm(t.grad.data)):.3g}")
+    return "\\n".join(parts)
+
+
+def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
+    """DOT text for the graph that computed ``root``.
+
+    Parameters
+    ----------
+    root
+        The tensor to start from (usually a loss).
+    names
+        Optional labels for tensors, keyed by ``id(tensor)``; e.g.
+        ``{id(p): n for n, p in model.named_parameters()}``.
+    """
+    names = names or {}
+    lines = ["digraph graph {", "  rankdir=BT;", '  node [fontname="monospace"];']
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        style = "filled" if t.requires_grad else "solid"
+        label = _tensor_label(t, names.get(id(t)))
+        lines.append(
+            f'  t{id(t)} [shape=box, style={style}, fillcolor="#e8f0fe", label="{label}"];'
+        )
+        node = t._node
+        if node is None or not node.inputs:
+            continue
+        lines.append(f'  op{id(t)} [shape=ellipse, label="{node.name}"];')
+        lines.append(f"  op{id(t)} -> t{id(t)};")
+        for parent in node.inputs:
+            lines.append(f"  t{id(parent)} -> op{id(t)};")
+            stack.append(parent)
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def render(dot_text: str, path: str | os.PathLike) -> tuple[Path, str | None]:
+    """Write ``dot_text`` as an image at ``path`` (``.png`` or ``.svg``) using Graphviz.
+
+    Returns ``(written_path, hint)``: when the ``dot`` program is missing, the DOT text is written
+    next to ``path`` with the suffix ``.dot`` and ``hint`` says how to render it; otherwise
+    ``hint`` is ``None``.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    executable = shutil.which("dot")
+    if executable is None:
+        dot_path = path.with_suffix(".dot")
+        dot_path.write_text(dot_text)
+        hint = (
+            f"Graphviz 'dot' was not found, so the graph was written as DOT text to {dot_path}; "
+            f"install Graphviz (e.g. apt-get install graphviz) and run: dot -T{fmt} {dot_path} "
+            f"-o {path}"
+        )
+        return dot_path, hint
+    subprocess.run([executable, f"-T{fmt}", "-o", str(path)], input=dot_text.encode(), check=True)
+    return path, None
