@@ -5,15 +5,18 @@ recorded), ``ops.py`` (every derivative rule), ``autograd.py`` (the backward swe
 ``gradcheck.py`` (how to trust all of the above).
 """
 
+from . import nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
+from .io import CheckpointError, load, save
 from .tensor import Tensor
 from .tracing import trace
 
 __all__ = [
     "AnomalyError",
+    "CheckpointError",
     "GradcheckError",
     "ShapeError",
     "Tensor",
@@ -23,7 +26,11 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "is_grad_enabled",
+    "load",
+    "nn",
     "no_grad",
+    "optim",
+    "save",
     "trace",
 ]
 __version__ = "0.1.0"

@@ -2,16 +2,20 @@
 
 The algorithm, for a scalar loss ``L``:
 
-1. **Order.** List every tensor ``L`` depends on (through tensors that require grad) so that each
-   comes *after* everything it was computed from -- a topological order. The walk uses an explicit
-   stack rather than recursion, so a chain of 100,000 ops works at Python's default recursion
-   limit.
-2. **Sweep.** Visit the list in reverse, starting from ``dL/dL = 1``. When a tensor is reached, all
-   of its consumers have already been visited, so its gradient is complete. Hand it to its op's
-   VJP, which returns one gradient per input; sum each back to the input's shape (the one place
-   where broadcasting is undone) and *add* it to what that input has received so far -- a tensor
-   used twice (``a + a``, a diamond) gets the sum of both paths: the multivariate chain rule.
-3. **Deliver.** Leaves accumulate into ``.grad`` (``backward``) or are returned (``grad``).
+1. **Order.** Every recorded op carries a sequence number from a global counter. An op can only
+   be created after the ops that produced its inputs, so visiting nodes in *decreasing* sequence
+   number is a topological order of the graph, reversed: each tensor comes before everything it
+   was computed from. A max-heap of the nodes discovered so far yields them in that order -- the
+   scheme PyTorch's engine uses. It is a loop, not a recursion, so a chain of 100,000 ops works
+   at Python's default recursion limit, and it visits only what the output depends on.
+2. **Sweep.** Start from ``dL/dL = 1``. When a tensor is popped, every consumer of it has a
+   larger sequence number and was processed already, so its gradient is complete. Hand it to its
+   op's VJP, which returns one gradient per input; sum each back to the input's shape (the one
+   place where broadcasting is undone) and *add* it to what that input has received so far -- a
+   tensor used twice (``a + a``, a diamond) gets the sum of both paths: the multivariate chain
+   rule.
+3. **Deliver.** Leaves have no inputs, so their gradients are complete once the sweep ends; they
+   accumulate into ``.grad`` (``backward``) or are returned (``grad``).
 
 With ``create_graph=True`` the VJPs run with recording on. Since every VJP is written with Tensor
 ops, the gradients are then themselves tensors in a graph and can be differentiated again.
@@ -19,40 +23,14 @@ ops, the gradients are then themselves tensors in a graph and can be differentia
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 import numpy as np
 
 from . import anomaly, graph, tracing
-from .graph import RELEASED, Op
+from .graph import RELEASED
 from .tensor import ArrayLike, Tensor
-
-
-def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors reachable from ``roots`` through ``requires_grad`` links, inputs before outputs.
-
-    Iterative depth-first search: a tensor is pushed once to expand its inputs and once more to be
-    emitted after all of them.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    for root in roots:
-        stack: list[tuple[Tensor, bool]] = [(root, False)]
-        while stack:
-            tensor, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(tensor)
-                continue
-            if id(tensor) in seen:
-                continue
-            seen.add(id(tensor))
-            stack.append((tensor, True))
-            node = tensor._node
-            if node is not None:
-                for parent in node.inputs:
-                    if parent.requires_grad and id(parent) not in seen:
-                        stack.append((parent, False))
-    return order
 
 
 def _seed(output: Tensor, grad: ArrayLike | None) -> Tensor:
@@ -90,73 +68,67 @@ def _run(
     ``targets`` are the ids of the tensors whose gradients are wanted (``None``: every leaf, whose
     ``.grad`` then accumulates). Returns the gradients that reached the targets.
     """
-    order = topological_order(outputs)
-    needed = _needed(order, targets) if targets is not None else None
     grads: dict[int, Tensor] = {}
+    heap: list[tuple[int, int, Tensor]] = []  # (-sequence, tie-breaker, tensor)
+    leaves: list[Tensor] = []
     for output, seed in zip(outputs, seeds):
         if anomaly.enabled:
             anomaly.check_seed(seed)
+        _discover(output, grads, heap, leaves)
         _add(grads, output, seed)
     delivered: dict[int, Tensor] = {}
+    remaining = len(targets) if targets is not None else -1
     with graph._GradMode(create_graph):
-        for tensor in reversed(order):
-            g = grads.pop(id(tensor), None)
-            if g is None:
-                continue
-            if tensor._hooks:
-                for hook in list(tensor._hooks):
-                    replaced = hook(g)
-                    if replaced is not None:
-                        g = replaced
-            node = tensor._node
-            if targets is None and node is None:
-                _accumulate(tensor, g, create_graph)
-                continue
+        while heap and remaining:
+            tensor = heapq.heappop(heap)[2]
+            g = _run_hooks(tensor, grads.pop(id(tensor)))
             if targets is not None and id(tensor) in targets:
                 delivered[id(tensor)] = g
-            if node is None or (needed is not None and not _feeds_target(node, needed)):
-                continue
-            _propagate(tensor, node, g, grads, needed)
+                remaining -= 1
+            node = tensor._node
+            input_grads = node.vjp(g, tensor, *node.inputs)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if anomaly.enabled:
+                anomaly.check_gradients(node, input_grads)
+            if tracing.active is not None:
+                tracing.active.record(node, tensor, g, input_grads)
+            for parent, parent_grad, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
+                if wanted and parent_grad is not None:
+                    if parent_grad.shape != parent.shape:
+                        parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting
+                    if id(parent) not in grads:
+                        _discover(parent, grads, heap, leaves)
+                    _add(grads, parent, parent_grad)
             if not retain_graph:
                 tensor._node = RELEASED
+        for leaf in leaves:
+            g = _run_hooks(leaf, grads.pop(id(leaf)))
+            if targets is None:
+                _accumulate(leaf, g, create_graph)
+            elif id(leaf) in targets:
+                delivered[id(leaf)] = g
     return delivered
 
 
-def _needed(order: list[Tensor], targets: set[int]) -> set[int]:
-    """Ids of tensors with a path to some target: only their VJPs need to run."""
-    needed: set[int] = set()
-    for tensor in order:  # inputs come first, so each parent's status is known
-        node = tensor._node
-        if id(tensor) in targets or (
-            node is not None and any(id(p) in needed for p in node.inputs)
-        ):
-            needed.add(id(tensor))
-    return needed
-
-
-def _feeds_target(node: Op, needed: set[int]) -> bool:
-    return any(id(p) in needed for p in node.inputs)
-
-
-def _propagate(
-    tensor: Tensor, node: Op, g: Tensor, grads: dict[int, Tensor], needed: set[int] | None
+def _discover(
+    tensor: Tensor, grads: dict[int, Tensor], heap: list, leaves: list[Tensor]
 ) -> None:
-    """Apply ``node``'s VJP and add each input's share to ``grads``."""
-    input_grads = node.vjp(g, tensor, *node.inputs)
-    if not isinstance(input_grads, tuple):
-        input_grads = (input_grads,)
-    if anomaly.enabled:
-        anomaly.check_gradients(node, input_grads)
-    if tracing.active is not None:
-        tracing.active.record(node, tensor, g, input_grads)
-    for parent, parent_grad, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
-        if not wanted or parent_grad is None:
-            continue
-        if needed is not None and id(parent) not in needed:
-            continue
-        if parent_grad.shape != parent.shape:
-            parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting, for every op
-        _add(grads, parent, parent_grad)
+    """First gradient for ``tensor``: schedule its node, or remember it as a leaf."""
+    node = tensor._node
+    if node is None:
+        leaves.append(tensor)
+    else:
+        heapq.heappush(heap, (-node.sequence, id(tensor), tensor))
+
+
+def _run_hooks(tensor: Tensor, g: Tensor) -> Tensor:
+    if tensor._hooks:
+        for hook in list(tensor._hooks):
+            replaced = hook(g)
+            if replaced is not None:
+                g = replaced
+    return g
 
 
 def _add(grads: dict[int, Tensor], tensor: Tensor, g: Tensor) -> None:

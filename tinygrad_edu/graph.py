@@ -18,6 +18,7 @@ minitorch's Function/Context split: the node of the graph and the memory of its 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _grad_enabled = True
+_sequence = itertools.count(1)
 
 
 class ShapeError(ValueError):
@@ -86,6 +88,9 @@ class Op:
     name: ClassVar[str] = "op"
     inputs: tuple[Tensor, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
+    #: creation counter: a node is always created after its inputs' nodes, so sorting nodes by
+    #: decreasing sequence number is a topological order for the backward sweep
+    sequence: int = 0
     #: where user code created this node (file:line), recorded only in anomaly mode
     created_at: str | None = None
 
@@ -98,23 +103,25 @@ class Op:
     @classmethod
     def apply(cls, *inputs: Tensor, **attrs: Any) -> Tensor:
         """Run the op on Tensors and record it when gradients are wanted."""
-        op = cls(**attrs)
+        op = cls(**attrs) if attrs else cls.__new__(cls)
         try:
             data = op.forward(*[t.data for t in inputs])
         except ValueError as err:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ShapeError(f"{cls.name}: input shapes {shapes} do not fit: {err}") from None
-        if type(data) is not np.ndarray:
+        if data.__class__ is not np.ndarray:
             data = np.asarray(data)
-        tensor_class = type(
-            inputs[0]
-        )  # every op has a Tensor input; this keeps graph.py import-free
-        if _grad_enabled and any(t.requires_grad for t in inputs):
-            op.inputs = inputs
-            op.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            out = tensor_class._wrap(data, op)
-        else:
-            out = tensor_class._wrap(data)
+        tensor_class = type(inputs[0])  # every op has a Tensor input: graph.py needs no import
+        node = None
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    op.inputs = inputs
+                    op.needs_input_grad = tuple([t.requires_grad for t in inputs])
+                    op.sequence = next(_sequence)
+                    node = op
+                    break
+        out = tensor_class._wrap(data, node)
         if anomaly.enabled:
             anomaly.check_forward(op, inputs, data)
         return out

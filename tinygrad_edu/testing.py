@@ -55,8 +55,8 @@ def broadcastable_shapes(
 def matmul_shapes(max_side: int = 4):
     """Pairs of shapes valid for ``@`` under NumPy rules: 1-d operands and broadcast batch axes."""
 
-    def build(draw_args: tuple) -> tuple[Shape, Shape]:
-        batch_a, batch_b, m, k, n, a_is_vector, b_is_vector = draw_args
+    def build(drawn: tuple) -> tuple[Shape, Shape]:
+        (batch_a, batch_b), m, k, n, a_is_vector, b_is_vector = drawn
         a = (k,) if a_is_vector else (*batch_a, m, k)
         b = (k,) if b_is_vector else (*batch_b, k, n)
         return a, b
@@ -64,13 +64,7 @@ def matmul_shapes(max_side: int = 4):
     batches = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3)
     side = st.integers(1, max_side)
     return st.tuples(
-        batches.map(lambda r: r.input_shapes[0]),
-        batches.map(lambda r: r.input_shapes[1]),
-        side,
-        side,
-        side,
-        st.booleans(),
-        st.booleans(),
+        batches.map(lambda r: r.input_shapes), side, side, side, st.booleans(), st.booleans()
     ).map(build)
 
 

@@ -1,0 +1,122 @@
+"""One training step of the worked example's 3-5-2-1 network: tinygrad_edu vs hand-written NumPy.
+
+The step is the document's: forward on the 10 training colours, E = 1/2 sum (o - y)^2, backward,
+full-batch SGD with lr 0.2. References timed in the same process:
+
+* ``numpy``  -- the document's hand-derived step (``handderived.sgd_step``: deltas by formula);
+* ``torch``  -- the same network in PyTorch (when installed; float64, CPU).
+
+Prints the median time per step and each ratio against hand-written NumPy. Run:
+
+    python benchmarks/mlp_step.py [--steps 2000] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import tinygrad_edu as tg
+from tinygrad_edu.models.text_color import (
+    COLORS,
+    LABELS,
+    build_mlp,
+    error,
+    handderived,
+    to_augmented,
+)
+
+LR = 0.2
+
+
+def time_per_step(step: Callable[[], None], steps: int, repeats: int) -> float:
+    """Median over ``repeats`` runs of the mean time per step, in seconds."""
+    for _ in range(min(steps, 50)):
+        step()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        samples.append((time.perf_counter() - start) / steps)
+    return statistics.median(samples)
+
+
+def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
+    state = [m.copy() for m in matrices]
+
+    def step() -> None:
+        state[:] = handderived.sgd_step(state, COLORS, LABELS, LR)
+
+    return step
+
+
+def engine_step_factory(seed: int) -> Callable[[], None]:
+    model = build_mlp(rng=seed)
+    optimizer = tg.optim.SGD(model.parameters(), lr=LR)
+    x = tg.Tensor(COLORS)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        error(model(x), LABELS).backward()
+        optimizer.step()
+
+    return step
+
+
+def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    layers = []
+    for m in matrices:
+        linear = torch.nn.Linear(m.shape[1] - 1, m.shape[0]).double()
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(m[:, :-1]))
+            linear.bias.copy_(torch.from_numpy(m[:, -1]))
+        layers += [linear, torch.nn.Sigmoid()]
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    x, y = torch.from_numpy(COLORS.copy()), torch.from_numpy(LABELS.copy())
+
+    def step() -> None:
+        optimizer.zero_grad()
+        (0.5 * ((model(x) - y) ** 2).sum()).backward()
+        optimizer.step()
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000, help="steps per timing run")
+    parser.add_argument("--repeats", type=int, default=7, help="timing runs (median is reported)")
+    args = parser.parse_args(argv)
+
+    matrices = to_augmented(build_mlp(rng=0))
+    times = {
+        "numpy (hand-derived)": time_per_step(
+            numpy_step_factory(matrices), args.steps, args.repeats
+        ),
+        "tinygrad_edu": time_per_step(engine_step_factory(0), args.steps, args.repeats),
+    }
+    torch_step = torch_step_factory(matrices)
+    if torch_step is not None:
+        times["torch"] = time_per_step(torch_step, args.steps, args.repeats)
+    reference = times["numpy (hand-derived)"]
+    print(f"one training step of the 3-5-2-1 network on 10 colours (median of {args.repeats})")
+    for name, seconds in times.items():
+        print(f"  {name:22s} {seconds * 1e6:8.1f} us   {seconds / reference:5.2f}x numpy")
+    if "torch" not in times:
+        print("  torch                  not installed (pip install torch==2.13.0)")
+    return times
+
+
+if __name__ == "__main__":
+    main()

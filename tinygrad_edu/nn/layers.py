@@ -1,0 +1,114 @@
+"""Layers: ``Linear``, activations, ``Flatten`` and ``Sequential``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .module import Module
+
+
+class Linear(Module):
+    r"""Fully connected layer :math:`y = x W^T + b`.
+
+    ``weight`` has shape ``(out_features, in_features)`` and ``bias`` shape ``(out_features,)``.
+    Both start as :math:`U(-1/\sqrt{in}, 1/\sqrt{in})` (PyTorch's default); ``rng`` (a
+    ``numpy.random.Generator`` or seed) makes that reproducible.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
+    ) -> None:
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(
+                f"Linear needs positive sizes, got in_features={in_features}, "
+                f"out_features={out_features}"
+            )
+        self.in_features, self.out_features = in_features, out_features
+        generator = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(in_features)
+        self.weight = init.uniform((out_features, in_features), -bound, bound, generator, dtype)
+        self.bias = init.uniform((out_features,), -bound, bound, generator, dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        has_bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"
+
+
+class Sigmoid(Module):
+    r""":math:`\sigma(x) = 1 / (1 + e^{-x})`, elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class ReLU(Module):
+    """``max(x, 0)``, elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class Tanh(Module):
+    """``tanh(x)``, elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Flatten(Module):
+    """Merge all axes from ``start_axis`` on (default 1: keep the batch axis)."""
+
+    def __init__(self, start_axis: int = 1) -> None:
+        super().__init__()
+        self.start_axis = start_axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_axis)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}"
+
+
+class Sequential(Module):
+    """Modules applied in order; children are named ``"0"``, ``"1"``, ..."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(
+                    f"Sequential: argument {index} is a {type(module).__name__}, not a Module"
+                )
+            setattr(self, str(index), module)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        modules = list(self._modules.values())
+        try:
+            return modules[index]
+        except IndexError:
+            raise IndexError(f"Sequential has {len(modules)} modules, no index {index}") from None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
