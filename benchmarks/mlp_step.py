@@ -33,17 +33,23 @@ from tinygrad_edu.models.text_color import (
 LR = 0.2
 
 
-def time_per_step(step: Callable[[], None], steps: int, repeats: int) -> float:
-    """Median over ``repeats`` runs of the mean time per step, in seconds."""
-    for _ in range(min(steps, 50)):
-        step()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
+def time_per_step(steps_by_name: dict[str, Callable[[], None]], steps: int, repeats: int) -> dict:
+    """Median over ``repeats`` rounds of the mean time per step, in seconds, for each contender.
+
+    Every round times every contender in turn (round-robin), so a slow spell of the machine hits
+    all of them alike and the ratios stay fair.
+    """
+    for step in steps_by_name.values():
+        for _ in range(min(steps, 50)):
             step()
-        samples.append((time.perf_counter() - start) / steps)
-    return statistics.median(samples)
+    samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for _ in range(repeats):
+        for name, step in steps_by_name.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            samples[name].append((time.perf_counter() - start) / steps)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
@@ -100,15 +106,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     matrices = to_augmented(build_mlp(rng=0))
-    times = {
-        "numpy (hand-derived)": time_per_step(
-            numpy_step_factory(matrices), args.steps, args.repeats
-        ),
-        "tinygrad_edu": time_per_step(engine_step_factory(0), args.steps, args.repeats),
+    contenders = {
+        "numpy (hand-derived)": numpy_step_factory(matrices),
+        "tinygrad_edu": engine_step_factory(0),
     }
     torch_step = torch_step_factory(matrices)
     if torch_step is not None:
-        times["torch"] = time_per_step(torch_step, args.steps, args.repeats)
+        contenders["torch"] = torch_step
+    times = time_per_step(contenders, args.steps, args.repeats)
     reference = times["numpy (hand-derived)"]
     print(f"one training step of the 3-5-2-1 network on 10 colours (median of {args.repeats})")
     for name, seconds in times.items():

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 enabled = False
+#: true while a backward sweep runs: ops inside VJPs are then judged by the gradient they produce
+#: (attributed to the op whose VJP it is), not as forward results of the user's code
+in_backward = False
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,6 +68,8 @@ def _finite(array: np.ndarray) -> bool:
 
 def check_forward(op: Op, inputs: Sequence[Tensor], result: np.ndarray) -> None:
     """Record where ``op`` was created and raise if its forward result is not finite."""
+    if in_backward:
+        return
     op.created_at = user_code_location()
     if not _finite(result):
         raise AnomalyError(f"forward produced NaN/Inf in {_describe(op, inputs)}")

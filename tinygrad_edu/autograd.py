@@ -78,6 +78,25 @@ def _run(
         _add(grads, output, seed)
     delivered: dict[int, Tensor] = {}
     remaining = len(targets) if targets is not None else -1
+    outer_backward, anomaly.in_backward = anomaly.in_backward, True
+    try:
+        _sweep(heap, grads, leaves, targets, delivered, remaining, retain_graph, create_graph)
+    finally:
+        anomaly.in_backward = outer_backward
+    return delivered
+
+
+def _sweep(
+    heap: list,
+    grads: dict[int, Tensor],
+    leaves: list[Tensor],
+    targets: set[int] | None,
+    delivered: dict[int, Tensor],
+    remaining: int,
+    retain_graph: bool,
+    create_graph: bool,
+) -> None:
+    """Pop nodes in decreasing sequence order, apply their VJPs, then deliver the leaves."""
     with graph._GradMode(create_graph):
         while heap and remaining:
             tensor = heapq.heappop(heap)[2]
@@ -108,12 +127,9 @@ def _run(
                 _accumulate(leaf, g, create_graph)
             elif id(leaf) in targets:
                 delivered[id(leaf)] = g
-    return delivered
 
 
-def _discover(
-    tensor: Tensor, grads: dict[int, Tensor], heap: list, leaves: list[Tensor]
-) -> None:
+def _discover(tensor: Tensor, grads: dict[int, Tensor], heap: list, leaves: list[Tensor]) -> None:
     """First gradient for ``tensor``: schedule its node, or remember it as a leaf."""
     node = tensor._node
     if node is None:

@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 def _tensor_label(t: Tensor, name: str | None) -> str:
     parts = [name] if name else []
-    parts.append(f"{t.shape}" if t.ndim else "scalar")
+    if t.ndim:
+        parts.append(f"{t.shape}")
+    elif not t.requires_grad and not name:  # a constant such as the 0.5 in 0.5 * x
+        parts.append(f"{t.item():.4g}")
+    else:
+        parts.append("scalar")
     if t.grad is not None:
         parts.append(f"|grad| = {float(np.linalg.norm(t.grad.data)):.3g}")
     return "\\n".join(parts)
@@ -40,7 +45,7 @@ def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
         ``{id(p): n for n, p in model.named_parameters()}``.
     """
     names = names or {}
-    lines = ["digraph graph {", "  rankdir=BT;", '  node [fontname="monospace"];']
+    lines = ["digraph computation {", "  rankdir=BT;", '  node [fontname="monospace"];']
     seen: set[int] = set()
     stack = [root]
     while stack:

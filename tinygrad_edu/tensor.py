@@ -182,11 +182,15 @@ class Tensor:
         """Clear the accumulated gradient (sets ``.grad`` to ``None``)."""
         self.grad = None
 
-    def to_dot(self, **options: Any) -> str:
-        """The graph behind this tensor as Graphviz DOT text (see :mod:`tinygrad_edu.dot`)."""
+    def to_dot(self, names: dict[int, str] | None = None) -> str:
+        """The graph behind this tensor as Graphviz DOT text (see :mod:`tinygrad_edu.dot`).
+
+        ``names`` optionally labels tensors by ``id``, e.g.
+        ``{id(p): n for n, p in model.named_parameters()}``.
+        """
         from .dot import graph_to_dot
 
-        return graph_to_dot(self, **options)
+        return graph_to_dot(self, names)
 
     # ------------------------------------------------------------------------ constructors
     @staticmethod

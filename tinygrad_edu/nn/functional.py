@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import ops
 from ..graph import ShapeError
 from ..tensor import Tensor
 
@@ -45,8 +46,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}) but "
             f"the weight expects {weight.shape[1]} (weight shape {weight.shape})"
         )
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    if bias is None:
+        return ops.Linear.apply(x, weight)
+    return ops.Linear.apply(x, weight, bias)
 
 
 def sigmoid(x: Tensor) -> Tensor:
