@@ -48,6 +48,64 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"
 
 
+class Conv2d(Module):
+    r"""2-D convolution layer (NCHW, PyTorch weight layout ``(out, in, kh, kw)``).
+
+    Weights and bias start as :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})` with
+    :math:`fan_{in} = in \cdot kh \cdot kw` (PyTorch's default).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
+    ) -> None:
+        super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        if min(in_channels, out_channels, kh, kw) <= 0:
+            raise ValueError(
+                f"Conv2d needs positive sizes, got in={in_channels}, out={out_channels}, "
+                f"kernel={kernel_size}"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        generator = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(in_channels * kh * kw)
+        shape = (out_channels, in_channels, kh, kw)
+        self.weight = init.uniform(shape, -bound, bound, generator, dtype)
+        self.bias = init.uniform((out_channels,), -bound, bound, generator, dtype) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+
+
+class MaxPool2d(Module):
+    """Max pooling over ``kernel_size`` windows (NCHW); ``stride`` defaults to the kernel size."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
 class Sigmoid(Module):
     r""":math:`\sigma(x) = 1 / (1 + e^{-x})`, elementwise."""
 

@@ -1,0 +1,178 @@
+"""Convolution and max pooling: finite differences, kernel agreement, PyTorch, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor, nn
+from tinygrad_edu.nn import conv_kernels, winograd
+from tinygrad_edu.nn import functional as F
+from tinygrad_edu.testing import arrays
+
+
+@st.composite
+def conv_cases(draw, max_side=5):
+    """Small NCHW inputs with random kernel, stride, padding (the kernel always fits)."""
+    n, c, k = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kh = draw(st.integers(1, 3))
+    padding = draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * padding), max_side))
+    w = draw(st.integers(max(1, kh - 2 * padding), max_side))
+    stride = draw(st.integers(1, 3))
+    x = draw(arrays((n, c, h, w)))
+    weight = draw(arrays((k, c, kh, kh)))
+    bias = draw(arrays((k,)))
+    return x, weight, bias, stride, padding
+
+
+def _conv(stride, padding):
+    return lambda x, w, b: F.conv2d(x, w, b, stride, padding)
+
+
+@given(conv_cases())
+def test_conv2d_first_order(case):
+    x, w, b, stride, padding = case
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradcheck(_conv(stride, padding), inputs)
+
+
+@given(conv_cases(max_side=4))
+def test_conv2d_second_order(case):
+    x, w, b, stride, padding = case
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradgradcheck(_conv(stride, padding), inputs)
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 3))
+    h, w = draw(st.integers(kernel, 6)), draw(st.integers(kernel, 6))
+    # distinct values on a grid: no ties, so finite differences see one winner per window
+    x = draw(
+        arrays(
+            (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w),
+            spacing=0.1,
+            unique=True,
+            low=-5,
+            high=5,
+        )
+    )
+    return x, kernel, stride
+
+
+@given(pool_cases())
+def test_max_pool_first_and_second_order(case):
+    x, kernel, stride = case
+    t = Tensor(x, requires_grad=True)
+    assert tg.gradcheck(lambda a: F.max_pool2d(a, kernel, stride), [t])
+    assert tg.gradgradcheck(lambda a: F.max_pool2d(a, kernel, stride) ** 2, [t])
+
+
+@given(data=st.data())
+def test_winograd_equals_im2col_on_any_size(data):
+    n, c, k = (
+        data.draw(st.integers(1, 4)),
+        data.draw(st.integers(1, 4)),
+        data.draw(st.integers(1, 4)),
+    )
+    h, w = data.draw(st.integers(1, 11)), data.draw(st.integers(1, 11))
+    budget = data.draw(st.sampled_from([1, 2000, 50_000, 2**22]))  # bands, images, whole batch
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    x = rng.standard_normal((n, h, w, c))
+    weight = rng.standard_normal((k, c, 3, 3))
+    np.testing.assert_allclose(
+        winograd.conv3x3(x, weight, chunk_budget=budget),
+        conv_kernels._im2col_conv(x, weight, 1, 1),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_winograd_path_is_used_and_correct_through_the_op():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 32, 33, 34)), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 32, 3, 3)) * 0.1, requires_grad=True)
+    assert conv_kernels._use_winograd(3, 3, 1, 1, 32, 33, 34)
+    y = F.conv2d(x, w, padding=1)
+    expected = conv_kernels._im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(
+        0, 3, 1, 2
+    )
+    np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(y.shape)
+    gx, gw = tg.grad(y, [x, w], grad_outputs=Tensor(g))
+    # <g, conv(x, w)> is linear in x: its gradient w.r.t. x at any x, dotted with x, gives it back
+    assert np.vdot(gx.data, x.data) == pytest.approx(np.vdot(g, y.data), rel=1e-9)
+    assert np.vdot(gw.data, w.data) == pytest.approx(np.vdot(g, y.data), rel=1e-9)
+
+
+def test_float32_stays_float32_and_frozen_weights_get_no_gradient():
+    x = Tensor(np.ones((1, 2, 5, 5), dtype=np.float32), requires_grad=True)
+    layer = nn.Conv2d(2, 3, 3, padding=1, rng=0).requires_grad_(False)
+    y = layer(x)
+    assert y.dtype == np.float32
+    with tg.trace() as t:
+        y.sum().backward()
+    assert [s.op for s in t.steps] == ["sum", "conv2d"]
+    assert t.steps[1].grad_input_norms[1:] == (None, None)  # no weight or bias gradient computed
+    assert layer.weight.grad is None and x.grad.dtype == np.float32
+
+
+def test_conv_layer_and_pool_layer_shapes():
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()
+    )
+    assert net(Tensor(np.ones((2, 3, 9, 9), dtype=np.float32))).shape == (2, 4 * 2 * 2)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+
+
+def test_conv_errors_name_the_shapes():
+    x, w = Tensor(np.ones((1, 3, 8, 8))), Tensor(np.ones((4, 2, 3, 3)))
+    with pytest.raises(
+        tg.ShapeError, match=r"3 channels.*\(1, 3, 8, 8\).*expects 2.*\(4, 2, 3, 3\)"
+    ):
+        F.conv2d(x, w)
+    with pytest.raises(tg.ShapeError, match=r"needs input \(N, C, H, W\).*\(3, 8, 8\)"):
+        F.conv2d(Tensor(np.ones((3, 8, 8))), w)
+    with pytest.raises(tg.ShapeError, match="larger than the padded input"):
+        F.conv2d(Tensor(np.ones((1, 2, 2, 2))), w)
+    with pytest.raises(tg.ShapeError, match=r"bias must have shape \(4,\)"):
+        F.conv2d(Tensor(np.ones((1, 2, 8, 8))), w, Tensor(np.ones(3)))
+    with pytest.raises(tg.ShapeError, match="does not fit"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 2, 2))), 3)
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(Tensor(np.ones((1, 2, 8, 8))), w, stride=0)
+
+
+# ----------------------------------------------------------------------------- PyTorch
+@given(conv_cases(max_side=7))
+def test_conv_and_pool_agree_with_pytorch(case):
+    torch = pytest.importorskip("torch")
+    x, w, b, stride, padding = case
+    ours = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv2d(*ours, stride=stride, padding=padding)
+    yt = torch.nn.functional.conv2d(*theirs, stride=stride, padding=padding)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if min(y.shape[2:]) >= 2:
+        y = F.max_pool2d(y, 2, 1)
+        yt = torch.nn.functional.max_pool2d(yt, 2, 1)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    grads = tg.grad(y, ours, grad_outputs=Tensor(g))
+    grads_t = torch.autograd.grad(yt, theirs, torch.tensor(g))
+    for a, b_ in zip(grads, grads_t):
+        np.testing.assert_allclose(a.data, b_.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_vgg_sized_layer_float32_agrees_with_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 64, 40, 40)).astype(np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+    ours = F.conv2d(Tensor(x), Tensor(w), padding=1).data
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,167 @@
+r"""Convolution and max pooling as ops of the graph, their VJPs beside them.
+
+Convolution closes under differentiation. For the trilinear form
+:math:`T(x, w, y) = \langle \mathrm{conv}(x, w), y \rangle` the three partial derivatives are
+
+* :math:`\partial T / \partial y = \mathrm{conv}(x, w)` -- :class:`Conv2d`,
+* :math:`\partial T / \partial x = \mathrm{conv\_transpose}(y, w)` -- :class:`Conv2dInputGrad`,
+* :math:`\partial T / \partial w = \mathrm{conv\_weight}(x, y)` -- :class:`Conv2dWeightGrad`,
+
+so the VJP of each is written with the other two, and gradients of gradients work to any order.
+The arithmetic lives in :mod:`.conv_kernels`.
+"""
+
+from __future__ import annotations
+
+from ..graph import Op
+from . import conv_kernels as K
+
+
+class Conv2d(Op):
+    r"""y = conv(x, w) + b, NCHW, cross-correlation (no kernel flip), PyTorch weight layout.
+
+    :math:`\bar x = \mathrm{conv\_transpose}(\bar y, w)`,
+    :math:`\bar w = \mathrm{conv\_weight}(x, \bar y)`,
+    :math:`\bar b = \sum_{n,i,j} \bar y_{n,k,i,j}`. Gradients nobody asked for (frozen weights)
+    are not computed.
+    """
+
+    name = "conv2d"
+
+    def __init__(self, stride: int, padding: int) -> None:
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, w, b=None):
+        y = K.conv2d(x, w, self.stride, self.padding)
+        if b is not None:
+            y = y + b.reshape(1, -1, 1, 1)
+        return y
+
+    def vjp(self, g, out, x, w, b=None):
+        need_x, need_w = self.needs_input_grad[:2]
+        grad_x = (
+            Conv2dInputGrad.apply(
+                g, w, input_hw=x.shape[2:], stride=self.stride, padding=self.padding
+            )
+            if need_x
+            else None
+        )
+        grad_w = (
+            Conv2dWeightGrad.apply(
+                x, g, kernel_hw=w.shape[2:], stride=self.stride, padding=self.padding
+            )
+            if need_w
+            else None
+        )
+        grad_b = g.sum(axis=(0, 2, 3)) if b is not None and self.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class Conv2dInputGrad(Op):
+    r"""z = conv_transpose(g, w): the input gradient of :class:`Conv2d` as an op.
+
+    Linear in ``g`` and in ``w``: :math:`\bar g = \mathrm{conv}(\bar z, w)` and
+    :math:`\bar w = \mathrm{conv\_weight}(\bar z, g)`.
+    """
+
+    name = "conv2d_input_grad"
+
+    def __init__(self, input_hw: tuple[int, int], stride: int, padding: int) -> None:
+        self.input_hw, self.stride, self.padding = tuple(input_hw), stride, padding
+
+    def forward(self, g, w):
+        return K.conv2d_input_grad(g, w, self.input_hw, self.stride, self.padding)
+
+    def vjp(self, gz, out, g, w):
+        need_g, need_w = self.needs_input_grad
+        grad_g = Conv2d.apply(gz, w, stride=self.stride, padding=self.padding) if need_g else None
+        grad_w = (
+            Conv2dWeightGrad.apply(
+                gz, g, kernel_hw=w.shape[2:], stride=self.stride, padding=self.padding
+            )
+            if need_w
+            else None
+        )
+        return grad_g, grad_w
+
+
+class Conv2dWeightGrad(Op):
+    r"""z = conv_weight(x, g): the weight gradient of :class:`Conv2d` as an op.
+
+    Linear in ``x`` and in ``g``: :math:`\bar x = \mathrm{conv\_transpose}(g, \bar z)` and
+    :math:`\bar g = \mathrm{conv}(x, \bar z)`.
+    """
+
+    name = "conv2d_weight_grad"
+
+    def __init__(self, kernel_hw: tuple[int, int], stride: int, padding: int) -> None:
+        self.kernel_hw, self.stride, self.padding = tuple(kernel_hw), stride, padding
+
+    def forward(self, x, g):
+        return K.conv2d_weight_grad(x, g, self.kernel_hw, self.stride, self.padding)
+
+    def vjp(self, gz, out, x, g):
+        need_x, need_g = self.needs_input_grad
+        grad_x = (
+            Conv2dInputGrad.apply(
+                g, gz, input_hw=x.shape[2:], stride=self.stride, padding=self.padding
+            )
+            if need_x
+            else None
+        )
+        grad_g = Conv2d.apply(x, gz, stride=self.stride, padding=self.padding) if need_g else None
+        return grad_x, grad_g
+
+
+class MaxPool2d(Op):
+    r"""y = max over each ``k x k`` window (stride ``s``), NCHW.
+
+    :math:`\bar x` routes each :math:`\bar y` to the position that won its window (the first
+    maximum, as PyTorch does); that routing is the op :class:`MaxPoolScatter`.
+    """
+
+    name = "max_pool2d"
+
+    def __init__(self, kernel: int, stride: int) -> None:
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x):
+        y, self.choice = K.max_pool2d(x, self.kernel, self.stride)
+        return y
+
+    def vjp(self, g, out, x):
+        return MaxPoolScatter.apply(g, pool=self, input_shape=x.shape)
+
+
+class MaxPoolScatter(Op):
+    r"""z = the pooling gradient: ``g`` written at the winning positions, zeros elsewhere.
+
+    Linear in ``g``; its VJP reads the winning positions back (:class:`MaxPoolGather`).
+    """
+
+    name = "max_pool2d_scatter"
+
+    def __init__(self, pool: MaxPool2d, input_shape: tuple[int, ...]) -> None:
+        self.pool, self.input_shape = pool, tuple(input_shape)
+
+    def forward(self, g):
+        p = self.pool
+        return K.max_pool2d_scatter(g, p.choice, self.input_shape, p.kernel, p.stride)
+
+    def vjp(self, gz, out, g):
+        return MaxPoolGather.apply(gz, pool=self.pool, input_shape=self.input_shape)
+
+
+class MaxPoolGather(Op):
+    r"""z = the values at each window's winning position; adjoint of :class:`MaxPoolScatter`."""
+
+    name = "max_pool2d_gather"
+
+    def __init__(self, pool: MaxPool2d, input_shape: tuple[int, ...]) -> None:
+        self.pool, self.input_shape = pool, input_shape
+
+    def forward(self, x):
+        return K.max_pool2d_gather(x, self.pool.choice, self.pool.kernel, self.pool.stride)
+
+    def vjp(self, gz, out, x):
+        return MaxPoolScatter.apply(gz, pool=self.pool, input_shape=self.input_shape)
