@@ -150,7 +150,7 @@ def test_conv_errors_name_the_shapes():
 
 # ----------------------------------------------------------------------------- PyTorch
 @given(conv_cases(max_side=7))
-def test_conv_and_pool_agree_with_pytorch(case):
+def test_conv_agrees_with_pytorch(case):
     torch = pytest.importorskip("torch")
     x, w, b, stride, padding = case
     ours = [Tensor(a, requires_grad=True) for a in (x, w, b)]
@@ -158,14 +158,32 @@ def test_conv_and_pool_agree_with_pytorch(case):
     y = F.conv2d(*ours, stride=stride, padding=padding)
     yt = torch.nn.functional.conv2d(*theirs, stride=stride, padding=padding)
     np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-    if min(y.shape[2:]) >= 2:
-        y = F.max_pool2d(y, 2, 1)
-        yt = torch.nn.functional.max_pool2d(yt, 2, 1)
     g = np.random.default_rng(0).standard_normal(y.shape)
     grads = tg.grad(y, ours, grad_outputs=Tensor(g))
     grads_t = torch.autograd.grad(yt, theirs, torch.tensor(g))
     for a, b_ in zip(grads, grads_t):
         np.testing.assert_allclose(a.data, b_.numpy(), rtol=1e-9, atol=1e-11)
+
+
+@given(
+    shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(2, 7), st.integers(2, 7)),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_max_pool_ties_and_gradients_agree_with_pytorch(shape, kernel, stride, seed):
+    """Inputs from {0, 1, 2}: many exact ties, so the first-maximum rule must match PyTorch's."""
+    torch = pytest.importorskip("torch")
+    kernel = min(kernel, shape[2], shape[3])
+    x = np.random.default_rng(seed).integers(0, 3, shape).astype(np.float64)
+    ours, theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y = F.max_pool2d(ours, kernel, stride)
+    yt = torch.nn.functional.max_pool2d(theirs, kernel, stride)
+    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    (gx,) = tg.grad(y, [ours], grad_outputs=Tensor(g))
+    (gxt,) = torch.autograd.grad(yt, [theirs], torch.tensor(g))
+    np.testing.assert_allclose(gx.data, gxt.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_vgg_sized_layer_float32_agrees_with_pytorch():

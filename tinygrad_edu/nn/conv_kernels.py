@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import winograd
+from .weight_cache import LAYOUTS
 
 #: upper bound, in bytes, for the temporary im2col matrix of one chunk
 IM2COL_BUDGET = 16 * 2**20
@@ -92,13 +93,30 @@ def _use_winograd(
     )
 
 
-def _im2col_conv(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
-    """NHWC ``x`` (N, H, W, C) with weights ``w`` (K, C, kh, kw) -> NHWC (N, Ho, Wo, K)."""
+def im2col_matrix(w: np.ndarray) -> np.ndarray:
+    """Kernel ``(K, C, kh, kw)`` as the ``(kh*kw*C, K)`` matrix that multiplies im2col rows."""
+    k, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, k)
+
+
+def flipped(w: np.ndarray) -> np.ndarray:
+    """Kernel rotated by 180 degrees with in/out channels swapped: ``(C, K, kh, kw)``."""
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _im2col_conv(
+    x: np.ndarray, w: np.ndarray, stride: int, padding: int, kernel: np.ndarray | None = None
+) -> np.ndarray:
+    """NHWC ``x`` (N, H, W, C) with weights ``w`` (K, C, kh, kw) -> NHWC (N, Ho, Wo, K).
+
+    ``kernel`` is ``im2col_matrix(w)`` when the caller has it already.
+    """
     k, c, kh, kw = w.shape
     padded = _pad(x, padding)
     windows = _windows(padded, kh, kw, stride)
     n, ho, wo = windows.shape[:3]
-    kernel = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, k)
+    if kernel is None:
+        kernel = im2col_matrix(w)
     out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
     image_bytes = ho * wo * kh * kw * c * x.itemsize
     step = max(1, IM2COL_BUDGET // max(image_bytes, 1))
@@ -119,8 +137,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0) -> n
     _, c, kh, kw = w.shape
     x_nhwc = nhwc(x)
     if _use_winograd(kh, kw, stride, padding, c, *x.shape[2:]):
-        return as_nchw(winograd.conv3x3(x_nhwc, w))
-    return as_nchw(_im2col_conv(x_nhwc, w, stride, padding))
+        u = LAYOUTS.get(w, "winograd", winograd.transform_kernel)
+        return as_nchw(winograd.conv3x3(x_nhwc, w, u=u))
+    kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
+    return as_nchw(_im2col_conv(x_nhwc, w, stride, padding, kernel))
 
 
 def conv2d_input_grad(
@@ -135,17 +155,19 @@ def conv2d_input_grad(
     """
     k, _, kh, kw = w.shape
     h, wd = input_hw
-    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, K, kh, kw)
+    rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
     g_nhwc = nhwc(g)
     if _use_winograd(kh, kw, stride, padding, k, h, wd) and g.shape[2:] == (h, wd):
-        return as_nchw(winograd.conv3x3(g_nhwc, flipped))
+        u = LAYOUTS.get(w, "winograd_flipped", lambda w: winograd.transform_kernel(flipped(w)))
+        return as_nchw(winograd.conv3x3(g_nhwc, rotated, u=u))
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
         dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), dtype=g.dtype)
         dilated[:, ::stride, ::stride] = g_nhwc
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
-    return as_nchw(_im2col_conv(grown, flipped, 1, 0))
+    kernel = LAYOUTS.get(w, "im2col_flipped", lambda w: im2col_matrix(flipped(w)))
+    return as_nchw(_im2col_conv(grown, rotated, 1, 0, kernel))
 
 
 def _pad_asymmetric(
@@ -188,13 +210,33 @@ def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.
     """Max over ``kernel x kernel`` windows, NCHW. Returns ``(y, choice)`` where ``choice`` holds,
     per output, the flat index (row-major within the window) of the first maximum."""
     x_nhwc = nhwc(x)
+    if kernel == stride == 2:
+        return _max_pool_2x2(x_nhwc)
     windows = _windows(x_nhwc, kernel, kernel, stride)
     n, ho, wo = windows.shape[:3]
     c = x_nhwc.shape[3]
     flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, ho, wo, c, kernel * kernel)
-    choice = flat.argmax(axis=4).astype(np.int32)
+    choice = flat.argmax(axis=4).astype(np.int8 if kernel * kernel < 128 else np.int32)
     y = np.take_along_axis(flat, choice[..., None], axis=4)[..., 0]
     return as_nchw(y), choice
+
+
+def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The common 2x2, stride-2 case on NHWC ``x``: four strided views instead of a window copy.
+
+    Position ``p`` of a window is ``(p // 2, p % 2)``; on ties the earlier position wins.
+    """
+    v0, v1, v2, v3 = _quarters(x)
+    top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
+    lower_wins = bottom > top
+    choice = np.where(lower_wins, (v3 > v2).astype(np.int8) + 2, (v1 > v0).astype(np.int8))
+    return as_nchw(np.maximum(top, bottom)), choice
+
+
+def _quarters(x: np.ndarray) -> list[np.ndarray]:
+    """The four positions of every 2x2 window of NHWC ``x``, as strided views."""
+    ho, wo = x.shape[1] // 2, x.shape[2] // 2
+    return [x[:, r : 2 * ho : 2, q : 2 * wo : 2] for r in (0, 1) for q in (0, 1)]
 
 
 def max_pool2d_scatter(
@@ -205,6 +247,10 @@ def max_pool2d_scatter(
     g_nhwc = nhwc(g)
     ho, wo = g_nhwc.shape[1:3]
     out = np.zeros((n, h, w, c), dtype=g.dtype)
+    if kernel == stride == 2:
+        for position, target in enumerate(_quarters(out)):
+            np.copyto(target, g_nhwc, where=choice == position)
+        return as_nchw(out)
     rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
     cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel
     batch = np.arange(n)[:, None, None, None]
@@ -221,6 +267,8 @@ def max_pool2d_gather(
 ) -> np.ndarray:
     """The adjoint of :func:`max_pool2d_scatter`: read each window's winning position."""
     x_nhwc = nhwc(g_input)
+    if kernel == stride == 2:
+        return as_nchw(np.choose(choice, _quarters(x_nhwc)))
     n, ho, wo, c = choice.shape
     rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
     cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel

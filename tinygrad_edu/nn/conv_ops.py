@@ -13,6 +13,8 @@ The arithmetic lives in :mod:`.conv_kernels`.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..graph import Op
 from . import conv_kernels as K
 
@@ -32,9 +34,10 @@ class Conv2d(Op):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, w, b=None):
-        y = K.conv2d(x, w, self.stride, self.padding)
+        y = K.conv2d(x, w, self.stride, self.padding)  # a fresh array: the bias goes in place
         if b is not None:
-            y = y + b.reshape(1, -1, 1, 1)
+            y = y.astype(np.result_type(y, b), copy=False)
+            y += b.reshape(1, -1, 1, 1)
         return y
 
     def vjp(self, g, out, x, w, b=None):

@@ -70,20 +70,24 @@ def _transform_output(m: np.ndarray, n: int, th: int, tw: int, out: np.ndarray) 
         block -= s[3]
 
 
-def conv3x3(x: np.ndarray, w: np.ndarray, chunk_budget: int | None = None) -> np.ndarray:
+def conv3x3(
+    x: np.ndarray, w: np.ndarray, chunk_budget: int | None = None, u: np.ndarray | None = None
+) -> np.ndarray:
     """3x3 cross-correlation, stride 1, padding 1: NHWC ``x`` (N, H, W, C), ``w`` (K, C, 3, 3)
     -> NHWC (N, H, W, K).
 
     Works through chunks small enough for the transformed tiles to stay in cache: several whole
     images when they are small, else bands of tile rows of one image. The chunk buffers are
     allocated once and reused (fresh large allocations cost a page fault per 4 KiB).
-    ``chunk_budget`` (bytes, default :data:`CHUNK_BUDGET`) sets the chunk size.
+    ``chunk_budget`` (bytes, default :data:`CHUNK_BUDGET`) sets the chunk size; ``u`` is
+    ``transform_kernel(w)`` when the caller has it already.
     """
     budget = CHUNK_BUDGET if chunk_budget is None else chunk_budget
     n, h, width, c = x.shape
     k = w.shape[0]
     dtype = np.result_type(x, w)
-    u = transform_kernel(w.astype(dtype, copy=False))
+    u = transform_kernel(w) if u is None else u
+    u = u.astype(dtype, copy=False)
     th, tw = (h + 1) // 2, (width + 1) // 2
     result = np.empty((n, 2 * th, 2 * tw, k), dtype=dtype)
     tile_row_bytes = 16 * tw * max(c, k) * np.dtype(dtype).itemsize
