@@ -64,9 +64,19 @@ class _InferenceDropout(nn.Module):
 
 
 class VGG16(nn.Module):
-    """VGG16: ``features`` (torchvision indices), optional ``classifier``; see the module doc."""
+    """VGG16: ``features`` (torchvision indices), optional ``classifier``; see the module doc.
 
-    def __init__(self, include_top: bool = False, input_space: str = "caffe", rng=None) -> None:
+    ``rng`` seeds the random initialisation; ``initialise=False`` leaves zeros for weights that
+    are about to be loaded (initialising 138M parameters only to overwrite them takes seconds).
+    """
+
+    def __init__(
+        self,
+        include_top: bool = False,
+        input_space: str = "caffe",
+        rng=None,
+        initialise: bool = True,
+    ) -> None:
         super().__init__()
         if input_space not in ("caffe", "torch"):
             raise ValueError(f"input_space must be 'caffe' or 'torch', got {input_space!r}")
@@ -77,7 +87,8 @@ class VGG16(nn.Module):
         self.keras_layers: dict[str, tuple[str, int]] = {}
         for name, kind, c_in, c_out in _feature_layout():
             if kind == "conv":
-                modules += [nn.Conv2d(c_in, c_out, 3, padding=1, rng=generator), nn.ReLU()]
+                conv = nn.Conv2d(c_in, c_out, 3, padding=1, rng=generator, initialise=initialise)
+                modules += [conv, nn.ReLU()]
                 self.keras_layers[name] = (f"features.{len(modules) - 2}", len(modules) - 1)
             else:
                 modules.append(nn.MaxPool2d(2))
@@ -85,14 +96,15 @@ class VGG16(nn.Module):
         self.features = nn.Sequential(*modules)
         self.classifier = None
         if include_top:
+            options = {"rng": generator, "initialise": initialise}
             self.classifier = nn.Sequential(
-                nn.Linear(25088, 4096, rng=generator),
+                nn.Linear(25088, 4096, **options),
                 nn.ReLU(),
                 _InferenceDropout(),
-                nn.Linear(4096, 4096, rng=generator),
+                nn.Linear(4096, 4096, **options),
                 nn.ReLU(),
                 _InferenceDropout(),
-                nn.Linear(4096, 1000, rng=generator),
+                nn.Linear(4096, 1000, **options),
             )
 
     # ------------------------------------------------------------------ names
@@ -254,7 +266,8 @@ def vgg16(weights: str | os.PathLike | None = None, rng=None) -> VGG16:
     kind, arrays = read_weights(path)
     keras = kind == "keras_h5"
     has_top = ("fc1/0" in arrays) if keras else ("classifier.0.weight" in arrays)
-    model = VGG16(include_top=has_top, input_space="caffe" if keras else "torch", rng=0)
+    space = "caffe" if keras else "torch"
+    model = VGG16(include_top=has_top, input_space=space, initialise=False)
     model.load_weights(arrays, kind, str(path))
     model.requires_grad_(False)
     return model

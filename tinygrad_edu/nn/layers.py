@@ -12,12 +12,25 @@ from . import init
 from .module import Module
 
 
+def _parameters(shape, bias: bool, bound: float, rng, dtype, initialise: bool):
+    """(weight, bias): :math:`U(-bound, bound)` entries, or zeros when not ``initialise``."""
+    if not initialise:
+        weight = Tensor(np.zeros(shape, dtype=dtype), requires_grad=True)
+        return weight, (
+            Tensor(np.zeros(shape[0], dtype=dtype), requires_grad=True) if bias else None
+        )
+    generator = np.random.default_rng(rng)
+    weight = init.uniform(shape, -bound, bound, generator, dtype)
+    return weight, (init.uniform((shape[0],), -bound, bound, generator, dtype) if bias else None)
+
+
 class Linear(Module):
     r"""Fully connected layer :math:`y = x W^T + b`.
 
     ``weight`` has shape ``(out_features, in_features)`` and ``bias`` shape ``(out_features,)``.
     Both start as :math:`U(-1/\sqrt{in}, 1/\sqrt{in})` (PyTorch's default); ``rng`` (a
-    ``numpy.random.Generator`` or seed) makes that reproducible.
+    ``numpy.random.Generator`` or seed) makes that reproducible. ``initialise=False`` leaves
+    zeros instead, for layers whose weights are about to be loaded.
     """
 
     def __init__(
@@ -27,6 +40,7 @@ class Linear(Module):
         bias: bool = True,
         rng: np.random.Generator | int | None = None,
         dtype: type = np.float32,
+        initialise: bool = True,
     ) -> None:
         super().__init__()
         if in_features <= 0 or out_features <= 0:
@@ -35,10 +49,9 @@ class Linear(Module):
                 f"out_features={out_features}"
             )
         self.in_features, self.out_features = in_features, out_features
-        generator = np.random.default_rng(rng)
-        bound = 1.0 / np.sqrt(in_features)
-        self.weight = init.uniform((out_features, in_features), -bound, bound, generator, dtype)
-        self.bias = init.uniform((out_features,), -bound, bound, generator, dtype) if bias else None
+        self.weight, self.bias = _parameters(
+            (out_features, in_features), bias, 1.0 / np.sqrt(in_features), rng, dtype, initialise
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -52,7 +65,8 @@ class Conv2d(Module):
     r"""2-D convolution layer (NCHW, PyTorch weight layout ``(out, in, kh, kw)``).
 
     Weights and bias start as :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})` with
-    :math:`fan_{in} = in \cdot kh \cdot kw` (PyTorch's default).
+    :math:`fan_{in} = in \cdot kh \cdot kw` (PyTorch's default); ``initialise=False`` leaves
+    zeros, for layers whose weights are about to be loaded.
     """
 
     def __init__(
@@ -65,6 +79,7 @@ class Conv2d(Module):
         bias: bool = True,
         rng: np.random.Generator | int | None = None,
         dtype: type = np.float32,
+        initialise: bool = True,
     ) -> None:
         super().__init__()
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -75,11 +90,9 @@ class Conv2d(Module):
             )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        generator = np.random.default_rng(rng)
         bound = 1.0 / np.sqrt(in_channels * kh * kw)
         shape = (out_channels, in_channels, kh, kw)
-        self.weight = init.uniform(shape, -bound, bound, generator, dtype)
-        self.bias = init.uniform((out_channels,), -bound, bound, generator, dtype) if bias else None
+        self.weight, self.bias = _parameters(shape, bias, bound, rng, dtype, initialise)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
