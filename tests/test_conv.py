@@ -97,7 +97,7 @@ def test_winograd_path_is_used_and_correct_through_the_op():
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 32, 33, 34)), requires_grad=True)
     w = Tensor(rng.standard_normal((3, 32, 3, 3)) * 0.1, requires_grad=True)
-    assert conv_kernels._use_winograd(3, 3, 1, 1, 32, 33, 34)
+    assert conv_kernels._use_winograd(3, 3, 1, 1, 32, 3)
     y = F.conv2d(x, w, padding=1)
     expected = conv_kernels._im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(
         0, 3, 1, 2
@@ -194,3 +194,43 @@ def test_vgg_sized_layer_float32_agrees_with_pytorch():
     ours = F.conv2d(Tensor(x), Tensor(w), padding=1).data
     theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- layout cache
+def test_layout_cache_never_serves_a_stale_layout():
+    from tinygrad_edu.nn.weight_cache import LayoutCache
+
+    cache = LayoutCache(min_bytes=0)
+    calls = []
+
+    def make(w):
+        calls.append(1)
+        return w * 2
+
+    w = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(cache.get(w, "double", make), w * 2)
+    cache.get(w, "double", make)
+    assert len(calls) == 1  # served from the cache
+    w[1, 2] = -5.0  # edited in place, as an optimizer would
+    np.testing.assert_array_equal(cache.get(w, "double", make), w * 2)
+    assert len(calls) == 2
+
+
+def test_layout_cache_is_bounded():
+    from tinygrad_edu.nn.weight_cache import LayoutCache
+
+    cache = LayoutCache(max_bytes=3 * 800, min_bytes=0)
+    kept = [np.full(100, float(i)) for i in range(5)]  # 800 bytes each, plus an 800-byte layout
+    for w in kept:
+        cache.get(w, "copy", np.copy)
+    assert len(cache._entries) == 1  # each entry needs 1600 bytes: only the newest fits
+
+
+def test_conv_results_follow_in_place_weight_updates():
+    layer = nn.Conv2d(64, 64, 3, padding=1, rng=0)  # big enough for the layout cache
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 64, 8, 8)).astype(np.float32))
+    before = layer(x).data.copy()
+    layer.weight.data *= 2  # in place: same array object
+    after = layer(x).data
+    bias = layer.bias.data[None, :, None, None]
+    np.testing.assert_allclose(after - bias, 2 * (before - bias), rtol=1e-5, atol=1e-5)

@@ -302,3 +302,27 @@ def test_classifier_loads_from_keras_and_torchvision_layouts_alike(tmp_path):
     assert from_torch(x, until="fc2").shape == (1, 4096)
     with pytest.raises(tg.ShapeError, match="7x7"):
         from_torch(Tensor(np.zeros((1, 3, 64, 64), np.float32)))
+
+
+@pytest.mark.skipif(not REAL_WEIGHTS.exists(), reason="real VGG16 weights not in ../shared/weights")
+def test_named_weights_come_from_the_cache(tmp_path, monkeypatch):
+    (tmp_path / REAL_WEIGHTS.name).symlink_to(REAL_WEIGHTS)
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    model = vgg16("keras")
+    assert model.input_space == "caffe" and len(model.conv_layer_names) == 13
+
+
+def test_named_weights_offline_say_how_to_use_a_local_file(tmp_path, monkeypatch):
+    from tinygrad_edu.io import download
+
+    monkeypatch.setenv("TINYGRAD_EDU_CACHE", str(tmp_path))
+    offline = download.RemoteFile(
+        "http://127.0.0.1:9/vgg16-397923af.pth", "vgg16-397923af.pth", sha256_prefix="397923af"
+    )
+    monkeypatch.setitem(download.KNOWN, "torchvision", offline)
+    with pytest.raises(
+        download.DownloadError,
+        match=r"127\.0\.0\.1:9/vgg16-397923af\.pth.*weights='/path/to/vgg16-397923af\.pth'",
+    ):
+        vgg16("torchvision")
+    assert list(tmp_path.iterdir()) == []

@@ -15,7 +15,7 @@ The three kernels are the three partial derivatives of one trilinear form
 * :func:`conv2d_weight_grad` = :math:`\partial T / \partial w`.
 
 Formulation (see ``docs/convolution.md`` for the measurements behind it): 3x3, stride-1,
-padding-1 convolutions on large images with enough channels use Winograd's minimal filtering
+padding-1 convolutions with enough input channels use Winograd's minimal filtering
 F(2x2, 3x3) (:mod:`.winograd`), which needs 2.25x fewer multiplications; everything else uses
 im2col (gather each output pixel's window into a row, one GEMM with the flattened kernel),
 processed in chunks of images through one reused buffer so memory stays bounded.
@@ -75,22 +75,16 @@ def _chunks(count: int, bytes_per_item: int):
         yield slice(start, min(count, start + step))
 
 
-def _use_winograd(
-    kh: int, kw: int, stride: int, padding: int, channels_in: int, height: int, width: int
-) -> bool:
-    """Winograd F(2x2, 3x3) for 3x3/stride 1/padding 1 convolutions on large enough images.
+def _use_winograd(kh: int, kw: int, stride: int, padding: int, c_in: int, c_out: int) -> bool:
+    """Winograd F(2x2, 3x3) for 3x3/stride 1/padding 1 convolutions with ``c_in >= 32`` channels
+    and no more output than input channels; im2col otherwise.
 
-    Measured per VGG layer (docs/convolution.md): its transforms are elementwise passes over 4x
-    the data, which pay off on big images with at least 32 channels; im2col wins on the 3-channel
-    input layer and on the deep 16x16 and 8x8 layers, where the GEMMs dominate anyway.
+    Measured per VGG layer shape (docs/convolution.md): Winograd saves GEMM work in proportion to
+    ``c_in * c_out`` but spends elementwise transforms on 4x the input (``c_in``) and output
+    (``c_out``) data; with few input channels (the RGB layer) or a widening layer, the
+    transforms cost more than they save.
     """
-    return (
-        kh == kw == 3
-        and stride == 1
-        and padding == 1
-        and channels_in >= 32
-        and height * width >= 32 * 32
-    )
+    return kh == kw == 3 and stride == 1 and padding == 1 and c_in >= 32 and c_out <= c_in
 
 
 def im2col_matrix(w: np.ndarray) -> np.ndarray:
@@ -136,7 +130,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0) -> n
     r"""Cross-correlation, NCHW: :math:`y_{nkij} = \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`."""
     _, c, kh, kw = w.shape
     x_nhwc = nhwc(x)
-    if _use_winograd(kh, kw, stride, padding, c, *x.shape[2:]):
+    if _use_winograd(kh, kw, stride, padding, c, w.shape[0]):
         u = LAYOUTS.get(w, "winograd", winograd.transform_kernel)
         return as_nchw(winograd.conv3x3(x_nhwc, w, u=u))
     kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
@@ -157,7 +151,7 @@ def conv2d_input_grad(
     h, wd = input_hw
     rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
     g_nhwc = nhwc(g)
-    if _use_winograd(kh, kw, stride, padding, k, h, wd) and g.shape[2:] == (h, wd):
+    if _use_winograd(kh, kw, stride, padding, k, w.shape[1]) and g.shape[2:] == (h, wd):
         u = LAYOUTS.get(w, "winograd_flipped", lambda w: winograd.transform_kernel(flipped(w)))
         return as_nchw(winograd.conv3x3(g_nhwc, rotated, u=u))
     n, ho, wo, _ = g_nhwc.shape
