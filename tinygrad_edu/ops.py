@@ -324,7 +324,7 @@ class ReLU(Op):
         return np.maximum(x, 0)
 
     def vjp(self, g, out, x):
-        return g * constant((x.data > 0).astype(g.dtype))
+        return g * constant(x.data > 0)  # float times bool: one pass, no float mask
 
 
 class Clip(Op):
@@ -515,6 +515,30 @@ def _is_advanced(index) -> bool:
     return any(isinstance(p, (list, np.ndarray)) for p in parts)
 
 
+def _may_repeat(index, shape: tuple[int, ...]) -> bool:
+    """Whether an advanced index can select a position twice (then scatter must accumulate).
+
+    Decided exactly for the common form -- one entry per leading axis, each an int, a slice or an
+    integer array -- by checking the (small) index arrays for duplicate coordinates; any other
+    form is assumed to repeat.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) > len(shape):
+        return True
+    arrays, sizes = [], []
+    for part, size in zip(parts, shape):
+        if isinstance(part, (list, np.ndarray)):
+            part = np.asarray(part)
+            if part.dtype.kind not in "iu":
+                return part.dtype.kind != "b" or part.ndim != 1  # a 1-d mask never repeats
+            arrays.append(part % size)
+            sizes.append(size)
+        elif not isinstance(part, (int, np.integer, slice)):
+            return True
+    coordinates = np.ravel_multi_index(tuple(np.broadcast_arrays(*arrays)), sizes).ravel()
+    return np.unique(coordinates).size != coordinates.size
+
+
 class GetItem(Op):
     r"""y = x[index] (basic slices, integer and boolean arrays).
 
@@ -535,21 +559,28 @@ class GetItem(Op):
             raise ValueError(f"index {self.index!r} does not fit: {err}") from None
 
     def vjp(self, g, out, x):
-        return ScatterAdd.apply(g, shape=x.shape, index=self.index)
+        return ScatterAdd.apply(g, shape=x.shape, index=self.index, like=x.data)
 
 
 class ScatterAdd(Op):
-    r"""y = zeros(shape); y[index] += x (repeats accumulate).   :math:`\bar x = ` ``g[index]``."""
+    r"""y = zeros(shape); y[index] += x (repeats accumulate).   :math:`\bar x = ` ``g[index]``.
+
+    ``like``, when given, is the array that was indexed: the zeros take its memory order, so the
+    gradient keeps the layout of the tensor it belongs to (NHWC activations stay NHWC).
+    """
 
     name = "scatter_add"
 
-    def __init__(self, shape: tuple[int, ...], index) -> None:
-        self.shape, self.index = shape, index
+    def __init__(self, shape: tuple[int, ...], index, like: np.ndarray | None = None) -> None:
+        self.shape, self.index, self.like = shape, index, like
 
     def forward(self, x):
-        y = np.zeros(self.shape, dtype=x.dtype)
-        if _is_advanced(self.index):
-            np.add.at(y, self.index, x)
+        if self.like is not None and self.like.shape == self.shape:
+            y = np.zeros_like(self.like, dtype=x.dtype)  # keeps its memory order (e.g. NHWC)
+        else:
+            y = np.zeros(self.shape, dtype=x.dtype)
+        if _is_advanced(self.index) and _may_repeat(self.index, self.shape):
+            np.add.at(y, self.index, x)  # accumulates repeated positions (slow, so only then)
         else:
             y[self.index] = x
         return y

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import text_color
+from . import text_color, visualize
 
 
 class CommandError(Exception):
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     text_color.add_commands(commands)
+    visualize.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,139 @@
+"""``tinygrad-edu visualize``: the document's filter grids (gradient ascent in input space)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..models.vgg import VGG16, vgg16
+from ..progress import progress_bar
+from ..vis import best, save_png, stitch, visualize_filters
+
+#: the five layers whose grids the document shows
+DOCUMENT_LAYERS = ("block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "visualize",
+        help="images that maximise VGG16 filters, as the document's 4x4 grids",
+        description=(
+            "For each layer: start from grey noise, run gradient ascent on each filter's mean "
+            "activation (the document's 'classic' algorithm, or 'improved' with robustness and "
+            "regularisation), drop filters stuck at zero, keep the best grid*grid by loss, and "
+            "write <out>/<layer>_<grid>x<grid>.png plus summary.json."
+        ),
+    )
+    p.add_argument(
+        "--weights",
+        default="keras",
+        help="a Keras .h5 / PyTorch .pth / .safetensors / .npz file, or 'keras' / 'torchvision' "
+        "to download the canonical file into the cache (default: keras)",
+    )
+    p.add_argument(
+        "--layers",
+        nargs="+",
+        default=["document"],
+        help="conv layers such as block1_conv1 block5_conv3, or 'document' for the document's "
+        f"five ({', '.join(DOCUMENT_LAYERS)}; the default)",
+    )
+    p.add_argument(
+        "--filters", type=int, default=200, help="filters scanned per layer (default 200)"
+    )
+    p.add_argument("--steps", type=int, default=20, help="ascent steps per filter (default 20)")
+    p.add_argument("--step-size", type=float, default=1.0, help="step size (default 1.0)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument(
+        "--grid", type=int, default=4, help="grid side: keep the best grid*grid (default 4)"
+    )
+    p.add_argument("--out", type=Path, default=Path("runs") / "filters", help="output folder")
+    p.add_argument("--mode", choices=["classic", "improved"], default="classic", help="algorithm")
+    p.add_argument("--batch", type=int, default=16, help="filters optimised at once (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start noise (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run_visualize)
+
+
+def resolve_layers(requested: list[str]) -> list[str]:
+    """Expand 'document' and check every name against VGG16's conv layers."""
+    valid = VGG16(initialise=False).conv_layer_names
+    layers: list[str] = []
+    for name in requested:
+        expanded = DOCUMENT_LAYERS if name == "document" else (name,)
+        for layer in expanded:
+            if layer not in valid:
+                raise ValueError(
+                    f"unknown layer {layer!r}: choose from {', '.join(valid)}, or 'document'"
+                )
+            if layer not in layers:
+                layers.append(layer)
+    return layers
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    layers = resolve_layers(args.layers)
+    if args.grid < 1 or args.filters < 1:
+        raise ValueError(
+            f"--grid and --filters must be at least 1, got {args.grid}, {args.filters}"
+        )
+    model = vgg16(args.weights)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    started = time.perf_counter()
+    for layer in layers:
+        layer_start = time.perf_counter()
+        scanned = min(args.filters, _channels(model, layer))
+        with progress_bar(scanned, layer, enabled=not args.no_progress, unit="filter") as bar:
+
+            def report(done: int, total: int, loss: float, bar=bar) -> None:
+                bar.update(1)
+                bar.set_postfix_str(f"loss {loss:.3g}", refresh=False)
+
+            results = visualize_filters(
+                model,
+                layer,
+                args.filters,
+                steps=args.steps,
+                step_size=args.step_size,
+                size=args.size,
+                batch=args.batch,
+                seed=args.seed,
+                mode=args.mode,
+                progress=report,
+            )
+        chosen = best(results, args.grid * args.grid)
+        path = args.out / f"{layer}_{args.grid}x{args.grid}.png"
+        if chosen:
+            save_png(path, stitch([image for _, image, _ in chosen], n=args.grid, margin=5))
+        seconds = time.perf_counter() - layer_start
+        summary.append(
+            {
+                "layer": layer,
+                "filters_scanned": scanned,
+                "filters_kept": len(results),
+                "in_grid": [index for index, _, _ in chosen],
+                "best_loss": chosen[0][2] if chosen else None,
+                "seconds": round(seconds, 1),
+                "grid": str(path) if chosen else None,
+            }
+        )
+    total = time.perf_counter() - started
+    (args.out / "summary.json").write_text(
+        json.dumps({"mode": args.mode, "seconds": round(total, 1), "layers": summary}, indent=2)
+    )
+    print(f"{'layer':14s} {'kept':>9s} {'best loss':>10s} {'time':>8s}  grid")
+    for row in summary:
+        kept = f"{row['filters_kept']}/{row['filters_scanned']}"
+        loss = "-" if row["best_loss"] is None else f"{row['best_loss']:.4g}"
+        grid = row["grid"] or "(no filter kept: nothing written)"
+        print(f"{row['layer']:14s} {kept:>9s} {loss:>10s} {row['seconds']:7.1f}s  {grid}")
+    print(f"total {total:.1f}s; summary in {args.out / 'summary.json'}")
+    return 0
+
+
+def _channels(model: VGG16, layer: str) -> int:
+    from ..vis.ascent import channel_count
+
+    return channel_count(model, layer)

@@ -1,0 +1,80 @@
+"""Images for filter visualisation: the starting noise, the document's deprocessing, the grid,
+and PNG files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..io.atomic import atomic_write
+from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB
+
+
+def grey_noise(input_space: str, filter_index: int, size: int, seed: int) -> np.ndarray:
+    """The document's start image, ``(U(0, 1) - 0.5) * 20 + 128`` in the Keras input space, as a
+    float32 ``(3, size, size)`` array in ``input_space``.
+
+    For torchvision weights ("torch" space) the same image is converted: back to RGB pixels (add
+    the mean pixel, BGR -> RGB), then standardised. Each filter gets its own generator seeded by
+    ``(seed, filter_index)``, so an image never depends on which other filters share its batch.
+    """
+    rng = np.random.default_rng([seed, filter_index])
+    caffe = (rng.random((3, size, size)) - 0.5) * 20 + 128
+    if input_space == "caffe":
+        return caffe.astype(np.float32)
+    pixels_rgb = (caffe.transpose(1, 2, 0) + CAFFE_MEAN_BGR)[..., ::-1]
+    torch = (pixels_rgb / 255.0 - TORCH_MEAN_RGB) / TORCH_STD_RGB
+    return np.ascontiguousarray(torch.transpose(2, 0, 1), dtype=np.float32)
+
+
+def deprocess_image(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:
+    """The document's display transform: centre, scale to std 0.1, shift to 0.5, clip to [0, 1],
+    times 255, uint8; ``(3, H, W)`` -> RGB ``(H, W, 3)`` (Keras' BGR channels are reversed)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = (x - x.mean()) / (x.std() + 1e-5) * 0.1 + 0.5
+    image = (np.clip(x, 0, 1) * 255).transpose(1, 2, 0)
+    if input_space == "caffe":
+        image = image[..., ::-1]
+    return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
+
+
+def stitch(images: Sequence[np.ndarray], n: int = 4, margin: int = 5) -> np.ndarray:
+    """An ``n x n`` grid of equally sized ``(H, W, 3)`` images, row by row, ``margin`` black
+    pixels between neighbours (none around the outside). Missing cells stay black."""
+    if n < 1 or margin < 0:
+        raise ValueError(f"stitch needs n >= 1 and margin >= 0, got n={n}, margin={margin}")
+    if not images:
+        raise ValueError("stitch needs at least one image")
+    if len(images) > n * n:
+        raise ValueError(f"{len(images)} images do not fit an {n}x{n} grid")
+    h, w = images[0].shape[:2]
+    for i, image in enumerate(images):
+        if image.shape != images[0].shape or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"image {i} has shape {image.shape}; all must be {images[0].shape} (H, W, 3)"
+            )
+    grid = np.zeros((n * h + (n - 1) * margin, n * w + (n - 1) * margin, 3), dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, col = divmod(index, n)
+        top, left = row * (h + margin), col * (w + margin)
+        grid[top : top + h, left : left + w] = image
+    return grid
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an ``(H, W, 3)`` uint8 image as PNG (atomically). Needs Pillow (``image`` extra)."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError(
+            "saving PNG files needs Pillow: pip install 'tinygrad_edu[image]'"
+        ) from err
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"save_png needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}"
+        )
+    with atomic_write(path) as handle:
+        Image.fromarray(image).save(handle, format="PNG", optimize=True)
