@@ -19,6 +19,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from torch_vgg import torch_features
 
 import tinygrad_edu as tg
 from tinygrad_edu.models.vgg import vgg16
@@ -41,20 +42,7 @@ def ours_step(model, x: np.ndarray):
 def torch_step(model, x: np.ndarray):
     import torch
 
-    layers = []
-    for module in model.features:
-        if isinstance(module, tg.nn.Conv2d):
-            conv = torch.nn.Conv2d(module.in_channels, module.out_channels, 3, padding=1)
-            conv.weight.data = torch.from_numpy(module.weight.data.copy())
-            conv.bias.data = torch.from_numpy(module.bias.data.copy())
-            conv.requires_grad_(False)
-            layers.append(conv)
-        elif isinstance(module, tg.nn.ReLU):
-            layers.append(torch.nn.ReLU())
-        else:
-            layers.append(torch.nn.MaxPool2d(2))
-    stop = model.keras_layers[LAYER][1]
-    net = torch.nn.Sequential(*layers[: stop + 1]).eval()
+    net = torch_features(model, LAYER)
 
     def step() -> np.ndarray:
         image = torch.from_numpy(x).requires_grad_(True)

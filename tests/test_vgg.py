@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_edu as tg
+from tests.keras_writer import write_keras3, write_keras_legacy
 from tests.pth_writer import write_legacy, write_zip
 from tinygrad_edu import Tensor
 from tinygrad_edu.io.errors import WeightsError
@@ -34,27 +35,6 @@ def keras_layers(state: dict[str, np.ndarray], model: VGG16) -> dict[str, list[n
         else:
             layers[name] = []
     return layers
-
-
-def write_keras_legacy(path: Path, layers: dict[str, list[np.ndarray]]) -> Path:
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [n.encode() for n in layers]
-        for name, weights in layers.items():
-            group = f.create_group(name)
-            names = [f"{name}_W_1:0", f"{name}_b_1:0"][: len(weights)]
-            group.attrs["weight_names"] = [n.encode() for n in names]
-            for weight_name, value in zip(names, weights):
-                group.create_dataset(weight_name, data=value)
-    return path
-
-
-def write_keras3(path: Path, layers: dict[str, list[np.ndarray]]) -> Path:
-    with h5py.File(path, "w") as f:
-        for name, weights in layers.items():
-            variables = f.create_group(f"layers/{name}/vars")
-            for i, value in enumerate(weights):
-                variables.create_dataset(str(i), data=value)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -235,3 +235,18 @@ def test_cli_document_layers_and_unknown_names(capsys):
     assert main(["visualize", "--layers", "block6_conv1", "--weights", "unused.h5"]) == 2
     err = capsys.readouterr().err
     assert "unknown layer 'block6_conv1'" in err and "block5_conv3" in err
+
+
+def test_cli_refuses_improved_options_in_classic_mode(capsys):
+    code = main(
+        [
+            "visualize",
+            "--layers",
+            "block1_conv1",
+            "--parameterization",
+            "spectral",
+            "--weights",
+            "x.h5",
+        ]
+    )
+    assert code == 2 and "--mode improved only" in capsys.readouterr().err

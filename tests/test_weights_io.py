@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.keras_writer import write_keras3, write_keras_legacy
 from tests.pth_writer import write_legacy, write_zip
 from tinygrad_edu.io.errors import WeightsError
 from tinygrad_edu.io.keras_h5 import read_keras_h5
@@ -104,29 +105,7 @@ def test_truncated_pth_names_the_file(name, tmp_path):
 
 
 # ----------------------------------------------------------------------------- Keras
-def _write_keras_legacy(path: Path, layers: dict[str, list[np.ndarray]]) -> Path:
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [n.encode() for n in layers]
-        for name, weights in layers.items():
-            group = f.create_group(name)
-            names = [f"{name}_W_1:0", f"{name}_b_1:0"][: len(weights)]
-            group.attrs["weight_names"] = [n.encode() for n in names]
-            for weight_name, value in zip(names, weights):
-                group.create_dataset(weight_name, data=value)
-    return path
-
-
-def _write_keras3(path: Path, layers: dict[str, list[np.ndarray]]) -> Path:
-    with h5py.File(path, "w") as f:
-        for name, weights in layers.items():
-            variables = f.create_group(f"layers/{name}/vars")
-            for i, value in enumerate(weights):
-                variables.create_dataset(str(i), data=value)
-        f.create_group("optimizer/vars")
-    return path
-
-
-@pytest.mark.parametrize("writer", [_write_keras_legacy, _write_keras3])
+@pytest.mark.parametrize("writer", [write_keras_legacy, write_keras3])
 def test_keras_layouts(writer, tmp_path):
     kernel, bias = np.ones((3, 3, 2, 4), np.float32), np.arange(4, dtype=np.float32)
     path = writer(tmp_path / "k.h5", {"block1_conv1": [kernel, bias], "block1_pool": []})

@@ -50,6 +50,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("runs") / "filters", help="output folder")
     p.add_argument("--mode", choices=["classic", "improved"], default="classic", help="algorithm")
+    p.add_argument(
+        "--parameterization",
+        choices=["pixel", "spectral"],
+        default="pixel",
+        help="improved mode: optimise pixels, or a decorrelated 1/f cosine spectrum",
+    )
+    p.add_argument("--tv", type=float, default=0.0, help="improved mode: total-variation weight")
     p.add_argument("--batch", type=int, default=16, help="filters optimised at once (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start noise (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -74,6 +81,9 @@ def resolve_layers(requested: list[str]) -> list[str]:
 
 def run_visualize(args: argparse.Namespace) -> int:
     layers = resolve_layers(args.layers)
+    improved = {"parameterization": args.parameterization, "tv": args.tv}
+    if args.mode == "classic" and (args.parameterization != "pixel" or args.tv):
+        raise ValueError("--parameterization and --tv apply to --mode improved only")
     if args.grid < 1 or args.filters < 1:
         raise ValueError(
             f"--grid and --filters must be at least 1, got {args.grid}, {args.filters}"
@@ -102,6 +112,7 @@ def run_visualize(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 mode=args.mode,
                 progress=report,
+                **(improved if args.mode == "improved" else {}),
             )
         chosen = best(results, args.grid * args.grid)
         path = args.out / f"{layer}_{args.grid}x{args.grid}.png"

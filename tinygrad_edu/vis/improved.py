@@ -19,6 +19,8 @@ Each remedy is an option, all on by default except total variation:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..autograd import grad
@@ -185,6 +187,31 @@ def _total_variation(x: Tensor) -> Tensor:
     return dy + dx
 
 
+@dataclass(frozen=True)
+class ImprovedOptions:
+    """The improved mode's knobs (see the module docstring); all have working defaults."""
+
+    jitter: int = 8
+    scale: float = 0.05
+    rotate: float = 5.0
+    border: float = 0.15
+    octaves: tuple[float, ...] = (0.6, 0.8, 1.0)
+    tv: float = 0.0
+    blur_every: int = 4
+    parameterization: str = "pixel"
+    spectral_step: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in ("pixel", "spectral"):
+            raise ValueError(
+                f"parameterization must be 'pixel' or 'spectral', got {self.parameterization!r}"
+            )
+        if not 0 <= self.border < 0.5:
+            raise ValueError(f"border must lie in [0, 0.5), got {self.border}")
+        if not self.octaves or min(self.octaves) <= 0:
+            raise ValueError(f"octaves must be positive relative sizes, got {self.octaves}")
+
+
 def improved_ascent(
     model: VGG16,
     layer: str,
@@ -195,58 +222,25 @@ def improved_ascent(
     batch: int = 16,
     seed: int = 0,
     progress=None,
-    jitter: int = 8,
-    scale: float = 0.05,
-    rotate: float = 5.0,
-    border: float = 0.15,
-    octaves: tuple[float, ...] = (0.6, 0.8, 1.0),
-    tv: float = 0.0,
-    blur_every: int = 4,
-    parameterization: str = "pixel",
-    spectral_step: float = 0.05,
+    **options,
 ) -> list[tuple[int, np.ndarray, float]]:
     """Improved ascent for each filter: ``(filter, final input-space image (3,H,W), loss)``.
 
-    ``steps`` runs per octave. Options are described in the module docstring.
+    ``steps`` runs per octave; ``options`` are the fields of :class:`ImprovedOptions`.
     """
-    if parameterization not in ("pixel", "spectral"):
-        raise ValueError(
-            f"parameterization must be 'pixel' or 'spectral', got {parameterization!r}"
-        )
-    if not 0 <= border < 0.5:
-        raise ValueError(f"border must lie in [0, 0.5), got {border}")
+    opts = ImprovedOptions(**options)
     results: list[tuple[int, np.ndarray, float]] = []
     for start in range(0, len(filters), batch):
         chunk = filters[start : start + batch]
         rng = np.random.default_rng([seed, *chunk])
-        if parameterization == "spectral":
+        if opts.parameterization == "spectral":
+            total_steps = steps * len(opts.octaves)
             images, losses = _spectral_chunk(
-                model,
-                layer,
-                chunk,
-                steps * len(octaves),
-                step_size * spectral_step,
-                size,
-                rng,
-                border,
+                model, layer, chunk, total_steps, step_size * opts.spectral_step, size, rng, opts
             )
         else:
             images, losses = _pixel_chunk(
-                model,
-                layer,
-                chunk,
-                steps,
-                step_size,
-                size,
-                rng,
-                seed,
-                jitter,
-                scale,
-                rotate,
-                border,
-                octaves,
-                tv,
-                blur_every,
+                model, layer, chunk, steps, step_size, size, rng, seed, opts
             )
         for f, image, loss in zip(chunk, images, losses):
             results.append((f, image, float(loss)))
@@ -269,57 +263,40 @@ def _normalised(g: np.ndarray) -> np.ndarray:
     return g / (rms + 1e-5)
 
 
-def _pixel_chunk(
-    model,
-    layer,
-    chunk,
-    steps,
-    step_size,
-    size,
-    rng,
-    seed,
-    jitter,
-    scale,
-    rotate,
-    border,
-    octaves,
-    tv,
-    blur_every,
-):
-    first = max(16, round(size * octaves[0]))
+def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: ImprovedOptions):
     x = np.stack([grey_noise(model.input_space, f, size, seed) for f in chunk])
-    x = _resize(x, first)
+    x = _resize(x, max(16, round(size * opts.octaves[0])))
     losses = np.zeros(len(chunk))
-    for octave in octaves:
+    for octave in opts.octaves:
         side = max(16, round(size * octave))
         if x.shape[2] != side:
             x = _resize(x, side)
         for step in range(steps):
             n = len(chunk)
-            shifts = rng.integers(-jitter, jitter + 1, (n, 2)) if jitter else np.zeros((n, 2))
-            scales = 1 + rng.uniform(-scale, scale, n)
-            angles = np.deg2rad(rng.uniform(-rotate, rotate, n))
+            shifts = rng.integers(-opts.jitter, opts.jitter + 1, (n, 2))
+            scales = 1 + rng.uniform(-opts.scale, opts.scale, n)
+            angles = np.deg2rad(rng.uniform(-opts.rotate, opts.rotate, n))
             image = Tensor(x, requires_grad=True)
             seen = warp(image, side, shifts, scales, angles)
-            per_image = _objective(model, layer, seen, chunk, border)
+            per_image = _objective(model, layer, seen, chunk, opts.border)
             objective = per_image.sum()
-            if tv:
-                objective = objective - tv * len(chunk) * _total_variation(image) * 255
+            if opts.tv:
+                objective = objective - opts.tv * n * _total_variation(image) * 255
             (g,) = grad(objective, [image])
             x = x + step_size * _normalised(g.data)
-            if blur_every and (step + 1) % blur_every == 0:
+            if opts.blur_every and (step + 1) % opts.blur_every == 0:
                 x = _blur(x)
             losses = per_image.data
     return x, losses
 
 
-def _spectral_chunk(model, layer, chunk, steps, step_size, size, rng, border):
+def _spectral_chunk(model, layer, chunk, steps, step_size, size, rng, opts: ImprovedOptions):
     param = Spectral(size, model.input_space)
     spectrum = param.initial(rng, len(chunk))
     losses = np.zeros(len(chunk))
     for _ in range(steps):
         s = Tensor(spectrum, requires_grad=True)
-        per_image = _objective(model, layer, param.to_input(s), chunk, border)
+        per_image = _objective(model, layer, param.to_input(s), chunk, opts.border)
         (g,) = grad(per_image.sum(), [s])
         spectrum = spectrum + step_size * _normalised(g.data)
         losses = per_image.data

@@ -1,0 +1,91 @@
+"""The document's filter-visualisation workload: tinygrad_edu vs a PyTorch one-at-a-time loop.
+
+The workload per layer: 200 filters (or all, when fewer) x 20 ascent steps on 128x128 images, with
+the document's early stop for filters whose loss falls to 0 or below. tinygrad_edu runs its batched
+ascent (``visualize_filters``); the reference is the document's loop written in PyTorch -- one
+filter at a time, the same start noise, the same update and stopping rule. Prints both times and
+the ratio; ``--ours document`` times tinygrad_edu on the document's five layers instead, to compare
+with PyTorch's time for the single ``--layer``.
+
+    python benchmarks/visualize.py --weights PATH [--layer block5_conv3] [--ours document]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from torch_vgg import torch_features
+
+from tinygrad_edu.cli.visualize import resolve_layers
+from tinygrad_edu.models.vgg import vgg16
+from tinygrad_edu.vis import visualize_filters
+from tinygrad_edu.vis.ascent import filter_indices
+from tinygrad_edu.vis.images import grey_noise
+
+
+def torch_loop(
+    model, layer: str, filters: list[int], steps: int, size: int, seed: int
+) -> tuple[float, int]:
+    """The document's algorithm in PyTorch; returns (seconds, filters kept)."""
+    import torch
+
+    net = torch_features(model, layer)
+    kept = 0
+    start = time.perf_counter()
+    for f in filters:
+        x = torch.from_numpy(grey_noise(model.input_space, f, size, seed)[None])
+        loss_value = 0.0
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss = net(x)[0, f].mean()
+            (g,) = torch.autograd.grad(loss, [x])
+            loss_value = float(loss.detach())
+            with torch.no_grad():
+                x = x + g / (g.pow(2).mean().sqrt() + 1e-5)
+            if loss_value <= 0:
+                break
+        kept += loss_value > 0
+    return time.perf_counter() - start, kept
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--weights", default=None, help="VGG16 weights file (default: random weights)"
+    )
+    parser.add_argument("--layer", default="block5_conv3", help="layer of the PyTorch reference")
+    parser.add_argument(
+        "--ours", nargs="+", default=None, help="layers for tinygrad_edu (default: --layer)"
+    )
+    parser.add_argument("--filters", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    model = vgg16(args.weights) if args.weights else vgg16(rng=0).requires_grad_(False)
+    ours_layers = resolve_layers(args.ours or [args.layer])
+    start = time.perf_counter()
+    for layer in ours_layers:
+        layer_start = time.perf_counter()
+        kept = visualize_filters(
+            model, layer, args.filters, args.steps, size=args.size, batch=args.batch
+        )
+        seconds = time.perf_counter() - layer_start
+        print(f"tinygrad_edu {layer:14s} {seconds:7.1f} s   kept {len(kept)}")
+    ours = time.perf_counter() - start
+    print(f"tinygrad_edu total ({len(ours_layers)} layer(s)): {ours:.1f} s")
+    try:
+        filters = filter_indices(model, args.layer, args.filters)
+        seconds, kept = torch_loop(model, args.layer, filters, args.steps, args.size, seed=0)
+    except ImportError:
+        print("torch not installed (pip install torch==2.13.0): no reference")
+        return
+    print(f"torch, one filter at a time, {args.layer}: {seconds:.1f} s   kept {kept}")
+    names = ", ".join(ours_layers)
+    print(f"ratio tinygrad_edu ({names}) / torch ({args.layer}): {ours / seconds:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
