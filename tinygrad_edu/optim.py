@@ -23,7 +23,7 @@ Both follow PyTorch's definitions exactly, so results can be compared step by st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -53,6 +53,14 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
+    def gradients(self, weight_decay: float = 0.0) -> Iterator[tuple[Tensor, np.ndarray]]:
+        """``(parameter, gradient + weight_decay * parameter)`` for parameters that have a grad."""
+        for p in self.params:
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            yield p, (g + weight_decay * p.data if weight_decay else g)
+
     def step(self) -> None:
         raise NotImplementedError
 
@@ -71,12 +79,7 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
 
     def step(self) -> None:
-        for p in self.params:
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+        for p, g in self.gradients(self.weight_decay):
             if self.momentum:
                 state = self.state.setdefault(id(p), {})
                 if "velocity" in state:
@@ -111,12 +114,7 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         correction1 = 1 - beta1**self.steps
         correction2 = 1 - beta2**self.steps
-        for p in self.params:
-            if p.grad is None:
-                continue
-            g = p.grad.data
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
+        for p, g in self.gradients(self.weight_decay):
             state = self.state.setdefault(id(p), {})
             m = state.setdefault("m", np.zeros_like(p.data))
             v = state.setdefault("v", np.zeros_like(p.data))
