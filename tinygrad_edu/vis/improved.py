@@ -8,6 +8,9 @@ Each remedy is an option, all on by default except total variation:
   resampling op whose VJP is its exact adjoint; patterns that survive small transforms win;
 * **border-free loss** -- the mean activation ignores the outer ``border`` fraction of the map,
   where zero padding makes filters fire on the frame;
+* **pre-ReLU ascent** -- the step follows the filter's response before its ReLU, so filters that
+  start out dead (zero gradient after the ReLU) can still be woken; the reported loss, and which
+  filters are kept, still use the document's post-ReLU mean;
 * **octaves** -- ascend first on a smaller image, upscale, continue (``octaves``, relative sizes),
   so large structures form before fine detail;
 * **regularisation** -- total variation (``tv``, weight of the mean absolute neighbour difference)
@@ -249,13 +252,22 @@ def improved_ascent(
     return results
 
 
-def _objective(model: VGG16, layer: str, x: Tensor, chunk: list[int], border: float) -> Tensor:
-    """Per-image mean activation of each image's filter, over the centre of the map."""
-    activation = model(x, until=layer)
-    h, w = activation.shape[2:]
+def _objective(
+    model: VGG16, layer: str, x: Tensor, chunk: list[int], border: float
+) -> tuple[Tensor, np.ndarray]:
+    """What to ascend, and the loss to report, per image, over the centre of the map.
+
+    The ascent follows the filter's *pre-ReLU* response: a filter that is negative everywhere on
+    the start image has zero gradient after its ReLU and could never wake up (a grey, spectrally
+    smooth start leaves most filters there). The reported loss stays the document's: the mean
+    activation after the ReLU.
+    """
+    conv_index = int(model.keras_layers[layer][0].split(".")[1])
+    response = model(x, until=f"features.{conv_index}")
+    h, w = response.shape[2:]
     top, left = int(h * border), int(w * border)
-    own = activation[np.arange(len(chunk)), np.array(chunk)]
-    return own[:, top : h - top, left : w - left].mean(axis=(1, 2))
+    own = response[np.arange(len(chunk)), np.array(chunk)][:, top : h - top, left : w - left]
+    return own.mean(axis=(1, 2)), np.maximum(own.data, 0).mean(axis=(1, 2))
 
 
 def _normalised(g: np.ndarray) -> np.ndarray:
@@ -278,7 +290,7 @@ def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: I
             angles = np.deg2rad(rng.uniform(-opts.rotate, opts.rotate, n))
             image = Tensor(x, requires_grad=True)
             seen = warp(image, side, shifts, scales, angles)
-            per_image = _objective(model, layer, seen, chunk, opts.border)
+            per_image, losses = _objective(model, layer, seen, chunk, opts.border)
             objective = per_image.sum()
             if opts.tv:
                 objective = objective - opts.tv * n * _total_variation(image) * 255
@@ -286,7 +298,6 @@ def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: I
             x = x + step_size * _normalised(g.data)
             if opts.blur_every and (step + 1) % opts.blur_every == 0:
                 x = _blur(x)
-            losses = per_image.data
     return x, losses
 
 
@@ -296,8 +307,7 @@ def _spectral_chunk(model, layer, chunk, steps, step_size, size, rng, opts: Impr
     losses = np.zeros(len(chunk))
     for _ in range(steps):
         s = Tensor(spectrum, requires_grad=True)
-        per_image = _objective(model, layer, param.to_input(s), chunk, opts.border)
+        per_image, losses = _objective(model, layer, param.to_input(s), chunk, opts.border)
         (g,) = grad(per_image.sum(), [s])
         spectrum = spectrum + step_size * _normalised(g.data)
-        losses = per_image.data
     return param.to_input(Tensor(spectrum)).data, losses
