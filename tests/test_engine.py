@@ -303,3 +303,18 @@ def test_stable_at_plus_minus_1000_without_warnings(dtype):
 def test_sigmoid_keeps_relative_precision_in_the_tail():
     s = Tensor(np.array([-40.0])).sigmoid()
     assert s.item() == pytest.approx(np.exp(-40.0) / (1 + np.exp(-40.0)), rel=1e-12)
+
+
+def test_grad_of_an_intermediate_runs_no_hook_on_an_unfinished_leaf():
+    """Stopping early at an intermediate target must not show a leaf a partial gradient."""
+    x = leaf([1.0, 2.0])
+    calls = []
+    x.register_hook(lambda g: calls.append(g.data.copy()))
+    z = x * 3
+    y = (z * x).sum()  # x feeds y twice: through z and directly
+    (gz,) = tg.grad(y, [z])
+    np.testing.assert_allclose(gz.data, x.data)
+    assert calls == []
+    y2 = ((x * 3) * x).sum()
+    y2.backward()
+    np.testing.assert_allclose(calls[0], 6 * x.data)  # the complete gradient, once

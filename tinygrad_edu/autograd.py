@@ -76,14 +76,11 @@ def _run(
             anomaly.check_seed(seed)
         _discover(output, grads, heap, leaves)
         _add(grads, output, seed)
-    delivered: dict[int, Tensor] = {}
-    remaining = len(targets) if targets is not None else -1
     outer_backward, anomaly.in_backward = anomaly.in_backward, True
     try:
-        _sweep(heap, grads, leaves, targets, delivered, remaining, retain_graph, create_graph)
+        return _sweep(heap, grads, leaves, targets, retain_graph, create_graph)
     finally:
         anomaly.in_backward = outer_backward
-    return delivered
 
 
 def _sweep(
@@ -91,12 +88,16 @@ def _sweep(
     grads: dict[int, Tensor],
     leaves: list[Tensor],
     targets: set[int] | None,
-    delivered: dict[int, Tensor],
-    remaining: int,
     retain_graph: bool,
     create_graph: bool,
-) -> None:
-    """Pop nodes in decreasing sequence order, apply their VJPs, then deliver the leaves."""
+) -> dict[int, Tensor]:
+    """Pop nodes in decreasing sequence order, apply their VJPs, then deliver the leaves.
+
+    With ``targets`` the sweep stops as soon as every target has its gradient; the leaves not
+    asked for are then skipped (their gradients may be incomplete, so no hook sees them).
+    """
+    delivered: dict[int, Tensor] = {}
+    remaining = len(targets) if targets is not None else -1
     with graph._GradMode(create_graph):
         while heap and remaining:
             tensor = heapq.heappop(heap)[2]
@@ -122,11 +123,14 @@ def _sweep(
             if not retain_graph:
                 tensor._node = RELEASED
         for leaf in leaves:
+            if targets is not None and id(leaf) not in targets:
+                continue
             g = _run_hooks(leaf, grads.pop(id(leaf)))
             if targets is None:
                 _accumulate(leaf, g, create_graph)
-            elif id(leaf) in targets:
+            else:
                 delivered[id(leaf)] = g
+    return delivered
 
 
 def _discover(tensor: Tensor, grads: dict[int, Tensor], heap: list, leaves: list[Tensor]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
+from ..vis.ascent import channel_count
 
 #: the five layers whose grids the document shows
 DOCUMENT_LAYERS = ("block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
@@ -94,7 +95,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for layer in layers:
         layer_start = time.perf_counter()
-        scanned = min(args.filters, _channels(model, layer))
+        scanned = min(args.filters, channel_count(model, layer))
         with progress_bar(scanned, layer, enabled=not args.no_progress, unit="filter") as bar:
 
             def report(done: int, total: int, loss: float, bar=bar) -> None:
@@ -142,9 +143,3 @@ def run_visualize(args: argparse.Namespace) -> int:
         print(f"{row['layer']:14s} {kept:>9s} {loss:>10s} {row['seconds']:7.1f}s  {grid}")
     print(f"total {total:.1f}s; summary in {args.out / 'summary.json'}")
     return 0
-
-
-def _channels(model: VGG16, layer: str) -> int:
-    from ..vis.ascent import channel_count
-
-    return channel_count(model, layer)

@@ -32,10 +32,6 @@ from .weight_cache import LAYOUTS
 IM2COL_BUDGET = 16 * 2**20
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
 def nhwc(x: np.ndarray) -> np.ndarray:
     """The NHWC array behind an NCHW-shaped array (free when it is a view of NHWC memory)."""
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))

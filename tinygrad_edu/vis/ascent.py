@@ -98,7 +98,8 @@ def classic_ascent(
             else:
                 still_running.append(slot)
         slots = still_running
-    finished.sort(key=lambda item: filters.index(item[0]))
+    position = {f: i for i, f in enumerate(filters)}
+    finished.sort(key=lambda item: position[item[0]])  # back to the order scanned
     return finished
 
 

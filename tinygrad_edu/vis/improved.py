@@ -173,15 +173,10 @@ def _blur(images: np.ndarray) -> np.ndarray:
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of NCHW images (no autodiff needed: it runs between octaves)."""
+    """Bilinear resize of NCHW images (between octaves: a warp with no shift, scale or turn)."""
     n = len(images)
-    out = Warp.apply(Tensor(images), **_warp_arguments(images.shape[2], size, n)).data
-    return out.astype(images.dtype)
-
-
-def _warp_arguments(size_in: int, size_out: int, n: int) -> dict:
-    taps, weights = _bilinear_taps(size_in, size_out, np.zeros((n, 2)), np.ones(n), np.zeros(n))
-    return {"taps": taps, "weights": weights, "size_out": size_out}
+    resized = warp(Tensor(images), size, np.zeros((n, 2)), np.ones(n), np.zeros(n)).data
+    return resized.astype(images.dtype)
 
 
 def _total_variation(x: Tensor) -> Tensor:
