@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
-from tinygrad_edu.nn import conv_kernels, winograd
+from tinygrad_edu.kernels import conv as conv_kernels
+from tinygrad_edu.kernels import winograd
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import arrays
 
@@ -198,7 +199,7 @@ def test_vgg_sized_layer_float32_agrees_with_pytorch():
 
 # ----------------------------------------------------------------------------- layout cache
 def test_layout_cache_never_serves_a_stale_layout():
-    from tinygrad_edu.nn.weight_cache import LayoutCache
+    from tinygrad_edu.kernels.layout_cache import LayoutCache
 
     cache = LayoutCache(min_bytes=0)
     calls = []
@@ -217,7 +218,7 @@ def test_layout_cache_never_serves_a_stale_layout():
 
 
 def test_layout_cache_is_bounded():
-    from tinygrad_edu.nn.weight_cache import LayoutCache
+    from tinygrad_edu.kernels.layout_cache import LayoutCache
 
     cache = LayoutCache(max_bytes=3 * 800, min_bytes=0)
     kept = [np.full(100, float(i)) for i in range(5)]  # 800 bytes each, plus an 800-byte layout

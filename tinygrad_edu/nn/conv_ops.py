@@ -8,7 +8,7 @@ Convolution closes under differentiation. For the trilinear form
 * :math:`\partial T / \partial w = \mathrm{conv\_weight}(x, y)` -- :class:`Conv2dWeightGrad`,
 
 so the VJP of each is written with the other two, and gradients of gradients work to any order.
-The arithmetic lives in :mod:`.conv_kernels`.
+The arithmetic lives in :mod:`tinygrad_edu.kernels`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Op
-from . import conv_kernels as K
+from ..kernels import conv as K
+from ..kernels import pooling
 
 
 class Conv2d(Op):
@@ -129,7 +130,7 @@ class MaxPool2d(Op):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x):
-        y, self.choice = K.max_pool2d(x, self.kernel, self.stride)
+        y, self.choice = pooling.max_pool2d(x, self.kernel, self.stride)
         return y
 
     def vjp(self, g, out, x):
@@ -149,7 +150,7 @@ class MaxPoolScatter(Op):
 
     def forward(self, g):
         p = self.pool
-        return K.max_pool2d_scatter(g, p.choice, self.input_shape, p.kernel, p.stride)
+        return pooling.max_pool2d_scatter(g, p.choice, self.input_shape, p.kernel, p.stride)
 
     def vjp(self, gz, out, g):
         return MaxPoolGather.apply(gz, pool=self.pool, input_shape=self.input_shape)
@@ -164,7 +165,7 @@ class MaxPoolGather(Op):
         self.pool, self.input_shape = pool, input_shape
 
     def forward(self, x):
-        return K.max_pool2d_gather(x, self.pool.choice, self.pool.kernel, self.pool.stride)
+        return pooling.max_pool2d_gather(x, self.pool.choice, self.pool.kernel, self.pool.stride)
 
     def vjp(self, gz, out, x):
         return MaxPoolScatter.apply(gz, pool=self.pool, input_shape=self.input_shape)

@@ -26,49 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import winograd
-from .weight_cache import LAYOUTS
-
-#: upper bound, in bytes, for the temporary im2col matrix of one chunk
-IM2COL_BUDGET = 16 * 2**20
-
-
-def nhwc(x: np.ndarray) -> np.ndarray:
-    """The NHWC array behind an NCHW-shaped array (free when it is a view of NHWC memory)."""
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-
-
-def as_nchw(y: np.ndarray) -> np.ndarray:
-    """An NHWC array seen as NCHW (a view, no copy)."""
-    return y.transpose(0, 3, 1, 2)
-
-
-def _pad(x: np.ndarray, padding: int) -> np.ndarray:
-    """Zero-pad the two spatial axes of an NHWC array."""
-    if padding == 0:
-        return x
-    n, h, w, c = x.shape
-    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=x.dtype)
-    padded[:, padding : padding + h, padding : padding + w] = x
-    return padded
-
-
-def _windows(padded: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
-    """View ``(N, Ho, Wo, kh, kw, C)`` of every window of a padded NHWC array (no copy)."""
-    n, hp, wp, c = padded.shape
-    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    sn, sh, sw, sc = padded.strides
-    return np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(n, ho, wo, kh, kw, c),
-        strides=(sn, sh * stride, sw * stride, sh, sw, sc),
-        writeable=False,
-    )
-
-
-def _chunks(count: int, bytes_per_item: int):
-    step = max(1, IM2COL_BUDGET // max(bytes_per_item, 1))
-    for start in range(0, count, step):
-        yield slice(start, min(count, start + step))
+from .layout import as_nchw, chunks, nhwc, pad, windows
+from .layout_cache import LAYOUTS
 
 
 def _use_winograd(kh: int, kw: int, stride: int, padding: int, c_in: int, c_out: int) -> bool:
@@ -102,23 +61,17 @@ def _im2col_conv(
     ``kernel`` is ``im2col_matrix(w)`` when the caller has it already.
     """
     k, c, kh, kw = w.shape
-    padded = _pad(x, padding)
-    windows = _windows(padded, kh, kw, stride)
-    n, ho, wo = windows.shape[:3]
+    patches = windows(pad(x, padding), kh, kw, stride)
+    n, ho, wo = patches.shape[:3]
     if kernel is None:
         kernel = im2col_matrix(w)
     out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
-    image_bytes = ho * wo * kh * kw * c * x.itemsize
-    step = max(1, IM2COL_BUDGET // max(image_bytes, 1))
-    columns = np.empty((min(step, n), ho, wo, kh, kw, c), dtype=x.dtype)  # reused per chunk
-    for start in range(0, n, step):
-        count = min(step, n - start)
-        np.copyto(columns[:count], windows[start : start + count])  # the im2col copy
-        np.matmul(
-            columns[:count].reshape(-1, kh * kw * c),
-            kernel,
-            out=out[start : start + count].reshape(-1, k),
-        )
+    parts = list(chunks(n, ho * wo * kh * kw * c * x.itemsize))
+    columns = np.empty((parts[0].stop, ho, wo, kh, kw, c), dtype=x.dtype)  # reused per chunk
+    for part in parts:
+        count = part.stop - part.start
+        np.copyto(columns[:count], patches[part])  # the im2col copy
+        np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=out[part].reshape(-1, k))
     return out
 
 
@@ -186,82 +139,10 @@ def conv2d_weight_grad(
     x_nhwc, g_nhwc = nhwc(x), nhwc(g)
     n, ho, wo, k = g_nhwc.shape
     c = x_nhwc.shape[3]
-    windows = _windows(_pad(x_nhwc, padding), kh, kw, stride)[:, :ho, :wo]
+    patches = windows(pad(x_nhwc, padding), kh, kw, stride)[:, :ho, :wo]
     total = np.zeros((kh * kw * c, k), dtype=np.result_type(x, g))
     row_bytes = ho * wo * kh * kw * c * x.itemsize
-    for part in _chunks(n, row_bytes):
-        columns = windows[part].reshape(-1, kh * kw * c)
+    for part in chunks(n, row_bytes):
+        columns = patches[part].reshape(-1, kh * kw * c)
         total += columns.T @ g_nhwc[part].reshape(-1, k)
     return np.ascontiguousarray(total.reshape(kh, kw, c, k).transpose(3, 2, 0, 1))
-
-
-# ------------------------------------------------------------------------------- max pooling
-def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max over ``kernel x kernel`` windows, NCHW. Returns ``(y, choice)`` where ``choice`` holds,
-    per output, the flat index (row-major within the window) of the first maximum."""
-    x_nhwc = nhwc(x)
-    if kernel == stride == 2:
-        return _max_pool_2x2(x_nhwc)
-    windows = _windows(x_nhwc, kernel, kernel, stride)
-    n, ho, wo = windows.shape[:3]
-    c = x_nhwc.shape[3]
-    flat = windows.transpose(0, 1, 2, 5, 3, 4).reshape(n, ho, wo, c, kernel * kernel)
-    choice = flat.argmax(axis=4).astype(np.int8 if kernel * kernel < 128 else np.int32)
-    y = np.take_along_axis(flat, choice[..., None], axis=4)[..., 0]
-    return as_nchw(y), choice
-
-
-def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The common 2x2, stride-2 case on NHWC ``x``: four strided views instead of a window copy.
-
-    Position ``p`` of a window is ``(p // 2, p % 2)``; on ties the earlier position wins.
-    """
-    v0, v1, v2, v3 = _quarters(x)
-    top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
-    lower_wins = bottom > top
-    choice = np.where(lower_wins, (v3 > v2).astype(np.int8) + 2, (v1 > v0).astype(np.int8))
-    return as_nchw(np.maximum(top, bottom)), choice
-
-
-def _quarters(x: np.ndarray) -> list[np.ndarray]:
-    """The four positions of every 2x2 window of NHWC ``x``, as strided views."""
-    ho, wo = x.shape[1] // 2, x.shape[2] // 2
-    return [x[:, r : 2 * ho : 2, q : 2 * wo : 2] for r in (0, 1) for q in (0, 1)]
-
-
-def max_pool2d_scatter(
-    g: np.ndarray, choice: np.ndarray, input_shape: tuple[int, ...], kernel: int, stride: int
-) -> np.ndarray:
-    """Route each output gradient to the input position that won its window (adds on overlap)."""
-    n, c, h, w = input_shape
-    g_nhwc = nhwc(g)
-    ho, wo = g_nhwc.shape[1:3]
-    out = np.zeros((n, h, w, c), dtype=g.dtype)
-    if kernel == stride == 2:
-        for position, target in enumerate(_quarters(out)):
-            np.copyto(target, g_nhwc, where=choice == position)
-        return as_nchw(out)
-    rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
-    cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel
-    batch = np.arange(n)[:, None, None, None]
-    channel = np.arange(c)[None, None, None, :]
-    if stride >= kernel:  # windows do not overlap: every target is written once
-        out[batch, rows, cols, channel] = g_nhwc
-    else:
-        np.add.at(out, (batch, rows, cols, channel), g_nhwc)
-    return as_nchw(out)
-
-
-def max_pool2d_gather(
-    g_input: np.ndarray, choice: np.ndarray, kernel: int, stride: int
-) -> np.ndarray:
-    """The adjoint of :func:`max_pool2d_scatter`: read each window's winning position."""
-    x_nhwc = nhwc(g_input)
-    if kernel == stride == 2:
-        return as_nchw(np.choose(choice, _quarters(x_nhwc)))
-    n, ho, wo, c = choice.shape
-    rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
-    cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel
-    batch = np.arange(n)[:, None, None, None]
-    channel = np.arange(c)[None, None, None, :]
-    return as_nchw(x_nhwc[batch, rows, cols, channel])

@@ -56,9 +56,6 @@ class LayoutCache:
             self._evict()
         return layout
 
-    def clear(self) -> None:
-        self._entries.clear()
-
     def _evict(self) -> None:
         total = sum(e.nbytes for e in self._entries.values())
         while total > self.max_bytes and len(self._entries) > 1:

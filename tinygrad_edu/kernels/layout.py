@@ -1,0 +1,54 @@
+"""Memory layouts shared by the kernels: NHWC views, zero padding, window views, chunking.
+
+The public API is NCHW, like PyTorch; the kernels work on NHWC memory, where the channels of one
+pixel are contiguous. Results go back as NCHW-shaped *views* of NHWC arrays, which costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: upper bound, in bytes, for the temporary im2col matrix of one chunk
+IM2COL_BUDGET = 16 * 2**20
+
+
+def nhwc(x: np.ndarray) -> np.ndarray:
+    """The NHWC array behind an NCHW-shaped array (free when it is a view of NHWC memory)."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def as_nchw(y: np.ndarray) -> np.ndarray:
+    """An NHWC array seen as NCHW (a view, no copy)."""
+    return y.transpose(0, 3, 1, 2)
+
+
+def pad(x: np.ndarray, padding: int) -> np.ndarray:
+    """Zero-pad the two spatial axes of an NHWC array."""
+    if padding == 0:
+        return x
+    n, h, w, c = x.shape
+    padded = np.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=x.dtype)
+    padded[:, padding : padding + h, padding : padding + w] = x
+    return padded
+
+
+def windows(padded: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
+    """View ``(N, Ho, Wo, kh, kw, C)`` of every window of a padded NHWC array (no copy)."""
+    n, hp, wp, c = padded.shape
+    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    sn, sh, sw, sc = padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n, ho, wo, kh, kw, c),
+        strides=(sn, sh * stride, sw * stride, sh, sw, sc),
+        writeable=False,
+    )
+
+
+def chunks(count: int, bytes_per_item: int, budget: int = IM2COL_BUDGET) -> Iterator[slice]:
+    """Slices of ``range(count)`` whose items together take at most ``budget`` bytes (>= 1 item)."""
+    step = max(1, budget // max(bytes_per_item, 1))
+    for start in range(0, count, step):
+        yield slice(start, min(count, start + step))
