@@ -5,13 +5,13 @@ recorded), ``ops.py`` (every derivative rule), ``autograd.py`` (the backward swe
 ``gradcheck.py`` (how to trust all of the above).
 """
 
+from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
 from . import nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
-from .tensor import Tensor
 from .tracing import trace
 
 __all__ = [

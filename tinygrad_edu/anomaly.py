@@ -16,20 +16,50 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .graph import Op
-    from .tensor import Tensor
+from .graph import Observer, Op, observe
 
-enabled = False
-#: true while a backward sweep runs: ops inside VJPs are then judged by the gradient they produce
-#: (attributed to the op whose VJP it is), not as forward results of the user's code
-in_backward = False
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class AnomalyError(FloatingPointError):
     """A NaN or Inf appeared; the message says which op produced it and where it was created."""
+
+
+class AnomalyDetector(Observer):
+    """The observer behind :func:`detect_anomaly`.
+
+    Ops run inside a VJP (while a sweep is under way) are judged by the gradient they produce,
+    attributed to the op whose VJP it is, not as forward results of the user's code.
+    """
+
+    def __init__(self) -> None:
+        self.sweeps = 0  # nesting depth of backward sweeps (hooks may start another)
+
+    def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+        if self.sweeps:
+            return
+        op.created_at = user_code_location()
+        if not _finite(out.data):
+            raise AnomalyError(f"forward produced NaN/Inf in {_describe(op, inputs)}")
+
+    def backward_started(self, outputs: Sequence[Tensor], seeds: Sequence[Tensor]) -> None:
+        self.sweeps += 1
+        if not all(_finite(seed.data) for seed in seeds):
+            raise AnomalyError("the gradient passed to backward() already contains NaN/Inf")
+
+    def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
+        for position, grad in enumerate(input_grads):
+            if grad is not None and not _finite(grad.data):
+                raise AnomalyError(
+                    f"backward produced NaN/Inf in the gradient for input {position} of "
+                    f"{_describe(node, node.inputs)}"
+                )
+
+    def backward_finished(self) -> None:
+        self.sweeps -= 1
 
 
 @contextlib.contextmanager
@@ -39,12 +69,8 @@ def detect_anomaly() -> Iterator[None]:
     Slower than normal mode (a finiteness check per op and a stack look-up per node); meant for
     debugging a training run that diverges.
     """
-    global enabled
-    previous, enabled = enabled, True
-    try:
+    with observe(AnomalyDetector()):
         yield
-    finally:
-        enabled = previous
 
 
 def user_code_location() -> str:
@@ -64,27 +90,3 @@ def _describe(op: Op, inputs: Sequence[Tensor]) -> str:
 
 def _finite(array: np.ndarray) -> bool:
     return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
-
-
-def check_forward(op: Op, inputs: Sequence[Tensor], result: np.ndarray) -> None:
-    """Record where ``op`` was created and raise if its forward result is not finite."""
-    if in_backward:
-        return
-    op.created_at = user_code_location()
-    if not _finite(result):
-        raise AnomalyError(f"forward produced NaN/Inf in {_describe(op, inputs)}")
-
-
-def check_gradients(op: Op, gradients: Sequence[Tensor | None]) -> None:
-    """Raise if the VJP of ``op`` produced a non-finite gradient for any of its inputs."""
-    for position, grad in enumerate(gradients):
-        if grad is not None and not _finite(grad.data):
-            raise AnomalyError(
-                f"backward produced NaN/Inf in the gradient for input {position} of "
-                f"{_describe(op, op.inputs)}"
-            )
-
-
-def check_seed(grad: Tensor) -> None:
-    if not _finite(grad.data):
-        raise AnomalyError("the gradient passed to backward() already contains NaN/Inf")

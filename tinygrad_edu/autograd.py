@@ -8,29 +8,60 @@ The algorithm, for a scalar loss ``L``:
    was computed from. A max-heap of the nodes discovered so far yields them in that order -- the
    scheme PyTorch's engine uses. It is a loop, not a recursion, so a chain of 100,000 ops works
    at Python's default recursion limit, and it visits only what the output depends on.
-2. **Sweep.** Start from ``dL/dL = 1``. When a tensor is popped, every consumer of it has a
-   larger sequence number and was processed already, so its gradient is complete. Hand it to its
-   op's VJP, which returns one gradient per input; sum each back to the input's shape (the one
-   place where broadcasting is undone) and *add* it to what that input has received so far -- a
-   tensor used twice (``a + a``, a diamond) gets the sum of both paths: the multivariate chain
-   rule.
+2. **Sweep** (:func:`_sweep`, one screen). Start from ``dL/dL = 1``. When a tensor is popped,
+   every consumer of it has a larger sequence number and was processed already, so its gradient
+   is complete: run its hooks, hand it to its op's VJP, let the observers check the result, and
+   *add* each input's gradient to what that input has received so far (summed back to the
+   input's shape first -- the one place where broadcasting is undone). A tensor used twice
+   (``a + a``, a diamond) gets the sum of both paths: the multivariate chain rule.
 3. **Deliver.** Leaves have no inputs, so their gradients are complete once the sweep ends; they
    accumulate into ``.grad`` (``backward``) or are returned (``grad``).
 
+:func:`grad` prunes first: only the inputs of a node that lie on a path to a requested tensor are
+asked for a gradient, so ``grad(loss, [x])`` through frozen weights computes no weight gradient.
 With ``create_graph=True`` the VJPs run with recording on. Since every VJP is written with Tensor
 ops, the gradients are then themselves tensors in a graph and can be differentiated again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from . import anomaly, graph, tracing
-from .graph import RELEASED
+from . import graph
+from .graph import RELEASED, Observer, Op, VJPError
 from .tensor import ArrayLike, Tensor
+
+
+class VJPContract(Observer):
+    """Checks every VJP's result: one gradient per input, each a Tensor (or ``None``) whose shape
+    broadcasts to its input's. Always on: a wrong gradient must never pass silently."""
+
+    def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
+        if len(input_grads) != len(node.inputs):
+            raise VJPError(
+                f"the VJP of op '{node.name}' returned {len(input_grads)} gradient(s) for "
+                f"{len(node.inputs)} input(s)"
+            )
+        for position, (x, gx) in enumerate(zip(node.inputs, input_grads)):
+            if gx is None or (gx.__class__ is Tensor and gx.shape == x.shape):
+                continue
+            if not isinstance(gx, Tensor):
+                raise VJPError(
+                    f"the VJP of op '{node.name}' returned a {type(gx).__name__} for input "
+                    f"{position}; it must return Tensors (or None), built from Tensor ops"
+                )
+            if len(gx.shape) < len(x.shape) or np.broadcast_shapes(gx.shape, x.shape) != gx.shape:
+                raise VJPError(
+                    f"the VJP of op '{node.name}' returned a gradient of shape {gx.shape} for "
+                    f"input {position} of shape {x.shape}"
+                )
+
+
+CONTRACT = VJPContract()
 
 
 def _seed(output: Tensor, grad: ArrayLike | None) -> Tensor:
@@ -68,29 +99,25 @@ def _run(
     ``targets`` are the ids of the tensors whose gradients are wanted (``None``: every leaf, whose
     ``.grad`` then accumulates). Returns the gradients that reached the targets.
     """
+    watchers = (CONTRACT, *graph.observers())
+    for watcher in watchers:
+        watcher.backward_started(outputs, seeds)
     grads: dict[int, Tensor] = {}
     heap: list[tuple[int, int, Tensor]] = []  # (-sequence, tie-breaker, tensor)
     leaves: list[Tensor] = []
     for output, seed in zip(outputs, seeds):
-        if anomaly.enabled:
-            anomaly.check_seed(seed)
-        _discover(output, grads, heap, leaves)
+        if id(output) not in grads:
+            _discover(output, heap, leaves)
         _add(grads, output, seed)
-    outer_backward, anomaly.in_backward = anomaly.in_backward, True
     try:
-        return _sweep(heap, grads, leaves, targets, retain_graph, create_graph)
+        with _pruned_to(outputs, targets), graph._GradMode(create_graph):
+            return _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers)
     finally:
-        anomaly.in_backward = outer_backward
+        for watcher in watchers:
+            watcher.backward_finished()
 
 
-def _sweep(
-    heap: list,
-    grads: dict[int, Tensor],
-    leaves: list[Tensor],
-    targets: set[int] | None,
-    retain_graph: bool,
-    create_graph: bool,
-) -> dict[int, Tensor]:
+def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -> dict:
     """Pop nodes in decreasing sequence order, apply their VJPs, then deliver the leaves.
 
     With ``targets`` the sweep stops as soon as every target has its gradient; the leaves not
@@ -98,48 +125,97 @@ def _sweep(
     """
     delivered: dict[int, Tensor] = {}
     remaining = len(targets) if targets is not None else -1
-    with graph._GradMode(create_graph):
-        while heap and remaining:
-            tensor = heapq.heappop(heap)[2]
-            g = _run_hooks(tensor, grads.pop(id(tensor)))
-            if targets is not None and id(tensor) in targets:
-                delivered[id(tensor)] = g
-                remaining -= 1
-            node = tensor._node
-            input_grads = node.vjp(g, tensor, *node.inputs)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if anomaly.enabled:
-                anomaly.check_gradients(node, input_grads)
-            if tracing.active is not None:
-                tracing.active.record(node, tensor, g, input_grads)
-            for parent, parent_grad, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
-                if wanted and parent_grad is not None:
-                    if parent_grad.shape != parent.shape:
-                        parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting
-                    if id(parent) not in grads:
-                        _discover(parent, grads, heap, leaves)
-                    _add(grads, parent, parent_grad)
-            if not retain_graph:
-                tensor._node = RELEASED
-        for leaf in leaves:
-            if targets is not None and id(leaf) not in targets:
-                continue
-            g = _run_hooks(leaf, grads.pop(id(leaf)))
-            if targets is None:
-                _accumulate(leaf, g, create_graph)
-            else:
-                delivered[id(leaf)] = g
+    while heap and remaining:
+        tensor = heapq.heappop(heap)[2]  # 1. pop: every consumer of it is done
+        g = _run_hooks(tensor, grads.pop(id(tensor)))  # 2. hooks may read or replace g
+        if targets is not None and id(tensor) in targets:
+            delivered[id(tensor)] = g
+            remaining -= 1
+        node = tensor._node
+        input_grads = node.vjp(g, tensor, *node.inputs)  # 3. the op's derivative rule
+        if input_grads.__class__ is not tuple:
+            input_grads = (input_grads,)
+        for watcher in watchers:  # 4. contract, anomaly, trace
+            watcher.vjp_applied(node, tensor, g, input_grads)
+        for parent, parent_grad, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
+            if wanted and parent_grad is not None:  # 5. accumulate
+                if parent_grad.shape != parent.shape:
+                    parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting
+                if id(parent) not in grads:
+                    _discover(parent, heap, leaves)
+                _add(grads, parent, parent_grad)
+        if not retain_graph:
+            tensor._node = RELEASED
+    for leaf in leaves:
+        if targets is not None and id(leaf) not in targets:
+            continue
+        g = _run_hooks(leaf, grads.pop(id(leaf)))
+        if targets is None:
+            _accumulate(leaf, g, create_graph)
+        else:
+            delivered[id(leaf)] = g
     return delivered
 
 
-def _discover(tensor: Tensor, grads: dict[int, Tensor], heap: list, leaves: list[Tensor]) -> None:
+def _discover(tensor: Tensor, heap: list, leaves: list[Tensor]) -> None:
     """First gradient for ``tensor``: schedule its node, or remember it as a leaf."""
     node = tensor._node
     if node is None:
         leaves.append(tensor)
     else:
         heapq.heappush(heap, (-node.sequence, id(tensor), tensor))
+
+
+@contextlib.contextmanager
+def _pruned_to(outputs: Sequence[Tensor], targets: set[int] | None) -> Iterator[None]:
+    """While the sweep runs, ask each node only for the input gradients that reach a target.
+
+    A tensor *reaches* a target if it is one or if an input of its node reaches one. The
+    nodes' ``needs_input_grad`` masks are narrowed accordingly (VJPs skip work for ``False``
+    entries) and restored afterwards, so a retained graph is unchanged.
+    """
+    if targets is None:
+        yield
+        return
+    reaches = _reaching(outputs, targets)
+    saved: list[tuple[Op, tuple[bool, ...]]] = []
+    for node in {id(t._node): t._node for t in reaches.values() if t._node}.values():
+        mask = tuple(
+            wanted and id(x) in reaches for x, wanted in zip(node.inputs, node.needs_input_grad)
+        )
+        if mask != node.needs_input_grad:
+            saved.append((node, node.needs_input_grad))
+            node.needs_input_grad = mask
+    try:
+        yield
+    finally:
+        for node, mask in saved:
+            node.needs_input_grad = mask
+
+
+def _reaching(outputs: Sequence[Tensor], targets: set[int]) -> dict[int, Tensor]:
+    """The tensors (by id) from which a path of recorded ops leads to a target.
+
+    An iterative depth-first search: a tensor is finished once all its node's inputs are.
+    """
+    reaches: dict[int, Tensor] = {}
+    finished: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(o, False) for o in outputs]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        key = id(tensor)
+        if key in finished:
+            continue
+        node = tensor._node
+        parents = node.inputs if node is not None else ()
+        if not inputs_done:
+            stack.append((tensor, True))
+            stack.extend((p, False) for p in parents if id(p) not in finished)
+            continue
+        finished.add(key)
+        if key in targets or any(id(p) in reaches for p in parents):
+            reaches[key] = tensor
+    return reaches
 
 
 def _run_hooks(tensor: Tensor, g: Tensor) -> Tensor:
@@ -193,7 +269,8 @@ def grad(
 
     Computes :math:`\sum_k \bar o_k^T \, \partial o_k / \partial x_i` for each input
     :math:`x_i`, where :math:`\bar o_k` is ``grad_outputs[k]`` (default 1 for single-element
-    outputs). No ``.grad`` attribute is touched. Inputs may be leaves or intermediate tensors.
+    outputs). No ``.grad`` attribute is touched. Inputs may be leaves or intermediate tensors;
+    an output listed twice counts twice, an input listed twice gets its gradient twice.
 
     Parameters
     ----------
@@ -227,6 +304,8 @@ def grad(
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
     for position, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"grad: input {position} is a {type(tensor).__name__}, not a Tensor")
         if not tensor.requires_grad:
             raise RuntimeError(
                 f"grad: input {position} (shape {tensor.shape}) does not require grad"

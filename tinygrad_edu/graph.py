@@ -1,30 +1,41 @@
-"""Recording the graph: the ``Op`` protocol, grad mode and ``no_grad``.
+"""Recording the graph: the ``Op`` protocol, grad mode, ``no_grad`` and the engine's observers.
 
-Each differentiable operation is a subclass of :class:`Op` with two methods:
+Each differentiable operation is a subclass of :class:`Op` with up to three methods:
 
 ``forward(self, *arrays) -> ndarray``
-    plain NumPy on the input arrays; may keep on ``self`` whatever the VJP needs.
+    plain NumPy on the input arrays; may keep on ``self`` whatever the derivatives need.
 ``vjp(self, g, out, *inputs) -> Tensor | tuple[Tensor | None, ...]``
-    the vector-Jacobian product: given ``g = dL/d(out)`` return ``dL/d(input_i)`` for each input,
-    written with **Tensor** operations so that the backward pass can itself be differentiated.
-    A returned gradient may still carry broadcast axes: the engine sums it back to the input's
-    shape in one place (:meth:`Tensor.sum_to`), so no VJP has to think about broadcasting.
+    reverse mode, the vector-Jacobian product: given ``g = dL/d(out)`` return ``dL/d(input_i)``
+    for each input (``None`` where an input needs no gradient), written with **Tensor**
+    operations so that the backward pass can itself be differentiated. A returned gradient may
+    still carry broadcast axes: the engine sums it back to the input's shape in one place
+    (:meth:`Tensor.sum_to`), so no VJP has to think about broadcasting.
+``jvp(self, tangents, out, *inputs) -> Tensor | None``
+    forward mode, the Jacobian-vector product: given one tangent per input (``None`` for a
+    zero tangent) return the output's tangent ``J @ tangents`` (``None`` if it is zero), also
+    in Tensor operations. It may have a broadcast-smaller shape; forward mode broadcasts it to
+    the output's shape in one place, the dual of ``sum_to``.
 
-:meth:`Op.apply` runs ``forward`` and, when some input requires grad and grad mode is on, stores the
-op instance as the output's ``_node`` together with its inputs. The op instance is the "context" of
-minitorch's Function/Context split: the node of the graph and the memory of its forward pass.
+:meth:`Op.apply` runs ``forward`` and, when some input requires grad and grad mode is on, stores
+the op instance as the output's ``_node`` together with its inputs. The op instance is the
+"context" of minitorch's Function/Context split: the node of the graph and the memory of its
+forward pass.
+
+**Observers** watch the engine without the engine knowing them: anomaly mode, tracing, the VJP
+contract checks and forward mode are each an :class:`Observer` registered with :func:`observe`.
+There are exactly two hook points: :meth:`Op.apply` tells observers about every op it ran, and
+the backward sweep tells them about every VJP it applied.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
-
-from . import anomaly
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -37,6 +48,10 @@ _sequence = itertools.count(1)
 
 class ShapeError(ValueError):
     """Inputs whose shapes do not fit the operation; the message names the op and the shapes."""
+
+
+class VJPError(TypeError):
+    """An op's VJP broke the contract (wrong count, type or shape of gradients); names the op."""
 
 
 def is_grad_enabled() -> bool:
@@ -82,8 +97,72 @@ def enable_grad() -> _GradMode:
     return _GradMode(True)
 
 
+# ---------------------------------------------------------------------------------- observers
+class Observer:
+    """Something that watches the engine work. Override only the events you need.
+
+    ``op_applied`` runs after every op (recorded or not); ``backward_started`` and
+    ``backward_finished`` bracket every sweep; ``vjp_applied`` runs after each VJP, before its
+    gradients are accumulated, so an observer that raises stops the sweep at the culprit.
+    """
+
+    def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+        """``op`` turned ``inputs`` into ``out`` (``out._node`` is ``op`` only when recorded)."""
+
+    def backward_started(self, outputs: Sequence[Tensor], seeds: Sequence[Tensor]) -> None:
+        """A sweep starts from ``outputs`` with upstream gradients ``seeds``."""
+
+    def vjp_applied(
+        self, node: Op, out: Tensor, g: Tensor, input_grads: tuple[Tensor | None, ...]
+    ) -> None:
+        """``node.vjp`` turned the gradient ``g`` of ``out`` into ``input_grads``."""
+
+    def backward_finished(self) -> None:
+        """The sweep ended (normally or by an exception)."""
+
+
+_observers: list[Observer] = []
+#: the observers that override ``op_applied``, kept as a tuple so ``apply`` tests one global
+forward_observers: tuple[Observer, ...] = ()
+
+
+def _overrides(observer: Observer, method: str) -> bool:
+    return getattr(type(observer), method) is not getattr(Observer, method)
+
+
+def observers() -> tuple[Observer, ...]:
+    """The registered observers, outermost first."""
+    return tuple(_observers)
+
+
+@contextlib.contextmanager
+def observe(observer: Observer) -> Iterator[Observer]:
+    """Register ``observer`` for the duration of the block."""
+    global forward_observers
+    _observers.append(observer)
+    forward_observers = tuple(o for o in _observers if _overrides(o, "op_applied"))
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
+        forward_observers = tuple(o for o in _observers if _overrides(o, "op_applied"))
+
+
+# ---------------------------------------------------------------------------------- the Op
+def _is_shape_problem(err: ValueError) -> bool:
+    """NumPy's own shape complaints (broadcasting, matmul's core dimensions, reshape)."""
+    text = str(err)
+    return isinstance(err, ShapeError) or any(
+        word in text for word in ("broadcast", "shape", "dimension", "mismatch")
+    )
+
+
 class Op:
-    """Base class of every differentiable operation (see the module docstring)."""
+    """Base class of every differentiable operation (see the module docstring).
+
+    Subclasses take their non-Tensor parameters (axes, strides, ...) as constructor keywords;
+    :meth:`apply` passes its keyword arguments to the constructor.
+    """
 
     name: ClassVar[str] = "op"
     inputs: tuple[Tensor, ...] = ()
@@ -98,17 +177,22 @@ class Op:
         raise NotImplementedError
 
     def vjp(self, g: Tensor, out: Tensor, *inputs: Tensor) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError(f"op '{self.name}' has no VJP (reverse mode)")
+
+    def jvp(self, tangents: tuple[Tensor | None, ...], out: Tensor, *inputs: Tensor) -> Any:
+        raise NotImplementedError(f"op '{self.name}' has no JVP (forward mode)")
 
     @classmethod
     def apply(cls, *inputs: Tensor, **attrs: Any) -> Tensor:
         """Run the op on Tensors and record it when gradients are wanted."""
-        op = cls(**attrs) if attrs else cls.__new__(cls)
+        op = cls(**attrs)
         try:
             data = op.forward(*[t.data for t in inputs])
         except ValueError as err:
+            if not _is_shape_problem(err):
+                raise
             shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ShapeError(f"{cls.name}: input shapes {shapes} do not fit: {err}") from None
+            raise ShapeError(f"{cls.name}: input shapes {shapes} do not fit: {err}") from err
         if data.__class__ is not np.ndarray:
             data = np.asarray(data)
         tensor_class = type(inputs[0])  # every op has a Tensor input: graph.py needs no import
@@ -122,8 +206,8 @@ class Op:
                     node = op
                     break
         out = tensor_class._wrap(data, node)
-        if anomaly.enabled:
-            anomaly.check_forward(op, inputs, data)
+        for observer in forward_observers:
+            observer.op_applied(op, inputs, out)
         return out
 
     def __repr__(self) -> str:

@@ -14,10 +14,12 @@ derivative.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
+from .axes import normalize_axes
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -32,8 +34,8 @@ class Tensor:
     ----------
     data
         Array-like values. A NumPy floating array keeps its dtype and is *not* copied (the tensor
-        shares its memory, like ``torch.from_numpy``). Python scalars, lists, integer and boolean
-        arrays become ``float32`` unless ``dtype`` says otherwise.
+        shares its memory, like ``torch.from_numpy``). Python scalars, lists and integer arrays
+        become ``float32`` unless ``dtype`` says otherwise; boolean data stays boolean (masks).
     requires_grad
         Whether :meth:`backward` should compute a gradient for this tensor. Only floating-point
         tensors can require gradients.
@@ -50,7 +52,6 @@ class Tensor:
     """
 
     __slots__ = ("__weakref__", "_hooks", "_node", "data", "grad", "requires_grad")
-    __array_priority__ = 1000  # so that ``ndarray * Tensor`` calls Tensor.__rmul__
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
@@ -99,10 +100,30 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The rows along the first axis, each a differentiable ``self[i]``."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
+
+        A ufunc the op table does not have computes on plain arrays when nothing needs a
+        gradient (or its result is boolean/integer, like ``np.isnan``); otherwise it raises
+        instead of silently dropping the graph.
+        """
+        return numpy_interop.ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        """NumPy functions on Tensors: ``np.sum(t)``, ``np.mean``, ``np.stack`` ... dispatch to
+        the Tensor methods; others compute on plain arrays unless that would drop a graph."""
+        return numpy_interop.function(func, args, kwargs)
 
     def numpy(self) -> np.ndarray:
         """The underlying ``numpy.ndarray`` (shared, not copied)."""
@@ -227,11 +248,19 @@ class Tensor:
 
     # ------------------------------------------------------------------------ arithmetic
     def _other(self, other: ArrayLike) -> Tensor:
+        """``other`` as a Tensor for a binary op with ``self``, promoted like NumPy/PyTorch.
+
+        Python numbers are *weak*: they take the tensor's dtype when that can hold them
+        (``float32_t * 0.5`` stays float32), and a float meeting an integer or boolean tensor
+        becomes float32 (``int_t * 0.5`` is a float32 result, never a truncated zero).
+        """
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float)) and self.data.dtype.kind in _FLOAT_KINDS:
-            return Tensor._wrap(np.asarray(other, dtype=self.data.dtype))
-        return Tensor(other, dtype=None if _is_float_array(other) else self.data.dtype)
+        if isinstance(other, (bool, int, float)):
+            return Tensor._wrap(np.asarray(other, dtype=_weak_scalar_dtype(self.dtype, other)))
+        if _is_float_array(other) or self.data.dtype.kind not in _FLOAT_KINDS:
+            return Tensor(np.asarray(other))
+        return Tensor(other, dtype=self.data.dtype)
 
     def __add__(self, other: ArrayLike) -> Tensor:
         return ops.Add.apply(self, self._other(other))
@@ -278,18 +307,18 @@ class Tensor:
     def __abs__(self) -> Tensor:
         return ops.Abs.apply(self)
 
-    # Comparisons are not differentiable: they return plain boolean arrays, like a mask.
-    def __lt__(self, other: ArrayLike) -> np.ndarray:
-        return self.data < np.asarray(other)
+    # Comparisons are not differentiable: they return boolean tensors (masks) with no graph.
+    def __lt__(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(self.data < _plain(other))
 
-    def __le__(self, other: ArrayLike) -> np.ndarray:
-        return self.data <= np.asarray(other)
+    def __le__(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(self.data <= _plain(other))
 
-    def __gt__(self, other: ArrayLike) -> np.ndarray:
-        return self.data > np.asarray(other)
+    def __gt__(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(self.data > _plain(other))
 
-    def __ge__(self, other: ArrayLike) -> np.ndarray:
-        return self.data >= np.asarray(other)
+    def __ge__(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(self.data >= _plain(other))
 
     __hash__ = object.__hash__  # tensors are used as graph nodes; == is not overloaded
 
@@ -317,6 +346,8 @@ class Tensor:
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``."""
+        if lo is None and hi is None:
+            raise ValueError("clip: give lo, hi or both")
         return ops.Clip.apply(self, lo=lo, hi=hi)
 
     # ------------------------------------------------------------------------ reductions
@@ -325,8 +356,7 @@ class Tensor:
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Arithmetic mean: ``sum / n`` with ``n`` the number of elements reduced."""
-        axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
-        count = int(np.prod([self.shape[a] for a in axes]))
+        count = int(np.prod([self.shape[a] for a in normalize_axes(axis, self.ndim)]))
         return self.sum(axis=axis, keepdims=keepdims) / count
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -355,7 +385,7 @@ class Tensor:
         return ops.Reshape.apply(self, shape=_shape_arg(shape))
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        """Permute axes; with no arguments, reverse them (like NumPy)."""
+        """Permute axes (negative ones count from the end); with no arguments, reverse them."""
         perm = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
         return ops.Transpose.apply(self, axes=perm)
 
@@ -364,13 +394,14 @@ class Tensor:
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        axis1, axis2 = normalize_axes((axis1,), self.ndim) + normalize_axes((axis2,), self.ndim)
         perm = list(range(self.ndim))
         perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
         return ops.Transpose.apply(self, axes=tuple(perm))
 
     def flatten(self, start_axis: int = 0) -> Tensor:
         """Merge the axes from ``start_axis`` to the end into one."""
-        start = start_axis % self.ndim if self.ndim else 0
+        start = normalize_axes(start_axis, self.ndim)[0] if self.ndim else 0
         return self.reshape(*self.shape[:start], -1)
 
     def __getitem__(self, index: Index) -> Tensor:
@@ -392,7 +423,9 @@ def _as_array(data: ArrayLike, dtype: Any) -> np.ndarray:
     if isinstance(data, np.generic) and data.dtype.kind in _FLOAT_KINDS:
         return np.asarray(data)
     array = np.asarray(data)
-    if array.dtype.kind in "biuf":
+    if array.dtype.kind == "b":
+        return array
+    if array.dtype.kind in "iuf":
         return array.astype(np.float32)
     raise TypeError(f"cannot make a Tensor from data of dtype {array.dtype}")
 
@@ -412,12 +445,39 @@ def _as_tensors(items: Sequence[ArrayLike], op: str) -> list[Tensor]:
 
 
 def _plain_index(index: Index) -> Index:
-    """Replace Tensors inside an index by their integer arrays."""
+    """Replace Tensors inside an index by their arrays (integer or boolean only)."""
     if isinstance(index, tuple):
         return tuple(_plain_index(i) for i in index)
+    if isinstance(index, list):
+        index = np.asarray(index)
+        if index.dtype == object:
+            raise IndexError("a nested index list must hold only integers or booleans")
     if isinstance(index, Tensor):
-        return index.data.astype(np.intp) if index.dtype.kind == "f" else index.data
+        index = index.data
+    if isinstance(index, np.ndarray) and index.dtype.kind not in "biu":
+        raise IndexError(
+            f"tensors and arrays used as indices must be integer or boolean, got dtype "
+            f"{index.dtype} (convert with .astype(int) if the values are whole numbers)"
+        )
     return index
 
 
-from . import autograd, ops  # noqa: E402  (both build on the Tensor class defined above)
+def _plain(value: ArrayLike) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _weak_scalar_dtype(tensor_dtype: np.dtype, scalar: bool | int | float) -> np.dtype:
+    """The dtype a Python number takes beside a tensor (see :meth:`Tensor._other`)."""
+    kind = tensor_dtype.kind
+    if kind in _FLOAT_KINDS:
+        return tensor_dtype
+    if isinstance(scalar, float):
+        return np.dtype(np.float32)
+    if kind in "iu" or isinstance(scalar, bool):
+        return tensor_dtype
+    return np.dtype(np.int64)  # an int meeting a boolean tensor
+
+
+# The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
+# and every op module builds on the Tensor class defined above.
+from . import autograd, numpy_interop, ops  # noqa: E402

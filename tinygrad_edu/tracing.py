@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .graph import Op
-    from .tensor import Tensor
+from .graph import Observer, Op, observe
 
-active: Trace | None = None
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
 
 def _norm(t: Tensor | None) -> float | None:
@@ -47,12 +46,12 @@ class Step:
 
 
 @dataclass
-class Trace:
+class Trace(Observer):
     """The VJPs applied inside a ``trace()`` block, in the order the engine applied them."""
 
     steps: list[Step] = field(default_factory=list)
 
-    def record(
+    def vjp_applied(
         self, node: Op, out: Tensor, g: Tensor, input_grads: Sequence[Tensor | None]
     ) -> None:
         self.steps.append(
@@ -104,9 +103,5 @@ class Trace:
 @contextlib.contextmanager
 def trace() -> Iterator[Trace]:
     """Record every VJP applied by backward passes inside the block."""
-    global active
-    previous, active = active, Trace()
-    try:
-        yield active
-    finally:
-        active = previous
+    with observe(Trace()) as recorder:
+        yield recorder

@@ -13,7 +13,6 @@ import numpy as np
 from .. import ops
 from ..graph import ShapeError
 from ..tensor import Tensor
-from . import conv_ops
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -89,7 +88,7 @@ def conv2d(
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return conv_ops.Conv2d.apply(*inputs, stride=stride, padding=padding)
+    return ops.Conv2d.apply(*inputs, stride=stride, padding=padding)
 
 
 def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
@@ -102,7 +101,7 @@ def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor
         raise ShapeError(
             f"max_pool2d: kernel {kernel} (stride {stride}) does not fit the input {x.shape}"
         )
-    return conv_ops.MaxPool2d.apply(x, kernel=kernel, stride=stride)
+    return ops.MaxPool2d.apply(x, kernel=kernel, stride=stride)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -131,13 +130,13 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     r""":math:`-[t \log p + (1 - t) \log(1 - p)]` for probabilities ``p`` in [0, 1].
 
-    Each log is clamped at -100 (as PyTorch does), so ``p = 0`` or ``1`` gives a finite loss.
+    Each log is clamped at -100 (as PyTorch does), so ``p = 0`` or ``1`` gives a finite loss,
+    and the gradient stays finite where a sigmoid has saturated to exactly 0 or 1 (the rule is
+    in :mod:`tinygrad_edu.ops.losses`).
     """
     target = _as_tensor(target, input)
     _same_shape("binary_cross_entropy", input, target)
-    log_p = input.log().clip(lo=-100.0)
-    log_not_p = (1 - input).log().clip(lo=-100.0)
-    return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction)
+    return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
 
 
 def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -166,7 +165,7 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
             )
         class_axis = np.arange(classes).reshape((1, classes) + (1,) * (logits.ndim - 2))
         weights = Tensor((np.expand_dims(target_array, 1) == class_axis).astype(logits.dtype))
-    else:
-        weights = _as_tensor(target_array, logits)
+    else:  # class probabilities: a Tensor target keeps its graph (soft labels can be learned)
+        weights = _as_tensor(target, logits)
         _same_shape("cross_entropy", logits, weights)
     return _reduce(-(weights * log_probs).sum(axis=1), reduction)

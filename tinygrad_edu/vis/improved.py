@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import grad
-from ..graph import Op
 from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB, VGG16
+from ..ops.image import warp
 from ..tensor import Tensor
 from .images import grey_noise
 
@@ -36,97 +36,6 @@ from .images import grey_noise
 COLOR_CORRELATION = np.array(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float64
 )
-
-
-# ----------------------------------------------------------------------------- warping
-def _bilinear_taps(
-    size_in: int, size_out: int, shifts: np.ndarray, scales: np.ndarray, angles: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each image and output pixel: 4 source indices (flat, clipped) and bilinear weights."""
-    n = len(shifts)
-    centre_out, centre_in = (size_out - 1) / 2, (size_in - 1) / 2
-    rows, cols = np.meshgrid(np.arange(size_out), np.arange(size_out), indexing="ij")
-    y = (rows - centre_out)[None] / scales[:, None, None] * (size_in / size_out)
-    x = (cols - centre_out)[None] / scales[:, None, None] * (size_in / size_out)
-    cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
-    src_y = cos * y - sin * x + centre_in - shifts[:, 0, None, None]
-    src_x = sin * y + cos * x + centre_in - shifts[:, 1, None, None]
-    y0, x0 = np.floor(src_y), np.floor(src_x)
-    fy, fx = src_y - y0, src_x - x0
-    taps, weights = [], []
-    for dy, dx, w in (
-        (0, 0, (1 - fy) * (1 - fx)),
-        (0, 1, (1 - fy) * fx),
-        (1, 0, fy * (1 - fx)),
-        (1, 1, fy * fx),
-    ):
-        yy = np.clip(y0 + dy, 0, size_in - 1).astype(np.intp)
-        xx = np.clip(x0 + dx, 0, size_in - 1).astype(np.intp)
-        taps.append((yy * size_in + xx).reshape(n, -1))
-        weights.append(w.reshape(n, -1))
-    return np.stack(taps, 1), np.stack(weights, 1)  # (N, 4, P)
-
-
-class Warp(Op):
-    r"""Bilinear resampling of NCHW images: ``y[n, c, p] = sum_t w[n,t,p] x[n, c, i[n,t,p]]``.
-
-    Linear in ``x``; its VJP is the adjoint :class:`WarpAdjoint`, which adds each output
-    gradient back to the four source pixels with the same weights.
-    """
-
-    name = "warp"
-
-    def __init__(self, taps: np.ndarray, weights: np.ndarray, size_out: int) -> None:
-        self.taps, self.weights, self.size_out = taps, weights, size_out
-
-    def forward(self, x):
-        n, c = x.shape[:2]
-        flat = x.reshape(n, c, -1)
-        out = np.zeros((n, c, self.taps.shape[2]), dtype=x.dtype)
-        for t in range(4):
-            gathered = np.take_along_axis(flat, self.taps[:, None, t, :], axis=2)
-            out += gathered * self.weights[:, None, t, :].astype(x.dtype)
-        return out.reshape(n, c, self.size_out, self.size_out)
-
-    def vjp(self, g, out, x):
-        return WarpAdjoint.apply(g, warp=self, input_hw=x.shape[2:])
-
-
-class WarpAdjoint(Op):
-    """Scatter-add through the bilinear taps: the transpose of :class:`Warp`."""
-
-    name = "warp_adjoint"
-
-    def __init__(self, warp: Warp, input_hw: tuple[int, int]) -> None:
-        self.warp, self.input_hw = warp, tuple(input_hw)
-
-    def forward(self, g):
-        n, c = g.shape[:2]
-        pixels = self.input_hw[0] * self.input_hw[1]
-        flat = g.reshape(n, c, -1)
-        out = np.empty((n, c, pixels), dtype=g.dtype)
-        for i in range(n):
-            idx = self.warp.taps[i].ravel()
-            for ch in range(c):
-                values = (flat[i, ch][None, :] * self.warp.weights[i]).ravel()
-                out[i, ch] = np.bincount(idx, weights=values, minlength=pixels)
-        return out.reshape(n, c, *self.input_hw)
-
-    def vjp(self, gz, out, g):
-        return Warp.apply(
-            gz, taps=self.warp.taps, weights=self.warp.weights, size_out=self.warp.size_out
-        )
-
-
-def warp(x: Tensor, size_out: int, shifts, scales, angles) -> Tensor:
-    taps, weights = _bilinear_taps(
-        x.shape[2],
-        size_out,
-        np.asarray(shifts, float),
-        np.asarray(scales, float),
-        np.asarray(angles, float),
-    )
-    return Warp.apply(x, taps=taps, weights=weights, size_out=size_out)
 
 
 # ----------------------------------------------------------------------------- parameterisations

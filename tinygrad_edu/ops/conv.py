@@ -8,7 +8,8 @@ Convolution closes under differentiation. For the trilinear form
 * :math:`\partial T / \partial w = \mathrm{conv\_weight}(x, y)` -- :class:`Conv2dWeightGrad`,
 
 so the VJP of each is written with the other two, and gradients of gradients work to any order.
-The arithmetic lives in :mod:`tinygrad_edu.kernels`.
+Each is linear in each argument, so its JVP is the sum of the op applied with one argument
+replaced by its tangent. The arithmetic lives in :mod:`tinygrad_edu.kernels`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from ..graph import Op
 from ..kernels import conv as K
 from ..kernels import pooling
+from .common import add_tangents
 
 
 class Conv2d(Op):
@@ -57,8 +59,19 @@ class Conv2d(Op):
             if need_w
             else None
         )
-        grad_b = g.sum(axis=(0, 2, 3)) if b is not None and self.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b
+        if b is None:
+            return grad_x, grad_w
+        return grad_x, grad_w, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+
+    def jvp(self, tangents, out, x, w, b=None):
+        tx, tw = tangents[:2]
+        tb = tangents[2] if b is not None else None
+        conv = Conv2d.apply
+        return add_tangents(
+            None if tx is None else conv(tx, w, stride=self.stride, padding=self.padding),
+            None if tw is None else conv(x, tw, stride=self.stride, padding=self.padding),
+            None if tb is None else tb.reshape(1, -1, 1, 1),
+        )
 
 
 class Conv2dInputGrad(Op):
@@ -88,6 +101,14 @@ class Conv2dInputGrad(Op):
         )
         return grad_g, grad_w
 
+    def jvp(self, tangents, out, g, w):
+        tg, tw = tangents
+        options = {"input_hw": self.input_hw, "stride": self.stride, "padding": self.padding}
+        return add_tangents(
+            None if tg is None else Conv2dInputGrad.apply(tg, w, **options),
+            None if tw is None else Conv2dInputGrad.apply(g, tw, **options),
+        )
+
 
 class Conv2dWeightGrad(Op):
     r"""z = conv_weight(x, g): the weight gradient of :class:`Conv2d` as an op.
@@ -116,6 +137,14 @@ class Conv2dWeightGrad(Op):
         grad_g = Conv2d.apply(x, gz, stride=self.stride, padding=self.padding) if need_g else None
         return grad_x, grad_g
 
+    def jvp(self, tangents, out, x, g):
+        tx, tg = tangents
+        options = {"kernel_hw": self.kernel_hw, "stride": self.stride, "padding": self.padding}
+        return add_tangents(
+            None if tx is None else Conv2dWeightGrad.apply(tx, g, **options),
+            None if tg is None else Conv2dWeightGrad.apply(x, tg, **options),
+        )
+
 
 class MaxPool2d(Op):
     r"""y = max over each ``k x k`` window (stride ``s``), NCHW.
@@ -136,6 +165,10 @@ class MaxPool2d(Op):
     def vjp(self, g, out, x):
         return MaxPoolScatter.apply(g, pool=self, input_shape=x.shape)
 
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else MaxPoolGather.apply(t, pool=self, input_shape=x.shape)
+
 
 class MaxPoolScatter(Op):
     r"""z = the pooling gradient: ``g`` written at the winning positions, zeros elsewhere.
@@ -155,6 +188,14 @@ class MaxPoolScatter(Op):
     def vjp(self, gz, out, g):
         return MaxPoolGather.apply(gz, pool=self.pool, input_shape=self.input_shape)
 
+    def jvp(self, tangents, out, g):
+        (t,) = tangents
+        return (
+            None
+            if t is None
+            else MaxPoolScatter.apply(t, pool=self.pool, input_shape=self.input_shape)
+        )
+
 
 class MaxPoolGather(Op):
     r"""z = the values at each window's winning position; adjoint of :class:`MaxPoolScatter`."""
@@ -169,3 +210,11 @@ class MaxPoolGather(Op):
 
     def vjp(self, gz, out, x):
         return MaxPoolScatter.apply(gz, pool=self.pool, input_shape=self.input_shape)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return (
+            None
+            if t is None
+            else MaxPoolGather.apply(t, pool=self.pool, input_shape=self.input_shape)
+        )

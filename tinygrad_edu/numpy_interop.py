@@ -1,0 +1,112 @@
+"""NumPy's protocols on Tensors: ``np.exp(t)``, ``ndarray * t`` and ``np.sum(t)`` keep the graph.
+
+NumPy hands a ufunc call with a Tensor operand to :meth:`Tensor.__array_ufunc__` and a function
+call (``np.sum``, ``np.stack``, ...) to :meth:`Tensor.__array_function__`; both land here. Calls
+with a Tensor method of the same meaning run that method, so they are differentiable. Anything
+else is computed on the plain arrays -- which is harmless when no operand needs a gradient or
+the result is boolean/integer (``np.isnan``, ``np.allclose``), and raises ``TypeError``
+otherwise, because returning an ndarray would silently cut the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+#: ufunc name -> Tensor method
+UFUNC_METHODS = {
+    "add": "__add__",
+    "subtract": "__sub__",
+    "multiply": "__mul__",
+    "divide": "__truediv__",
+    "true_divide": "__truediv__",
+    "power": "__pow__",
+    "matmul": "__matmul__",
+    "negative": "__neg__",
+    "positive": "__pos__",
+    "absolute": "abs",
+}
+
+
+def _reduction(method: str) -> Callable[..., Tensor]:
+    def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False):
+        if dtype is not None or out is not None:
+            raise TypeError(f"np.{method} on a Tensor supports axis and keepdims only")
+        return getattr(_as_tensor(a), method)(axis=axis, keepdims=bool(keepdims))
+
+    return call
+
+
+#: NumPy function -> implementation on Tensors
+FUNCTIONS: dict[Callable, Callable[..., Tensor]] = {
+    np.sum: _reduction("sum"),
+    np.mean: _reduction("mean"),
+    np.max: _reduction("max"),
+    np.amax: _reduction("max"),
+    np.reshape: lambda a, shape, **kw: _as_tensor(a).reshape(shape),
+    np.transpose: lambda a, axes=None: _as_tensor(a).transpose(*(axes or ())),
+    np.stack: lambda arrays, axis=0: Tensor.stack(arrays, axis=axis),
+    np.concatenate: lambda arrays, axis=0: Tensor.concatenate(arrays, axis=axis),
+    np.clip: lambda a, a_min=None, a_max=None: _as_tensor(a).clip(a_min, a_max),
+}
+
+
+def _as_tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _needs_grad(values: Any) -> bool:
+    if isinstance(values, Tensor):
+        return values.requires_grad
+    if isinstance(values, (list, tuple)):
+        return any(_needs_grad(v) for v in values)
+    if isinstance(values, dict):
+        return any(_needs_grad(v) for v in values.values())
+    return False
+
+
+def _on_plain_arrays(name: str, compute: Callable[[], Any], operands: Any) -> Any:
+    result = compute()
+    if _needs_grad(operands) and np.asarray(result).dtype.kind in "fc":
+        raise TypeError(
+            f"np.{name} has no differentiable version in tinygrad_edu and would drop the graph "
+            "of a tensor that requires grad; use the Tensor method, or pass t.detach() / t.data "
+            "if you want plain values"
+        )
+    return result
+
+
+def ufunc(fn: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
+    """``fn(*inputs)`` for :meth:`Tensor.__array_ufunc__`."""
+    name = UFUNC_METHODS.get(fn.__name__, fn.__name__)
+    if method == "__call__" and not kwargs and hasattr(Tensor, name):
+        first, *rest = inputs
+        return getattr(_as_tensor(first), name)(*rest)
+    if "out" in kwargs:
+        raise TypeError(f"np.{fn.__name__}(..., out=...) cannot write into a Tensor")
+    plain = [_plain(x) for x in inputs]
+    result = _on_plain_arrays(
+        fn.__name__, lambda: getattr(fn, method)(*plain, **kwargs), (inputs, kwargs)
+    )
+    return Tensor._wrap(result) if isinstance(result, np.ndarray) else result
+
+
+def function(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """``fn(*args, **kwargs)`` for :meth:`Tensor.__array_function__`."""
+    implementation = FUNCTIONS.get(fn)
+    if implementation is not None:
+        return implementation(*args, **kwargs)
+    plain_args, plain_kwargs = _plain(args), {k: _plain(v) for k, v in kwargs.items()}
+    return _on_plain_arrays(fn.__name__, lambda: fn(*plain_args, **plain_kwargs), (args, kwargs))

@@ -1,0 +1,235 @@
+r"""Elementwise ops: one line each, the forward beside its chain rule.
+
+An elementwise op :math:`y = f(x)` has a *diagonal* Jacobian, :math:`\partial y_i / \partial x_i
+= f'(x_i)`, so one rule serves both modes of autodiff:
+
+* reverse mode (VJP): :math:`\bar x = \bar y \odot f'(x)`;
+* forward mode (JVP): :math:`\dot y = \dot x \odot f'(x)`.
+
+Each row below gives that rule as ``chain(g, x, y)``: "multiply the incoming ``g`` by
+:math:`f'(x)`", written with Tensor operations (so it can be differentiated again) and free to
+use the output ``y`` (:math:`(e^x)' = e^x = y`). :func:`unary` and :func:`binary` turn a row into
+an :class:`~tinygrad_edu.graph.Op`. A binary op :math:`y = f(a, b)` has one rule per input; its
+JVP is the sum :math:`\dot y = \dot a\, \partial_a f + \dot b\, \partial_b f`.
+
+Rules are written so that a branch the maths masks out never computes ``0 * inf`` (HIPS
+autograd's trick): ``0 ** b`` differentiates ``log`` of a 1 where ``a == 0``, not of 0.
+Parameters (``clip``'s bounds) arrive as keyword arguments to both functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..graph import Op
+from ..tensor import Tensor
+from .common import add_tangents, constant, quiet
+
+Chain = Callable[..., object]
+
+
+class Elementwise(Op):
+    """Base of the table's ops: keyword parameters are kept in ``attrs``."""
+
+    attrs: dict = {}  # noqa: RUF012  (read-only default; instances get their own dict)
+
+    def __init__(self, **attrs: object) -> None:
+        if attrs:
+            self.attrs = attrs
+
+
+def unary(name: str, forward: Callable[..., np.ndarray], chain: Chain, math: str) -> type[Op]:
+    """An elementwise op ``y = forward(x)`` whose derivative rule is ``chain(g, x, y)``."""
+
+    class Unary(Elementwise):
+        def forward(self, x):
+            return forward(x, **self.attrs)
+
+        def vjp(self, g, out, x):
+            return chain(g, x, out, **self.attrs)
+
+        def jvp(self, tangents, out, x):
+            (t,) = tangents
+            return None if t is None else chain(t, x, out, **self.attrs)
+
+    return _named(Unary, name, f"y = {math}")
+
+
+def binary(
+    name: str, forward: Callable[..., np.ndarray], chain_a: Chain, chain_b: Chain, math: str
+) -> type[Op]:
+    """An elementwise op ``y = forward(a, b)`` with one derivative rule per input."""
+
+    class Binary(Elementwise):
+        def forward(self, a, b):
+            return forward(a, b)
+
+        def vjp(self, g, out, a, b):
+            need_a, need_b = self.needs_input_grad
+            return (
+                chain_a(g, a, b, out) if need_a else None,
+                chain_b(g, a, b, out) if need_b else None,
+            )
+
+        def jvp(self, tangents, out, a, b):
+            ta, tb = tangents
+            return add_tangents(
+                None if ta is None else chain_a(ta, a, b, out),
+                None if tb is None else chain_b(tb, a, b, out),
+            )
+
+    return _named(Binary, name, f"y = {math}")
+
+
+def _named(cls: type[Op], name: str, doc: str) -> type[Op]:
+    cls.name = name
+    cls.__name__ = cls.__qualname__ = "".join(part.title() for part in name.split("_"))
+    cls.__doc__ = doc
+    return cls
+
+
+def where(condition: np.ndarray, x: object, y: object) -> Tensor:
+    """``x`` where ``condition`` holds, else ``y``; ``condition`` is a constant mask."""
+    return Where.apply(_tensor(x), _tensor(y), condition=condition)
+
+
+def _tensor(value: object) -> Tensor:
+    return value if isinstance(value, Tensor) else constant(value)
+
+
+def _inside(x: Tensor, lo: float | None, hi: float | None) -> np.ndarray:
+    mask = np.ones(x.shape, dtype=bool)
+    if lo is not None:
+        mask &= x.data >= lo
+    if hi is not None:
+        mask &= x.data <= hi
+    return mask
+
+
+# ==================================================================================== the table
+# fmt: off
+#               name       forward                     chain(g, x, y) = g * dy/dx
+Neg     = unary("neg",     np.negative,                lambda g, x, y: -g,
+                "-x;  dy/dx = -1")
+Exp     = unary("exp",     quiet(np.exp),              lambda g, x, y: g * y,
+                "e^x;  dy/dx = e^x = y")
+Log     = unary("log",     quiet(np.log),              lambda g, x, y: g / x,
+                "ln x;  dy/dx = 1/x")
+Sqrt    = unary("sqrt",    quiet(np.sqrt),             lambda g, x, y: g / (y * 2),
+                "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)")
+Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * np.sign(x.data),
+                "|x|;  dy/dx = sign(x), 0 at x = 0")
+ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: g * constant(x.data > 0),
+                "max(x, 0);  dy/dx = [x > 0], 0 at x = 0 as in PyTorch")
+Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
+                lambda g, x, y: SigmoidBackward.apply(g, y),
+                "1 / (1 + e^-x), computed as exp(-softplus(-x));  dy/dx = y (1 - y)")
+Tanh    = unary("tanh",    np.tanh,                    lambda g, x, y: TanhBackward.apply(g, y),
+                "tanh x;  dy/dx = 1 - y^2")
+Clip    = unary("clip",    lambda x, lo, hi: np.clip(x, lo, hi),
+                lambda g, x, y, lo, hi: g * constant(_inside(x, lo, hi)),
+                "min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]")
+
+#            name   forward            chain_a(g, a, b, y) = g dy/da  chain_b = g dy/db
+Add = binary("add", np.add,            lambda g, a, b, y: g,          lambda g, a, b, y: g,
+             "a + b;  dy/da = 1, dy/db = 1")
+Sub = binary("sub", np.subtract,       lambda g, a, b, y: g,          lambda g, a, b, y: -g,
+             "a - b;  dy/da = 1, dy/db = -1")
+Mul = binary("mul", np.multiply,       lambda g, a, b, y: g * b,      lambda g, a, b, y: g * a,
+             "a b;  dy/da = b, dy/db = a")
+Div = binary("div", quiet(np.divide),  lambda g, a, b, y: g / b,      lambda g, a, b, y: -g * y / b,
+             "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b")
+Pow = binary("pow", quiet(np.power),
+             lambda g, a, b, y: g * b * a ** where((a.data == 0) & (b.data == 0), 1.0, b - 1),
+             lambda g, a, b, y: g * y * where(a.data == 0, 1.0, a).log(),
+             "a^b;  dy/da = b a^(b-1) (0 at a = b = 0), dy/db = a^b ln a (0 at a = 0)")
+# fmt: on
+
+
+# ============================================================================ fused rules and where
+class SigmoidBackward(Op):
+    r"""z = g\, y (1 - y): sigmoid's chain rule as one op (``y`` is the sigmoid's output).
+
+    One node instead of three, and still differentiable:
+    :math:`\partial z / \partial g = y (1 - y)` (the same op again) and
+    :math:`\partial z / \partial y = g (1 - 2y)`.
+    """
+
+    name = "sigmoid_backward"
+
+    def forward(self, g, y):
+        return g * y * (1 - y)
+
+    def vjp(self, gz, out, g, y):
+        need_g, need_y = self.needs_input_grad
+        grad_g = SigmoidBackward.apply(gz, y) if need_g else None
+        grad_y = gz * g * (1 - 2 * y) if need_y else None
+        return grad_g, grad_y
+
+    def jvp(self, tangents, out, g, y):
+        tg, ty = tangents
+        return add_tangents(
+            None if tg is None else SigmoidBackward.apply(tg, y),
+            None if ty is None else ty * g * (1 - 2 * y),
+        )
+
+
+class TanhBackward(Op):
+    r"""z = g\, (1 - y^2): tanh's chain rule as one op (``y`` is the tanh output).
+
+    :math:`\partial z / \partial g = 1 - y^2` (the same op again),
+    :math:`\partial z / \partial y = -2 g y`.
+    """
+
+    name = "tanh_backward"
+
+    def forward(self, g, y):
+        return g * (1 - y * y)
+
+    def vjp(self, gz, out, g, y):
+        need_g, need_y = self.needs_input_grad
+        grad_g = TanhBackward.apply(gz, y) if need_g else None
+        grad_y = gz * g * y * -2 if need_y else None
+        return grad_g, grad_y
+
+    def jvp(self, tangents, out, g, y):
+        tg, ty = tangents
+        return add_tangents(
+            None if tg is None else TanhBackward.apply(tg, y),
+            None if ty is None else ty * g * y * -2,
+        )
+
+
+class Where(Op):
+    r"""y = x where ``condition`` else z (``condition`` a constant boolean array).
+
+    :math:`\bar x = \bar y\,[c]`, :math:`\bar z = \bar y\,[\lnot c]`; the JVP selects the
+    tangents the same way.
+    """
+
+    name = "where"
+
+    def __init__(self, condition: np.ndarray) -> None:
+        self.condition = np.asarray(condition, dtype=bool)
+
+    def forward(self, x, z):
+        return np.where(self.condition, x, z)
+
+    def vjp(self, g, out, x, z):
+        need_x, need_z = self.needs_input_grad
+        zero = constant(np.zeros((), dtype=g.dtype))
+        return (
+            Where.apply(g, zero, condition=self.condition) if need_x else None,
+            Where.apply(zero, g, condition=self.condition) if need_z else None,
+        )
+
+    def jvp(self, tangents, out, x, z):
+        tx, tz = tangents
+        if tx is None and tz is None:
+            return None
+        zero = constant(np.zeros((), dtype=out.dtype))
+        return Where.apply(
+            zero if tx is None else tx, zero if tz is None else tz, condition=self.condition
+        )
