@@ -132,7 +132,8 @@ class GetItem(Op):
         try:
             return x[self.index]
         except IndexError as err:  # stays an IndexError: iteration protocols rely on it
-            raise IndexError(f"getitem: index {self.index!r} does not fit shape {x.shape}: {err}")
+            message = f"getitem: index {self.index!r} does not fit shape {x.shape}: {err}"
+            raise IndexError(message) from None
 
     def vjp(self, g, out, x):
         return ScatterAdd.apply(g, shape=x.shape, index=self.index, like=x.data)
