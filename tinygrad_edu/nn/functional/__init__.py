@@ -1,0 +1,18 @@
+"""Stateless functions behind the layers and losses, as in ``torch.nn.functional``.
+
+Each is a few Tensor operations or one op of :mod:`tinygrad_edu.ops`, so its gradient comes from
+the op table; no function here has a hand-written backward. Grouped like PyTorch's reference:
+
+* :mod:`.activations` -- ``relu``, ``sigmoid``, ``tanh``, ...
+* :mod:`.layers` -- ``linear``, ``conv2d``, ``max_pool2d``, ...
+* :mod:`.losses` -- ``mse_loss``, ``binary_cross_entropy``, ``cross_entropy``, ...
+"""
+
+from .activations import *  # noqa: F403
+from .activations import __all__ as _activations
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers
+from .losses import *  # noqa: F403
+from .losses import __all__ as _losses
+
+__all__ = [*_activations, *_layers, *_losses]
