@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,8 @@ from ..io.errors import WeightsError
 from ..io.weights import read_weights
 from ..tensor import Tensor
 
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, Tensor)
+
 #: (block, convolutions, channels) of VGG16's feature stack
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 CLASSIFIER = (("fc1", 0, 25088, 4096), ("fc2", 3, 4096, 4096), ("predictions", 6, 4096, 1000))
@@ -42,6 +45,26 @@ CLASSIFIER = (("fc1", 0, 25088, 4096), ("fc2", 3, 4096, 4096), ("predictions", 6
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 TORCH_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 TORCH_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+INPUT_SPACES = ("caffe", "torch")
+
+
+def to_input_space(pixels: ArrayOrTensor, input_space: str) -> ArrayOrTensor:
+    """RGB pixels on 0..255, channels last ``(..., 3)`` -> the network's input values.
+
+    ``caffe`` (Keras's VGG16): BGR order minus the ImageNet mean pixel, no scaling.
+    ``torch`` (torchvision's): RGB scaled to 0..1, minus the mean, divided by the std.
+    Works on arrays and on Tensors alike (then it is differentiable).
+    """
+    if input_space == "caffe":
+        return pixels[..., ::-1] - CAFFE_MEAN_BGR
+    return (pixels / 255.0 - TORCH_MEAN_RGB) / TORCH_STD_RGB
+
+
+def from_input_space(values: ArrayOrTensor, input_space: str) -> ArrayOrTensor:
+    """The inverse of :func:`to_input_space`: channels-last input values -> RGB on 0..255."""
+    if input_space == "caffe":
+        return (values + CAFFE_MEAN_BGR)[..., ::-1]
+    return (values * TORCH_STD_RGB + TORCH_MEAN_RGB) * 255.0
 
 
 def _feature_layout() -> list[tuple[str, str, int, int]]:
@@ -78,7 +101,7 @@ class VGG16(nn.Module):
         initialise: bool = True,
     ) -> None:
         super().__init__()
-        if input_space not in ("caffe", "torch"):
+        if input_space not in INPUT_SPACES:
             raise ValueError(f"input_space must be 'caffe' or 'torch', got {input_space!r}")
         self.input_space = input_space
         generator = np.random.default_rng(rng)
@@ -168,19 +191,13 @@ class VGG16(nn.Module):
             images = images[None]
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ShapeError(f"preprocess expects RGB images (N, H, W, 3), got {images.shape}")
-        if self.input_space == "caffe":
-            x = images[..., ::-1] - CAFFE_MEAN_BGR
-        else:
-            x = (images / 255.0 - TORCH_MEAN_RGB) / TORCH_STD_RGB
+        x = to_input_space(images, self.input_space)
         return Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
 
     def deprocess(self, x: Tensor | np.ndarray) -> np.ndarray:
         """Inverse of :meth:`preprocess`: NCHW input -> float RGB ``(N, H, W, 3)`` on 0..255."""
         data = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float32)
-        images = data.transpose(0, 2, 3, 1)
-        if self.input_space == "caffe":
-            return (images + CAFFE_MEAN_BGR)[..., ::-1]
-        return (images * TORCH_STD_RGB + TORCH_MEAN_RGB) * 255.0
+        return from_input_space(data.transpose(0, 2, 3, 1), self.input_space)
 
     # ------------------------------------------------------------------ weights
     def load_weights(
