@@ -2,63 +2,83 @@
 
 from __future__ import annotations
 
+import sys
+import zipfile
+
 import numpy as np
 import pytest
 
 from tinygrad_edu.cli import main
 
+QUIET = ["--no-progress"]
+
+
+def _train(out, *extra):
+    return main(["text-color", "train", *QUIET, "--out", str(out), *extra])
+
+
+def _one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1, captured.err
+    return captured.err
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """The default run: the document's data, seed, budget and stopping rule (~2 s)."""
     out = tmp_path_factory.mktemp("text_color")
-    assert (
-        main(["text-color", "train", "--iterations", "1500", "--no-progress", "--out", str(out)])
-        == 0
-    )
+    assert _train(out) == 0
     return out
 
 
-def test_train_writes_checkpoint_and_figure(trained, capsys):
+def test_default_run_is_the_documents(tmp_path, capsys):
+    assert _train(tmp_path, "--no-figure") == 0
+    out = capsys.readouterr().out
+    assert "trained on the document's 10 colours" in out
+    assert "minimum error reached at iteration 9066\n" in out
+    assert "follows its label: 10/10" in out
+    assert "2 of 10 labels disagree with WCAG 2 (pure green, #00ffff)" in out
+    assert out.count("<- label disagrees with WCAG") == 2
+    assert "held-out WCAG agreement:" in out and "of 1000 random colours" in out
+    assert not (tmp_path / "text_color.png").exists()
+
+
+def test_train_writes_checkpoint_and_figure(trained):
     assert (trained / "text_color.npz").exists()
     png = (trained / "text_color.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
-def test_train_reports_minimum_and_generalisation(tmp_path, capsys):
-    main(
-        [
-            "text-color",
-            "train",
-            "--iterations",
-            "50",
-            "--no-progress",
-            "--no-figure",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+def test_train_without_matplotlib_still_succeeds(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    assert _train(tmp_path, "--max-iteration", "20") == 0
     out = capsys.readouterr().out
-    assert "minimum error E = " in out and "at iteration" in out
-    assert "held-out WCAG agreement:" in out and "of 1000 random colours" in out
-    assert not (tmp_path / "text_color.png").exists()
+    assert (tmp_path / "text_color.npz").exists() and not (tmp_path / "text_color.png").exists()
+    assert "held-out WCAG agreement" in out
+    hints = [line for line in out.splitlines() if "figure" in line]
+    assert hints == [
+        "figure skipped: it needs matplotlib, the 'plot' extra (pip install 'tinygrad_edu[plot]')"
+    ]
+
+
+def test_budget_without_target_reports_the_smallest_error(tmp_path, capsys):
+    assert _train(tmp_path, "--max-iteration", "50", "--target", "0", "--no-figure") == 0
+    out = capsys.readouterr().out
+    assert "ran iterations 0..50 (no target)" in out and "smallest E = " in out
 
 
 def test_wcag_training_option(tmp_path, capsys):
-    argv = ["text-color", "train", "--data", "wcag", "--samples", "50", "--iterations", "100"]
-    assert main([*argv, "--no-progress", "--no-figure", "--out", str(tmp_path)]) == 0
-    assert "trained on 50 colours (wcag)" in capsys.readouterr().out
+    argv = ["--data", "wcag", "--samples", "50", "--max-iteration", "100", "--no-figure"]
+    assert _train(tmp_path, *argv) == 0
+    out = capsys.readouterr().out
+    assert "trained on 50 random WCAG-labelled colours" in out and "disagree" not in out
 
 
 def test_predict_answers_per_colour(trained, capsys):
+    checkpoint = str(trained / "text_color.npz")
     code = main(
-        [
-            "text-color",
-            "predict",
-            "#000000",
-            "rgb(255,255,255)",
-            "--checkpoint",
-            str(trained / "text_color.npz"),
-        ]
+        ["text-color", "predict", "#000000", "rgb(255,255,255)", "--checkpoint", checkpoint]
     )
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(lines) == 2
@@ -68,18 +88,124 @@ def test_predict_answers_per_colour(trained, capsys):
 def test_predict_rejects_bad_colours(trained, capsys):
     code = main(["text-color", "predict", "#12", "--checkpoint", str(trained / "text_color.npz")])
     assert code == 2
-    assert "cannot read colour '#12'" in capsys.readouterr().err
+    assert "cannot read colour '#12'" in _one_line_error(capsys)
+
+
+def test_predict_with_a_3kb_backtracking_argument_is_a_prompt_error(trained, capsys):
+    hostile = "1" + " " * 1500 + "1" + " " * 1500 + "x"
+    code = main(["text-color", "predict", hostile, "--checkpoint", str(trained / "text_color.npz")])
+    assert code == 2
+    assert "at most 64 are read" in _one_line_error(capsys)
 
 
 def test_predict_without_checkpoint_says_how_to_get_one(tmp_path, capsys):
     code = main(["text-color", "predict", "#fff", "--checkpoint", str(tmp_path / "none.npz")])
-    assert code == 1
-    assert "tinygrad-edu text-color train" in capsys.readouterr().err
+    assert code == 2
+    assert "tinygrad-edu text-color train" in _one_line_error(capsys)
 
 
-def test_explain_shows_matching_deltas(trained, capsys):
+def _npy(path):
+    np.save(path, np.zeros((5, 4)))
+
+
+def _one_dimensional_weight(path):
+    np.savez(path, **{"0.weight": np.zeros(5), "0.bias": np.zeros(5)})
+
+
+def _raw_member(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("0.weight", b"\x00" * 40)  # not an .npy member
+
+
+def _not_a_zip(path):
+    path.write_bytes(b"hello")
+
+
+def _string_weight(path):
+    np.savez(path, **{"0.weight": np.array([["a", "b"]]), "0.bias": np.zeros(1)})
+
+
+def _broken_chain(path):
+    arrays = {"0.weight": np.zeros((5, 3)), "0.bias": np.zeros(5), "2.weight": np.zeros((1, 4))}
+    np.savez(path, **arrays, **{"2.bias": np.zeros(1)})
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("weights.npy", _npy),
+        ("flat.npz", _one_dimensional_weight),
+        ("raw.npz", _raw_member),
+        ("junk.npz", _not_a_zip),
+        ("strings.npz", _string_weight),
+        ("chain.npz", _broken_chain),
+    ],
+)
+@pytest.mark.parametrize("action", [["predict", "#fff"], ["explain"]])
+def test_bad_checkpoints_are_one_line_errors(tmp_path, capsys, name, write, action):
+    path = tmp_path / name
+    write(path)
+    code = main(["text-color", *action, "--checkpoint", str(path)])
+    assert code != 0
+    assert str(path) in _one_line_error(capsys)
+
+
+def test_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("mine")
+    assert _train(out, "--max-iteration", "5") == 2
+    assert "is a file, not a folder" in _one_line_error(capsys)
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--lr", "nan"),
+        ("--lr", "inf"),
+        ("--lr", "-0.2"),
+        ("--lr", "0"),
+        ("--lr", "fast"),
+        ("--target", "nan"),
+        ("--target", "-1"),
+        ("--max-iteration", "-1"),
+        ("--samples", "0"),
+        ("--seed", "-4"),
+    ],
+)
+def test_meaningless_numbers_are_refused_in_one_line(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_info:
+        _train(tmp_path, option, value)
+    assert exit_info.value.code == 2
+    err = _one_line_error(capsys)
+    assert f"argument {option}" in err and repr(value) in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_nan_producing_run_never_replaces_the_checkpoint(tmp_path, monkeypatch, capsys):
+    from tinygrad_edu.cli import text_color
+    from tinygrad_edu.models.text_color import build_mlp
+
+    assert _train(tmp_path, "--max-iteration", "30", "--no-figure") == 0
+    before = (tmp_path / "text_color.npz").read_bytes()
+    capsys.readouterr()
+
+    def poisoned(*args, **kwargs):  # initial weights with a NaN: every error after is NaN
+        model = build_mlp(*args, **kwargs)
+        model[0].weight.data[0, 0] = np.nan
+        return model
+
+    monkeypatch.setattr(text_color, "build_mlp", poisoned)
+    with np.errstate(invalid="ignore"):
+        assert _train(tmp_path, "--max-iteration", "30", "--no-figure") == 2
+    assert "training diverged (the error became nan at iteration 0)" in _one_line_error(capsys)
+    assert (tmp_path / "text_color.npz").read_bytes() == before
+
+
+def test_explain_shows_labels_against_wcag_and_matching_deltas(trained, capsys):
     assert main(["text-color", "explain", "--checkpoint", str(trained / "text_color.npz")]) == 0
     out = capsys.readouterr().out
+    assert out.count("<- label disagrees with WCAG") == 2 and "15.30:1" in out
     for k in (3, 2, 1):
         assert f"delta^{k} of shape" in out
     worst = float(out.strip().splitlines()[-1].split(":")[-1])
@@ -98,20 +224,7 @@ def test_help_explains_itself(argv, capsys):
 
 def test_training_is_reproducible(tmp_path):
     for name in ("a", "b"):
-        main(
-            [
-                "text-color",
-                "train",
-                "--iterations",
-                "20",
-                "--seed",
-                "3",
-                "--no-progress",
-                "--no-figure",
-                "--out",
-                str(tmp_path / name),
-            ]
-        )
+        _train(tmp_path / name, "--max-iteration", "20", "--seed", "3", "--no-figure")
     a = np.load(tmp_path / "a" / "text_color.npz")
     b = np.load(tmp_path / "b" / "text_color.npz")
     for key in a.files:

@@ -127,13 +127,15 @@ def test_bad_arguments_are_explained(model, kwargs, error, message):
 # ----------------------------------------------------------------------------- images
 def test_grey_noise_is_the_documents_start():
     x = grey_noise("caffe", 5, 16, seed=0)
-    assert x.shape == (3, 16, 16) and x.dtype == np.float32
+    assert x.shape == (3, 16, 16) and x.dtype == np.float64  # NumPy's random array, as the script
     assert x.min() >= 118 and x.max() <= 138
     np.testing.assert_array_equal(x, grey_noise("caffe", 5, 16, seed=0))
     torch_space = grey_noise("torch", 5, 16, seed=0)
     np.testing.assert_allclose(
-        VGG16(input_space="torch", initialise=False).deprocess(torch_space[None]),
-        VGG16(input_space="caffe", initialise=False).deprocess(x[None]),
+        VGG16(input_space="torch", initialise=False).deprocess(
+            torch_space[None].astype(np.float32)
+        ),
+        VGG16(input_space="caffe", initialise=False).deprocess(x[None].astype(np.float32)),
         atol=1e-3,
     )
 
@@ -235,6 +237,40 @@ def test_cli_document_layers_and_unknown_names(capsys):
     assert main(["visualize", "--layers", "block6_conv1", "--weights", "unused.h5"]) == 2
     err = capsys.readouterr().err
     assert "unknown layer 'block6_conv1'" in err and "block5_conv3" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--step-size", "nan"),
+        ("--step-size", "inf"),
+        ("--step-size", "-1"),
+        ("--step-size", "0"),
+        ("--steps", "0"),
+        ("--filters", "-3"),
+        ("--size", "0"),
+        ("--grid", "0"),
+        ("--batch", "0"),
+        ("--tv", "nan"),
+        ("--tv", "-0.5"),
+    ],
+)
+def test_cli_refuses_meaningless_numbers_in_one_line(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["visualize", option, value, "--weights", "unused.h5"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and f"argument {option}" in err and repr(value) in err
+
+
+def test_cli_out_that_is_a_file_is_a_one_line_error(random_weights, tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    argv = ["visualize", "--weights", str(random_weights), "--layers", "block1_conv1"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+    assert out.read_text() == "not a folder"
 
 
 def test_cli_refuses_improved_options_in_classic_mode(capsys):

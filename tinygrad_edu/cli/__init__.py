@@ -1,23 +1,24 @@
 """The ``tinygrad-edu`` command line.
 
-Each app adds its sub-commands from its own module; ``main`` parses and dispatches.
+Each app adds its sub-commands from its own module; ``main`` parses and dispatches. Every problem
+the user can fix (a bad argument, an unreadable file, a missing extra) ends as one line on stderr
+and a non-zero exit status, never a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from . import text_color, visualize
+from .arguments import Parser
+from .errors import CommandError
+
+__all__ = ["CommandError", "build_parser", "main"]
 
 
-class CommandError(Exception):
-    """A problem the user can fix (bad argument, missing file): printed without a traceback."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="tinygrad-edu",
         description=(
             "Apps built on the tinygrad_edu autodiff engine. Run "
@@ -39,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
         sys.stderr.close()
         return 0
-    except (CommandError, ValueError, FileNotFoundError, ImportError) as err:
-        print(f"tinygrad-edu: error: {err}", file=sys.stderr)
+    except (CommandError, ValueError, OSError, ImportError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"tinygrad-edu: error: {message}", file=sys.stderr)
         return 2 if isinstance(err, (CommandError, ValueError)) else 1
 
 

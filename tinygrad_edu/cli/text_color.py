@@ -19,12 +19,24 @@ from ..models.text_color import (
     parse_color,
     to_augmented,
 )
-from ..models.text_color.colors import contrast_ratio, relative_luminance, to_hex
-from ..models.text_color.training import predict, train, wcag_agreement, wcag_training_set
+from ..models.text_color.colors import contrast_ratio, label_checks, label_table, relative_luminance
+from ..models.text_color.training import (
+    DOCUMENT_LR,
+    DOCUMENT_MAX_ITERATION,
+    DOCUMENT_SEED,
+    DOCUMENT_TARGET,
+    predict,
+    train,
+    wcag_agreement,
+    wcag_training_set,
+)
+from .arguments import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .errors import CommandError
 
 DEFAULT_DIR = Path("runs") / "text_color"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "text_color.npz"
 HELD_OUT = 1000
+PLOT_HINT = "pip install 'tinygrad_edu[plot]'"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,29 +54,50 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train like the document and save a checkpoint and a figure",
         description=(
-            "Full-batch gradient descent on E = 1/2 sum (o - y)^2 with N(0, 0.15) initial weights. "
-            "Writes <out>/text_color.npz and <out>/text_color.png and reports the iteration of "
-            f"minimum error and the share of {HELD_OUT} random held-out colours on which the "
-            "network picks the text colour with the higher WCAG 2 contrast."
+            "The document's run: N(0, 0.15) initial weights, full-batch gradient descent on "
+            "E = 1/2 sum (o - y)^2 at lr 0.2, iterations 0..100000, stopping at the first "
+            "iteration whose sum (o - y)^2 (= 2E, the document's printed error) is at most 0.001. "
+            "Writes <out>/text_color.npz and, with matplotlib (the 'plot' extra), "
+            "<out>/text_color.png; reports each colour's label next to its WCAG 2 contrast and "
+            f"the share of {HELD_OUT} random held-out colours on which the network picks the text "
+            "colour with the higher WCAG 2 contrast."
         ),
     )
-    p.add_argument("--iterations", type=int, default=5000, help="gradient steps (default 5000)")
-    p.add_argument("--lr", type=float, default=0.2, help="learning rate (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument(
+        "--max-iteration",
+        type=nonnegative_int,
+        default=DOCUMENT_MAX_ITERATION,
+        help=f"last iteration number (default {DOCUMENT_MAX_ITERATION}, the document's budget)",
+    )
+    p.add_argument(
+        "--target",
+        type=nonnegative_float,
+        default=DOCUMENT_TARGET,
+        help=f"stop once sum (o - y)^2 <= this; 0 runs every iteration (default {DOCUMENT_TARGET})",
+    )
+    p.add_argument(
+        "--lr", type=positive_float, default=DOCUMENT_LR, help=f"learning rate ({DOCUMENT_LR})"
+    )
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=DOCUMENT_SEED,
+        help=f"seed of the initial weights (default {DOCUMENT_SEED}; see docs/text_color.md)",
+    )
     p.add_argument(
         "--data",
         choices=["document", "wcag"],
         default="document",
-        help="train on the document's 10 colours (default) or on random WCAG-labelled colours",
+        help="the document's 10 colours and labels (default) or random WCAG-labelled colours",
     )
-    p.add_argument("--samples", type=int, default=200, help="colours for --data wcag (default 200)")
+    p.add_argument(
+        "--samples", type=positive_int, default=200, help="colours for --data wcag (default 200)"
+    )
     p.add_argument(
         "--out", type=Path, default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--no-figure", action="store_true", help="skip the PNG figure (no matplotlib needed)"
-    )
+    p.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
     p.set_defaults(run=run_train)
 
     p = sub.add_parser(
@@ -78,62 +111,124 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "explain",
-        help="engine deltas next to the document's hand-derived deltas, layer by layer",
+        help="the labels against WCAG 2, and engine deltas next to the hand-derived ones",
         description=(
-            "For the 10 training colours, print dE/dz for every layer twice: from the engine's "
-            "reverse mode and from the document's chain-rule formulas in plain NumPy, with their "
-            "largest difference. Uses the checkpoint when it exists, else fresh N(0, 0.15) weights."
+            "For the document's 10 training colours: each label next to the WCAG 2 contrast of "
+            "white and black text, then dE/dz for every layer twice, from the engine's reverse "
+            "mode and from the document's chain-rule formulas in plain NumPy, with their largest "
+            "difference. Uses the checkpoint when it exists, else fresh N(0, 0.15) weights."
         ),
     )
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of fresh weights (default 0)")
+    p.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=DOCUMENT_SEED,
+        help=f"seed of fresh weights (default {DOCUMENT_SEED})",
+    )
     p.set_defaults(run=run_explain)
 
 
 def _load(path: Path):
+    """The checkpoint's network, or a one-line :class:`CommandError` naming the file."""
     if not path.exists():
-        raise FileNotFoundError(
+        raise CommandError(
             f"no checkpoint at {path}; train one first with: tinygrad-edu text-color train"
         )
-    return model_from_state_dict(checkpoint.load(path))
+    try:
+        return model_from_state_dict(checkpoint.load(path))
+    except (ValueError, OSError, TypeError) as err:  # CheckpointError, StateDictError, ...
+        raise CommandError(f"cannot use checkpoint {path}: {err}") from None
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise CommandError(f"--out {args.out} is a file, not a folder")
     if args.data == "document":
-        X, Y, names = COLORS, LABELS, list(COLOR_NAMES)
+        X, Y, names = COLORS, LABELS, COLOR_NAMES
+        described = "the document's 10 colours"
     else:
         X, Y = wcag_training_set(args.samples, seed=args.seed + 1)
-        names = None
+        names, described = None, f"{args.samples} random WCAG-labelled colours"
     model = build_mlp(rng=args.seed)
-    run = train(model, X, Y, iterations=args.iterations, lr=args.lr, progress=not args.no_progress)
-    args.out.mkdir(parents=True, exist_ok=True)
-    saved = checkpoint.save(model.state_dict(), args.out / "text_color.npz")
-    probabilities = predict(model, X)
-    correct = np.mean((probabilities >= 0.5) == (Y.ravel() >= 0.5))
-    agreement = wcag_agreement(model, HELD_OUT)
-    print(
-        f"trained on {len(X)} colours ({args.data}) for {args.iterations} iterations, lr {args.lr}"
+    run = train(
+        model,
+        X,
+        Y,
+        max_iteration=args.max_iteration,
+        lr=args.lr,
+        target=args.target or None,
+        progress=not args.no_progress,
     )
-    print(f"final error E = {run.errors[-1]:.6f}")
-    print(f"minimum error E = {run.best_error:.6f} at iteration {run.best_iteration}")
-    print(f"training colours classified correctly: {correct:.0%}")
+    weights_finite = all(np.isfinite(p.data).all() for p in model.parameters())
+    path = args.out / "text_color.npz"
+    if not (run.finite and weights_finite):
+        raise CommandError(
+            f"training diverged (the error became {run.errors[-1]} at iteration "
+            f"{run.last_iteration}); try a smaller --lr. Nothing written: {path} is unchanged"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved = checkpoint.save(model.state_dict(), path)
+    probabilities = predict(model, X)
+    correct = int(np.sum((probabilities >= 0.5) == (Y.ravel() >= 0.5)))
+    print(
+        f"trained on {described}: full-batch gradient descent, lr {args.lr}, "
+        f"N(0, 0.15) initial weights (seed {args.seed})"
+    )
+    if run.reached_target:
+        print(f"minimum error reached at iteration {run.last_iteration}")
+        print(
+            f"  sum (o - y)^2 = {2 * run.errors[-1]:.6f} <= target {args.target:g} "
+            f"(E = 1/2 sum (o - y)^2 = {run.errors[-1]:.6f})"
+        )
+    else:
+        reason = "no target" if not args.target else f"target {args.target:g} not reached"
+        print(
+            f"ran iterations 0..{run.last_iteration} ({reason}): "
+            f"sum (o - y)^2 = {2 * run.errors[-1]:.6f}, E = {run.errors[-1]:.6f}"
+        )
+        print(f"  smallest E = {run.best_error:.6f} at iteration {run.best_iteration}")
+    print(f"training colours on which the network follows its label: {correct}/{len(X)}")
+    if args.data == "document":
+        checks = label_checks(X, Y, names)
+        print(label_table(checks, probabilities))
+        print(_disagreement_summary(checks))
+    agreement = wcag_agreement(model, HELD_OUT)
     print(f"held-out WCAG agreement: {agreement:.1%} of {HELD_OUT} random colours")
     print(f"checkpoint: {saved}")
     if not args.no_figure:
+        _draw(args, X[:10], probabilities[:10], names, run)
+    return 0
+
+
+def _draw(args: argparse.Namespace, X, probabilities, names, run) -> None:
+    try:
         from ..models.text_color.figure import draw_figure
 
-        shown = slice(0, 10)
-        figure_path = args.out / "text_color.png"
-        draw_figure(
-            figure_path,
-            X[shown],
-            probabilities[shown],
+        figure = draw_figure(
+            args.out / "text_color.png",
+            X,
+            probabilities,
             names=names,
             errors=run.errors,
-            best_iteration=run.best_iteration,
+            stop_iteration=run.last_iteration if run.reached_target else None,
+            labels=LABELS[:, 0] if args.data == "document" else None,
         )
-        print(f"figure: {figure_path}")
-    return 0
+    except ImportError:
+        print(f"figure skipped: it needs matplotlib, the 'plot' extra ({PLOT_HINT})")
+    else:
+        print(f"figure: {figure}")
+
+
+def _disagreement_summary(checks) -> str:
+    against = [c.name for c in checks if not c.agrees]
+    if not against:
+        return "every label agrees with WCAG 2"
+    return (
+        f"{len(against)} of {len(checks)} labels disagree with WCAG 2 ({', '.join(against)}): "
+        "the network is trained on the document's labels as given; --data wcag trains on "
+        "WCAG labels instead"
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -145,7 +240,7 @@ def run_predict(args: argparse.Namespace) -> int:
         choice = "white" if p >= 0.5 else "black"
         wcag = "white" if white > black else "black"
         print(
-            f"{text:>20s}  {to_hex(rgb)}  p(white) = {p:.3f}  -> {choice} text"
+            f"{text:>20s}  p(white) = {p:.3f}  -> {choice} text"
             f"   (WCAG contrast: white {white:.2f}, black {black:.2f}: {wcag})"
         )
     return 0
@@ -156,12 +251,16 @@ def run_explain(args: argparse.Namespace) -> int:
         model, source = _load(args.checkpoint), f"checkpoint {args.checkpoint}"
     else:
         model, source = build_mlp(rng=args.seed), f"fresh N(0, 0.15) weights, seed {args.seed}"
+    checks = label_checks()
+    print("the document's 10 training colours, its labels, and WCAG 2 contrast ratios")
+    print(label_table(checks))
+    print(_disagreement_summary(checks) + "\n")
     matrices = to_augmented(model)
     ours = engine_deltas(model, COLORS, LABELS)
     theirs = handderived.deltas(matrices, COLORS, LABELS)
     print(f"deltas dE/dz on the 10 training colours ({source}); one column per colour")
-    print("delta^L = (a^L - y) * a^L (1 - a^L)")
-    print("delta^k = (W^(k+1)^T delta^(k+1))[:-1] * a^k (1 - a^k)\n")
+    print("delta^L = (A^L - y) * sigmoid'(Z^L)")
+    print("delta^k = (W^(k+1)^T delta^(k+1))[:-1] * sigmoid'(Z^k)\n")
     layers = len(matrices)
     worst = 0.0
     for offset, (a, b) in enumerate(zip(ours, theirs)):

@@ -11,6 +11,8 @@ from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
 from ..vis.ascent import channel_count
+from .arguments import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .errors import CommandError
 
 #: the five layers whose grids the document shows
 DOCUMENT_LAYERS = ("block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
@@ -41,13 +43,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         f"five ({', '.join(DOCUMENT_LAYERS)}; the default)",
     )
     p.add_argument(
-        "--filters", type=int, default=200, help="filters scanned per layer (default 200)"
+        "--filters",
+        type=positive_int,
+        default=200,
+        help="filters scanned per layer, the first ones (default 200, as the document)",
     )
-    p.add_argument("--steps", type=int, default=20, help="ascent steps per filter (default 20)")
-    p.add_argument("--step-size", type=float, default=1.0, help="step size (default 1.0)")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     p.add_argument(
-        "--grid", type=int, default=4, help="grid side: keep the best grid*grid (default 4)"
+        "--steps", type=positive_int, default=20, help="ascent steps per filter (default 20)"
+    )
+    p.add_argument("--step-size", type=positive_float, default=1.0, help="step size (default 1.0)")
+    p.add_argument(
+        "--size", type=positive_int, default=128, help="image side in pixels (default 128)"
+    )
+    p.add_argument(
+        "--grid",
+        type=positive_int,
+        default=4,
+        help="grid side: keep the best grid*grid (default 4)",
     )
     p.add_argument("--out", type=Path, default=Path("runs") / "filters", help="output folder")
     p.add_argument("--mode", choices=["classic", "improved"], default="classic", help="algorithm")
@@ -57,9 +69,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default="pixel",
         help="improved mode: optimise pixels, or a decorrelated 1/f cosine spectrum",
     )
-    p.add_argument("--tv", type=float, default=0.0, help="improved mode: total-variation weight")
-    p.add_argument("--batch", type=int, default=16, help="filters optimised at once (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the start noise (default 0)")
+    p.add_argument(
+        "--tv", type=nonnegative_float, default=0.0, help="improved mode: total-variation weight"
+    )
+    p.add_argument(
+        "--batch", type=positive_int, default=16, help="filters optimised at once (default 16)"
+    )
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the start noise (default 0)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run_visualize)
 
@@ -85,10 +103,8 @@ def run_visualize(args: argparse.Namespace) -> int:
     improved = {"parameterization": args.parameterization, "tv": args.tv}
     if args.mode == "classic" and (args.parameterization != "pixel" or args.tv):
         raise ValueError("--parameterization and --tv apply to --mode improved only")
-    if args.grid < 1 or args.filters < 1:
-        raise ValueError(
-            f"--grid and --filters must be at least 1, got {args.grid}, {args.filters}"
-        )
+    if args.out.exists() and not args.out.is_dir():
+        raise CommandError(f"--out {args.out} is a file, not a folder")
     model = vgg16(args.weights)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []

@@ -4,10 +4,14 @@ The document's algorithm ("classic" mode), per filter ``f`` of a conv layer:
 
 1. start from grey noise (:func:`~.images.grey_noise`);
 2. 20 times: compute the loss :math:`L = \operatorname{mean}_{i,j} a_{f,i,j}(x)` (the filter's mean
-   activation) and its gradient :math:`g = \partial L / \partial x`, then step
-   :math:`x \leftarrow x + \eta\, g / (\sqrt{\operatorname{mean}(g^2)} + 10^{-5})` with
-   :math:`\eta = 1`; stop early once :math:`L \le 0` (the filter is dead for this image);
+   activation after its ReLU) and its gradient :math:`g = \partial L / \partial x`, then step
+   :math:`x \leftarrow x + \eta\, g / (\sqrt{\operatorname{mean}(g^2)} + \epsilon)` with
+   :math:`\eta = 1` and Keras' ``K.epsilon()`` :math:`\epsilon = 10^{-7}`; *then* stop early if
+   the loss (computed before that step) was :math:`\le 0` (the filter is dead for this image);
 3. keep the filter if its last loss is positive.
+
+As in the script, the image is fed to the network in float32 and the gradient is normalised in
+float32, while the image itself accumulates the steps in float64 (NumPy's ``random`` array).
 
 **Batching.** Images do not interact inside VGG16, so many filters run at once, one per image of
 a batch: the loss is the sum of the per-image losses, and each image's gradient is its own
@@ -28,16 +32,27 @@ from ..autograd import grad
 from ..models.vgg import VGG16
 from ..nn import functional as F
 from ..tensor import Tensor
-from .images import deprocess_image, grey_noise
+from .images import KERAS_EPSILON, deprocess_image, grey_noise
 
 #: ``progress(filters_done, filters_total, last_loss)`` after each finished filter
 Progress = Callable[[int, int, float], None]
 
 
+def normalize(g: np.ndarray) -> np.ndarray:
+    r"""The script's ``normalize``, per image of a batch ``(B, ...)``:
+    :math:`g / (\sqrt{\operatorname{mean}(g^2)} + 10^{-7})`, the mean over each image's entries.
+
+    The result keeps ``g``'s dtype (float32 for the network's gradients, as in Keras).
+    """
+    g = np.asarray(g)
+    rms = np.sqrt(np.mean(np.square(g), axis=tuple(range(1, g.ndim)), keepdims=True))
+    return g / (rms + g.dtype.type(KERAS_EPSILON))
+
+
 @dataclass
 class _Slot:
     filter_index: int
-    image: np.ndarray  # (3, H, W)
+    image: np.ndarray  # (3, H, W), float64
     step: int = 0
     loss: float = 0.0
 
@@ -87,8 +102,8 @@ def classic_ascent(
             slots.append(_Slot(f, grey_noise(model.input_space, f, size, seed)))
         losses, gradients = _loss_and_gradient(model, layer, slots)
         still_running = []
-        for slot, loss, g in zip(slots, losses, gradients):
-            slot.image += step_size * g / (np.sqrt(np.mean(g * g)) + 1e-5)
+        for slot, loss, g in zip(slots, losses, normalize(gradients)):
+            slot.image += step_size * g  # the step comes first, then the loss <= 0 check
             slot.step += 1
             slot.loss = float(loss)
             if slot.loss <= 0 or slot.step >= steps:
@@ -116,7 +131,7 @@ def _loss_and_gradient(
     conv_path, _ = model.keras_layers[layer]
     conv_index = int(conv_path.split(".")[1])
     conv = model.features[conv_index]
-    x = Tensor(np.stack([s.image for s in slots]), requires_grad=True)
+    x = Tensor(np.stack([s.image for s in slots]).astype(np.float32), requires_grad=True)
     below = model(x, until=f"features.{conv_index - 1}") if conv_index > 0 else x
     chosen_filters = np.array([s.filter_index for s in slots])
     kernels = Tensor(conv.weight.data[chosen_filters])

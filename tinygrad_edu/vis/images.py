@@ -11,10 +11,16 @@ import numpy as np
 from ..io.atomic import atomic_write
 from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB
 
+#: Keras' ``K.epsilon()``, the fuzz factor of the script's ``normalize`` and ``deprocess_image``
+KERAS_EPSILON = 1e-7
+
 
 def grey_noise(input_space: str, filter_index: int, size: int, seed: int) -> np.ndarray:
-    """The document's start image, ``(U(0, 1) - 0.5) * 20 + 128`` in the Keras input space, as a
-    float32 ``(3, size, size)`` array in ``input_space``.
+    """The document's start image, ``(U(0, 1) - 0.5) * 20 + 128``, as a float64 ``(3, size, size)``
+    array in ``input_space``.
+
+    As in the script, the noise is fed to the Keras network as it is: no mean pixel is subtracted,
+    so in the Caffe input space (BGR minus the ImageNet mean) it stands for a very bright image.
 
     For torchvision weights ("torch" space) the same image is converted: back to RGB pixels (add
     the mean pixel, BGR -> RGB), then standardised. Each filter gets its own generator seeded by
@@ -23,17 +29,20 @@ def grey_noise(input_space: str, filter_index: int, size: int, seed: int) -> np.
     rng = np.random.default_rng([seed, filter_index])
     caffe = (rng.random((3, size, size)) - 0.5) * 20 + 128
     if input_space == "caffe":
-        return caffe.astype(np.float32)
+        return caffe
     pixels_rgb = (caffe.transpose(1, 2, 0) + CAFFE_MEAN_BGR)[..., ::-1]
     torch = (pixels_rgb / 255.0 - TORCH_MEAN_RGB) / TORCH_STD_RGB
-    return np.ascontiguousarray(torch.transpose(2, 0, 1), dtype=np.float32)
+    return np.ascontiguousarray(torch.transpose(2, 0, 1))
 
 
 def deprocess_image(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:
-    """The document's display transform: centre, scale to std 0.1, shift to 0.5, clip to [0, 1],
-    times 255, uint8; ``(3, H, W)`` -> RGB ``(H, W, 3)`` (Keras' BGR channels are reversed)."""
+    """The script's ``deprocess_image``: centre, divide by ``std + K.epsilon()`` (1e-7), times 0.1,
+    plus 0.5, clip to [0, 1], times 255, uint8; ``(3, H, W)`` -> ``(H, W, 3)``.
+
+    One deliberate difference: for Keras weights the BGR channels are reversed to RGB. The script
+    saves Keras' BGR array as if it were RGB, so its pictures have red and blue swapped."""
     x = np.asarray(x, dtype=np.float64)
-    x = (x - x.mean()) / (x.std() + 1e-5) * 0.1 + 0.5
+    x = (x - x.mean()) / (x.std() + KERAS_EPSILON) * 0.1 + 0.5
     image = (np.clip(x, 0, 1) * 255).transpose(1, 2, 0)
     if input_space == "caffe":
         image = image[..., ::-1]

@@ -30,6 +30,7 @@ from ..autograd import grad
 from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB, VGG16
 from ..ops.image import warp
 from ..tensor import Tensor
+from .ascent import normalize
 from .images import grey_noise
 
 #: square root of ImageNet's colour covariance (RGB), a common decorrelation basis
@@ -174,13 +175,8 @@ def _objective(
     return own.mean(axis=(1, 2)), np.maximum(own.data, 0).mean(axis=(1, 2))
 
 
-def _normalised(g: np.ndarray) -> np.ndarray:
-    rms = np.sqrt(np.mean(g * g, axis=tuple(range(1, g.ndim)), keepdims=True))
-    return g / (rms + 1e-5)
-
-
 def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: ImprovedOptions):
-    x = np.stack([grey_noise(model.input_space, f, size, seed) for f in chunk])
+    x = np.stack([grey_noise(model.input_space, f, size, seed) for f in chunk]).astype(np.float32)
     x = _resize(x, max(16, round(size * opts.octaves[0])))
     losses = np.zeros(len(chunk))
     for octave in opts.octaves:
@@ -199,7 +195,7 @@ def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: I
             if opts.tv:
                 objective = objective - opts.tv * n * _total_variation(image) * 255
             (g,) = grad(objective, [image])
-            x = x + step_size * _normalised(g.data)
+            x = x + step_size * normalize(g.data)
             if opts.blur_every and (step + 1) % opts.blur_every == 0:
                 x = _blur(x)
     return x, losses
@@ -213,5 +209,5 @@ def _spectral_chunk(model, layer, chunk, steps, step_size, size, rng, opts: Impr
         s = Tensor(spectrum, requires_grad=True)
         per_image, losses = _objective(model, layer, param.to_input(s), chunk, opts.border)
         (g,) = grad(per_image.sum(), [s])
-        spectrum = spectrum + step_size * _normalised(g.data)
+        spectrum = spectrum + step_size * normalize(g.data)
     return param.to_input(Tensor(spectrum)).data, losses

@@ -4,7 +4,7 @@ See ``docs/text_color.md`` for the maths and ``tinygrad-edu text-color --help`` 
 """
 
 from . import handderived
-from .colors import COLOR_NAMES, COLORS, LABELS, parse_color, wcag_label
+from .colors import COLOR_NAMES, COLORS, LABELS, label_checks, parse_color, wcag_label
 from .network import (
     build_mlp,
     engine_deltas,
@@ -25,6 +25,7 @@ __all__ = [
     "forward_with_preactivations",
     "from_augmented",
     "handderived",
+    "label_checks",
     "model_from_state_dict",
     "parse_color",
     "to_augmented",

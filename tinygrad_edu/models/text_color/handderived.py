@@ -1,25 +1,32 @@
-r"""The worked example's backward pass, derived by hand and written in plain NumPy.
+r"""The document's forward and backward pass, formula by formula, in plain NumPy.
 
 Nothing here uses the engine: these functions are the independent reference the engine's
-gradients are tested against.
+gradients are tested against. Names follow the document: :math:`Z^k` (its ``_layer_input``, the
+weighted sums before the activation) and :math:`A^k` (its ``_layer_output``), one column per
+sample, so each has shape ``(layer_size, batch)``.
 
-Notation (as in the document). Samples are columns. Layer :math:`k` has the augmented matrix
-:math:`W^k` (shape ``(out, in + 1)``, bias in the last column) and computes
-
-.. math::
-    z^k = W^k \begin{bmatrix} a^{k-1} \\ 1 \end{bmatrix}, \qquad a^k = \sigma(z^k),
-    \qquad a^0 = x.
-
-For :math:`E = \frac12 \sum (a^L - y)^2` the chain rule gives, with :math:`\sigma' = a(1 - a)`:
+Layer :math:`k` has the augmented matrix :math:`W^k` of shape ``(out, in + 1)``, bias in the last
+column, and computes (the document's "Forward propagation")
 
 .. math::
-    \delta^L = (a^L - y) \odot a^L (1 - a^L)
+    Z^k = W^k \begin{bmatrix} A^{k-1} \\ 1 \cdots 1 \end{bmatrix}, \qquad A^k = \sigma(Z^k),
+    \qquad A^0 = INPUT^T.
 
-    \delta^k = \big((W^{k+1})^T \delta^{k+1}\big)_{[:-1]} \odot a^k (1 - a^k)
+For :math:`E = \frac12 \sum (A^L - y)^2` (summed over the outputs and the batch) the chain rule
+gives (its "Backward propagation"), with :math:`\sigma'(Z) = \sigma(Z) (1 - \sigma(Z))`:
 
-    \frac{\partial E}{\partial W^k} = \delta^k \begin{bmatrix} a^{k-1} \\ 1 \end{bmatrix}^T
+.. math::
+    \delta^L = (A^L - y^T) \odot \sigma'(Z^L)
 
-The ``[:-1]`` drops the row that belongs to the bias column: the constant 1 has no delta.
+    \delta^k = \big((W^{k+1})^T \delta^{k+1}\big)_{[:-1]} \odot \sigma'(Z^k)
+
+    \frac{\partial E}{\partial W^k} = \sum_{b} \delta^k_{:, b}
+        \begin{bmatrix} A^{k-1}_{:, b} \\ 1 \end{bmatrix}^T
+
+computed output layer first. The ``[:-1]`` drops the row that belongs to the bias column: the
+constant 1 has no delta. The weight gradient is the sum, over the samples :math:`b` of the
+batch, of each sample's outer product of delta and input, as the document's
+``np.sum(... , axis=0)`` line computes it.
 """
 
 from __future__ import annotations
@@ -29,12 +36,19 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    r""":math:`\sigma(z) = 1 / (1 + e^{-z})`."""
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _with_ones(a: np.ndarray) -> np.ndarray:
-    """Append the row of ones that multiplies the bias column."""
+def sigmoid_derivative(z: np.ndarray) -> np.ndarray:
+    r""":math:`\sigma'(z) = \sigma(z) (1 - \sigma(z))`, evaluated at the weighted sum ``z``."""
+    output = sigmoid(z)
+    return output * (1.0 - output)
+
+
+def with_ones(a: np.ndarray) -> np.ndarray:
+    """``a`` (``(size, batch)``) with the row of ones that multiplies the bias column appended."""
     return np.vstack([a, np.ones((1, a.shape[1]))])
 
 
@@ -49,28 +63,25 @@ def _check(matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray) -> None
         )
 
 
-def forward(matrices: Sequence[np.ndarray], X: np.ndarray) -> list[np.ndarray]:
-    """Activations :math:`a^0 = x, a^1, ..., a^L`, each ``(layer_size, batch)``."""
-    activations = [np.asarray(X, dtype=np.float64).T]
-    for W in matrices:
-        activations.append(_sigmoid(W @ _with_ones(activations[-1])))
-    return activations
-
-
-def _backward(
-    matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray
+def forward_pass(
+    matrices: Sequence[np.ndarray], X: np.ndarray
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Activations ``a^0..a^L`` and deltas ``delta^L..delta^1`` from one forward pass."""
-    matrices = [np.asarray(W, dtype=np.float64) for W in matrices]
-    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-    _check(matrices, X, Y)
-    a = forward(matrices, X)
-    delta = (a[-1] - Y.T) * a[-1] * (1 - a[-1])
-    result = [delta]
-    for k in range(len(matrices) - 1, 0, -1):  # W^{k+1} is matrices[k]; a^k is a[k]
-        delta = (matrices[k].T @ delta)[:-1] * a[k] * (1 - a[k])
-        result.append(delta)
-    return a, result
+    """The weighted sums ``Z^1..Z^L`` and activations ``A^1..A^L``, each ``(layer_size, batch)``.
+
+    ``X`` is ``(batch, inputs)``, one colour per row like ``COLORS``.
+    """
+    inputs = np.asarray(X, dtype=np.float64).T
+    Z: list[np.ndarray] = []
+    A: list[np.ndarray] = []
+    for W in matrices:
+        Z.append(np.asarray(W, dtype=np.float64) @ with_ones(A[-1] if A else inputs))
+        A.append(sigmoid(Z[-1]))
+    return Z, A
+
+
+def forward(matrices: Sequence[np.ndarray], X: np.ndarray) -> list[np.ndarray]:
+    """Activations ``A^0 = X^T, A^1, ..., A^L``, each ``(layer_size, batch)``."""
+    return [np.asarray(X, dtype=np.float64).T, *forward_pass(matrices, X)[1]]
 
 
 def deltas(matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
@@ -78,19 +89,39 @@ def deltas(matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray) -> list
 
     ``X`` is ``(batch, inputs)`` and ``Y`` is ``(batch, outputs)``, like ``COLORS`` and ``LABELS``.
     """
-    return _backward(matrices, X, Y)[1]
+    matrices = [np.asarray(W, dtype=np.float64) for W in matrices]
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    _check(matrices, X, Y)
+    Z, A = forward_pass(matrices, X)
+    output_layer = len(matrices) - 1
+    delta: list[np.ndarray] = []
+    for k in reversed(range(len(matrices))):  # 0-based: Z[k] is the document's Z^(k+1)
+        if k == output_layer:
+            delta.append((A[k] - Y.T) * sigmoid_derivative(Z[k]))
+        else:
+            delta.append((matrices[k + 1].T @ delta[-1])[:-1] * sigmoid_derivative(Z[k]))
+    return delta
 
 
 def weight_gradients(
     matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray
 ) -> list[np.ndarray]:
-    r""":math:`\partial E / \partial W^k` per layer (first layer first), shaped as the matrices."""
-    a, per_layer = _backward(matrices, X, Y)
-    return [d @ _with_ones(a[k]).T for k, d in enumerate(reversed(per_layer))]
+    r""":math:`\partial E / \partial W^k` per layer (first layer first), shaped as the matrices.
+
+    Each is the sum over the batch of the per-sample outer products
+    :math:`\delta^k_{:, b} [A^{k-1}_{:, b}; 1]^T`.
+    """
+    delta = deltas(matrices, X, Y)[::-1]  # first layer first
+    inputs = forward(matrices, X)[:-1]  # A^0 .. A^(L-1)
+    gradients = []
+    for d, a in zip(delta, inputs):
+        per_sample = d.T[:, :, None] * with_ones(a).T[:, None, :]  # (batch, out, in + 1)
+        gradients.append(np.sum(per_sample, axis=0))
+    return gradients
 
 
 def error(matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
-    r""":math:`E = \frac12 \sum (a^L - y)^2`."""
+    r""":math:`E = \frac12 \sum (A^L - y)^2`, summed over the outputs and the batch."""
     output = forward(matrices, X)[-1]
     return 0.5 * float(np.sum((output - np.asarray(Y, dtype=np.float64).T) ** 2))
 
@@ -98,5 +129,5 @@ def error(matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray) -> float
 def sgd_step(
     matrices: Sequence[np.ndarray], X: np.ndarray, Y: np.ndarray, lr: float
 ) -> list[np.ndarray]:
-    """One full-batch gradient-descent step, the document's training loop body."""
+    r"""One full-batch step :math:`W^k \leftarrow W^k - lr\, \partial E / \partial W^k`."""
     return [W - lr * g for W, g in zip(matrices, weight_gradients(matrices, X, Y))]

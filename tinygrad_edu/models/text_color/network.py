@@ -82,14 +82,30 @@ def from_augmented(matrices: Sequence[np.ndarray]) -> nn.Sequential:
 
 
 def model_from_state_dict(state_dict: dict[str, np.ndarray]) -> nn.Sequential:
-    """Rebuild a :func:`build_mlp` network from its state dict (layer sizes read off the shapes)."""
-    weights = sorted(
-        (int(k.split(".")[0]), v) for k, v in state_dict.items() if k.endswith(".weight")
-    )
+    """Rebuild a :func:`build_mlp` network from its state dict (layer sizes read off the shapes).
+
+    Raises ``nn.StateDictError`` naming the entry when a key is not ``'<n>.weight'`` /
+    ``'<n>.bias'``, a value is not a floating-point array, or a weight is not 2-D.
+    """
+    weights = []
+    for key, value in state_dict.items():
+        index, _, kind = key.partition(".")
+        if not (index.isascii() and index.isdigit() and kind in ("weight", "bias")):
+            raise nn.StateDictError(f"unexpected entry {key!r}: expected '<n>.weight', '<n>.bias'")
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            found = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise nn.StateDictError(f"entry {key!r} is not a floating-point array ({found})")
+        if kind == "weight":
+            if value.ndim != 2 or 0 in value.shape:
+                raise nn.StateDictError(
+                    f"entry {key!r} must be a non-empty 2-D (out, in) matrix, got {value.shape}"
+                )
+            weights.append((int(index), value))
     if not weights:
         raise nn.StateDictError(
             f"no '<n>.weight' keys in the checkpoint (keys: {list(state_dict)})"
         )
+    weights.sort(key=lambda item: item[0])
     sizes = [weights[0][1].shape[1]] + [w.shape[0] for _, w in weights]
     model = build_mlp(sizes, dtype=weights[0][1].dtype.type)
     model.load_state_dict(state_dict)
