@@ -34,8 +34,8 @@ the output's tangent. Tangent rules are ordinary Tensor ops, so
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np

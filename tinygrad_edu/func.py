@@ -93,7 +93,9 @@ def jacrev(f: Callable, argnums: Argnums = 0) -> Callable:
             rows = []
             for index in range(out.size):
                 cotangents = [
-                    _unit(o.shape, index, o.dtype) if i == k else Tensor.zeros(o.shape, dtype=o.dtype)
+                    _unit(o.shape, index, o.dtype)
+                    if i == k
+                    else Tensor.zeros(o.shape, dtype=o.dtype)
                     for i, o in enumerate(outputs)
                 ]
                 rows.append(vjp_fn(_packed(cotangents, single_out)))
@@ -130,7 +132,9 @@ def jacfwd(f: Callable, argnums: Argnums = 0) -> Callable:
             columns.append([])
             for index in range(x.size):
                 tangents = [
-                    _unit(y.shape, index, y.dtype) if j == i else Tensor.zeros(y.shape, dtype=y.dtype)
+                    _unit(y.shape, index, y.dtype)
+                    if j == i
+                    else Tensor.zeros(y.shape, dtype=y.dtype)
                     for j, y in enumerate(chosen)
                 ]
                 outputs, tangent_out = jvp(_restricted(f, args, positions), chosen, tangents)
