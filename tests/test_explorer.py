@@ -213,3 +213,42 @@ def test_a_collapsed_graph_of_thousands_of_tensors_renders_in_chromium(tmp_path)
     assert payload(trace)["collapsed"]
     dom = rendered(path, len(trace.steps), tmp_path / "profile")
     assert [entry["data-op"] for entry in dom.log] == [s.op for s in trace.steps]
+
+
+# ----------------------------------------------------------------------------- command line
+def _explore(argv):
+    import argparse
+
+    from tinygrad_edu.cli import explore
+
+    parser = argparse.ArgumentParser()
+    explore.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["explore", *argv])
+    return args.run(args)
+
+
+def test_explore_the_text_color_example(tmp_path, capsys):
+    assert _explore(["text-color", "--out", str(tmp_path / "tc.html")]) == 0
+    assert "10 VJP steps over 19 tensors" in capsys.readouterr().out
+    assert "0.weight" in (tmp_path / "tc.html").read_text()
+
+
+def test_explore_a_script_and_pick_a_sweep(tmp_path, capsys):
+    script = tmp_path / "two_passes.py"
+    script.write_text(
+        "import numpy as np\nfrom tinygrad_edu import Tensor\n"
+        "x = Tensor(np.ones(3), requires_grad=True)\n"
+        "(x * x).sum().backward()\n(x.exp() * 2).sum().backward()\n"
+    )
+    assert _explore([str(script), "--out", str(tmp_path / "s.html"), "--sweep", "1"]) == 0
+    assert "3 VJP steps" in capsys.readouterr().out
+    assert "(sweep 1 of 2)" in (tmp_path / "s.html").read_text()
+
+
+def test_explore_names_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a file nor an example"):
+        _explore([str(tmp_path / "missing.py")])
+    quiet = tmp_path / "quiet.py"
+    quiet.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="ran no backward pass"):
+        _explore([str(quiet)])
