@@ -8,7 +8,9 @@ For a function :math:`f` and an input :math:`x`, each partial derivative is esti
 
 whose error shrinks like :math:`\epsilon^2`. Outputs with many elements are first reduced to a
 scalar :math:`\sum_k v_k \cdot f_k(x)` with fixed random :math:`v_k`, so one backward pass gives the
-analytic vector-Jacobian product to compare against.
+analytic vector-Jacobian product to compare against (``"rev"``). With ``"fwd"`` in ``modes`` the
+same numbers are also computed by forward mode: one Jacobian-vector product :math:`J e_j` per
+input element, projected on :math:`v`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import grad
+from .forward import jvp
 from .graph import enable_grad
 from .tensor import Tensor
 
@@ -39,17 +42,26 @@ class GradcheckError(AssertionError):
         The two estimates of the derivative there.
     relative_error : float
         ``|analytic - numeric| / max(|numeric|, tiny)``.
+    mode : str
+        ``"rev"`` (reverse mode, the VJP) or ``"fwd"`` (forward mode, the JVP).
     """
 
     def __init__(
-        self, input_position: int, index: tuple[int, ...], numeric: float, analytic: float, **tol
+        self,
+        input_position: int,
+        index: tuple[int, ...],
+        numeric: float,
+        analytic: float,
+        mode: str = "rev",
+        **tol,
     ) -> None:
         self.input_position, self.index = input_position, index
-        self.numeric, self.analytic = numeric, analytic
+        self.numeric, self.analytic, self.mode = numeric, analytic, mode
         self.relative_error = abs(analytic - numeric) / max(abs(numeric), 1e-300)
+        by = " (forward mode)" if mode == "fwd" else ""
         super().__init__(
             f"gradcheck failed for input {input_position} at index {index}: "
-            f"numeric {numeric:.8g} vs analytic {analytic:.8g} "
+            f"numeric {numeric:.8g} vs analytic{by} {analytic:.8g} "
             f"(relative error {self.relative_error:.3g}; atol={tol['atol']}, rtol={tol['rtol']})"
         )
 
@@ -88,6 +100,51 @@ def _projection(fn: Function, xs: list[Tensor], directions: list[np.ndarray]) ->
     return float(sum(np.vdot(v, o.data) for v, o in zip(directions, outputs)))
 
 
+MODES = ("rev", "fwd")
+
+
+def _reverse_mode(outputs, xs, checked, directions) -> list[np.ndarray]:
+    """``v^T J`` for each checked input: one backward pass."""
+    differentiable = [i for i, o in enumerate(outputs) if o.requires_grad]
+    if not differentiable:
+        return [np.zeros(xs[i].shape) for i in checked]
+    grads = grad(
+        [outputs[i] for i in differentiable],
+        [xs[i] for i in checked],
+        grad_outputs=[Tensor(directions[i], dtype=np.float64) for i in differentiable],
+        allow_unused=True,
+    )
+    return [
+        np.zeros(xs[i].shape) if g is None else np.asarray(g.data, dtype=np.float64)
+        for i, g in zip(checked, grads)
+    ]
+
+
+def _forward_mode(fn, xs, checked, directions) -> list[np.ndarray]:
+    """``v^T J e_j`` for every element ``j`` of each checked input: one JVP per element."""
+    results = []
+    for position in checked:
+        x = xs[position]
+        values = np.zeros(x.shape)
+        for index in np.ndindex(x.shape):
+            unit = np.zeros(x.shape)
+            unit[index] = 1.0
+            tangents = [unit if i == position else np.zeros(xs[i].shape) for i in checked]
+
+            def restricted(*chosen: Tensor) -> Tensor | Sequence[Tensor]:
+                full = list(xs)
+                for i, value in zip(checked, chosen):
+                    full[i] = value
+                return fn(*full)
+
+            with enable_grad():
+                _, tangent_out = jvp(restricted, [xs[i] for i in checked], tangents)
+            tangent_out = _as_outputs(tangent_out)
+            values[index] = sum(np.vdot(v, t.data) for v, t in zip(directions, tangent_out))
+        results.append(values)
+    return results
+
+
 def gradcheck(
     fn: Function,
     inputs: Sequence[Any],
@@ -95,6 +152,7 @@ def gradcheck(
     atol: float = 1e-5,
     rtol: float = 1e-3,
     seed: int = 0,
+    modes: Sequence[str] = ("rev",),
 ) -> bool:
     """Compare ``fn``'s analytic gradients with central finite differences, in float64.
 
@@ -110,31 +168,31 @@ def gradcheck(
         ``|analytic - numeric| <= atol + rtol * |numeric|``.
     seed
         Seeds the random output weights used to reduce vector outputs to a scalar.
+    modes
+        Which analytic derivatives to check: ``"rev"`` (reverse mode, every op's VJP) and/or
+        ``"fwd"`` (forward mode, every op's JVP).
 
     Returns
     -------
     bool
         ``True``; a failure raises :class:`GradcheckError` naming the input, the worst index,
-        both values and the relative error.
+        both values, the relative error and (for forward mode) the mode.
     """
+    modes = tuple(modes)
+    if not modes or any(m not in MODES for m in modes):
+        raise ValueError(f"gradcheck: modes must be a non-empty subset of {MODES}, got {modes}")
     xs, checked = _prepare(inputs)
     with enable_grad():
         outputs = _as_outputs(fn(*xs))
     rng = np.random.default_rng(seed)
     directions = [rng.standard_normal(o.shape) for o in outputs]
-    differentiable = [i for i, o in enumerate(outputs) if o.requires_grad]
-    if differentiable:
-        analytic = grad(
-            [outputs[i] for i in differentiable],
-            [xs[i] for i in checked],
-            grad_outputs=[Tensor(directions[i], dtype=np.float64) for i in differentiable],
-            allow_unused=True,
-        )
-    else:
-        analytic = [None] * len(checked)
-    for position, g in zip(checked, analytic):
+    analytic = {}
+    if "rev" in modes:
+        analytic["rev"] = _reverse_mode(outputs, xs, checked, directions)
+    if "fwd" in modes:
+        analytic["fwd"] = _forward_mode(fn, xs, checked, directions)
+    for slot, position in enumerate(checked):
         x = xs[position].data
-        analytic_values = np.zeros(x.shape) if g is None else np.asarray(g.data, dtype=np.float64)
         numeric = np.zeros(x.shape)
         for index in np.ndindex(x.shape):
             original = x[index]
@@ -144,18 +202,21 @@ def gradcheck(
             minus = _projection(fn, xs, directions)
             x[index] = original
             numeric[index] = (plus - minus) / (2 * eps)
-        excess = np.abs(analytic_values - numeric) - (atol + rtol * np.abs(numeric))
-        excess = np.where(np.isnan(excess), np.inf, excess)
-        if x.size and excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), x.shape)
-            raise GradcheckError(
-                position,
-                tuple(int(i) for i in worst),
-                float(numeric[worst]),
-                float(analytic_values[worst]),
-                atol=atol,
-                rtol=rtol,
-            )
+        for mode, values in analytic.items():
+            analytic_values = values[slot]
+            excess = np.abs(analytic_values - numeric) - (atol + rtol * np.abs(numeric))
+            excess = np.where(np.isnan(excess), np.inf, excess)
+            if x.size and excess.max() > 0:
+                worst = np.unravel_index(int(np.argmax(excess)), x.shape)
+                raise GradcheckError(
+                    position,
+                    tuple(int(i) for i in worst),
+                    float(numeric[worst]),
+                    float(analytic_values[worst]),
+                    mode=mode,
+                    atol=atol,
+                    rtol=rtol,
+                )
     return True
 
 
@@ -166,12 +227,15 @@ def gradgradcheck(
     atol: float = 1e-5,
     rtol: float = 1e-3,
     seed: int = 0,
+    modes: Sequence[str] = ("rev",),
 ) -> bool:
     """Check second derivatives: :func:`gradcheck` applied to ``fn``'s own gradient.
 
     The first-order gradients are computed with ``create_graph=True`` for a fixed random
     upstream gradient ``v``; the function ``x -> v^T J_fn(x)`` is then gradchecked, which
-    exercises every VJP's own VJP (Hessian-vector products).
+    exercises every VJP's own VJP (Hessian-vector products). ``modes`` as in
+    :func:`gradcheck`: ``"fwd"`` differentiates the reverse pass by forward mode (forward over
+    reverse, every VJP op's JVP).
     """
     xs, checked = _prepare(inputs)
     with enable_grad():
@@ -190,4 +254,4 @@ def gradgradcheck(
             for i, g in zip(checked, grads)
         ]
 
-    return gradcheck(first_order, xs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+    return gradcheck(first_order, xs, eps=eps, atol=atol, rtol=rtol, seed=seed, modes=modes)

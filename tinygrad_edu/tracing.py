@@ -8,26 +8,98 @@
 ['sum', 'mul', 'exp']
 
 ``print(t)`` shows the steps as a table (op, input and output shapes, gradient norms, where the
-op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Graphviz graph.
+op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Graphviz graph and
+``t.to_html(path)`` writes the backward explorer, one HTML page that replays the sweep step by step
+(see :mod:`tinygrad_edu.explorer`).
+
+For the explorer each sweep also keeps its graph (:attr:`Trace.graphs`, one :class:`NodeRecord`
+per tensor, taken when the sweep starts) and each step the gradients themselves as
+:class:`Summary` objects: shape, a few statistics and the first values, so memory stays bounded
+however large the tensors are.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .graph import Observer, Op, observe
+from .ops import SumTo
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
 
+#: how many leading values a :class:`Summary` keeps
+HEAD = 6
+#: running gradient totals (for accumulation at shared tensors) are kept up to this many elements
+TOTAL_LIMIT = 1 << 20
+
+
 def _norm(t: Tensor | None) -> float | None:
     return None if t is None else float(np.linalg.norm(np.asarray(t.data, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A bounded picture of an array: shape, statistics and its first :data:`HEAD` values."""
+
+    shape: tuple[int, ...]
+    norm: float
+    mean: float
+    min: float
+    max: float
+    head: tuple[float, ...]
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> Summary:
+        values = np.asarray(array, dtype=np.float64)
+        if values.size == 0:
+            return cls(values.shape, 0.0, 0.0, 0.0, 0.0, ())
+        with np.errstate(all="ignore"):
+            return cls(
+                shape=values.shape,
+                norm=float(np.linalg.norm(values)),
+                mean=float(values.mean()),
+                min=float(values.min()),
+                max=float(values.max()),
+                head=tuple(float(v) for v in values.reshape(-1)[:HEAD]),
+            )
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One tensor of a traced graph: ``op`` is the name of the op that made it (``None`` for a
+    leaf); ``inputs`` are the ids of its node's inputs."""
+
+    id: int
+    op: str | None
+    shape: tuple[int, ...]
+    requires_grad: bool
+    value: Summary | None
+    inputs: tuple[int, ...]
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one input of a step receives: the VJP's gradient (``grad``, possibly broadcast-larger
+    than the input), the same summed back to the input's shape (``reduced``, only when
+    broadcasting was undone), whether it was *added* to gradient the input had already received
+    from another consumer (``accumulated``) and the running total then (``total``, for tensors up
+    to :data:`TOTAL_LIMIT` elements)."""
+
+    input_id: int
+    grad: Summary | None
+    reduced: Summary | None
+    accumulated: bool
+    total: Summary | None
 
 
 @dataclass(frozen=True)
@@ -43,17 +115,92 @@ class Step:
     output_id: int
     input_ids: tuple[int, ...]
     created_at: str | None = None
+    sweep: int = 0
+    grad_output: Summary | None = None
+    deliveries: tuple[Delivery, ...] = ()
+
+
+def graph_records(outputs: Sequence[Tensor]) -> dict[int, NodeRecord]:
+    """Every tensor the ``outputs`` were computed from, by id (an iterative walk)."""
+    records: dict[int, NodeRecord] = {}
+    stack = list(outputs)
+    while stack:
+        t = stack.pop()
+        if id(t) in records:
+            continue
+        node = t._node
+        inputs = tuple(node.inputs) if node is not None else ()
+        records[id(t)] = NodeRecord(
+            id=id(t),
+            op=None if node is None else node.name,
+            shape=t.shape,
+            requires_grad=t.requires_grad,
+            value=Summary.of(t.data) if t.dtype.kind in "biuf" else None,
+            inputs=tuple(id(x) for x in inputs),
+            sequence=0 if node is None else node.sequence,
+        )
+        stack.extend(x for x in inputs if id(x) not in records)
+    return records
+
+
+def _sum_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The engine's own rule for undoing broadcasting, run on a plain array."""
+    return SumTo(shape).forward(array)
 
 
 @dataclass
 class Trace(Observer):
-    """The VJPs applied inside a ``trace()`` block, in the order the engine applied them."""
+    """The VJPs applied inside a ``trace()`` block, in the order the engine applied them.
+
+    ``graphs[k]`` is the graph of the ``k``-th backward sweep (``Step.sweep``), by tensor id.
+    """
 
     steps: list[Step] = field(default_factory=list)
+    graphs: list[dict[int, NodeRecord]] = field(default_factory=list)
+    _open: list[tuple[int, dict[int, np.ndarray | None]]] = field(default_factory=list, repr=False)
+
+    def backward_started(self, outputs: Sequence[Tensor], seeds: Sequence[Tensor]) -> None:
+        self.graphs.append(graph_records(outputs))
+        totals: dict[int, np.ndarray | None] = {}
+        for output, seed in zip(outputs, seeds):
+            self._receive(totals, id(output), seed.data)
+        self._open.append((len(self.graphs) - 1, totals))
+
+    def backward_finished(self) -> None:
+        self._open.pop()
+
+    @staticmethod
+    def _receive(totals: dict, key: int, grad: np.ndarray) -> tuple[bool, Summary | None]:
+        """Add ``grad`` to the running total of tensor ``key``: (was it accumulated, total)."""
+        accumulated = key in totals
+        previous = totals.get(key)
+        if grad.size > TOTAL_LIMIT or (accumulated and previous is None):
+            totals[key] = None
+            return accumulated, None
+        total = grad.astype(np.float64) if previous is None else previous + grad
+        totals[key] = total
+        return accumulated, Summary.of(total)
 
     def vjp_applied(
         self, node: Op, out: Tensor, g: Tensor, input_grads: Sequence[Tensor | None]
     ) -> None:
+        sweep, totals = self._open[-1] if self._open else (-1, {})
+        deliveries = []
+        for x, gx, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
+            if gx is None or not wanted:
+                deliveries.append(Delivery(id(x), None, None, False, None))
+                continue
+            reduced = gx.data if gx.shape == x.shape else _sum_to(gx.data, x.shape)
+            accumulated, total = self._receive(totals, id(x), reduced)
+            deliveries.append(
+                Delivery(
+                    input_id=id(x),
+                    grad=Summary.of(gx.data),
+                    reduced=None if reduced is gx.data else Summary.of(reduced),
+                    accumulated=accumulated,
+                    total=total,
+                )
+            )
         self.steps.append(
             Step(
                 index=len(self.steps),
@@ -65,6 +212,9 @@ class Trace(Observer):
                 output_id=id(out),
                 input_ids=tuple(id(t) for t in node.inputs),
                 created_at=node.created_at,
+                sweep=sweep,
+                grad_output=Summary.of(g.data),
+                deliveries=tuple(deliveries),
             )
         )
 
@@ -98,6 +248,24 @@ class Trace(Observer):
                     lines.append(f"  s{s.index} -> s{producer[input_id]}{label};")
         lines.append("}")
         return "\n".join(lines)
+
+    def to_html(
+        self,
+        path: str | os.PathLike,
+        sweep: int = 0,
+        title: str | None = None,
+        names: dict[int, str] | None = None,
+    ) -> Path:
+        """Write the backward explorer for sweep ``sweep`` (the first by default) to ``path``.
+
+        One self-contained HTML file (inline script and style, no network) that draws the graph
+        and replays the sweep step by step; see :mod:`tinygrad_edu.explorer`. ``names`` labels
+        tensors by ``id``, e.g. ``{id(p): n for n, p in model.named_parameters()}``. Returns
+        the path written.
+        """
+        from .explorer import write_html
+
+        return write_html(self, path, sweep=sweep, title=title, names=names)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,68 @@
+"""``tinygrad-edu explore``: write the backward explorer page for an example or a script."""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+from pathlib import Path
+
+from ..tracing import Trace, trace
+
+EXAMPLES = ("text-color",)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "explore",
+        help="replay a backward pass step by step in the browser (one self-contained HTML file)",
+        description=(
+            "Trace the backward pass of a built-in example ('text-color': the worked example's "
+            "3-5-2-1 network on its 10 colours) or of a Python script (every backward() it runs "
+            "is recorded; --sweep picks one) and write an HTML page that draws the graph and "
+            "replays the sweep step by step. Open it in any browser; it needs no network."
+        ),
+    )
+    p.add_argument("target", metavar="SCRIPT_OR_EXAMPLE", help=f"a .py file or one of {EXAMPLES}")
+    p.add_argument(
+        "--out", type=Path, default=Path("explorer.html"), help="output file (explorer.html)"
+    )
+    p.add_argument("--sweep", type=int, default=0, help="which backward pass to show (default 0)")
+    p.set_defaults(run=run)
+
+
+def _text_color() -> tuple[Trace, dict[int, str], str]:
+    from ..models.text_color import COLORS, LABELS, build_mlp, error
+    from ..tensor import Tensor
+
+    model = build_mlp(rng=0)
+    loss = error(model(Tensor(COLORS)), LABELS)
+    with trace() as recorded:
+        loss.backward()
+    names = {id(p): name for name, p in model.named_parameters()}
+    return recorded, names, "text-colour network: the backward pass of E = 1/2 sum (o - y)^2"
+
+
+def _script(path: Path) -> tuple[Trace, dict[int, str], str]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"explore: {path} is neither a file nor an example ({', '.join(EXAMPLES)})"
+        )
+    with trace() as recorded:
+        runpy.run_path(str(path), run_name="__main__")
+    if not recorded.graphs:
+        raise ValueError(f"explore: {path} ran no backward pass, so there is nothing to replay")
+    return recorded, {}, f"backward pass of {path.name}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target in EXAMPLES:
+        recorded, names, title = _text_color()
+    else:
+        recorded, names, title = _script(Path(args.target))
+    if len(recorded.graphs) > 1:
+        title += f" (sweep {args.sweep} of {len(recorded.graphs)})"
+    path = recorded.to_html(args.out, sweep=args.sweep, title=title, names=names)
+    steps = sum(1 for s in recorded.steps if s.sweep == args.sweep % len(recorded.graphs))
+    print(f"{path}: {steps} VJP steps over {len(recorded.graphs[args.sweep])} tensors")
+    print(f"open it in a browser: {path.resolve().as_uri()}")
+    return 0
