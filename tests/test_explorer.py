@@ -222,7 +222,7 @@ def _explore(argv):
     from tinygrad_edu.cli import explore
 
     parser = argparse.ArgumentParser()
-    explore.register(parser.add_subparsers(dest="command"))
+    explore.add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["explore", *argv])
     return args.run(args)
 

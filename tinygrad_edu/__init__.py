@@ -9,6 +9,8 @@ from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
 from . import nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
+from .forward import jvp, vjp
+from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
@@ -25,12 +27,19 @@ __all__ = [
     "grad",
     "gradcheck",
     "gradgradcheck",
+    "hessian",
+    "hvp",
     "is_grad_enabled",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
     "load",
     "nn",
     "no_grad",
     "optim",
     "save",
     "trace",
+    "vjp",
 ]
 __version__ = "0.1.0"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from . import text_color, visualize
+from . import explore, text_color, visualize
 from .arguments import Parser
 from .errors import CommandError
 
@@ -28,6 +28,7 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     text_color.add_commands(commands)
     visualize.add_commands(commands)
+    explore.add_commands(commands)
     return parser
 
 

@@ -11,8 +11,8 @@ from ..tracing import Trace, trace
 EXAMPLES = ("text-color",)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
         "explore",
         help="replay a backward pass step by step in the browser (one self-contained HTML file)",
         description=(
