@@ -129,7 +129,9 @@ def axes(ndim: int, allow_none: bool = True, allow_tuple: bool = True, allow_neg
     """Axis arguments for a ``ndim``-d input: an int, a tuple of distinct axes or ``None``.
 
     Each axis is as likely to be written negatively (``-1``) as positively, so code that
-    forgets to normalise ``axis=-1`` before comparing or permuting is found.
+    forgets to normalise ``axis=-1`` before comparing or permuting is found. For ``ndim == 0``
+    it draws ``None``, ``0`` or ``-1`` (PyTorch's and our reductions accept the latter two on a
+    0-d tensor; NumPy's do not).
     """
     if ndim == 0:
         return st.sampled_from([None, 0, -1] if allow_negative else [None, 0])
