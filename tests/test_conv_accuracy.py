@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def ref_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def ref_conv_grads(x: np.ndarray, w: np.ndarray, g: np.ndarray):
     """Input, weight and bias gradients of :func:`ref_conv` for upstream ``g``."""
-    n, _, h, wd = x.shape
+    _, _, h, wd = x.shape
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     g_padded = np.zeros_like(padded)
     gw = np.zeros(w.shape)
@@ -67,7 +68,7 @@ def ref_pool(x: np.ndarray):
 
 
 def ref_pool_grad(g: np.ndarray, winner: np.ndarray, shape) -> np.ndarray:
-    n, c, ho, wo = g.shape
+    ho, wo = g.shape[2:]
     out = np.zeros(shape)
     for p in range(4):
         out[:, :, p // 2 : 2 * ho : 2, p % 2 : 2 * wo : 2] += np.where(winner == p, g, 0.0)
@@ -174,7 +175,7 @@ def stacks(draw, allow_pool: bool = True, max_layers: int = 3):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     x = rng.standard_normal((batch, c_in, h, w))
     layers, pools = [], []
-    for a, b in zip(channels, channels[1:]):
+    for a, b in itertools.pairwise(channels):
         layers.append((rng.standard_normal((b, a, 3, 3)) / np.sqrt(9 * a), rng.normal(0, 0.1, b)))
         pool = allow_pool and min(h, w) >= 2 and draw(st.booleans())
         pools.append(pool)
@@ -315,7 +316,7 @@ def test_strided_and_unpadded_input_gradients_take_the_im2col_branch():
     w, b = rng.standard_normal((40, 40, 3, 3)), rng.standard_normal(40)
     for stride, padding in ((2, 1), (1, 0)):
         with spy() as calls:
-            y, (gx, gw, gb), g = _run_layer(x, w, b, stride, padding)
+            y, (gx, gw, _), g = _run_layer(x, w, b, stride, padding)
         ran = dict(calls)
         assert ran["conv2d"] == {"conv._im2col_conv"}
         assert ran["conv2d_input_grad"] == {"conv._im2col_conv"}

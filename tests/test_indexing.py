@@ -99,7 +99,7 @@ def test_out_of_range_indices_raise_index_error(shape, data):
     ids=["float-array", "float-list", "float64-tensor", "float32-tensor", "in-tuple", "scalar"],
 )
 def test_float_indices_raise_index_error(index):
-    with pytest.raises(IndexError, match="integer or boolean|valid indices"):
+    with pytest.raises(IndexError, match=r"integer or boolean|valid indices"):
         Tensor(np.ones((3, 3)))[index]
 
 

@@ -26,9 +26,13 @@ BINARY = {
     "pow": operator.pow,
 }
 COMPARISONS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
-WIDE_INTEGERS = "the float32 rule is applied to the scalar only, and NumPy then promotes int32/int64 "
+WIDE_INTEGERS = (
+    "the float32 rule is applied to the scalar only, and NumPy then promotes int32/int64 "
+)
 WIDE_INTEGERS += "with a float32 0-d array to float64; fix: tensor.py:Tensor._other and the binary "
-WIDE_INTEGERS += "operators, cast the integer/boolean operand to float32 too (or pass dtype= to the op)"
+WIDE_INTEGERS += (
+    "operators, cast the integer/boolean operand to float32 too (or pass dtype= to the op)"
+)
 
 
 def _numpy_outcome(compute):
