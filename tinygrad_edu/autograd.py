@@ -54,7 +54,7 @@ class VJPContract(Observer):
                     f"the VJP of op '{node.name}' returned a {type(gx).__name__} for input "
                     f"{position}; it must return Tensors (or None), built from Tensor ops"
                 )
-            if len(gx.shape) < len(x.shape) or np.broadcast_shapes(gx.shape, x.shape) != gx.shape:
+            if not _broadcasts_to(x.shape, gx.shape):
                 raise VJPError(
                     f"the VJP of op '{node.name}' returned a gradient of shape {gx.shape} for "
                     f"input {position} of shape {x.shape}"
@@ -62,6 +62,13 @@ class VJPContract(Observer):
 
 
 CONTRACT = VJPContract()
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether broadcasting ``shape`` gives exactly ``target`` (so summing undoes it)."""
+    if len(target) < len(shape):
+        return False
+    return all(n == m or n == 1 for n, m in zip(shape[::-1], target[::-1]))
 
 
 def _seed(output: Tensor, grad: ArrayLike | None) -> Tensor:

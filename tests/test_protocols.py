@@ -1,0 +1,171 @@
+"""Python and NumPy protocols on Tensors: iteration, unpacking, ``sum()``, NumPy ufuncs and
+functions. Each either keeps the graph or refuses clearly; none silently returns an ndarray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor
+from tinygrad_edu.numpy_interop import UFUNC_METHODS
+from tinygrad_edu.testing import arrays, axes, shapes
+
+
+# ----------------------------------------------------------------------------- Python protocols
+@given(arrays(shapes(min_dims=1)))
+def test_iteration_yields_differentiable_rows(x):
+    t = Tensor(x, requires_grad=True)
+    rows = list(t)
+    assert len(rows) == len(t) == x.shape[0]
+    for i, row in enumerate(rows):
+        np.testing.assert_array_equal(row.data, x[i])
+    weights = np.arange(1.0, len(rows) + 1)
+    total = sum((row * float(w) for row, w in zip(rows, weights)), Tensor(np.zeros(())))
+    (g,) = tg.grad(total.sum(), [t])
+    expected = np.broadcast_to(weights.reshape(-1, *[1] * (x.ndim - 1)), x.shape)
+    np.testing.assert_array_equal(g.data, expected)
+
+
+def test_for_loop_unpacking_and_builtin_sum():
+    t = Tensor(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), requires_grad=True)
+    seen = [row.data.tolist() for row in t]
+    assert seen == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    a, b, c = t
+    np.testing.assert_array_equal((a + b + c).data, [9.0, 12.0])
+    s = sum(t)
+    np.testing.assert_array_equal(s.data, [9.0, 12.0])
+    (g,) = tg.grad(s.sum(), [t])
+    np.testing.assert_array_equal(g.data, np.ones((3, 2)))
+    with pytest.raises(ValueError, match="unpack"):
+        a, b = t
+
+
+def test_iterating_or_sizing_a_0d_tensor_is_a_type_error():
+    with pytest.raises(TypeError, match="0-d"):
+        list(Tensor(np.float64(1.0)))
+    with pytest.raises(TypeError, match="0-d"):
+        len(Tensor(1.0))
+
+
+@given(shapes(min_dims=1))
+def test_indexing_past_the_end_raises_index_error(shape):
+    t = Tensor(np.zeros(shape))
+    with pytest.raises(IndexError):
+        t[shape[0]]
+    with pytest.raises(IndexError):
+        t[-shape[0] - 1]
+
+
+# ----------------------------------------------------------------------------- NumPy ufuncs
+UNARY_UFUNCS = {np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.tanh: "tanh", np.abs: "abs"}
+UNARY_UFUNCS |= {np.negative: "__neg__", np.positive: "__pos__"}
+BINARY_UFUNCS = [np.add, np.subtract, np.multiply, np.divide, np.power, np.matmul]
+
+
+def test_every_mapped_ufunc_is_tested():
+    mapped = {getattr(np, name) for name in UFUNC_METHODS} | {
+        getattr(np, m) for m in ("exp", "log", "sqrt", "tanh") if hasattr(Tensor, m)
+    }
+    assert mapped <= set(UNARY_UFUNCS) | set(BINARY_UFUNCS) | {np.true_divide, np.absolute}
+
+
+@pytest.mark.parametrize("ufunc", list(UNARY_UFUNCS), ids=lambda f: f.__name__)
+@given(x=arrays(shapes(), low=0.5, high=2.0))
+def test_unary_ufuncs_dispatch_to_our_ops_and_keep_the_graph(ufunc, x):
+    t = Tensor(x, requires_grad=True)
+    y = ufunc(t)
+    assert isinstance(y, Tensor) and y.requires_grad
+    np.testing.assert_allclose(y.data, ufunc(x), rtol=1e-15)
+    fresh = Tensor(x, requires_grad=True)
+    expected = getattr(fresh, UNARY_UFUNCS[ufunc])()
+    (g,) = tg.grad(y.sum(), [t])
+    (ge,) = tg.grad(expected.sum(), [fresh])
+    np.testing.assert_allclose(g.data, ge.data, rtol=1e-15)
+
+
+@pytest.mark.parametrize("ufunc", BINARY_UFUNCS, ids=lambda f: f.__name__)
+@given(st.booleans())
+def test_binary_ufuncs_with_an_ndarray_on_either_side_keep_the_graph(ufunc, tensor_first):
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 2, (3, 3)), rng.uniform(0.5, 2, (3, 3))
+    t = Tensor(a, requires_grad=True)
+    y = ufunc(t, b) if tensor_first else ufunc(b, t)
+    assert isinstance(y, Tensor) and y.requires_grad
+    np.testing.assert_allclose(y.data, ufunc(a, b) if tensor_first else ufunc(b, a), rtol=1e-15)
+    assert tg.gradcheck(lambda x: ufunc(x, b) if tensor_first else ufunc(b, x), [t])
+
+
+def test_ndarray_times_tensor_is_a_tensor_with_the_right_gradient():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = np.array([3.0, 4.0]) * x
+    assert isinstance(y, Tensor)
+    (g,) = tg.grad(y.sum(), [x])
+    np.testing.assert_array_equal(g.data, [3.0, 4.0])
+
+
+def test_np_exp_keeps_the_graph():
+    x = Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    y = np.exp(x)
+    assert isinstance(y, Tensor) and y._node is not None and y._node.name == "exp"
+    (g,) = tg.grad(y.sum(), [x])
+    np.testing.assert_allclose(g.data, np.exp([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("ufunc", [np.sinh, np.sin, np.arctan2, np.maximum, np.floor])
+def test_a_ufunc_we_lack_refuses_a_tensor_that_requires_grad(ufunc):
+    x = Tensor(np.array([0.5, 1.5]), requires_grad=True)
+    args = (x, x) if ufunc.nin == 2 else (x,)
+    with pytest.raises(TypeError, match=rf"np.{ufunc.__name__} has no differentiable version"):
+        ufunc(*args)
+    plain = ufunc(*[Tensor(np.array([0.5, 1.5]))] * ufunc.nin)  # no graph to drop: computed
+    np.testing.assert_array_equal(np.asarray(plain), ufunc(*[np.array([0.5, 1.5])] * ufunc.nin))
+
+
+def test_boolean_ufuncs_and_predicates_work_on_tensors_that_require_grad():
+    x = Tensor(np.array([0.5, np.nan]), requires_grad=True)
+    np.testing.assert_array_equal(np.asarray(np.isnan(x)), [False, True])
+    assert np.allclose(Tensor(np.ones(2), requires_grad=True), np.ones(2))
+
+
+def test_ufunc_out_argument_is_refused():
+    with pytest.raises(TypeError, match="out="):
+        np.exp(Tensor(np.ones(2)), out=np.empty(2))
+
+
+# ----------------------------------------------------------------------------- NumPy functions
+@given(data=st.data())
+def test_numpy_reductions_dispatch_to_tensor_methods(data):
+    shape = data.draw(shapes())
+    x = data.draw(arrays(shape, spacing=0.01, unique=True))
+    axis = data.draw(axes(len(shape)) if shape else st.none())  # NumPy: no axis 0 on 0-d
+    keepdims = data.draw(st.booleans())
+    for fn in (np.sum, np.mean, np.max):
+        t = Tensor(x, requires_grad=True)
+        y = fn(t, axis=axis, keepdims=keepdims)
+        assert isinstance(y, Tensor) and y.requires_grad
+        np.testing.assert_allclose(y.data, fn(x, axis=axis, keepdims=keepdims), rtol=1e-14)
+        assert tg.gradcheck(lambda a, fn=fn: fn(a, axis=axis, keepdims=keepdims), [t])
+
+
+def test_np_sum_of_a_tensor():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    s = np.sum(x)
+    assert isinstance(s, Tensor) and s.item() == 6.0
+    (g,) = tg.grad(s, [x])
+    np.testing.assert_array_equal(g.data, [1.0, 1.0, 1.0])
+
+
+def test_numpy_joins_and_reshapes_keep_the_graph():
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.zeros(2), requires_grad=True)
+    for y in (np.stack([a, b]), np.concatenate([a, b]), np.reshape(a, (2, 1)), np.transpose(a)):
+        assert isinstance(y, Tensor) and y.requires_grad
+
+
+def test_a_numpy_function_we_lack_refuses_a_tensor_that_requires_grad():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.raises(TypeError, match=r"np\.cumsum has no differentiable version"):
+        np.cumsum(x)
+    np.testing.assert_array_equal(np.cumsum(Tensor(np.array([1.0, 2.0]))), [1.0, 3.0])
