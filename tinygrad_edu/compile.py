@@ -1,0 +1,411 @@
+"""Compiling a training step: record its NumPy kernels once, replay them without Tensors.
+
+A lesson on what frameworks' JITs (``torch.compile``, ``jax.jit``, CUDA graphs) do, in miniature.
+
+Eager execution pays for flexibility on every step: each op builds a Tensor, a graph node, asks
+the grad mode and the observers, and the backward sweep pushes nodes through a heap and checks
+every VJP. On a 10 x 5 network that bookkeeping costs more than the arithmetic. Yet a training step
+runs the *same* kernels on arrays of the *same* shapes every time. So:
+
+1. **Record.** The first call runs the step eagerly under an :class:`~tinygrad_edu.graph.Observer`
+   that writes down every op the engine applies -- the forward ops and, because every VJP is
+   written in Tensor ops, the backward ops too -- with the tensors each one read and wrote. That
+   list is a *tape*: a straight-line program of NumPy kernels (each op's ``forward``) on concrete
+   buffers.
+2. **Compile.** The tape becomes Python source, one line per kernel (print :attr:`CompiledStep.code`
+   to read it): arguments and parameters come in, the loss and the leaves' gradients go out. Ops
+   nothing needs are dropped (dead-code elimination) and each buffer is freed after its last use.
+   Guards at the top check that every parameter still has the recorded shape and dtype.
+3. **Replay.** Later calls with arguments of the same shapes and dtypes run that function: the
+   same NumPy kernels in the same order on the same kinds of arrays, so the results are *bit for
+   bit* those of eager execution -- with no Tensor, node, heap or observer in between. New shapes
+   or dtypes record again (one program is cached per signature, like a JIT's recompilation);
+   a failing guard records again too.
+
+What a tape cannot do -- and why every tracing JIT has the same limits:
+
+* **Data-dependent control flow.** The tape holds the path the recorded call took. A Python ``if``
+  on a value (``if loss.item() > 1``), or a NumPy array computed from ``.data`` outside an op,
+  is frozen at its recorded value. ``torch.jit.trace`` warns about exactly this; ``jax.jit``
+  refuses such code at trace time.
+* **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
+  computed with NumPy inside the rule, not by an op; a tape would freeze the recorded mask. Only
+  nodes whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed; a step
+  through any other node warns once (:class:`CompileWarning`) and runs eagerly, still correct.
+* **Side effects outside ops.** Hooks, anomaly mode and tracing are not replayed: a step with
+  hooks on its tensors runs eagerly, and so does every call made while an observer is registered
+  or under ``no_grad``.
+
+Python arguments that are not Tensors or arrays are *static*: their value is part of the
+signature, so a new value records again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import graph, ops
+from .graph import Observer, Op
+from .optim import Optimizer
+from .tensor import Tensor
+
+#: Ops whose VJP is built from ops alone (no NumPy on concrete values, no value-derived
+#: constants), so the backward ops they emit can be recorded and replayed on new values.
+REPLAYABLE_VJPS: frozenset[type[Op]] = frozenset(
+    {
+        ops.Neg,
+        ops.Exp,
+        ops.Log,
+        ops.Sqrt,
+        ops.Sigmoid,
+        ops.Tanh,
+        ops.Add,
+        ops.Sub,
+        ops.Mul,
+        ops.Div,
+        ops.SigmoidBackward,
+        ops.TanhBackward,
+        ops.MatMul,
+        ops.Linear,
+        ops.Sum,
+        ops.Softmax,
+        ops.LogSoftmax,
+        ops.SumTo,
+        ops.BroadcastTo,
+        ops.Reshape,
+        ops.Transpose,
+        ops.GetItem,
+        ops.ScatterAdd,
+        ops.Stack,
+        ops.Concatenate,
+    }
+)
+
+#: how many signatures (argument shapes and dtypes) keep a recorded program
+CACHE_SIZE = 8
+
+
+class CompileWarning(UserWarning):
+    """A step that cannot be replayed from a tape; it runs eagerly (and correctly) instead."""
+
+
+class _NotReplayable(Exception):
+    """Raised while building a program: the reason is the warning's text."""
+
+
+class _StaleGuard(Exception):
+    """Raised by a replay whose guards fail: the state changed shape or dtype."""
+
+
+def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) -> CompiledStep:
+    """Compile ``loss_fn`` and its backward pass (and an optimizer step) into a replayable tape.
+
+    Calling the result with ``*args`` has the effect of the eager step
+
+    .. code-block:: python
+
+        optimizer.zero_grad()  # only with an optimizer
+        loss = loss_fn(*args)
+        loss.backward()  # gradients accumulate into .grad, as always
+        optimizer.step()  # only with an optimizer
+        return loss
+
+    bit for bit. The first call with a new signature (shapes, dtypes and ``requires_grad`` of the
+    Tensor and array arguments, values of the others) runs exactly that and records it; later
+    calls replay the recorded NumPy kernels. The optimizer's update is plain NumPy already and
+    runs as it is.
+
+    Parameters
+    ----------
+    loss_fn
+        Maps the arguments to a single-element Tensor (the loss).
+    optimizer
+        Optional: cleared before and stepped after every backward pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import tinygrad_edu as tg
+    >>> w = tg.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    >>> step = tg.compile.compile(lambda x: ((x * w).sum() - 1) ** 2, tg.optim.SGD([w], lr=0.1))
+    >>> [round(step(tg.Tensor(np.array([0.5, 0.5]))).item(), 4) for _ in range(3)]
+    [2.25, 1.8225, 1.4762]
+    >>> step.recordings, step.replays
+    (1, 2)
+    """
+    return CompiledStep(loss_fn, optimizer)
+
+
+class CompiledStep:
+    """A loss function with its backward pass, recorded once per signature and replayed."""
+
+    def __init__(self, loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) -> None:
+        if not callable(loss_fn):
+            raise TypeError(f"compile: expected a function, got {type(loss_fn).__name__}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"compile: optimizer must be a tinygrad_edu.optim.Optimizer, got "
+                f"{type(optimizer).__name__}"
+            )
+        self.loss_fn, self.optimizer = loss_fn, optimizer
+        self._programs: dict[Hashable, _Program | None] = {}
+        self._latest: _Program | None = None
+        #: how many calls recorded a tape, and how many replayed one
+        self.recordings = self.replays = 0
+
+    @property
+    def code(self) -> str:
+        """The Python source of the most recently recorded program (empty before any)."""
+        return self._latest.source if self._latest is not None else ""
+
+    def __call__(self, *args: Any) -> Tensor:
+        if not graph.is_grad_enabled() or graph.observers():
+            return self._eager(args)  # nothing to differentiate, or someone is watching
+        key = _signature(args)
+        program = self._programs.get(key, _MISSING)
+        if program is None:
+            return self._eager(args)
+        if program is not _MISSING:
+            try:
+                loss, grads = program.replay(*[_array(args[i]) for i in program.dynamic])
+            except _StaleGuard:
+                pass
+            else:
+                self.replays += 1
+                return self._deliver(loss, grads, program, args)
+        return self._record(key, args)
+
+    # ---------------------------------------------------------------------- the three paths
+    def _eager(self, args: Sequence[Any], recorder: _Recorder | None = None) -> Tensor:
+        if self.optimizer is not None:
+            self.optimizer.zero_grad()
+        loss = self.loss_fn(*args)
+        if not isinstance(loss, Tensor) or loss.size != 1:
+            what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
+            raise TypeError(f"compile: the function must return a single-element Tensor, got {what}")
+        if recorder is not None:
+            recorder.forward_finished(loss)
+        loss.backward()
+        if self.optimizer is not None:
+            self.optimizer.step()
+        return loss
+
+    def _record(self, key: Hashable, args: Sequence[Any]) -> Tensor:
+        recorder = _Recorder()
+        try:
+            with graph.observe(recorder):
+                loss = self._eager(args, recorder)
+        finally:
+            recorder.remove_hooks()
+        self.recordings += 1
+        try:
+            program = _Program(recorder, args, loss)
+        except _NotReplayable as reason:
+            warnings.warn(
+                f"tg.compile: {reason}; calls with this signature run eagerly",
+                CompileWarning,
+                stacklevel=3,
+            )
+            program = None
+        self._programs.pop(key, None)
+        if len(self._programs) >= CACHE_SIZE:
+            del self._programs[next(iter(self._programs))]  # the oldest signature
+        self._programs[key] = program
+        if program is not None:
+            self._latest = program
+        return loss
+
+    def _deliver(self, loss: np.ndarray, grads: tuple, program: _Program, args) -> Tensor:
+        """The effects of ``backward()`` and ``step()``: what the eager sweep does with leaves."""
+        if self.optimizer is not None:
+            self.optimizer.zero_grad()
+        for (position, leaf), g in zip(program.grad_targets, grads):
+            if position is not None:
+                leaf = args[position]
+            data = g.astype(leaf.dtype, copy=True)
+            if leaf.grad is not None:
+                data += leaf.grad.data
+            leaf.grad = Tensor._wrap(data)
+        if self.optimizer is not None:
+            self.optimizer.step()
+        return Tensor._wrap(loss)
+
+
+_MISSING: Any = object()
+
+
+def _array(arg: Any) -> np.ndarray:
+    return arg.data if isinstance(arg, Tensor) else arg
+
+
+def _signature(args: Sequence[Any]) -> Hashable:
+    """What a program is specialised to: array shapes/dtypes, static values, argument aliasing."""
+    parts: list[Hashable] = []
+    for position, arg in enumerate(args):
+        if isinstance(arg, Tensor):
+            parts.append((arg.shape, arg.dtype, arg.requires_grad))
+        elif isinstance(arg, np.ndarray):
+            parts.append((arg.shape, arg.dtype, None))
+        else:
+            try:
+                hash(arg)
+            except TypeError:
+                raise TypeError(
+                    f"compile: argument {position} is a {type(arg).__name__}, which is neither a "
+                    "Tensor nor an array and cannot be hashed as a static value"
+                ) from None
+            parts.append(("static", type(arg), arg))
+    ids = [id(a) for a in args]
+    return tuple(parts), tuple(ids.index(i) for i in ids)
+
+
+# ---------------------------------------------------------------------------------- recording
+class _Recorder(Observer):
+    """Writes down every op applied (forward and backward) and each leaf's final gradient."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Op, tuple[Tensor, ...], Tensor]] = []
+        self.produced: set[int] = set()
+        self.problem: str | None = None
+        self.leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}
+        self._removers: list[Callable[[], None]] = []
+        self._hooked: set[int] = set()
+
+    def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+        for t in inputs:
+            if id(t) not in self.produced and t._node is not None and self.problem is None:
+                self.problem = (
+                    f"the step uses a tensor of shape {t.shape} computed outside it (by "
+                    f"'{t._node.name}'), whose graph the tape does not hold"
+                )
+        self.events.append((op, tuple(inputs), out))
+        self.produced.add(id(out))
+
+    def forward_finished(self, loss: Tensor) -> None:
+        """Before backward: watch the final gradient of every leaf that requires grad."""
+        for _, inputs, _ in self.events:
+            for t in inputs:
+                if t.requires_grad and t._node is None and id(t) not in self._hooked:
+                    self._hooked.add(id(t))
+                    if t._hooks:
+                        self.problem = self.problem or f"a tensor of shape {t.shape} has hooks"
+                    self._removers.append(t.register_hook(self._catcher(t)))
+
+    def _catcher(self, leaf: Tensor) -> Callable[[Tensor], None]:
+        def catch(g: Tensor) -> None:
+            self.leaf_grads[id(leaf)] = (leaf, g)
+
+        return catch
+
+    def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
+        if type(node) not in REPLAYABLE_VJPS and self.problem is None:
+            self.problem = (
+                f"the derivative rule of '{node.name}' reads concrete values outside ops, so a "
+                "tape of its backward would freeze them"
+            )
+        if out._hooks and self.problem is None:
+            self.problem = f"a tensor of shape {out.shape} made by '{node.name}' has hooks"
+
+    def remove_hooks(self) -> None:
+        for remove in self._removers:
+            remove()
+        for _, inputs, _ in self.events:
+            for t in inputs:
+                if id(t) in self._hooked and t._hooks == []:
+                    t._hooks = None  # as it was: no hook list at all
+
+
+# ---------------------------------------------------------------------------------- the program
+class _Program:
+    """A recorded tape turned into a straight-line Python function of NumPy kernel calls."""
+
+    def __init__(self, recorder: _Recorder, args: Sequence[Any], loss: Tensor) -> None:
+        if recorder.problem is not None:
+            raise _NotReplayable(recorder.problem)
+        self.dynamic = [i for i, a in enumerate(args) if isinstance(a, (Tensor, np.ndarray))]
+        namespace: dict[str, Any] = {"_StaleGuard": _StaleGuard, "_asarray": np.asarray}
+        names: dict[int, str] = {}  # id(tensor) -> the local variable holding its array
+        arrays: dict[int, str] = {}  # id(array) of an argument -> its parameter name
+        for i in self.dynamic:
+            names.setdefault(id(args[i]), f"a{i}")
+            arrays.setdefault(id(_array(args[i])), f"a{i}")
+        leaves: list[str] = []  # lines reading and guarding leaves (parameters, constants)
+
+        def name_of(t: Tensor) -> str:
+            key = id(t)
+            if key not in names:
+                if t.data.__class__ is np.ndarray and id(t.data) in arrays:
+                    names[key] = arrays[id(t.data)]  # an argument array, wrapped inside loss_fn
+                else:
+                    leaf = f"leaf{len(leaves)}"
+                    namespace[leaf] = t
+                    namespace[f"{leaf}_shape"], namespace[f"{leaf}_dtype"] = t.shape, t.dtype
+                    names[key] = f"{leaf}_data"
+                    leaves.append(
+                        f"    {leaf}_data = {leaf}.data\n"
+                        f"    if {leaf}_data.shape != {leaf}_shape or "
+                        f"{leaf}_data.dtype != {leaf}_dtype:\n"
+                        f"        raise _StaleGuard"
+                    )
+            return names[key]
+
+        outputs = [loss] + [g for _, g in recorder.leaf_grads.values()]
+        positions = {id(args[i]): i for i in reversed(self.dynamic)}
+        #: where each gradient goes: (argument position, None) or (None, the leaf tensor)
+        self.grad_targets = [
+            (positions.get(id(leaf)), leaf) for leaf, _ in recorder.leaf_grads.values()
+        ]
+        live = _needed(recorder.events, outputs)
+        kept = [e for e, keep in zip(recorder.events, live) if keep]
+        last_use = {}
+        for position, (_, inputs, _) in enumerate(kept):
+            for t in inputs:
+                last_use[id(t)] = position
+        for t in outputs:
+            last_use[id(t)] = len(kept)
+        body: list[str] = []
+        for position, (op, inputs, out) in enumerate(kept):
+            kernel = f"k{position}"
+            clone = copy.copy(op)  # the recorded op without its graph links
+            clone.inputs = ()
+            namespace[kernel] = clone.forward
+            call = f"{kernel}({', '.join(name_of(t) for t in inputs)})"
+            if out.ndim == 0:
+                call = f"_asarray({call})"  # as Op.apply does: NumPy reductions return scalars
+            target = names[id(out)] = f"t{position}"
+            body.append(f"    {target} = {call}  # {op.name}")
+            dead = sorted(  # free temporaries after their last use
+                {n for t in inputs if last_use[id(t)] == position and (n := names[id(t)])[0] == "t"}
+            )
+            if dead:
+                body.append(f"    del {', '.join(dead)}")
+        returned = [name_of(t) for t in outputs]
+        parameters = ", ".join(f"a{i}" for i in self.dynamic)
+        self.source = "\n".join(
+            [
+                f"def replay({parameters}):",
+                *leaves,
+                *body,
+                f"    return {returned[0]}, ({''.join(n + ', ' for n in returned[1:])})",
+            ]
+        )
+        exec(builtins.compile(self.source, "<tg.compile replay>", "exec"), namespace)
+        self.replay: Callable[..., tuple[np.ndarray, tuple]] = namespace["replay"]
+
+
+def _needed(events: Sequence[tuple[Op, tuple, Tensor]], outputs: Sequence[Tensor]) -> list[bool]:
+    """Dead-code elimination: which events an output depends on (a backward walk of the tape)."""
+    wanted = {id(t) for t in outputs}
+    keep = [False] * len(events)
+    for position in range(len(events) - 1, -1, -1):
+        _, inputs, out = events[position]
+        if id(out) in wanted:
+            keep[position] = True
+            wanted.update(id(t) for t in inputs)
+    return keep
