@@ -188,7 +188,9 @@ class CompiledStep:
         loss = self.loss_fn(*args)
         if not isinstance(loss, Tensor) or loss.size != 1:
             what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
-            raise TypeError(f"compile: the function must return a single-element Tensor, got {what}")
+            raise TypeError(
+                f"compile: the function must return a single-element Tensor, got {what}"
+            )
         if recorder is not None:
             recorder.forward_finished(loss)
         loss.backward()
