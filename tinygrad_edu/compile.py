@@ -132,8 +132,12 @@ def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) 
     --------
     >>> import numpy as np
     >>> import tinygrad_edu as tg
+    >>> from tinygrad_edu.compile import compile
     >>> w = tg.Tensor(np.array([1.0, -2.0]), requires_grad=True)
-    >>> step = tg.compile.compile(lambda x: ((x * w).sum() - 1) ** 2, tg.optim.SGD([w], lr=0.1))
+    >>> def loss_fn(x):
+    ...     e = (x * w).sum() - 1
+    ...     return e * e
+    >>> step = compile(loss_fn, tg.optim.SGD([w], lr=0.1))
     >>> [round(step(tg.Tensor(np.array([0.5, 0.5]))).item(), 4) for _ in range(3)]
     [2.25, 1.8225, 1.4762]
     >>> step.recordings, step.replays
