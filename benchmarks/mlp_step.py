@@ -1,12 +1,17 @@
 """One training step of the worked example's 3-5-2-1 network: tinygrad_edu vs hand-written NumPy.
 
 The step is the document's: forward on the 10 training colours, E = 1/2 sum (o - y)^2, backward,
-full-batch SGD with lr 0.2. References timed in the same process:
+full-batch SGD with lr 0.2. Contenders, timed round-robin in the same process:
 
-* ``numpy``  -- the document's hand-derived step (``handderived.sgd_step``: deltas by formula);
-* ``torch``  -- the same network in PyTorch (when installed; float64, CPU).
+* ``numpy (hand-derived)`` -- the document's step (``handderived.sgd_step``: deltas by formula);
+* ``tinygrad_edu eager``   -- ``zero_grad``, forward, ``backward()``, ``SGD.step``;
+* ``tinygrad_edu compiled`` -- the same step through ``tinygrad_edu.compile`` (recorded once,
+  replayed as straight-line NumPy); checked to end bit for bit where the eager one ends;
+* ``torch`` -- the same network in PyTorch (when installed; float64, CPU, one thread).
 
-Prints the median time per step and each ratio against hand-written NumPy. Run:
+Prints, per contender, the minimum over ``--repeats`` rounds of the mean time per step (the
+least disturbed round: the machine may be shared), the spread (slowest round / fastest), and the
+ratio of minima against hand-written NumPy. Run:
 
     python benchmarks/mlp_step.py [--steps 2000] [--repeats 7]
 """
@@ -14,13 +19,13 @@ Prints the median time per step and each ratio against hand-written NumPy. Run:
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 import tinygrad_edu as tg
+from tinygrad_edu.compile import compile as compile_step
 from tinygrad_edu.models.text_color import (
     COLORS,
     LABELS,
@@ -33,8 +38,10 @@ from tinygrad_edu.models.text_color import (
 LR = 0.2
 
 
-def time_per_step(steps_by_name: dict[str, Callable[[], None]], steps: int, repeats: int) -> dict:
-    """Median over ``repeats`` rounds of the mean time per step, in seconds, for each contender.
+def time_per_step(
+    steps_by_name: dict[str, Callable[[], None]], steps: int, repeats: int
+) -> dict[str, list[float]]:
+    """``repeats`` samples of the mean time per step, in seconds, for each contender.
 
     Every round times every contender in turn (round-robin), so a slow spell of the machine hits
     all of them alike and the ratios stay fair.
@@ -49,7 +56,7 @@ def time_per_step(steps_by_name: dict[str, Callable[[], None]], steps: int, repe
             for _ in range(steps):
                 step()
             samples[name].append((time.perf_counter() - start) / steps)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
@@ -61,8 +68,7 @@ def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
     return step
 
 
-def engine_step_factory(seed: int) -> Callable[[], None]:
-    model = build_mlp(rng=seed)
+def engine_step_factory(model: tg.nn.Module) -> Callable[[], None]:
     optimizer = tg.optim.SGD(model.parameters(), lr=LR)
     x = tg.Tensor(COLORS)
 
@@ -72,6 +78,13 @@ def engine_step_factory(seed: int) -> Callable[[], None]:
         optimizer.step()
 
     return step
+
+
+def compiled_step_factory(model: tg.nn.Module) -> Callable[[], None]:
+    optimizer = tg.optim.SGD(model.parameters(), lr=LR)
+    x, y = tg.Tensor(COLORS), tg.Tensor(LABELS)
+    compiled = compile_step(lambda x, y: error(model(x), y), optimizer)
+    return lambda: compiled(x, y)
 
 
 def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
@@ -102,25 +115,42 @@ def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="steps per timing run")
-    parser.add_argument("--repeats", type=int, default=7, help="timing runs (median is reported)")
+    parser.add_argument("--repeats", type=int, default=7, help="timing runs (minimum is reported)")
     args = parser.parse_args(argv)
 
     matrices = to_augmented(build_mlp(rng=0))
+    eager_model, compiled_model = build_mlp(rng=0), build_mlp(rng=0)
     contenders = {
         "numpy (hand-derived)": numpy_step_factory(matrices),
-        "tinygrad_edu": engine_step_factory(0),
+        "tinygrad_edu eager": engine_step_factory(eager_model),
+        "tinygrad_edu compiled": compiled_step_factory(compiled_model),
     }
     torch_step = torch_step_factory(matrices)
     if torch_step is not None:
         contenders["torch"] = torch_step
-    times = time_per_step(contenders, args.steps, args.repeats)
-    reference = times["numpy (hand-derived)"]
-    print(f"one training step of the 3-5-2-1 network on 10 colours (median of {args.repeats})")
-    for name, seconds in times.items():
-        print(f"  {name:22s} {seconds * 1e6:8.1f} us   {seconds / reference:5.2f}x numpy")
-    if "torch" not in times:
+    samples = time_per_step(contenders, args.steps, args.repeats)
+    best = {name: min(values) for name, values in samples.items()}
+    reference = best["numpy (hand-derived)"]
+    print(
+        f"one training step of the 3-5-2-1 network on 10 colours: minimum of {args.repeats} "
+        f"rounds of {args.steps} steps; spread = slowest round / fastest"
+    )
+    for name, seconds in best.items():
+        spread = max(samples[name]) / seconds
+        print(
+            f"  {name:22s} {seconds * 1e6:8.1f} us   spread {spread:4.2f}   "
+            f"{seconds / reference:5.2f}x numpy"
+        )
+    if "torch" not in best:
         print("  torch                  not installed (pip install torch==2.13.0)")
-    return times
+    same = all(
+        np.array_equal(p.data, q.data)
+        for p, q in zip(eager_model.parameters(), compiled_model.parameters())
+    )
+    print(f"compiled and eager parameters equal bit for bit after the same steps: {same}")
+    eager, compiled = best["tinygrad_edu eager"], best["tinygrad_edu compiled"]
+    print(f"compiled step speed-up over eager: {eager / compiled:.2f}x")
+    return best
 
 
 if __name__ == "__main__":

@@ -250,13 +250,19 @@ def test_bad_uses_are_named():
         tg_compile(lambda x: x * w)(Tensor(np.ones(2)))
 
 
-def test_the_compiled_step_frees_buffers_and_drops_dead_ops():
-    w = Tensor(np.ones(3), requires_grad=True)
+def test_the_compiled_step_drops_dead_and_repeated_ops_and_frees_buffers():
+    w = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    w_eager = Tensor(w.data.copy(), requires_grad=True)
 
-    def loss_fn(x):
+    def loss_fn(x, w=w):
         (x * 3).exp()  # computed but unused: not on the replayed tape
-        return (x * w).tanh().sum()
+        return ((x * w).tanh() + (x * w).tanh()).sum()  # the same kernels twice: computed once
 
     step = tg_compile(loss_fn)
-    step(Tensor(np.ones(3)))
-    assert "exp" not in step.code and "del " in step.code
+    for k in range(3):
+        x = Tensor(np.linspace(-1, 1, 3) * (k + 1))
+        assert_same(step(x).data, (expected := loss_fn(x, w_eager)).data)
+        expected.backward()
+        assert_same(w.grad.data, w_eager.grad.data)
+    lines = [line.split("#")[-1].strip() for line in step.code.splitlines() if "#" in line]
+    assert "exp" not in lines and lines.count("tanh") == 1 and "del " in step.code

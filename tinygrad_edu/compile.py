@@ -231,10 +231,10 @@ class CompiledStep:
         """The effects of ``backward()`` and ``step()``: what the eager sweep does with leaves."""
         if self.optimizer is not None:
             self.optimizer.zero_grad()
-        for (position, leaf), g in zip(program.grad_targets, grads):
+        for (position, leaf, as_it_is), g in zip(program.grad_targets, grads):
             if position is not None:
                 leaf = args[position]
-            data = g.astype(leaf.dtype, copy=True)
+            data = g if as_it_is else g.astype(leaf.dtype, copy=True)
             if leaf.grad is not None:
                 data += leaf.grad.data
             leaf.grad = Tensor._wrap(data)
@@ -272,11 +272,14 @@ def _signature(args: Sequence[Any]) -> Hashable:
 
 
 # ---------------------------------------------------------------------------------- recording
+_Event = tuple[Op, tuple[Tensor, ...], Tensor]  # an op, the tensors it read, the one it wrote
+
+
 class _Recorder(Observer):
     """Writes down every op applied (forward and backward) and each leaf's final gradient."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[Op, tuple[Tensor, ...], Tensor]] = []
+        self.events: list[_Event] = []
         self.produced: set[int] = set()
         self.problem: str | None = None
         self.leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}
@@ -361,14 +364,9 @@ class _Program:
                     )
             return names[key]
 
+        events = _without_repeats(recorder.events, names)
         outputs = [loss] + [g for _, g in recorder.leaf_grads.values()]
-        positions = {id(args[i]): i for i in reversed(self.dynamic)}
-        #: where each gradient goes: (argument position, None) or (None, the leaf tensor)
-        self.grad_targets = [
-            (positions.get(id(leaf)), leaf) for leaf, _ in recorder.leaf_grads.values()
-        ]
-        live = _needed(recorder.events, outputs)
-        kept = [e for e, keep in zip(recorder.events, live) if keep]
+        kept = [e for e, keep in zip(events, _needed(events, outputs)) if keep]
         last_use = {}
         for position, (_, inputs, _) in enumerate(kept):
             for t in inputs:
@@ -376,6 +374,7 @@ class _Program:
         for t in outputs:
             last_use[id(t)] = len(kept)
         body: list[str] = []
+        fresh: set[int] = set()  # outputs that are new arrays of their own, not views or inputs
         for position, (op, inputs, out) in enumerate(kept):
             kernel = f"k{position}"
             clone = copy.copy(op)  # the recorded op without its graph links
@@ -386,12 +385,26 @@ class _Program:
                 call = f"_asarray({call})"  # as Op.apply does: NumPy reductions return scalars
             target = names[id(out)] = f"t{position}"
             body.append(f"    {target} = {call}  # {op.name}")
+            if out.data.base is None and all(out.data is not t.data for t in inputs):
+                fresh.add(id(out))
             dead = sorted(  # free temporaries after their last use
                 {n for t in inputs if last_use[id(t)] == position and (n := names[id(t)])[0] == "t"}
             )
             if dead:
                 body.append(f"    del {', '.join(dead)}")
         returned = [name_of(t) for t in outputs]
+        positions = {id(args[i]): i for i in reversed(self.dynamic)}
+        #: where each gradient goes: (argument position or None, the recorded leaf, whether the
+        #: replayed array may become ``.grad`` as it is -- a fresh array of the leaf's dtype that
+        #: nothing else returned shares -- instead of a copy, as eager makes)
+        self.grad_targets = [
+            (
+                positions.get(id(leaf)),
+                leaf,
+                id(g) in fresh and returned.count(name) == 1 and g.dtype == leaf.dtype,
+            )
+            for (leaf, g), name in zip(recorder.leaf_grads.values(), returned[1:])
+        ]
         parameters = ", ".join(f"a{i}" for i in self.dynamic)
         self.source = "\n".join(
             [
@@ -405,7 +418,49 @@ class _Program:
         self.replay: Callable[..., tuple[np.ndarray, tuple]] = namespace["replay"]
 
 
-def _needed(events: Sequence[tuple[Op, tuple, Tensor]], outputs: Sequence[Tensor]) -> list[bool]:
+def _without_repeats(events: Sequence[_Event], names: dict[int, str]) -> list[_Event]:
+    """Common-subexpression elimination: an op applied again to the same inputs with the same
+    parameters (``x * x``'s backward computes ``g * x`` twice) is computed once.
+
+    The repeat's output is renamed to the first one's by rewriting later events' inputs.
+    """
+    first: dict[Hashable, Tensor] = {}
+    replaced: dict[int, Tensor] = {}
+    kept: list[_Event] = []
+    for op, inputs, out in events:
+        inputs = tuple(replaced.get(id(t), t) for t in inputs)
+        key = _op_key(op, inputs)
+        if key is not None and key in first:
+            replaced[id(out)] = first[key]
+            continue
+        if key is not None:
+            first[key] = out
+        kept.append((op, inputs, out))
+    return kept
+
+
+def _op_key(op: Op, inputs: tuple[Tensor, ...]) -> Hashable | None:
+    """What makes two applications compute the same array; ``None`` if it cannot be told."""
+    parameters = []
+    for name, value in sorted(vars(op).items()):
+        if name in _GRAPH_FIELDS:
+            continue
+        if isinstance(value, np.ndarray):
+            value = ("array", id(value))
+        elif isinstance(value, dict):
+            value = tuple(sorted(value.items()))
+        try:
+            hash(value)
+        except TypeError:
+            return None
+        parameters.append((name, value))
+    return type(op), tuple(parameters), tuple(id(t) for t in inputs)
+
+
+_GRAPH_FIELDS = frozenset({"inputs", "needs_input_grad", "sequence", "created_at"})
+
+
+def _needed(events: Sequence[_Event], outputs: Sequence[Tensor]) -> list[bool]:
     """Dead-code elimination: which events an output depends on (a backward walk of the tape)."""
     wanted = {id(t) for t in outputs}
     keep = [False] * len(events)
