@@ -9,11 +9,11 @@ full-batch SGD with lr 0.2. Contenders, timed round-robin in the same process:
   replayed as straight-line NumPy); checked to end bit for bit where the eager one ends;
 * ``torch`` -- the same network in PyTorch (when installed; float64, CPU, one thread).
 
-Prints, per contender, the minimum over ``--repeats`` rounds of the mean time per step (the
-least disturbed round: the machine may be shared), the spread (slowest round / fastest), and the
-ratio of minima against hand-written NumPy. Run:
+Prints, per contender, the fastest of ``--repeats`` rounds of the mean time per step (the least
+disturbed round: the machine may be shared), the spread (median round / fastest: how noisy the
+machine was), and the ratio of the fastest rounds against hand-written NumPy. Run:
 
-    python benchmarks/mlp_step.py [--steps 2000] [--repeats 7]
+    python benchmarks/mlp_step.py [--round-ms 3] [--repeats 60]
 """
 
 from __future__ import annotations
@@ -39,23 +39,31 @@ LR = 0.2
 
 
 def time_per_step(
-    steps_by_name: dict[str, Callable[[], None]], steps: int, repeats: int
+    steps_by_name: dict[str, Callable[[], None]], round_seconds: float, repeats: int
 ) -> dict[str, list[float]]:
     """``repeats`` samples of the mean time per step, in seconds, for each contender.
 
     Every round times every contender in turn (round-robin), so a slow spell of the machine hits
-    all of them alike and the ratios stay fair.
+    all of them alike. Each contender runs as many steps per round as fill ``round_seconds``:
+    rounds of equal *duration* are equally likely to be interrupted on a shared machine, so the
+    fastest round of each is an equally fair estimate of its undisturbed speed.
     """
-    for step in steps_by_name.values():
-        for _ in range(min(steps, 50)):
+    counts = {}
+    for name, step in steps_by_name.items():
+        for _ in range(20):  # warm up (and record, for the compiled step)
             step()
+        start = time.perf_counter()
+        for _ in range(20):
+            step()
+        counts[name] = max(1, round(round_seconds / ((time.perf_counter() - start) / 20)))
     samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for _ in range(repeats):
         for name, step in steps_by_name.items():
+            count = counts[name]
             start = time.perf_counter()
-            for _ in range(steps):
+            for _ in range(count):
                 step()
-            samples[name].append((time.perf_counter() - start) / steps)
+            samples[name].append((time.perf_counter() - start) / count)
     return samples
 
 
@@ -112,44 +120,55 @@ def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
     return step
 
 
+def compiled_matches_eager(steps: int = 100) -> bool:
+    """Train two copies of the network, eagerly and compiled: bit-identical parameters after?"""
+    eager_model, compiled_model = build_mlp(rng=0), build_mlp(rng=0)
+    eager, compiled = engine_step_factory(eager_model), compiled_step_factory(compiled_model)
+    for _ in range(steps):
+        eager()
+        compiled()
+    return all(
+        np.array_equal(p.data, q.data)
+        for p, q in zip(eager_model.parameters(), compiled_model.parameters())
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="steps per timing run")
-    parser.add_argument("--repeats", type=int, default=7, help="timing runs (minimum is reported)")
+    parser.add_argument("--round-ms", type=float, default=3.0, help="duration of a timing round")
+    parser.add_argument("--repeats", type=int, default=60, help="rounds (the fastest counts)")
     args = parser.parse_args(argv)
 
     matrices = to_augmented(build_mlp(rng=0))
-    eager_model, compiled_model = build_mlp(rng=0), build_mlp(rng=0)
     contenders = {
         "numpy (hand-derived)": numpy_step_factory(matrices),
-        "tinygrad_edu eager": engine_step_factory(eager_model),
-        "tinygrad_edu compiled": compiled_step_factory(compiled_model),
+        "tinygrad_edu eager": engine_step_factory(build_mlp(rng=0)),
+        "tinygrad_edu compiled": compiled_step_factory(build_mlp(rng=0)),
     }
     torch_step = torch_step_factory(matrices)
     if torch_step is not None:
         contenders["torch"] = torch_step
-    samples = time_per_step(contenders, args.steps, args.repeats)
+    samples = time_per_step(contenders, args.round_ms / 1e3, args.repeats)
     best = {name: min(values) for name, values in samples.items()}
     reference = best["numpy (hand-derived)"]
     print(
-        f"one training step of the 3-5-2-1 network on 10 colours: minimum of {args.repeats} "
-        f"rounds of {args.steps} steps; spread = slowest round / fastest"
+        f"one training step of the 3-5-2-1 network on 10 colours: fastest of {args.repeats} "
+        f"rounds of ~{args.round_ms:g} ms each; spread = median round / fastest"
     )
     for name, seconds in best.items():
-        spread = max(samples[name]) / seconds
+        spread = float(np.median(samples[name])) / seconds
         print(
             f"  {name:22s} {seconds * 1e6:8.1f} us   spread {spread:4.2f}   "
             f"{seconds / reference:5.2f}x numpy"
         )
     if "torch" not in best:
         print("  torch                  not installed (pip install torch==2.13.0)")
-    same = all(
-        np.array_equal(p.data, q.data)
-        for p, q in zip(eager_model.parameters(), compiled_model.parameters())
-    )
-    print(f"compiled and eager parameters equal bit for bit after the same steps: {same}")
     eager, compiled = best["tinygrad_edu eager"], best["tinygrad_edu compiled"]
     print(f"compiled step speed-up over eager: {eager / compiled:.2f}x")
+    print(
+        f"compiled and eager parameters equal bit for bit after 100 steps: "
+        f"{compiled_matches_eager()}"
+    )
     return best
 
 

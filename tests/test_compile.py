@@ -266,3 +266,19 @@ def test_the_compiled_step_drops_dead_and_repeated_ops_and_frees_buffers():
         assert_same(w.grad.data, w_eager.grad.data)
     lines = [line.split("#")[-1].strip() for line in step.code.splitlines() if "#" in line]
     assert "exp" not in lines and lines.count("tanh") == 1 and "del " in step.code
+
+
+def test_the_text_colour_training_loop_compiled_matches_train_bit_for_bit():
+    """The change proposed for models/text_color/training.py: same errors, same weights."""
+    from tinygrad_edu.models.text_color.training import train
+
+    reference = train(build_mlp(rng=0), COLORS, LABELS, iterations=200)
+    model = build_mlp(rng=0)
+    optimizer = tg.optim.SGD(model.parameters(), lr=0.2)
+    x, y = Tensor(np.asarray(COLORS, dtype=np.float64)), np.asarray(LABELS, dtype=np.float64)
+    step = tg_compile(lambda: error(model(x), y), optimizer)
+    errors = np.array([step().item() for _ in range(200)])
+    assert_same(errors, reference.errors)
+    for p, q in zip(model.parameters(), reference.model.parameters()):
+        assert_same(p.data, q.data)
+    assert step.replays == 199
