@@ -7,15 +7,20 @@ the grad mode and the observers, and the backward sweep pushes nodes through a h
 every VJP. On a 10 x 5 network that bookkeeping costs more than the arithmetic. Yet a training step
 runs the *same* kernels on arrays of the *same* shapes every time. So:
 
-1. **Record.** The first call runs the step eagerly under an :class:`~tinygrad_edu.graph.Observer`
-   that writes down every op the engine applies -- the forward ops and, because every VJP is
-   written in Tensor ops, the backward ops too -- with the tensors each one read and wrote. That
-   list is a *tape*: a straight-line program of NumPy kernels (each op's ``forward``) on concrete
-   buffers.
-2. **Compile.** The tape becomes Python source, one line per kernel (print :attr:`CompiledStep.code`
-   to read it): arguments and parameters come in, the loss and the leaves' gradients go out. Ops
-   nothing needs are dropped (dead-code elimination) and each buffer is freed after its last use.
-   Guards at the top check that every parameter still has the recorded shape and dtype.
+1. **Record.** A call runs the step eagerly under an :class:`~tinygrad_edu.graph.Observer` that
+   writes down every op the engine applies -- the forward ops and, because every VJP is written
+   in Tensor ops, the backward ops too -- with the tensors each one read and wrote. That list is
+   a *tape*: a straight-line program of NumPy kernels (each op's ``forward``) on concrete
+   buffers. The first two calls with a new signature are recorded; comparing the two tells
+   apart the step's *state* (the same parameter Tensors both times), its *constants* (new but
+   equal both times: Python numbers, the backward's seed) and values computed from data outside
+   ops (new and different: not replayable).
+2. **Compile.** The tape becomes Python source, one line per kernel (print
+   :attr:`CompiledStep.code` to read it): arguments and state come in, the loss and the leaves'
+   gradients go out. On the way, ops that compute from constants alone run once now (constant
+   folding), ops nothing needs are dropped (dead-code elimination), an op repeated on the same
+   inputs runs once (common-subexpression elimination), and each buffer is freed after its last
+   use. Guards at the top check that the state still has the recorded shapes and dtypes.
 3. **Replay.** Later calls with arguments of the same shapes and dtypes run that function: the
    same NumPy kernels in the same order on the same kinds of arrays, so the results are *bit for
    bit* those of eager execution -- with no Tensor, node, heap or observer in between. New shapes
@@ -24,10 +29,12 @@ runs the *same* kernels on arrays of the *same* shapes every time. So:
 
 What a tape cannot do -- and why every tracing JIT has the same limits:
 
-* **Data-dependent control flow.** The tape holds the path the recorded call took. A Python ``if``
-  on a value (``if loss.item() > 1``), or a NumPy array computed from ``.data`` outside an op,
-  is frozen at its recorded value. ``torch.jit.trace`` warns about exactly this; ``jax.jit``
-  refuses such code at trace time.
+* **Data-dependent control flow.** The tape holds the path the recorded calls took. A Python
+  ``if`` on a value (``if loss.item() > 1``) or an array computed from ``.data`` outside an op is
+  frozen at its recorded value; when the two recordings already differ the step runs eagerly,
+  but agreement twice proves nothing. ``torch.jit.trace`` warns about exactly this; ``jax.jit``
+  refuses such code at trace time. Tensors and arrays the step reads from the enclosing scope
+  are kept by reference: in-place updates are seen, rebinding the Python name is not.
 * **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
   computed with NumPy inside the rule, not by an op; a tape would freeze the recorded mask. Only
   nodes whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed; a step
@@ -116,8 +123,8 @@ def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) 
         optimizer.step()  # only with an optimizer
         return loss
 
-    bit for bit. The first call with a new signature (shapes, dtypes and ``requires_grad`` of the
-    Tensor and array arguments, values of the others) runs exactly that and records it; later
+    bit for bit. The first two calls with a new signature (shapes, dtypes and ``requires_grad`` of
+    the Tensor and array arguments, values of the others) run exactly that and record it; later
     calls replay the recorded NumPy kernels. The optimizer's update is plain NumPy already and
     runs as it is.
 
@@ -141,7 +148,7 @@ def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) 
     >>> [round(step(tg.Tensor(np.array([0.5, 0.5]))).item(), 4) for _ in range(3)]
     [2.25, 1.8225, 1.4762]
     >>> step.recordings, step.replays
-    (1, 2)
+    (2, 1)
     """
     return CompiledStep(loss_fn, optimizer)
 
@@ -158,7 +165,8 @@ class CompiledStep:
                 f"{type(optimizer).__name__}"
             )
         self.loss_fn, self.optimizer = loss_fn, optimizer
-        self._programs: dict[Hashable, _Program | None] = {}
+        #: per signature: the first recording, then the program (or ``_EAGER``)
+        self._programs: dict[Hashable, Any] = {}
         self._latest: _Program | None = None
         #: how many calls recorded a tape, and how many replayed one
         self.recordings = self.replays = 0
@@ -172,18 +180,18 @@ class CompiledStep:
         if not graph.is_grad_enabled() or graph.observers():
             return self._eager(args)  # nothing to differentiate, or someone is watching
         key = _signature(args)
-        program = self._programs.get(key, _MISSING)
-        if program is None:
-            return self._eager(args)
-        if program is not _MISSING:
+        entry = self._programs.get(key)
+        if entry.__class__ is _Program:
             try:
-                loss, grads = program.replay(*[_array(args[i]) for i in program.dynamic])
+                loss, grads = entry.replay(*[_array(args[i]) for i in entry.dynamic])
             except _StaleGuard:
-                pass
+                entry = None  # the state changed shape or dtype: record afresh
             else:
                 self.replays += 1
-                return self._deliver(loss, grads, program, args)
-        return self._record(key, args)
+                return self._deliver(loss, grads, entry, args)
+        if entry is _EAGER:
+            return self._eager(args)
+        return self._record(key, args, entry)
 
     # ---------------------------------------------------------------------- the three paths
     def _eager(self, args: Sequence[Any], recorder: _Recorder | None = None) -> Tensor:
@@ -202,7 +210,8 @@ class CompiledStep:
             self.optimizer.step()
         return loss
 
-    def _record(self, key: Hashable, args: Sequence[Any]) -> Tensor:
+    def _record(self, key: Hashable, args: Sequence[Any], first: _Recorder | None) -> Tensor:
+        """Run the step eagerly and record it; the second recording builds the program."""
         recorder = _Recorder()
         try:
             with graph.observe(recorder):
@@ -210,21 +219,23 @@ class CompiledStep:
         finally:
             recorder.remove_hooks()
         self.recordings += 1
+        entry: _Program | _Recorder | object = recorder
         try:
-            program = _Program(recorder, args, loss)
+            if recorder.problem is not None:
+                raise _NotReplayable(recorder.problem)
+            if first is not None:
+                entry = self._latest = _Program(first, recorder, args, loss)
         except _NotReplayable as reason:
             warnings.warn(
                 f"tg.compile: {reason}; calls with this signature run eagerly",
                 CompileWarning,
                 stacklevel=3,
             )
-            program = None
+            entry = _EAGER
         self._programs.pop(key, None)
         if len(self._programs) >= CACHE_SIZE:
             del self._programs[next(iter(self._programs))]  # the oldest signature
-        self._programs[key] = program
-        if program is not None:
-            self._latest = program
+        self._programs[key] = entry
         return loss
 
     def _deliver(self, loss: np.ndarray, grads: tuple, program: _Program, args) -> Tensor:
@@ -240,10 +251,10 @@ class CompiledStep:
             leaf.grad = Tensor._wrap(data)
         if self.optimizer is not None:
             self.optimizer.step()
-        return Tensor._wrap(loss)
+        return Tensor._wrap(loss if program.loss_is_fresh else loss.copy())
 
 
-_MISSING: Any = object()
+_EAGER: Any = object()  # the entry of a signature that cannot be replayed
 
 
 def _array(arg: Any) -> np.ndarray:
@@ -332,11 +343,26 @@ class _Recorder(Observer):
 
 # ---------------------------------------------------------------------------------- the program
 class _Program:
-    """A recorded tape turned into a straight-line Python function of NumPy kernel calls."""
+    """Two recordings of a step turned into a straight-line Python function of NumPy kernels.
 
-    def __init__(self, recorder: _Recorder, args: Sequence[Any], loss: Tensor) -> None:
-        if recorder.problem is not None:
-            raise _NotReplayable(recorder.problem)
+    The second recording is the tape; the first tells what each leaf the tape reads is:
+
+    * the same Tensor both times: **state** (a parameter, a buffer), read afresh on every replay
+      and guarded (same shape and dtype, or the replay records again);
+    * a new Tensor around the same array: an array from the enclosing scope, kept by reference;
+    * a new Tensor and a new array: a **constant** the step computed (a Python number, the
+      backward's seed). It must be equal both times -- otherwise it was computed from data
+      outside ops and cannot be replayed -- and every op computing from constants alone is
+      evaluated now, once (constant folding).
+    """
+
+    def __init__(
+        self, first: _Recorder, second: _Recorder, args: Sequence[Any], loss: Tensor
+    ) -> None:
+        for recorder in (first, second):
+            if recorder.problem is not None:
+                raise _NotReplayable(recorder.problem)
+        pairs = _paired_leaves(first, second)
         self.dynamic = [i for i, a in enumerate(args) if isinstance(a, (Tensor, np.ndarray))]
         namespace: dict[str, Any] = {"_StaleGuard": _StaleGuard, "_asarray": np.asarray}
         names: dict[int, str] = {}  # id(tensor) -> the local variable holding its array
@@ -344,55 +370,68 @@ class _Program:
         for i in self.dynamic:
             names.setdefault(id(args[i]), f"a{i}")
             arrays.setdefault(id(_array(args[i])), f"a{i}")
-        leaves: list[str] = []  # lines reading and guarding leaves (parameters, constants)
+        guards: list[str] = []  # lines reading and guarding state
+        constants: set[int] = set()  # ids of tensors whose arrays are baked constants
+
+        counts: dict[str, int] = {}
+
+        def bind(prefix: str, value: Any) -> str:
+            """Put ``value`` into the program's namespace under a new name ``<prefix><n>``."""
+            counts[prefix] = counts.get(prefix, -1) + 1
+            name = f"{prefix}{counts[prefix]}"
+            namespace[name] = value
+            return name
 
         def name_of(t: Tensor) -> str:
             key = id(t)
-            if key not in names:
-                if t.data.__class__ is np.ndarray and id(t.data) in arrays:
-                    names[key] = arrays[id(t.data)]  # an argument array, wrapped inside loss_fn
-                else:
-                    leaf = f"leaf{len(leaves)}"
-                    namespace[leaf] = t
-                    namespace[f"{leaf}_shape"], namespace[f"{leaf}_dtype"] = t.shape, t.dtype
-                    names[key] = f"{leaf}_data"
-                    leaves.append(
-                        f"    {leaf}_data = {leaf}.data\n"
-                        f"    if {leaf}_data.shape != {leaf}_shape or "
-                        f"{leaf}_data.dtype != {leaf}_dtype:\n"
-                        f"        raise _StaleGuard"
+            if key in names:
+                return names[key]
+            earlier = pairs.get(key, t)
+            if id(t.data) in arrays and t.data.__class__ is np.ndarray:
+                names[key] = arrays[id(t.data)]  # an argument array, wrapped inside loss_fn
+            elif earlier is t:
+                state = bind("state", t)
+                namespace[f"{state}_shape"], namespace[f"{state}_dtype"] = t.shape, t.dtype
+                names[key] = f"{state}_data"
+                guards.append(
+                    f"    {state}_data = {state}.data\n"
+                    f"    if {state}_data.shape != {state}_shape or "
+                    f"{state}_data.dtype != {state}_dtype:\n"
+                    f"        raise _StaleGuard"
+                )
+            elif earlier.data is t.data:
+                names[key] = bind("array", t.data)
+            else:
+                if not _equal_arrays(earlier.data, t.data):
+                    raise _NotReplayable(
+                        f"a constant of shape {t.shape} changed between two calls (it is "
+                        "computed from data outside ops), so a tape would freeze it"
                     )
+                names[key] = bind("constant", t.data)
+                constants.add(key)
             return names[key]
 
-        events = _without_repeats(recorder.events, names)
-        outputs = [loss] + [g for _, g in recorder.leaf_grads.values()]
+        events = _without_repeats(second.events)
+        outputs = [loss] + [g for _, g in second.leaf_grads.values()]
         kept = [e for e, keep in zip(events, _needed(events, outputs)) if keep]
-        last_use = {}
-        for position, (_, inputs, _) in enumerate(kept):
-            for t in inputs:
-                last_use[id(t)] = position
-        for t in outputs:
-            last_use[id(t)] = len(kept)
-        body: list[str] = []
+        body: list[tuple[int, tuple[Tensor, ...], str]] = []  # (output id, inputs, line)
         fresh: set[int] = set()  # outputs that are new arrays of their own, not views or inputs
-        for position, (op, inputs, out) in enumerate(kept):
-            kernel = f"k{position}"
-            clone = copy.copy(op)  # the recorded op without its graph links
-            clone.inputs = ()
-            namespace[kernel] = clone.forward
-            call = f"{kernel}({', '.join(name_of(t) for t in inputs)})"
+        for op, inputs, out in kept:
+            arguments = [name_of(t) for t in inputs]
+            if all(id(t) in constants for t in inputs):
+                names[id(out)] = bind("constant", out.data)  # constant folding
+                constants.add(id(out))
+                continue
+            kernel = bind("k", _detached(op).forward)
+            call = f"{kernel}({', '.join(arguments)})"
             if out.ndim == 0:
                 call = f"_asarray({call})"  # as Op.apply does: NumPy reductions return scalars
-            target = names[id(out)] = f"t{position}"
-            body.append(f"    {target} = {call}  # {op.name}")
+            names[id(out)] = f"t{len(body)}"
+            body.append((id(out), inputs, f"    {names[id(out)]} = {call}  # {op.name}"))
             if out.data.base is None and all(out.data is not t.data for t in inputs):
                 fresh.add(id(out))
-            dead = sorted(  # free temporaries after their last use
-                {n for t in inputs if last_use[id(t)] == position and (n := names[id(t)])[0] == "t"}
-            )
-            if dead:
-                body.append(f"    del {', '.join(dead)}")
         returned = [name_of(t) for t in outputs]
+        self.loss_is_fresh = id(loss) in fresh
         positions = {id(args[i]): i for i in reversed(self.dynamic)}
         #: where each gradient goes: (argument position or None, the recorded leaf, whether the
         #: replayed array may become ``.grad`` as it is -- a fresh array of the leaf's dtype that
@@ -403,14 +442,14 @@ class _Program:
                 leaf,
                 id(g) in fresh and returned.count(name) == 1 and g.dtype == leaf.dtype,
             )
-            for (leaf, g), name in zip(recorder.leaf_grads.values(), returned[1:])
+            for (leaf, g), name in zip(second.leaf_grads.values(), returned[1:])
         ]
         parameters = ", ".join(f"a{i}" for i in self.dynamic)
         self.source = "\n".join(
             [
                 f"def replay({parameters}):",
-                *leaves,
-                *body,
+                *guards,
+                *_with_frees(body, names, outputs),
                 f"    return {returned[0]}, ({''.join(n + ', ' for n in returned[1:])})",
             ]
         )
@@ -418,7 +457,63 @@ class _Program:
         self.replay: Callable[..., tuple[np.ndarray, tuple]] = namespace["replay"]
 
 
-def _without_repeats(events: Sequence[_Event], names: dict[int, str]) -> list[_Event]:
+def _paired_leaves(first: _Recorder, second: _Recorder) -> dict[int, Tensor]:
+    """Walk both tapes side by side; map each tensor the second one reads but did not produce
+    to its counterpart in the first. Raises if the two calls did not run the same ops."""
+    changed = _NotReplayable(
+        "two calls ran different ops (control flow that depends on values), so no single tape "
+        "replays the step"
+    )
+    if len(first.events) != len(second.events) or len(first.leaf_grads) != len(second.leaf_grads):
+        raise changed
+    counterpart: dict[int, Tensor] = {}
+    for (op1, inputs1, out1), (op2, inputs2, out2) in zip(first.events, second.events):
+        if (
+            type(op1) is not type(op2)
+            or len(inputs1) != len(inputs2)
+            or _op_key(op1, (), False) != _op_key(op2, (), False)
+        ):
+            raise changed
+        for a, b in zip(inputs1, inputs2):
+            if counterpart.setdefault(id(b), a) is not a or a.shape != b.shape:
+                raise changed
+        counterpart[id(out2)] = out1
+    return counterpart
+
+
+def _equal_arrays(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def _detached(op: Op) -> Op:
+    """A copy of a recorded op without its graph links (the tape must not keep the graph)."""
+    clone = copy.copy(op)
+    clone.inputs = ()
+    return clone
+
+
+def _with_frees(
+    body: list[tuple[int, tuple[Tensor, ...], str]], names: dict[int, str], outputs
+) -> list[str]:
+    """The kernel lines, each followed by ``del`` of the temporaries it used for the last time."""
+    last_use = {}
+    for position, (_, inputs, _) in enumerate(body):
+        for t in inputs:
+            last_use[id(t)] = position
+    for t in outputs:
+        last_use[id(t)] = len(body)
+    lines = []
+    for position, (_, inputs, line) in enumerate(body):
+        lines.append(line)
+        dead = sorted(
+            {n for t in inputs if last_use[id(t)] == position and (n := names[id(t)])[0] == "t"}
+        )
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    return lines
+
+
+def _without_repeats(events: Sequence[_Event]) -> list[_Event]:
     """Common-subexpression elimination: an op applied again to the same inputs with the same
     parameters (``x * x``'s backward computes ``g * x`` twice) is computed once.
 
@@ -439,14 +534,18 @@ def _without_repeats(events: Sequence[_Event], names: dict[int, str]) -> list[_E
     return kept
 
 
-def _op_key(op: Op, inputs: tuple[Tensor, ...]) -> Hashable | None:
-    """What makes two applications compute the same array; ``None`` if it cannot be told."""
+def _op_key(op: Op, inputs: tuple[Tensor, ...], arrays_by_identity: bool = True) -> Hashable:
+    """What makes two applications compute the same array; ``None`` if it cannot be told.
+
+    Array parameters count by identity, or else by shape and dtype only: an index array is
+    frozen at its recorded value, like any Python value the step reads.
+    """
     parameters = []
     for name, value in sorted(vars(op).items()):
         if name in _GRAPH_FIELDS:
             continue
         if isinstance(value, np.ndarray):
-            value = ("array", id(value))
+            value = ("array", id(value) if arrays_by_identity else (value.shape, value.dtype))
         elif isinstance(value, dict):
             value = tuple(sorted(value.items()))
         try:
