@@ -204,7 +204,7 @@ class CompiledStep:
                 f"compile: the function must return a single-element Tensor, got {what}"
             )
         if recorder is not None:
-            recorder.forward_finished(loss)
+            recorder.forward_finished()
         loss.backward()
         if self.optimizer is not None:
             self.optimizer.step()
@@ -307,7 +307,7 @@ class _Recorder(Observer):
         self.events.append((op, tuple(inputs), out))
         self.produced.add(id(out))
 
-    def forward_finished(self, loss: Tensor) -> None:
+    def forward_finished(self) -> None:
         """Before backward: watch the final gradient of every leaf that requires grad."""
         for _, inputs, _ in self.events:
             for t in inputs:
