@@ -1,26 +1,31 @@
 """One training step of the worked example's 3-5-2-1 network: tinygrad_edu vs hand-written NumPy.
 
 The step is the document's: forward on the 10 training colours, E = 1/2 sum (o - y)^2, backward,
-full-batch SGD with lr 0.2. References timed in the same process:
+full-batch SGD with lr 0.2. Contenders, timed round-robin in the same process:
 
-* ``numpy``  -- the document's hand-derived step (``handderived.sgd_step``: deltas by formula);
-* ``torch``  -- the same network in PyTorch (when installed; float64, CPU).
+* ``numpy (hand-derived)`` -- the document's step (``handderived.sgd_step``: deltas by formula);
+* ``tinygrad_edu eager``   -- ``zero_grad``, forward, ``backward()``, ``SGD.step``;
+* ``tinygrad_edu compiled`` -- the same step through ``tinygrad_edu.compile`` (recorded once,
+  replayed as straight-line NumPy); checked to end bit for bit where the eager one ends;
+* ``torch`` -- the same network in PyTorch (when installed; float64, CPU, one thread).
 
-Prints the median time per step and each ratio against hand-written NumPy. Run:
+Prints, per contender, the fastest of ``--repeats`` rounds of the mean time per step (the least
+disturbed round: the machine may be shared), the spread (median round / fastest: how noisy the
+machine was), and the ratio of the fastest rounds against hand-written NumPy. Run:
 
-    python benchmarks/mlp_step.py [--steps 2000] [--repeats 7]
+    python benchmarks/mlp_step.py [--round-ms 3] [--repeats 60]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 import tinygrad_edu as tg
+from tinygrad_edu.compile import compile as compile_step
 from tinygrad_edu.models.text_color import (
     COLORS,
     LABELS,
@@ -33,23 +38,33 @@ from tinygrad_edu.models.text_color import (
 LR = 0.2
 
 
-def time_per_step(steps_by_name: dict[str, Callable[[], None]], steps: int, repeats: int) -> dict:
-    """Median over ``repeats`` rounds of the mean time per step, in seconds, for each contender.
+def time_per_step(
+    steps_by_name: dict[str, Callable[[], None]], round_seconds: float, repeats: int
+) -> dict[str, list[float]]:
+    """``repeats`` samples of the mean time per step, in seconds, for each contender.
 
     Every round times every contender in turn (round-robin), so a slow spell of the machine hits
-    all of them alike and the ratios stay fair.
+    all of them alike. Each contender runs as many steps per round as fill ``round_seconds``:
+    rounds of equal *duration* are equally likely to be interrupted on a shared machine, so the
+    fastest round of each is an equally fair estimate of its undisturbed speed.
     """
-    for step in steps_by_name.values():
-        for _ in range(min(steps, 50)):
+    counts = {}
+    for name, step in steps_by_name.items():
+        for _ in range(20):  # warm up (and record, for the compiled step)
             step()
+        start = time.perf_counter()
+        for _ in range(20):
+            step()
+        counts[name] = max(1, round(round_seconds / ((time.perf_counter() - start) / 20)))
     samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for _ in range(repeats):
         for name, step in steps_by_name.items():
+            count = counts[name]
             start = time.perf_counter()
-            for _ in range(steps):
+            for _ in range(count):
                 step()
-            samples[name].append((time.perf_counter() - start) / steps)
-    return {name: statistics.median(values) for name, values in samples.items()}
+            samples[name].append((time.perf_counter() - start) / count)
+    return samples
 
 
 def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
@@ -61,8 +76,7 @@ def numpy_step_factory(matrices: list[np.ndarray]) -> Callable[[], None]:
     return step
 
 
-def engine_step_factory(seed: int) -> Callable[[], None]:
-    model = build_mlp(rng=seed)
+def engine_step_factory(model: tg.nn.Module) -> Callable[[], None]:
     optimizer = tg.optim.SGD(model.parameters(), lr=LR)
     x = tg.Tensor(COLORS)
 
@@ -72,6 +86,13 @@ def engine_step_factory(seed: int) -> Callable[[], None]:
         optimizer.step()
 
     return step
+
+
+def compiled_step_factory(model: tg.nn.Module) -> Callable[[], None]:
+    optimizer = tg.optim.SGD(model.parameters(), lr=LR)
+    x, y = tg.Tensor(COLORS), tg.Tensor(LABELS)
+    compiled = compile_step(lambda x, y: error(model(x), y), optimizer)
+    return lambda: compiled(x, y)
 
 
 def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
@@ -99,28 +120,56 @@ def torch_step_factory(matrices: list[np.ndarray]) -> Callable[[], None] | None:
     return step
 
 
+def compiled_matches_eager(steps: int = 100) -> bool:
+    """Train two copies of the network, eagerly and compiled: bit-identical parameters after?"""
+    eager_model, compiled_model = build_mlp(rng=0), build_mlp(rng=0)
+    eager, compiled = engine_step_factory(eager_model), compiled_step_factory(compiled_model)
+    for _ in range(steps):
+        eager()
+        compiled()
+    return all(
+        np.array_equal(p.data, q.data)
+        for p, q in zip(eager_model.parameters(), compiled_model.parameters())
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="steps per timing run")
-    parser.add_argument("--repeats", type=int, default=7, help="timing runs (median is reported)")
+    parser.add_argument("--round-ms", type=float, default=3.0, help="duration of a timing round")
+    parser.add_argument("--repeats", type=int, default=60, help="rounds (the fastest counts)")
     args = parser.parse_args(argv)
 
     matrices = to_augmented(build_mlp(rng=0))
     contenders = {
         "numpy (hand-derived)": numpy_step_factory(matrices),
-        "tinygrad_edu": engine_step_factory(0),
+        "tinygrad_edu eager": engine_step_factory(build_mlp(rng=0)),
+        "tinygrad_edu compiled": compiled_step_factory(build_mlp(rng=0)),
     }
     torch_step = torch_step_factory(matrices)
     if torch_step is not None:
         contenders["torch"] = torch_step
-    times = time_per_step(contenders, args.steps, args.repeats)
-    reference = times["numpy (hand-derived)"]
-    print(f"one training step of the 3-5-2-1 network on 10 colours (median of {args.repeats})")
-    for name, seconds in times.items():
-        print(f"  {name:22s} {seconds * 1e6:8.1f} us   {seconds / reference:5.2f}x numpy")
-    if "torch" not in times:
+    samples = time_per_step(contenders, args.round_ms / 1e3, args.repeats)
+    best = {name: min(values) for name, values in samples.items()}
+    reference = best["numpy (hand-derived)"]
+    print(
+        f"one training step of the 3-5-2-1 network on 10 colours: fastest of {args.repeats} "
+        f"rounds of ~{args.round_ms:g} ms each; spread = median round / fastest"
+    )
+    for name, seconds in best.items():
+        spread = float(np.median(samples[name])) / seconds
+        print(
+            f"  {name:22s} {seconds * 1e6:8.1f} us   spread {spread:4.2f}   "
+            f"{seconds / reference:5.2f}x numpy"
+        )
+    if "torch" not in best:
         print("  torch                  not installed (pip install torch==2.13.0)")
-    return times
+    eager, compiled = best["tinygrad_edu eager"], best["tinygrad_edu compiled"]
+    print(f"compiled step speed-up over eager: {eager / compiled:.2f}x")
+    print(
+        f"compiled and eager parameters equal bit for bit after 100 steps: "
+        f"{compiled_matches_eager()}"
+    )
+    return best
 
 
 if __name__ == "__main__":
