@@ -9,6 +9,7 @@ from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
 from . import nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
+from .compile import CompileWarning, compile
 from .forward import jvp, vjp
 from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -19,9 +20,11 @@ from .tracing import trace
 __all__ = [
     "AnomalyError",
     "CheckpointError",
+    "CompileWarning",
     "GradcheckError",
     "ShapeError",
     "Tensor",
+    "compile",
     "detect_anomaly",
     "enable_grad",
     "grad",
