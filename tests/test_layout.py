@@ -1,6 +1,7 @@
 """The package's shape is a promise too: imports point one way, and the docs name real files.
 
-Layers, from the top: ``cli`` -> ``vis`` -> ``models`` -> (``nn``, ``optim``, ``data``, ``io``)
+Layers, from the top: ``cli`` -> ``vis`` -> ``models`` -> (``nn``, ``optim``, ``data``, ``io``,
+``compile``)
 -> the engine (``tensor``, ``graph``, ``autograd``, ``ops``, ...) -> ``kernels``. A module may
 import from its own layer or below, never above; ``io`` reads files into plain arrays and needs no
 engine at all; ``kernels`` are plain NumPy. Every import is checked, including the ones inside
@@ -26,6 +27,7 @@ LAYERS = {
     "nn": 3,
     "optim": 3,
     "data": 3,
+    "compile": 3,  # compiles training steps: above the optimizers it drives
     "io": 3,
     "kernels": 1,
     "axes": 0,
