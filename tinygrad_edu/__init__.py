@@ -12,7 +12,32 @@ from .autograd import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
+from .ops import einsum, one_hot, tensordot, where
 from .tracing import trace
+
+# creation and joining functions, as in ``torch``: ``tg.arange(5)``, ``tg.zeros_like(x)``, ...
+arange, linspace, eye, full = Tensor.arange, Tensor.linspace, Tensor.eye, Tensor.full
+zeros, ones, zeros_like, ones_like, full_like = (
+    Tensor.zeros,
+    Tensor.ones,
+    Tensor.zeros_like,
+    Tensor.ones_like,
+    Tensor.full_like,
+)
+rand, randn, randint, uniform, normal = (
+    Tensor.rand,
+    Tensor.randn,
+    Tensor.randint,
+    Tensor.uniform,
+    Tensor.normal,
+)
+stack, cat, concatenate, hstack, vstack = (
+    Tensor.stack,
+    Tensor.cat,
+    Tensor.concatenate,
+    Tensor.hstack,
+    Tensor.vstack,
+)
 
 __all__ = [
     "AnomalyError",
@@ -20,17 +45,40 @@ __all__ = [
     "GradcheckError",
     "ShapeError",
     "Tensor",
+    "arange",
+    "cat",
+    "concatenate",
     "detect_anomaly",
+    "einsum",
     "enable_grad",
+    "eye",
+    "full",
+    "full_like",
     "grad",
     "gradcheck",
     "gradgradcheck",
+    "hstack",
     "is_grad_enabled",
+    "linspace",
     "load",
     "nn",
     "no_grad",
+    "normal",
+    "one_hot",
+    "ones",
+    "ones_like",
     "optim",
+    "rand",
+    "randint",
+    "randn",
     "save",
+    "stack",
+    "tensordot",
     "trace",
+    "uniform",
+    "vstack",
+    "where",
+    "zeros",
+    "zeros_like",
 ]
 __version__ = "0.1.0"
