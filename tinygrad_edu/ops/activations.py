@@ -22,6 +22,7 @@ from .elementwise import erf, unary, where
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
+_SELU_SLOPE = SELU_SCALE * SELU_ALPHA  # selu's derivative at 0 from the left
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _TANH_K = math.sqrt(2 / math.pi)  # gelu's tanh approximation: tanh(k (x + c x^3))
@@ -32,6 +33,15 @@ def _elu_array(x: np.ndarray, alpha: float, scale: float = 1.0, inner: float = 1
     """``scale * (x if x > 0 else alpha * (e^(x / inner) - 1))`` without overflow."""
     negative = alpha * np.expm1(np.minimum(x, 0) / inner)
     return (scale * np.where(x > 0, x, negative)).astype(x.dtype, copy=False)
+
+
+def _negative_exp(x):
+    """:math:`e^x` where ``x <= 0`` (and 1 elsewhere, never overflowing), in Tensor ops.
+
+    The ELU family's derivative :math:`\alpha e^x` is computed directly, not as ``y + alpha``,
+    which loses every digit to cancellation at ``x = -30``.
+    """
+    return where(x.data > 0, 0.0, x).exp()
 
 
 def _softplus_array(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
@@ -87,14 +97,15 @@ LeakyReLU   = unary("leaky_relu",
                         g * constant(np.where(x.data > 0, 1.0, negative_slope).astype(x.dtype)),
                     "x if x > 0 else s x;  dy/dx = 1 or s")
 ELU         = unary("elu",        lambda x, alpha: _elu_array(x, alpha),
-                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, y + alpha),
-                    "x if x > 0 else a (e^x - 1);  dy/dx = 1 or a e^x = y + a")
+                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x) * alpha),
+                    "x if x > 0 else a (e^x - 1);  dy/dx = 1 or a e^x")
 SELU        = unary("selu",       lambda x: _elu_array(x, SELU_ALPHA, SELU_SCALE),
-                    lambda g, x, y: g * where(x.data > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA),
-                    "scale * elu(x, alpha) with fixed constants;  dy/dx = scale or y + scale alpha")
+                    lambda g, x, y:
+                        g * where(x.data > 0, SELU_SCALE, _negative_exp(x) * _SELU_SLOPE),
+                    "scale * elu(x, alpha) with fixed constants;  dy/dx = scale or scale alpha e^x")
 CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=alpha),
-                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, y / alpha + 1),
-                    "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a) = y/a + 1")
+                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x / alpha)),
+                    "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a)")
 SiLU        = unary("silu",       lambda x: x * np.exp(-np.logaddexp(0, -x)),
                     lambda g, x, y: g * (x.sigmoid() * (x * (1 - x.sigmoid()) + 1)),
                     "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)")
