@@ -650,30 +650,54 @@ class Tensor:
     # ------------------------------------------------------------------------ reductions
     # Every axis argument is also accepted as ``dim`` (and ``keepdims`` as ``keepdim``), the
     # spellings PyTorch users type; the aliases cost one ``is None`` test on the hot path.
-    def sum(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def sum(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("sum", axis, keepdims, dim, keepdim)
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-             keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def mean(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Arithmetic mean: ``sum / n`` with ``n`` the number of elements reduced."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("mean", axis, keepdims, dim, keepdim)
         count = int(np.prod([self.shape[a] for a in normalize_axes(axis, self.ndim)]))
         return self.sum(axis=axis, keepdims=keepdims) / count
 
-    def max(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def max(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Largest values (not indices: see :meth:`argmax`); ties share the gradient equally
         (like ``torch.amax``)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("max", axis, keepdims, dim, keepdim)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def min(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Smallest values; ties share the gradient equally (like ``torch.amin``)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("min", axis, keepdims, dim, keepdim)
@@ -681,65 +705,122 @@ class Tensor:
 
     amax, amin = max, min
 
-    def prod(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-             keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def prod(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Product; the gradient is exact with zeros (one zero, several zeros)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("prod", axis, keepdims, dim, keepdim)
         return ops.Prod.apply(self, axis=axis, keepdims=keepdims)
 
-    def var(self, axis: Axis = None, correction: float = 1, keepdims: bool = False, *,
-            dim: Axis = None, keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def var(
+        self,
+        axis: Axis = None,
+        correction: float = 1,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Variance with ``correction`` (1: unbiased, PyTorch's default; 0: population)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("var", axis, keepdims, dim, keepdim)
         return ops.var(self, axis=axis, correction=correction, keepdims=keepdims)
 
-    def std(self, axis: Axis = None, correction: float = 1, keepdims: bool = False, *,
-            dim: Axis = None, keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def std(
+        self,
+        axis: Axis = None,
+        correction: float = 1,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Standard deviation, the square root of :meth:`var`."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("std", axis, keepdims, dim, keepdim)
         return ops.std(self, axis=axis, correction=correction, keepdims=keepdims)
 
-    def logsumexp(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-                  keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def logsumexp(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """``log(sum(exp(x)))`` computed without overflow (the maximum is taken out first)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("logsumexp", axis, keepdims, dim, keepdim)
         return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
-    def norm(self, p: float | str = 2, axis: Axis = None, keepdims: bool = False, *,
-             dim: Axis = None, keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def norm(
+        self,
+        p: float | str = 2,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Vector norm (``p`` = 2 by default, 1, inf, -inf); the gradient at 0 is 0."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("norm", axis, keepdims, dim, keepdim)
         return ops.norm(self, p=p, axis=axis, keepdims=keepdims)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
-               keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def argmax(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Index of the first largest value (int64, no gradient; flat index when no axis)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("argmax", axis, keepdims, dim, keepdim)
         return Tensor._wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
-               keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def argmin(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Index of the first smallest value (int64, no gradient; flat index when no axis)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("argmin", axis, keepdims, dim, keepdim)
         return Tensor._wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
 
-    def any(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def any(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Whether any element is nonzero (a boolean tensor, no gradient)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("any", axis, keepdims, dim, keepdim)
         axes = normalize_axes(axis, self.ndim)
         return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdims)))
 
-    def all(self, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
-            keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    def all(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Whether every element is nonzero (a boolean tensor, no gradient)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("all", axis, keepdims, dim, keepdim)
@@ -806,8 +887,14 @@ class Tensor:
 
     movedim = moveaxis
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1, *, start_dim: int | None = None,
-                end_dim: int | None = None) -> Tensor:  # fmt: skip
+    def flatten(
+        self,
+        start_axis: int = 0,
+        end_axis: int = -1,
+        *,
+        start_dim: int | None = None,
+        end_dim: int | None = None,
+    ) -> Tensor:
         """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
         start = start_axis if start_dim is None else start_dim
         return ops.flatten(self, start, end_axis if end_dim is None else end_dim)
@@ -850,8 +937,9 @@ class Tensor:
         """Repeat each element ``repeats`` times along ``axis`` (flattened when ``None``)."""
         return ops.repeat_interleave(self, repeats, axis if dim is None else dim)
 
-    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0, *,
-              dim: int | None = None) -> list[Tensor]:  # fmt: skip
+    def split(
+        self, split_size_or_sections: int | Sequence[int], axis: int = 0, *, dim: int | None = None
+    ) -> list[Tensor]:
         """Pieces of ``split_size`` (or of the listed sizes) along ``axis`` (``torch.split``)."""
         return ops.split(self, split_size_or_sections, axis if dim is None else dim)
 
@@ -879,8 +967,15 @@ class Tensor:
         """Upper triangle of the last two axes (``j - i >= diagonal``), zeros below."""
         return ops.triu(self, diagonal)
 
-    def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1, *,
-                 dim1: int | None = None, dim2: int | None = None) -> Tensor:  # fmt: skip
+    def diagonal(
+        self,
+        offset: int = 0,
+        axis1: int = 0,
+        axis2: int = 1,
+        *,
+        dim1: int | None = None,
+        dim2: int | None = None,
+    ) -> Tensor:
         """The diagonal ``[i, i + offset]`` of the (``axis1``, ``axis2``) planes, as a last axis."""
         axis1, axis2 = axis1 if dim1 is None else dim1, axis2 if dim2 is None else dim2
         return ops.diagonal(self, offset, axis1, axis2)
