@@ -11,7 +11,7 @@ module                 ops
 :mod:`.activations`    the activation table (``leaky_relu elu selu celu silu gelu softplus
                        mish hardtanh hardsigmoid hardswish logsigmoid softsign``)
 :mod:`.linalg`         ``matmul``, the fused ``linear`` layer
-:mod:`.einsum`         ``einsum`` and ``tensordot``
+:mod:`.contraction`    ``einsum`` and ``tensordot``
 :mod:`.reductions`     ``sum``, ``max``, ``min``, ``prod``, ``logsumexp``, ``norm``,
                        ``cumsum``, ``cumprod``, ``softmax``, ``log_softmax``; ``var``/``std``
 :mod:`.shape`          broadcasting and its adjoint ``sum_to``, ``reshape``,
@@ -44,6 +44,7 @@ from .activations import (
     Softplus,
     Softsign,
 )
+from .contraction import Einsum, einsum, tensordot
 from .conv import (
     Conv2d,
     Conv2dInputGrad,
@@ -52,7 +53,6 @@ from .conv import (
     MaxPoolGather,
     MaxPoolScatter,
 )
-from .einsum import Einsum, einsum, tensordot
 from .elementwise import (
     Abs,
     Acos,
