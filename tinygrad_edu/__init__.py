@@ -1,8 +1,9 @@
 """tinygrad_edu: a readable reverse-mode automatic differentiation engine on NumPy.
 
-Reading order for learners: ``tensor.py`` (the data structure), ``graph.py`` (how an operation is
-recorded), ``ops.py`` (every derivative rule), ``autograd.py`` (the backward sweep), then
-``gradcheck.py`` (how to trust all of the above).
+Reading order for learners: ``examples/minimal_engine.py`` (the whole idea in ~100 lines), then
+``tensor.py`` (the data structure), ``graph.py`` (how an operation is recorded), the ``ops``
+package (every derivative rule), ``autograd.py`` (the backward sweep), ``forward.py`` (forward
+mode) and ``gradcheck.py`` (how to trust all of the above).
 """
 
 from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
@@ -15,7 +16,32 @@ from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
+from .ops import einsum, one_hot, tensordot, where
 from .tracing import trace
+
+# creation and joining functions, as in ``torch``: ``tg.arange(5)``, ``tg.zeros_like(x)``, ...
+arange, linspace, eye, full = Tensor.arange, Tensor.linspace, Tensor.eye, Tensor.full
+zeros, ones, zeros_like, ones_like, full_like = (
+    Tensor.zeros,
+    Tensor.ones,
+    Tensor.zeros_like,
+    Tensor.ones_like,
+    Tensor.full_like,
+)
+rand, randn, randint, uniform, normal = (
+    Tensor.rand,
+    Tensor.randn,
+    Tensor.randint,
+    Tensor.uniform,
+    Tensor.normal,
+)
+stack, cat, concatenate, hstack, vstack = (
+    Tensor.stack,
+    Tensor.cat,
+    Tensor.concatenate,
+    Tensor.hstack,
+    Tensor.vstack,
+)
 
 __all__ = [
     "AnomalyError",
@@ -24,25 +50,48 @@ __all__ = [
     "GradcheckError",
     "ShapeError",
     "Tensor",
+    "arange",
+    "cat",
     "compile",
+    "concatenate",
     "detect_anomaly",
+    "einsum",
     "enable_grad",
+    "eye",
+    "full",
+    "full_like",
     "grad",
     "gradcheck",
     "gradgradcheck",
     "hessian",
+    "hstack",
     "hvp",
     "is_grad_enabled",
     "jacfwd",
     "jacobian",
     "jacrev",
     "jvp",
+    "linspace",
     "load",
     "nn",
     "no_grad",
+    "normal",
+    "one_hot",
+    "ones",
+    "ones_like",
     "optim",
+    "rand",
+    "randint",
+    "randn",
     "save",
+    "stack",
+    "tensordot",
     "trace",
+    "uniform",
     "vjp",
+    "vstack",
+    "where",
+    "zeros",
+    "zeros_like",
 ]
 __version__ = "0.1.0"

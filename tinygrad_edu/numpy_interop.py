@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .ops import einsum, tensordot, where
 from .tensor import Tensor
 
 #: ufunc name -> Tensor method
@@ -29,6 +30,13 @@ UFUNC_METHODS = {
     "negative": "__neg__",
     "positive": "__pos__",
     "absolute": "abs",
+    "rint": "round",
+    "less": "__lt__",
+    "less_equal": "__le__",
+    "greater": "__gt__",
+    "greater_equal": "__ge__",
+    "equal": "__eq__",
+    "not_equal": "__ne__",
 }
 
 
@@ -39,6 +47,37 @@ def _reduction(method: str) -> Callable[..., Tensor]:
         return getattr(_as_tensor(a), method)(axis=axis, keepdims=bool(keepdims))
 
     return call
+
+
+def _spread(method: str) -> Callable[..., Tensor]:
+    """``np.var``/``np.std``: NumPy's ``ddof`` is PyTorch's ``correction`` (NumPy's default 0)."""
+
+    def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
+             keepdims: Any = False) -> Tensor:  # fmt: skip
+        if dtype is not None or out is not None:
+            raise TypeError(f"np.{method} on a Tensor supports axis, ddof and keepdims only")
+        return getattr(_as_tensor(a), method)(axis, correction=ddof, keepdims=bool(keepdims))
+
+    return call
+
+
+def _scan(method: str) -> Callable[..., Tensor]:
+    def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Tensor:
+        if dtype is not None or out is not None:
+            raise TypeError(f"np.{method} on a Tensor supports axis only")
+        t = _as_tensor(a)
+        return getattr(t if axis is not None else t.reshape(-1), method)(
+            0 if axis is None else axis
+        )
+
+    return call
+
+
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Tensor:
+    t = _as_tensor(x)
+    if ord is not None and ((t.ndim > 1 and axis is None) or isinstance(axis, tuple)):
+        raise TypeError("np.linalg.norm on a Tensor computes vector norms only")
+    return t.norm(2 if ord is None else ord, axis=axis, keepdims=keepdims)
 
 
 #: NumPy function -> implementation on Tensors
@@ -52,6 +91,30 @@ FUNCTIONS: dict[Callable, Callable[..., Tensor]] = {
     np.stack: lambda arrays, axis=0: Tensor.stack(arrays, axis=axis),
     np.concatenate: lambda arrays, axis=0: Tensor.concatenate(arrays, axis=axis),
     np.clip: lambda a, a_min=None, a_max=None: _as_tensor(a).clip(a_min, a_max),
+    np.min: _reduction("min"),
+    np.amin: _reduction("min"),
+    np.prod: _reduction("prod"),
+    np.var: _spread("var"),
+    np.std: _spread("std"),
+    np.cumsum: _scan("cumsum"),
+    np.cumprod: _scan("cumprod"),
+    np.linalg.norm: _norm,
+    np.where: lambda condition, x, y: where(condition, x, y),
+    np.flip: lambda m, axis=None: _as_tensor(m).flip(axis),
+    np.roll: lambda a, shift, axis=None: _as_tensor(a).roll(shift, axis),
+    np.moveaxis: lambda a, source, destination: _as_tensor(a).moveaxis(source, destination),
+    np.squeeze: lambda a, axis=None: _as_tensor(a).squeeze(axis),
+    np.expand_dims: lambda a, axis: _as_tensor(a).unsqueeze(axis),
+    np.broadcast_to: lambda array, shape: _as_tensor(array).broadcast_to(tuple(shape)),
+    np.tile: lambda a, reps: _as_tensor(a).tile(reps),
+    np.repeat: lambda a, repeats, axis=None: _as_tensor(a).repeat_interleave(repeats, axis),
+    np.diagonal: lambda a, offset=0, axis1=0, axis2=1: _as_tensor(a).diagonal(offset, axis1, axis2),
+    np.tril: lambda m, k=0: _as_tensor(m).tril(k),
+    np.triu: lambda m, k=0: _as_tensor(m).triu(k),
+    np.einsum: lambda subscripts, *operands: einsum(subscripts, *operands),
+    np.tensordot: lambda a, b, axes=2: tensordot(_as_tensor(a), _as_tensor(b), axes),
+    np.hstack: lambda tup: Tensor.hstack(tup),
+    np.vstack: lambda tup: Tensor.vstack(tup),
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .axes import normalize_axes
+from .axes import Axis, normalize_axes
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -225,6 +225,67 @@ class Tensor:
         return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
 
     @staticmethod
+    def full(
+        shape: int | Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """A tensor of ``fill_value``: float32 for a float, int64 for an int, bool for a bool,
+        unless ``dtype`` says otherwise (``torch.full``)."""
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        dtype = _default_dtype(fill_value) if dtype is None else dtype
+        data = np.full(shape, fill_value, dtype=dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+
+    def zeros_like(self, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Zeros of this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        return self.full_like(0, dtype=dtype, requires_grad=requires_grad)
+
+    def ones_like(self, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """Ones of this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        return self.full_like(1, dtype=dtype, requires_grad=requires_grad)
+
+    def full_like(self, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """``fill_value`` in this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        data = np.full(self.shape, fill_value, dtype=self.dtype if dtype is None else dtype)
+        return Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+
+    @staticmethod
+    def arange(
+        start: float, end: float | None = None, step: float = 1, dtype: Any = None
+    ) -> Tensor:
+        """``start, start + step, ...`` below ``end`` (``arange(n)`` counts ``0 .. n-1``); int64
+        when every argument is an integer, else float32 (``torch.arange``)."""
+        if end is None:
+            start, end = 0, start
+        if step == 0:
+            raise ValueError("arange: step must not be 0")
+        if dtype is None:
+            whole = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+            dtype = np.int64 if whole else np.float32
+        return Tensor(np.arange(start, end, step, dtype=np.float64), dtype=dtype)
+
+    @staticmethod
+    def linspace(start: float, end: float, steps: int, dtype: Any = np.float32) -> Tensor:
+        """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
+        if steps < 0:
+            raise ValueError(f"linspace: steps must be >= 0, got {steps}")
+        return Tensor(np.linspace(start, end, steps, dtype=np.float64), dtype=dtype)
+
+    @staticmethod
+    def eye(n: int, m: int | None = None, dtype: Any = np.float32) -> Tensor:
+        """The ``n x m`` identity matrix (ones on the diagonal, ``m`` defaults to ``n``)."""
+        return Tensor(np.eye(n, m, dtype=dtype))
+
+    @staticmethod
+    def rand(
+        *shape: int | Sequence[int],
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float32,
+        requires_grad: bool = False,
+    ) -> Tensor:
+        """Uniform samples from ``[0, 1)``; ``rng`` is a ``numpy.random.Generator`` or a seed."""
+        return Tensor.uniform(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
+
+    @staticmethod
     def randn(
         *shape: int | Sequence[int],
         rng: np.random.Generator | int | None = None,
@@ -237,14 +298,79 @@ class Tensor:
         return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
-    def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    def randint(
+        low: int,
+        high: int | None = None,
+        size: Sequence[int] = (),
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.int64,
+    ) -> Tensor:
+        """Integers drawn uniformly from ``[low, high)`` (from 0 when ``high`` is omitted)."""
+        if high is None:
+            low, high = 0, low
+        if high <= low:
+            raise ValueError(f"randint: needs low < high, got {low} and {high}")
+        data = np.random.default_rng(rng).integers(low, high, size=tuple(size), dtype=np.int64)
+        return Tensor(data, dtype=dtype)
+
+    @staticmethod
+    def uniform(
+        *shape: int | Sequence[int],
+        low: float = 0.0,
+        high: float = 1.0,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float32,
+        requires_grad: bool = False,
+    ) -> Tensor:
+        """Samples from the uniform distribution on ``[low, high)`` (an initialiser)."""
+        generator = np.random.default_rng(rng)
+        data = generator.uniform(low, high, _shape_arg(shape)).astype(dtype, copy=False)
+        return Tensor(data, requires_grad=requires_grad)
+
+    @staticmethod
+    def normal(
+        *shape: int | Sequence[int],
+        mean: float = 0.0,
+        std: float = 1.0,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float32,
+        requires_grad: bool = False,
+    ) -> Tensor:
+        """Samples from the normal distribution with ``mean`` and ``std`` (an initialiser)."""
+        generator = np.random.default_rng(rng)
+        data = generator.normal(mean, std, _shape_arg(shape)).astype(dtype, copy=False)
+        return Tensor(data, requires_grad=requires_grad)
+
+    @staticmethod
+    def stack(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
         """Join tensors of equal shape along a new axis."""
+        axis = axis if dim is None else dim
         return ops.Stack.apply(*_as_tensors(tensors, "stack"), axis=axis)
 
     @staticmethod
-    def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
-        """Join tensors along an existing axis."""
+    def concatenate(
+        tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None
+    ) -> Tensor:
+        """Join tensors along an existing axis (``Tensor.cat`` is the same)."""
+        axis = axis if dim is None else dim
         return ops.Concatenate.apply(*_as_tensors(tensors, "concatenate"), axis=axis)
+
+    @staticmethod
+    def cat(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
+        """PyTorch's name for :meth:`concatenate`."""
+        return Tensor.concatenate(tensors, axis if dim is None else dim)
+
+    @staticmethod
+    def hstack(tensors: Sequence[ArrayLike]) -> Tensor:
+        """Join along axis 1, or axis 0 for 1-d tensors (``torch.hstack``)."""
+        tensors = [t.reshape(1) if t.ndim == 0 else t for t in _as_tensors(tensors, "hstack")]
+        return ops.Concatenate.apply(*tensors, axis=0 if tensors[0].ndim == 1 else 1)
+
+    @staticmethod
+    def vstack(tensors: Sequence[ArrayLike]) -> Tensor:
+        """Join along axis 0 after making 0-d and 1-d tensors rows (``torch.vstack``)."""
+        tensors = [t.reshape(1, -1) if t.ndim < 2 else t for t in _as_tensors(tensors, "vstack")]
+        return ops.Concatenate.apply(*tensors, axis=0)
 
     # ------------------------------------------------------------------------ arithmetic
     def _other(self, other: ArrayLike) -> Tensor:
@@ -292,6 +418,20 @@ class Tensor:
     def __rpow__(self, other: ArrayLike) -> Tensor:
         return ops.Pow.apply(self._other(other), self)
 
+    def __mod__(self, other: ArrayLike) -> Tensor:
+        """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
+        return ops.Remainder.apply(self, self._other(other))
+
+    def __rmod__(self, other: ArrayLike) -> Tensor:
+        return ops.Remainder.apply(self._other(other), self)
+
+    def __floordiv__(self, other: ArrayLike) -> Tensor:
+        """``floor(a / b)``; its gradient is 0."""
+        return ops.FloorDivide.apply(self, self._other(other))
+
+    def __rfloordiv__(self, other: ArrayLike) -> Tensor:
+        return ops.FloorDivide.apply(self._other(other), self)
+
     def __matmul__(self, other: ArrayLike) -> Tensor:
         return ops.MatMul.apply(self, self._other(other))
 
@@ -307,20 +447,92 @@ class Tensor:
     def __abs__(self) -> Tensor:
         return ops.Abs.apply(self)
 
+    remainder = __mod__
+    floor_divide = __floordiv__
+
+    def maximum(self, other: ArrayLike) -> Tensor:
+        """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
+        return ops.Maximum.apply(self, self._other(other))
+
+    def minimum(self, other: ArrayLike) -> Tensor:
+        """Elementwise smaller value; at a tie each side gets half the gradient."""
+        return ops.Minimum.apply(self, self._other(other))
+
+    def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
+        """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""
+        return self + (self._other(end) - self) * weight
+
+    def where(self, condition: ArrayLike, other: ArrayLike) -> Tensor:
+        """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
+        return ops.where(condition, self, other)
+
     # Comparisons are not differentiable: they return boolean tensors (masks) with no graph.
+    # ``==`` compares elementwise like NumPy and PyTorch; graphs key tensors by identity.
     def __lt__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(self.data < _plain(other))
+        return Tensor._wrap(np.asarray(self.data < _plain(other)))
 
     def __le__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(self.data <= _plain(other))
+        return Tensor._wrap(np.asarray(self.data <= _plain(other)))
 
     def __gt__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(self.data > _plain(other))
+        return Tensor._wrap(np.asarray(self.data > _plain(other)))
 
     def __ge__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(self.data >= _plain(other))
+        return Tensor._wrap(np.asarray(self.data >= _plain(other)))
 
-    __hash__ = object.__hash__  # tensors are used as graph nodes; == is not overloaded
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        return Tensor._wrap(np.asarray(self.data == _plain(other)))
+
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        return Tensor._wrap(np.asarray(self.data != _plain(other)))
+
+    __hash__ = object.__hash__  # hashing (dicts, sets) stays by identity, as in PyTorch
+    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
+
+    def isnan(self) -> Tensor:
+        return Tensor._wrap(np.isnan(self.data))
+
+    def isinf(self) -> Tensor:
+        return Tensor._wrap(np.isinf(self.data))
+
+    def isfinite(self) -> Tensor:
+        return Tensor._wrap(np.isfinite(self.data))
+
+    def logical_and(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(np.logical_and(self.data, _plain(other)))
+
+    def logical_or(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(np.logical_or(self.data, _plain(other)))
+
+    def logical_xor(self, other: ArrayLike) -> Tensor:
+        return Tensor._wrap(np.logical_xor(self.data, _plain(other)))
+
+    def logical_not(self) -> Tensor:
+        return Tensor._wrap(np.logical_not(self.data))
+
+    def __and__(self, other: ArrayLike) -> Tensor:
+        return _bitwise(np.bitwise_and, self, other)
+
+    def __or__(self, other: ArrayLike) -> Tensor:
+        return _bitwise(np.bitwise_or, self, other)
+
+    def __xor__(self, other: ArrayLike) -> Tensor:
+        return _bitwise(np.bitwise_xor, self, other)
+
+    def __invert__(self) -> Tensor:
+        return _bitwise(np.invert, self)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor in ``dtype``. Between floating dtypes the gradient flows (cast back);
+        to an integer or boolean dtype the result is a constant. The same dtype returns ``self``."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.kind in _FLOAT_KINDS and self.data.dtype.kind in _FLOAT_KINDS:
+            return ops.Cast.apply(self, dtype=dtype)
+        return Tensor._wrap(self.data.astype(dtype))
 
     # ------------------------------------------------------------------------ elementwise maths
     def abs(self) -> Tensor:
@@ -344,30 +556,290 @@ class Tensor:
     def relu(self) -> Tensor:
         return ops.ReLU.apply(self)
 
+    def sin(self) -> Tensor:
+        return ops.Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        return ops.Cos.apply(self)
+
+    def tan(self) -> Tensor:
+        return ops.Tan.apply(self)
+
+    def asin(self) -> Tensor:
+        return ops.Asin.apply(self)
+
+    def acos(self) -> Tensor:
+        return ops.Acos.apply(self)
+
+    def atan(self) -> Tensor:
+        return ops.Atan.apply(self)
+
+    def sinh(self) -> Tensor:
+        return ops.Sinh.apply(self)
+
+    def cosh(self) -> Tensor:
+        return ops.Cosh.apply(self)
+
+    def asinh(self) -> Tensor:
+        return ops.Asinh.apply(self)
+
+    def acosh(self) -> Tensor:
+        return ops.Acosh.apply(self)
+
+    def atanh(self) -> Tensor:
+        return ops.Atanh.apply(self)
+
+    # NumPy's spellings of the inverse functions (PyTorch accepts both too)
+    arcsin, arccos, arctan = asin, acos, atan
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def log2(self) -> Tensor:
+        return ops.Log2.apply(self)
+
+    def log10(self) -> Tensor:
+        return ops.Log10.apply(self)
+
+    def log1p(self) -> Tensor:
+        return ops.Log1p.apply(self)
+
+    def exp2(self) -> Tensor:
+        return ops.Exp2.apply(self)
+
+    def expm1(self) -> Tensor:
+        return ops.Expm1.apply(self)
+
+    def rsqrt(self) -> Tensor:
+        return ops.Rsqrt.apply(self)
+
+    def erf(self) -> Tensor:
+        return ops.Erf.apply(self)
+
+    def square(self) -> Tensor:
+        return ops.Square.apply(self)
+
+    def reciprocal(self) -> Tensor:
+        return ops.Reciprocal.apply(self)
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc)."""
+        return ops.Sign.apply(self)
+
+    def floor(self) -> Tensor:
+        return ops.Floor.apply(self)
+
+    def ceil(self) -> Tensor:
+        return ops.Ceil.apply(self)
+
+    def round(self) -> Tensor:
+        """Round half to even, like NumPy and PyTorch."""
+        return ops.Round.apply(self)
+
+    def trunc(self) -> Tensor:
+        return ops.Trunc.apply(self)
+
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``."""
         if lo is None and hi is None:
             raise ValueError("clip: give lo, hi or both")
         return ops.Clip.apply(self, lo=lo, hi=hi)
 
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """PyTorch's name for :meth:`clip`."""
+        return self.clip(min, max)
+
     # ------------------------------------------------------------------------ reductions
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    # Every axis argument is also accepted as ``dim`` (and ``keepdims`` as ``keepdim``), the
+    # spellings PyTorch users type; the aliases cost one ``is None`` test on the hot path.
+    def sum(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("sum", axis, keepdims, dim, keepdim)
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    def mean(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
         """Arithmetic mean: ``sum / n`` with ``n`` the number of elements reduced."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("mean", axis, keepdims, dim, keepdim)
         count = int(np.prod([self.shape[a] for a in normalize_axes(axis, self.ndim)]))
         return self.sum(axis=axis, keepdims=keepdims) / count
 
-    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Largest value; ties share the gradient equally (like ``torch.amax``)."""
+    def max(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Largest values (not indices: see :meth:`argmax`); ties share the gradient equally
+        (like ``torch.amax``)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("max", axis, keepdims, dim, keepdim)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return ops.Softmax.apply(self, axis=axis)
+    def min(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Smallest values; ties share the gradient equally (like ``torch.amin``)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("min", axis, keepdims, dim, keepdim)
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return ops.LogSoftmax.apply(self, axis=axis)
+    amax, amin = max, min
+
+    def prod(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Product; the gradient is exact with zeros (one zero, several zeros)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("prod", axis, keepdims, dim, keepdim)
+        return ops.Prod.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(
+        self,
+        axis: Axis = None,
+        correction: float = 1,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Variance with ``correction`` (1: unbiased, PyTorch's default; 0: population)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("var", axis, keepdims, dim, keepdim)
+        return ops.var(self, axis=axis, correction=correction, keepdims=keepdims)
+
+    def std(
+        self,
+        axis: Axis = None,
+        correction: float = 1,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Standard deviation, the square root of :meth:`var`."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("std", axis, keepdims, dim, keepdim)
+        return ops.std(self, axis=axis, correction=correction, keepdims=keepdims)
+
+    def logsumexp(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """``log(sum(exp(x)))`` computed without overflow (the maximum is taken out first)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("logsumexp", axis, keepdims, dim, keepdim)
+        return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+    def norm(
+        self,
+        p: float | str = 2,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Vector norm (``p`` = 2 by default, 1, inf, -inf); the gradient at 0 is 0."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("norm", axis, keepdims, dim, keepdim)
+        return ops.norm(self, p=p, axis=axis, keepdims=keepdims)
+
+    def argmax(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Index of the first largest value (int64, no gradient; flat index when no axis)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("argmax", axis, keepdims, dim, keepdim)
+        return Tensor._wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
+
+    def argmin(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Index of the first smallest value (int64, no gradient; flat index when no axis)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("argmin", axis, keepdims, dim, keepdim)
+        return Tensor._wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
+
+    def any(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Whether any element is nonzero (a boolean tensor, no gradient)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("any", axis, keepdims, dim, keepdim)
+        axes = normalize_axes(axis, self.ndim)
+        return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdims)))
+
+    def all(
+        self,
+        axis: Axis = None,
+        keepdims: bool = False,
+        *,
+        dim: Axis = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Whether every element is nonzero (a boolean tensor, no gradient)."""
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _torch_axes("all", axis, keepdims, dim, keepdim)
+        axes = normalize_axes(axis, self.ndim)
+        return Tensor._wrap(np.asarray(np.all(self.data, axis=axes, keepdims=keepdims)))
+
+    def cumsum(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Running sum along ``axis``."""
+        return ops.Cumsum.apply(self, axis=_one_axis("cumsum", axis, dim))
+
+    def cumprod(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Running product along ``axis``; the gradient is exact with zeros."""
+        return ops.Cumprod.apply(self, axis=_one_axis("cumprod", axis, dim))
+
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return ops.Softmax.apply(self, axis=axis if dim is None else dim)
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return ops.LogSoftmax.apply(self, axis=axis if dim is None else dim)
 
     def sum_to(self, shape: tuple[int, ...]) -> Tensor:
         """Sum over broadcast axes so the result has ``shape`` (undoes NumPy broadcasting)."""
@@ -380,14 +852,24 @@ class Tensor:
             return self
         return ops.BroadcastTo.apply(self, shape=tuple(shape))
 
+    def expand(self, *sizes: int | Sequence[int]) -> Tensor:
+        """``broadcast_to`` where -1 keeps a size (``torch.Tensor.expand``)."""
+        return ops.expand(self, _shape_arg(sizes))
+
     # ------------------------------------------------------------------------ shape
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         return ops.Reshape.apply(self, shape=_shape_arg(shape))
+
+    view = reshape
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute axes (negative ones count from the end); with no arguments, reverse them."""
         perm = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
         return ops.Transpose.apply(self, axes=perm)
+
+    def permute(self, *dims: int | Sequence[int]) -> Tensor:
+        """PyTorch's name for :meth:`transpose` with every axis given."""
+        return ops.Transpose.apply(self, axes=_shape_arg(dims))
 
     @property
     def T(self) -> Tensor:
@@ -399,10 +881,104 @@ class Tensor:
         perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
         return ops.Transpose.apply(self, axes=tuple(perm))
 
-    def flatten(self, start_axis: int = 0) -> Tensor:
-        """Merge the axes from ``start_axis`` to the end into one."""
-        start = normalize_axes(start_axis, self.ndim)[0] if self.ndim else 0
-        return self.reshape(*self.shape[:start], -1)
+    def moveaxis(self, source: Axis, destination: Axis) -> Tensor:
+        """Move axes to new positions, the others keeping their order (``movedim`` too)."""
+        return ops.moveaxis(self, source, destination)
+
+    movedim = moveaxis
+
+    def flatten(
+        self,
+        start_axis: int = 0,
+        end_axis: int = -1,
+        *,
+        start_dim: int | None = None,
+        end_dim: int | None = None,
+    ) -> Tensor:
+        """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
+        start = start_axis if start_dim is None else start_dim
+        return ops.flatten(self, start, end_axis if end_dim is None else end_dim)
+
+    def unflatten(self, axis: int, sizes: Sequence[int]) -> Tensor:
+        """Split axis ``axis`` into ``sizes`` (one may be -1): the inverse of :meth:`flatten`."""
+        return ops.unflatten(self, axis, tuple(sizes))
+
+    def squeeze(self, axis: Axis = None, *, dim: Axis = None) -> Tensor:
+        """Drop axes of size 1 (all, or those in ``axis`` that have size 1)."""
+        return ops.squeeze(self, axis if dim is None else dim)
+
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        """Insert an axis of size 1 at ``axis`` (``expand_dims`` is the same)."""
+        return ops.unsqueeze(self, _one_axis("unsqueeze", axis, dim))
+
+    expand_dims = unsqueeze
+
+    def flip(self, axis: Axis = None, *, dims: Axis = None) -> Tensor:
+        """Reverse the order of elements along ``axis`` (all axes when ``None``)."""
+        return ops.Flip.apply(self, axes=axis if dims is None else dims)
+
+    def roll(self, shifts: int | Sequence[int], axis: Axis = None, *, dims: Axis = None):
+        """Shift cyclically by ``shifts`` along ``axis`` (over the flattened tensor if None)."""
+        shifts = shifts if isinstance(shifts, (int, np.integer)) else tuple(shifts)
+        return ops.Roll.apply(self, shifts=shifts, axes=axis if dims is None else dims)
+
+    def tile(self, *reps: int | Sequence[int]) -> Tensor:
+        """Repeat the whole tensor ``reps[i]`` times along axis ``i`` (``torch.tile``)."""
+        return ops.tile(self, _shape_arg(reps))
+
+    def repeat(self, *sizes: int | Sequence[int]) -> Tensor:
+        """PyTorch's ``repeat`` (= :meth:`tile`; needs a size for every axis)."""
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: {len(sizes)} sizes for a {self.ndim}-d tensor")
+        return ops.tile(self, sizes)
+
+    def repeat_interleave(self, repeats: int, axis: int | None = None, *, dim: int | None = None):
+        """Repeat each element ``repeats`` times along ``axis`` (flattened when ``None``)."""
+        return ops.repeat_interleave(self, repeats, axis if dim is None else dim)
+
+    def split(
+        self, split_size_or_sections: int | Sequence[int], axis: int = 0, *, dim: int | None = None
+    ) -> list[Tensor]:
+        """Pieces of ``split_size`` (or of the listed sizes) along ``axis`` (``torch.split``)."""
+        return ops.split(self, split_size_or_sections, axis if dim is None else dim)
+
+    def chunk(self, chunks: int, axis: int = 0, *, dim: int | None = None) -> list[Tensor]:
+        """At most ``chunks`` equal pieces along ``axis`` (the last may be smaller)."""
+        return ops.chunk(self, chunks, axis if dim is None else dim)
+
+    def gather(self, axis: int, index: ArrayLike) -> Tensor:
+        """``out[p] = self[p with coordinate axis replaced by index[p]]`` (``torch.gather``)."""
+        return ops.gather(self, axis, index)
+
+    def scatter_add(self, axis: int, index: ArrayLike, src: ArrayLike) -> Tensor:
+        """A copy with ``src`` added at the positions ``index`` names along ``axis``."""
+        return ops.scatter_add(self, axis, index, src)
+
+    def masked_fill(self, mask: ArrayLike, value: ArrayLike) -> Tensor:
+        """``value`` where the boolean ``mask`` holds; the gradient flows elsewhere only."""
+        return ops.masked_fill(self, mask, value)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """Lower triangle of the last two axes (``j - i <= diagonal``), zeros above."""
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """Upper triangle of the last two axes (``j - i >= diagonal``), zeros below."""
+        return ops.triu(self, diagonal)
+
+    def diagonal(
+        self,
+        offset: int = 0,
+        axis1: int = 0,
+        axis2: int = 1,
+        *,
+        dim1: int | None = None,
+        dim2: int | None = None,
+    ) -> Tensor:
+        """The diagonal ``[i, i + offset]`` of the (``axis1``, ``axis2``) planes, as a last axis."""
+        axis1, axis2 = axis1 if dim1 is None else dim1, axis2 if dim2 is None else dim2
+        return ops.diagonal(self, offset, axis1, axis2)
 
     def __getitem__(self, index: Index) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
@@ -464,6 +1040,49 @@ def _plain_index(index: Index) -> Index:
 
 def _plain(value: ArrayLike) -> Any:
     return value.data if isinstance(value, Tensor) else value
+
+
+def _torch_axes(
+    op: str, axis: Any, keepdims: bool, dim: Any, keepdim: bool | None
+) -> tuple[Any, bool]:
+    """Merge PyTorch's ``dim``/``keepdim`` spellings into ``axis``/``keepdims``."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis or its alias dim, not both")
+        axis = dim
+    if keepdim is not None:
+        if keepdims:
+            raise TypeError(f"{op}: give keepdims or its alias keepdim, not both")
+        keepdims = keepdim
+    return axis, bool(keepdims)
+
+
+def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
+    """A required single axis, spelled ``axis`` or ``dim``."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis or its alias dim, not both")
+        return dim
+    if axis is None:
+        raise TypeError(f"{op}: needs an axis (axis= or dim=)")
+    return axis
+
+
+def _default_dtype(value: Any) -> np.dtype:
+    """The dtype PyTorch gives a Python number: bool, int64, else float32."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(bool)
+    if isinstance(value, (int, np.integer)):
+        return np.dtype(np.int64)
+    return np.dtype(np.float32)
+
+
+def _bitwise(fn: np.ufunc, *operands: Any) -> Tensor:
+    """``& | ^ ~`` on boolean or integer tensors (masks); a constant result."""
+    arrays = [_plain(x) for x in operands]
+    if any(np.asarray(a).dtype.kind not in "biu" for a in arrays):
+        raise TypeError(f"{fn.__name__} needs boolean or integer tensors (masks), not floats")
+    return Tensor._wrap(np.asarray(fn(*arrays)))
 
 
 def _weak_scalar_dtype(tensor_dtype: np.dtype, scalar: bool | int | float) -> np.dtype:

@@ -1,15 +1,24 @@
-r"""Reductions along axes, and the softmax family (normalised along one axis).
+r"""Reductions along axes, scans along one axis, and the softmax family.
 
 A sum copies its gradient back along the summed axes (:math:`\bar x = \bar y` broadcast) and sums
-its tangent (:math:`\dot y = \sum \dot x`): the two modes are each other's transpose.
+its tangent (:math:`\dot y = \sum \dot x`): the two modes are each other's transpose. A running
+sum's gradient is the running sum taken from the other end.
+
+Reductions whose rule follows from others by the chain rule (``mean``, ``var``, ``std``, the
+1- and inf-norms) are plain functions at the end of the module; ``argmax``/``argmin``/``any``/
+``all`` return integer or boolean tensors and have no gradient.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..graph import Op
+from ..tensor import Tensor
 from .common import Axis, constant, kept_shape, normalize_axes
+from .elementwise import where
 
 
 class Sum(Op):
@@ -44,16 +53,17 @@ class Max(Op):
     """
 
     name = "max"
+    extreme = staticmethod(np.max)
 
     def __init__(self, axis: Axis, keepdims: bool) -> None:
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
         if x.size == 0:
-            raise ValueError(f"max of an empty tensor (shape {x.shape}) has no value")
+            raise ValueError(f"{self.name} of an empty tensor (shape {x.shape}) has no value")
         self.axes = axes = normalize_axes(self.axis, x.ndim)
         self.kept_shape = kept_shape(x.shape, axes)
-        kept = x.max(axis=axes, keepdims=True)
+        kept = self.extreme(x, axis=axes, keepdims=True)
         winners = (x == kept).astype(x.dtype)
         self.share = winners / winners.sum(axis=axes, keepdims=True)
         return kept if self.keepdims else np.squeeze(kept, axis=axes)
@@ -64,6 +74,13 @@ class Max(Op):
     def jvp(self, tangents, out, x):
         (t,) = tangents
         return None if t is None else (t * constant(self.share)).sum(self.axes, self.keepdims)
+
+
+class Min(Max):
+    r"""y = min of x over ``axis``; the rule of :class:`Max` with the minima as winners."""
+
+    name = "min"
+    extreme = staticmethod(np.min)
 
 
 class Softmax(Op):
@@ -118,3 +135,232 @@ class LogSoftmax(Op):
     def jvp(self, tangents, out, x):
         (t,) = tangents
         return None if t is None else t - (out.exp() * t).sum(axis=self.axis, keepdims=True)
+
+
+class Prod(Op):
+    r"""y = product of x over ``axis``.
+
+    :math:`\partial y / \partial x_i = \prod_{j \ne i} x_j`, the product of the *other* elements
+    of its slice. Without zeros that is :math:`y / x_i`; with zeros it is computed exactly as
+    (exclusive running product from the left) times (exclusive running product from the right),
+    so one zero gets the product of the rest and two or more zeros give 0 everywhere.
+    :math:`\dot y = \sum_i \dot x_i \prod_{j \ne i} x_j`.
+    """
+
+    name = "prod"
+
+    def __init__(self, axis: Axis, keepdims: bool) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = normalize_axes(self.axis, x.ndim)
+        return np.prod(x, axis=self.axes, keepdims=self.keepdims)
+
+    def _others(self, out: Tensor, x: Tensor) -> Tensor:
+        r""":math:`\prod_{j \ne i} x_j` for every element, in Tensor ops."""
+        kept = out if self.keepdims else out.reshape(kept_shape(x.shape, self.axes))
+        if np.all(x.data != 0):
+            return kept / x
+        rest = [a for a in range(x.ndim) if a not in self.axes]
+        perm = (*rest, *self.axes)
+        moved = x.transpose(*perm)
+        flat = moved.reshape(*moved.shape[: len(rest)], -1)
+        one = constant(np.ones((*flat.shape[:-1], 1), dtype=x.dtype))
+        left = Tensor.concatenate([one, flat[..., :-1]], axis=-1).cumprod(-1)
+        right = Tensor.concatenate([flat[..., 1:], one], axis=-1).flip(-1).cumprod(-1).flip(-1)
+        return (left * right).reshape(moved.shape).transpose(*np.argsort(perm).tolist())
+
+    def vjp(self, g, out, x):
+        if not self.keepdims and g.ndim:
+            g = g.reshape(kept_shape(x.shape, self.axes))
+        return g * self._others(out, x)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else (t * self._others(out, x)).sum(self.axes, self.keepdims)
+
+
+class LogSumExp(Op):
+    r"""y = \log \sum e^{x} over ``axis``, computed as :math:`m + \log \sum e^{x - m}` with
+    :math:`m = \max x`, so no exponent is positive.
+
+    :math:`\bar x = \bar y\, e^{x - y}` (the softmax of the slice);
+    :math:`\dot y = \sum \dot x\, e^{x - y}`.
+    """
+
+    name = "logsumexp"
+
+    def __init__(self, axis: Axis, keepdims: bool) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = axes = normalize_axes(self.axis, x.ndim)
+        if x.size == 0:
+            return np.log(np.sum(np.exp(x), axis=axes, keepdims=self.keepdims))
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf): nothing to shift
+        with np.errstate(divide="ignore"):
+            y = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+        return y if self.keepdims else np.squeeze(y, axis=axes)
+
+    def _softmax(self, out: Tensor, x: Tensor) -> Tensor:
+        kept = out if self.keepdims else out.reshape(kept_shape(x.shape, self.axes))
+        return (x - kept).exp()
+
+    def vjp(self, g, out, x):
+        if not self.keepdims and g.ndim:
+            g = g.reshape(kept_shape(x.shape, self.axes))
+        return g * self._softmax(out, x)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else (t * self._softmax(out, x)).sum(self.axes, self.keepdims)
+
+
+class Cumsum(Op):
+    r"""y_i = \sum_{j \le i} x_j along ``axis``.
+
+    :math:`\bar x_j = \sum_{i \ge j} \bar y_i`: a running sum from the other end;
+    :math:`\dot y = ` the running sum of :math:`\dot x`.
+    """
+
+    name = "cumsum"
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        (self.axis,) = normalize_axes(self.axis, x.ndim) or (0,)
+        return np.cumsum(x, axis=self.axis) if x.ndim else x.copy()
+
+    def vjp(self, g, out, x):
+        return reverse_cumsum(g, self.axis)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else Cumsum.apply(t.broadcast_to(x.shape), axis=self.axis)
+
+
+def reverse_cumsum(g: Tensor, axis: int) -> Tensor:
+    r""":math:`\sum_{i \ge j} g_i` along ``axis`` (the adjoint of a running sum)."""
+    if g.ndim == 0:
+        return g
+    return Cumsum.apply(g.flip(axis), axis=axis).flip(axis)
+
+
+class Cumprod(Op):
+    r"""y_i = \prod_{j \le i} x_j along ``axis``.
+
+    :math:`\bar x_k = \sum_{i \ge k} \bar y_i \prod_{j \le i, j \ne k} x_j`. Without zeros
+    that is :math:`(\sum_{i \ge k} \bar y_i y_i) / x_k`, a running sum from the other end.
+    With a zero in the slice the division is not possible; the rule then uses the product form
+    itself, :math:`\bar x_k = E_k \sum_{i \ge k} \bar y_i R_{ki}` with the exclusive running
+    product :math:`E_k = \prod_{j<k} x_j` and :math:`R_{ki} = \prod_{k<j \le i} x_j` (an
+    ``n x n`` running product per slice). Both are exact polynomial identities, so every higher
+    derivative is right too. :math:`\dot y_i = \sum_{k \le i} \dot x_k E_k R_{ki}` likewise.
+    """
+
+    name = "cumprod"
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        (self.axis,) = normalize_axes(self.axis, x.ndim) or (0,)
+        return np.cumprod(x, axis=self.axis) if x.ndim else x.copy()
+
+    def _products(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``E`` (..., n), ``R`` (..., n, n) and the mask ``i >= k``, with ``axis`` moved last."""
+        moved = x.moveaxis(self.axis, -1)
+        n = moved.shape[-1]
+        one = constant(np.ones((*moved.shape[:-1], 1), dtype=x.dtype))
+        exclusive = Tensor.concatenate([one, moved[..., :-1]], axis=-1).cumprod(-1)
+        later = np.triu(np.ones((n, n), dtype=bool), 1)  # [k, j]: j > k
+        rest = Cumprod.apply(where(later, moved.unsqueeze(-2), 1.0), axis=-1)
+        return exclusive, rest, constant(np.triu(np.ones((n, n), dtype=bool)))
+
+    def vjp(self, g, out, x):
+        if x.ndim == 0:
+            return g
+        if np.all(x.data != 0):
+            return reverse_cumsum(g * out, self.axis) / x
+        exclusive, rest, upper = self._products(x)
+        g = g.broadcast_to(x.shape).moveaxis(self.axis, -1).unsqueeze(-2)
+        return (exclusive * (g * rest * upper).sum(-1)).moveaxis(-1, self.axis)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        if t is None or x.ndim == 0:
+            return t
+        t = t.broadcast_to(x.shape)
+        if np.all(x.data != 0):
+            return out * Cumsum.apply(t / x, axis=self.axis)
+        exclusive, rest, upper = self._products(x)
+        weighted = (t.moveaxis(self.axis, -1) * exclusive).unsqueeze(-1)
+        return (weighted * rest * upper).sum(-2).moveaxis(-1, self.axis)
+
+
+class Norm(Op):
+    r"""y = \sqrt{\sum x^2} over ``axis`` (the Euclidean norm).
+
+    :math:`\bar x = \bar y\, x / y`, taken as 0 where :math:`y = 0` (PyTorch's choice: a
+    subgradient, finite instead of 0/0); :math:`\dot y = \sum \dot x\, x / y`.
+    """
+
+    name = "norm"
+
+    def __init__(self, axis: Axis, keepdims: bool) -> None:
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.axes = normalize_axes(self.axis, x.ndim)
+        scale = np.max(np.abs(x), axis=self.axes, keepdims=True) if x.size else 1
+        scale = np.where(scale > 0, scale, 1).astype(x.dtype)  # no overflow of x^2 at 1e200
+        y = scale * np.sqrt(np.sum((x / scale) ** 2, axis=self.axes, keepdims=True))
+        return y if self.keepdims else np.squeeze(y, axis=self.axes)
+
+    def _direction(self, out: Tensor, x: Tensor) -> Tensor:
+        kept = out if self.keepdims else out.reshape(kept_shape(x.shape, self.axes))
+        return x / where(kept.data == 0, 1.0, kept)
+
+    def vjp(self, g, out, x):
+        if not self.keepdims and g.ndim:
+            g = g.reshape(kept_shape(x.shape, self.axes))
+        return g * self._direction(out, x)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else (t * self._direction(out, x)).sum(self.axes, self.keepdims)
+
+
+# ================================================================ composites of the ops above
+def _count(x: Tensor, axis: Axis) -> int:
+    return int(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]))
+
+
+def var(x: Tensor, axis: Axis = None, correction: float = 1, keepdims: bool = False) -> Tensor:
+    r"""Variance :math:`\frac{1}{n - c} \sum (x - \bar x)^2` over ``axis`` (``c`` = ``correction``,
+    1 by default like PyTorch: the unbiased estimate; 0 for the population variance)."""
+    centred = x - x.mean(axis=axis, keepdims=True)
+    return (centred * centred).sum(axis=axis, keepdims=keepdims) / max(
+        _count(x, axis) - correction, 0
+    )
+
+
+def std(x: Tensor, axis: Axis = None, correction: float = 1, keepdims: bool = False) -> Tensor:
+    """Standard deviation: the square root of :func:`var`."""
+    return var(x, axis=axis, correction=correction, keepdims=keepdims).sqrt()
+
+
+def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    r"""Vector norm over ``axis`` (all elements by default): ``p = 2`` (also ``"fro"``), 1, inf
+    or -inf (:math:`\max |x|`, :math:`\min |x|`). The gradient at 0 is 0, as in PyTorch."""
+    if p in (2, "fro"):
+        return Norm.apply(x, axis=axis, keepdims=keepdims)
+    if p == 1:
+        return x.abs().sum(axis=axis, keepdims=keepdims)
+    if p == math.inf:
+        return x.abs().max(axis=axis, keepdims=keepdims)
+    if p == -math.inf:
+        return x.abs().min(axis=axis, keepdims=keepdims)
+    raise ValueError(f"norm: p must be 1, 2, 'fro', inf or -inf, got {p!r}")

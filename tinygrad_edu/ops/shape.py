@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Op
-from .common import constant
+from ..tensor import Tensor
+from .common import Axis, constant, normalize_axes
 
 
 class SumTo(Op):
@@ -227,3 +228,152 @@ class Concatenate(Op):
         if all(t is None for t in tangents):
             return None
         return Concatenate.apply(*_zeros_for_missing(tangents, xs), axis=self.axis)
+
+
+class Flip(Op):
+    r"""Reverse the order along ``axes``.   Its own adjoint: :math:`\bar x = ` ``g`` flipped."""
+
+    name = "flip"
+
+    def __init__(self, axes: Axis) -> None:
+        self.axes = axes
+
+    def forward(self, x):
+        self.axes = normalize_axes(self.axes, x.ndim)
+        return np.flip(x, self.axes) if self.axes else x
+
+    def vjp(self, g, out, x):
+        return Flip.apply(g, axes=self.axes)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        return None if t is None else Flip.apply(t.broadcast_to(x.shape), axes=self.axes)
+
+
+class Roll(Op):
+    r"""Shift elements cyclically by ``shifts`` along ``axes`` (all flattened when ``None``).
+
+    :math:`\bar x = ` ``g`` rolled back by ``-shifts``.
+    """
+
+    name = "roll"
+
+    def __init__(self, shifts: int | tuple[int, ...], axes: Axis) -> None:
+        self.shifts, self.axes = shifts, axes
+
+    def forward(self, x):
+        return np.roll(x, self.shifts, self.axes)
+
+    def vjp(self, g, out, x):
+        return Roll.apply(g, shifts=_negated(self.shifts), axes=self.axes)
+
+    def jvp(self, tangents, out, x):
+        (t,) = tangents
+        if t is None:
+            return None
+        return Roll.apply(t.broadcast_to(x.shape), shifts=self.shifts, axes=self.axes)
+
+
+def _negated(shifts: int | tuple[int, ...]) -> int | tuple[int, ...]:
+    return -shifts if isinstance(shifts, int) else tuple(-s for s in shifts)
+
+
+# ========================================================= composites: reshapes, copies, slices
+# Each is a few of the ops above, so its derivative needs no rule of its own.
+def squeeze(x: Tensor, axis: Axis = None) -> Tensor:
+    """Drop axes of size 1 (all of them, or those in ``axis``; others are kept, like PyTorch)."""
+    axes = normalize_axes(axis, x.ndim)
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """Insert an axis of size 1 at ``axis`` of the result (negative counts from its end)."""
+    (axis,) = normalize_axes(axis, x.ndim + 1)
+    return x.reshape((*x.shape[:axis], 1, *x.shape[axis:]))
+
+
+def expand(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """``broadcast_to`` where a size of -1 keeps the existing size (``torch.Tensor.expand``)."""
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes for a {x.ndim}-d tensor of shape {x.shape}")
+    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
+    return x.broadcast_to(shape)
+
+
+def tile(x: Tensor, reps: tuple[int, ...]) -> Tensor:
+    """Repeat the whole tensor ``reps[i]`` times along axis ``i`` (``torch.tile``).
+
+    Done as a broadcast along new axes interleaved with the old ones, then a reshape, so the
+    gradient is the sum over the copies.
+    """
+    ndim = max(len(reps), x.ndim)
+    reps = (1,) * (ndim - len(reps)) + tuple(reps)
+    shape = (1,) * (ndim - x.ndim) + x.shape
+    interleaved = x.reshape(tuple(v for n in shape for v in (1, n)))
+    copies = interleaved.broadcast_to(tuple(v for r, n in zip(reps, shape) for v in (r, n)))
+    return copies.reshape(tuple(r * n for r, n in zip(reps, shape)))
+
+
+def repeat_interleave(x: Tensor, repeats: int, axis: int | None = None) -> Tensor:
+    """Repeat each element ``repeats`` times along ``axis`` (flattened first when ``None``)."""
+    if axis is None:
+        x, axis = x.reshape(-1), 0
+    (axis,) = normalize_axes(axis, x.ndim)
+    spread = unsqueeze(x, axis + 1)
+    copies = spread.broadcast_to((*x.shape[: axis + 1], repeats, *x.shape[axis + 1 :]))
+    return copies.reshape((*x.shape[:axis], x.shape[axis] * repeats, *x.shape[axis + 1 :]))
+
+
+def split(x: Tensor, split_size_or_sections: int | list[int], axis: int = 0) -> list[Tensor]:
+    """Pieces along ``axis``: of ``split_size`` each (the last may be smaller), or of the sizes
+    listed (they must add up to the axis length), as ``torch.split``."""
+    (axis,) = normalize_axes(axis, x.ndim)
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections < 1:
+            raise ValueError(f"split: split_size must be >= 1, got {split_size_or_sections}")
+        step = split_size_or_sections
+        sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != length or min(sizes, default=0) < 0:
+            raise ValueError(f"split: sizes {sizes} do not add up to axis length {length}")
+    lead = (slice(None),) * axis
+    ends = np.cumsum(sizes).tolist()
+    return [x[(*lead, slice(end - size, end))] for size, end in zip(sizes, ends)]
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
+    """At most ``chunks`` pieces of ``ceil(n / chunks)`` along ``axis`` (``torch.chunk``)."""
+    if chunks < 1:
+        raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
+    (axis,) = normalize_axes(axis, x.ndim)
+    return split(x, max(-(-x.shape[axis] // chunks), 1), axis)
+
+
+def moveaxis(x: Tensor, source: Axis, destination: Axis) -> Tensor:
+    """Move axes to new positions, keeping the others in order (``np.moveaxis``)."""
+    src, dst = normalize_axes(source, x.ndim), normalize_axes(destination, x.ndim)
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: {source} and {destination} differ in length")
+    order = [a for a in range(x.ndim) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return x.transpose(*order)
+
+
+def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
+    if x.ndim == 0:
+        return x.reshape(1)
+    (start,), (end,) = normalize_axes(start_axis, x.ndim), normalize_axes(end_axis, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
+    return x.reshape((*x.shape[:start], -1, *x.shape[end + 1 :]))
+
+
+def unflatten(x: Tensor, axis: int, sizes: tuple[int, ...]) -> Tensor:
+    """Split axis ``axis`` into ``sizes`` (one of them may be -1)."""
+    (axis,) = normalize_axes(axis, x.ndim)
+    return x.reshape((*x.shape[:axis], *sizes, *x.shape[axis + 1 :]))

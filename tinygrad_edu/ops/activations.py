@@ -1,0 +1,135 @@
+r"""Activation functions: one line each, in the same table form as :mod:`.elementwise`.
+
+Each row is ``unary(name, forward, chain, math)`` with ``chain(g, x, y) = g * dy/dx`` written in
+Tensor operations (so it differentiates again) and shared by reverse and forward mode.
+
+Every forward is written to stay finite and silent at ``x = +-1000``: exponentials only ever see
+non-positive arguments (``expm1(min(x, 0))``, ``logaddexp(0, x)``), and every chain rule
+multiplies by bounded factors. Parameters (``negative_slope``, ``alpha``, ``beta``, ...) arrive as
+keyword arguments to both functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .common import constant
+from .elementwise import erf, unary, where
+
+#: the constants of SELU (Klambauer et al., 2017), as PyTorch spells them
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+_SELU_SLOPE = SELU_SCALE * SELU_ALPHA  # selu's derivative at 0 from the left
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TANH_K = math.sqrt(2 / math.pi)  # gelu's tanh approximation: tanh(k (x + c x^3))
+_TANH_C = 0.044715
+
+
+def _elu_array(x: np.ndarray, alpha: float, scale: float = 1.0, inner: float = 1.0):
+    """``scale * (x if x > 0 else alpha * (e^(x / inner) - 1))`` without overflow."""
+    negative = alpha * np.expm1(np.minimum(x, 0) / inner)
+    return (scale * np.where(x > 0, x, negative)).astype(x.dtype, copy=False)
+
+
+def _negative_exp(x):
+    """:math:`e^x` where ``x <= 0`` (and 1 elsewhere, never overflowing), in Tensor ops.
+
+    The ELU family's derivative :math:`\alpha e^x` is computed directly, not as ``y + alpha``,
+    which loses every digit to cancellation at ``x = -30``.
+    """
+    return where(x.data > 0, 0.0, x).exp()
+
+
+def _softplus_array(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -> np.ndarray:
+    """``log(1 + e^(beta x)) / beta``, linear where ``beta x > threshold`` (like PyTorch)."""
+    bx = x * beta
+    return np.where(bx > threshold, x, np.logaddexp(0, bx) / beta).astype(x.dtype, copy=False)
+
+
+def _gelu_array(x: np.ndarray, approximate: str) -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(_TANH_K * (x + _TANH_C * x**3)))
+    return 0.5 * x * (1 + erf(x * _SQRT_HALF))
+
+
+def _gelu_chain(g, x, y, approximate: str):
+    if approximate == "tanh":
+        t = ((x + x * x * x * _TANH_C) * _TANH_K).tanh()
+        inner = (x * x * (3 * _TANH_C) + 1) * _TANH_K
+        return g * ((t + 1) * 0.5 + x * (1 - t * t) * inner * 0.5)
+    cdf = ((x * _SQRT_HALF).erf() + 1) * 0.5
+    return g * (cdf + x * (x * x * -0.5).exp() * _INV_SQRT_2PI)
+
+
+def _mish_array(x: np.ndarray) -> np.ndarray:
+    return x * np.tanh(np.logaddexp(0, x))
+
+
+def _mish_chain(g, x, y):
+    t = Softplus.apply(x, beta=1.0, threshold=math.inf).tanh()
+    return g * (t + x * x.sigmoid() * (1 - t * t))
+
+
+def _between(x, lo: float, hi: float) -> np.ndarray:
+    """The strict inside ``lo < x < hi`` of a hard clamp (PyTorch's gradient mask)."""
+    return (x.data > lo) & (x.data < hi)
+
+
+def _hardswish_array(x: np.ndarray) -> np.ndarray:
+    return x * np.clip(x + 3, 0, 6) / 6
+
+
+def _hardswish_chain(g, x, y):
+    inside = where(x.data <= 3, x / 3 + 0.5, 1.0)
+    return g * where(x.data < -3, 0.0, inside)
+
+
+# ==================================================================================== the table
+# fmt: off
+#                   name            forward, then chain(g, x, y) = g * dy/dx
+LeakyReLU   = unary("leaky_relu",
+                    lambda x, negative_slope: np.where(x > 0, x, x * negative_slope),
+                    lambda g, x, y, negative_slope:
+                        g * constant(np.where(x.data > 0, 1.0, negative_slope).astype(x.dtype)),
+                    "x if x > 0 else s x;  dy/dx = 1 or s")
+ELU         = unary("elu",        lambda x, alpha: _elu_array(x, alpha),
+                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x) * alpha),
+                    "x if x > 0 else a (e^x - 1);  dy/dx = 1 or a e^x")
+SELU        = unary("selu",       lambda x: _elu_array(x, SELU_ALPHA, SELU_SCALE),
+                    lambda g, x, y:
+                        g * where(x.data > 0, SELU_SCALE, _negative_exp(x) * _SELU_SLOPE),
+                    "scale * elu(x, alpha) with fixed constants;  dy/dx = scale or scale alpha e^x")
+CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=alpha),
+                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x / alpha)),
+                    "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a)")
+SiLU        = unary("silu",       lambda x: x * np.exp(-np.logaddexp(0, -x)),
+                    lambda g, x, y: g * (x.sigmoid() * (x * (1 - x.sigmoid()) + 1)),
+                    "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)")
+GELU        = unary("gelu",       _gelu_array, _gelu_chain,
+                    "x Phi(x) (Phi the normal CDF; or its tanh approximation);  "
+                    "dy/dx = Phi(x) + x phi(x)")
+Softplus    = unary("softplus",   _softplus_array,
+                    lambda g, x, y, beta, threshold:
+                        g * where(x.data * beta > threshold, 1.0, (x * beta).sigmoid()),
+                    "log(1 + e^(b x)) / b, x where b x > threshold;  dy/dx = sigmoid(b x)")
+Mish        = unary("mish",       _mish_array, _mish_chain,
+                    "x tanh(softplus x);  dy/dx = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x)")
+Hardtanh    = unary("hardtanh",   lambda x, min_val, max_val: np.clip(x, min_val, max_val),
+                    lambda g, x, y, min_val, max_val: g * constant(_between(x, min_val, max_val)),
+                    "min(max(x, lo), hi);  dy/dx = [lo < x < hi]")
+Hardsigmoid = unary("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1),
+                    lambda g, x, y: g * constant(_between(x, -3, 3)) / 6,
+                    "min(max(x/6 + 1/2, 0), 1);  dy/dx = [-3 < x < 3] / 6")
+Hardswish   = unary("hardswish",  _hardswish_array, _hardswish_chain,
+                    "x relu6(x + 3) / 6;  dy/dx = 0, x/3 + 1/2 or 1")
+LogSigmoid  = unary("logsigmoid", lambda x: -np.logaddexp(0, -x),
+                    lambda g, x, y: g * (-x).sigmoid(),
+                    "log sigmoid(x) = -softplus(-x);  dy/dx = sigmoid(-x)")
+Softsign    = unary("softsign",   lambda x: x / (1 + np.abs(x)),
+                    lambda g, x, y: g / ((x.abs() + 1) * (x.abs() + 1)),
+                    "x / (1 + |x|);  dy/dx = 1 / (1 + |x|)^2")
+# fmt: on
