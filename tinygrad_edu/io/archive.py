@@ -87,9 +87,7 @@ class Archive:
             return read_exactly(stream, self.members[name].file_size, self.error, self.path, name)
 
 
-def read_exactly(
-    stream, size: int, error: type[Exception], path: Path, name: str
-) -> bytearray:
+def read_exactly(stream, size: int, error: type[Exception], path: Path, name: str) -> bytearray:
     """Exactly ``size`` bytes from ``stream``, read in chunks into one buffer."""
     buffer = bytearray(size)
     view, filled = memoryview(buffer), 0

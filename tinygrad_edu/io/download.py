@@ -139,7 +139,7 @@ def fetch(
 
 
 def _content_length(response, url: str) -> int | None:
-    """The announced size, ``None`` when there is none; a malformed one is a :class:`DownloadError`."""
+    """The announced size or ``None``; a malformed one raises :class:`DownloadError`."""
     value = response.headers.get("Content-Length")
     if value is None:
         return None

@@ -70,7 +70,9 @@ class _Reader:
                 )
             node = node[part]
         if not isinstance(node, kind):
-            raise self.fail(f"{node.name} is a {type(node).__name__}, not what a Keras file has there")
+            raise self.fail(
+                f"{node.name} is a {type(node).__name__}, not what a Keras file has there"
+            )
         return node
 
     def names(self, node, attribute: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""``.npz`` archives read and written by hand, so that every name round-trips and nothing is trusted.
+"""``.npz`` archives read and written by hand: every name round-trips and nothing is trusted.
 
 ``np.load`` returns a member that is not ``.npy`` as raw bytes, allocates whatever shape a header
 declares, and ``np.savez(file, **arrays)`` swallows a key called ``allow_pickle`` (and ``file``
@@ -28,7 +28,7 @@ _MAX_HEADER = 10_000  # NumPy's own default limit on a .npy header
 
 
 def check_key(key: object) -> str:
-    """A state-dict key that can be a zip member name, else :class:`TypeError`/:class:`ValueError`."""
+    """``key`` if it can name a zip member, else :class:`TypeError` / :class:`ValueError`."""
     if not isinstance(key, str):
         raise TypeError(f"save: state dict keys must be strings, got {type(key).__name__}")
     if "\x00" in key:

@@ -43,7 +43,9 @@ def describe(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int):
-        return str(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+        return (
+            str(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+        )
     if isinstance(value, float):
         return repr(value)
     return f"a {type(value).__name__}"
