@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tests.pth_writer import write_zip
@@ -553,3 +555,19 @@ def test_genuine_pytorch_writes_still_load(tmp_path):
 def test_write_zip_helper_round_trips(tmp_path):
     path = write_zip({"w": np.arange(4, dtype=np.float32)}, tmp_path / "w.pth")
     np.testing.assert_array_equal(read_pth(path)["w"], np.arange(4))
+
+
+@given(st.dictionaries(st.text(max_size=12), st.integers(0, 3), max_size=4))
+def test_any_text_key_round_trips_or_is_refused_up_front(tmp_path_factory, keys):
+    path = tmp_path_factory.mktemp("keys") / "k.npz"
+    state = {key: np.full(size, 1.5) for key, size in keys.items()}
+    storable = all("\x00" not in k and not any(0xD800 <= ord(c) <= 0xDFFF for c in k) for k in keys)
+    if not storable:
+        with pytest.raises(ValueError, match="save: key"):
+            tg.save(state, path)
+        assert not path.exists()
+        return
+    loaded = tg.load(tg.save(state, path))
+    assert list(loaded) == list(state)
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value)

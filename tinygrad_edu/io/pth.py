@@ -25,7 +25,6 @@ stride-0 tensor expanded to a gigabyte, costs no more memory than the storage it
 from __future__ import annotations
 
 import collections
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,8 +296,6 @@ def is_legacy(head: bytes) -> bool:
 def read_pth(path: str | Path) -> dict[str, np.ndarray]:
     """``{name: read-only ndarray}`` from a PyTorch state-dict file in either layout."""
     path = Path(path)
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot be read ({err})") from None
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"  # (a legacy file's data may contain zip records)
     return _load_zip(path) if is_zip else _load_legacy(path)
