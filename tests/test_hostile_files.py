@@ -10,6 +10,7 @@ not a speed test).
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import struct
 import threading
@@ -453,6 +454,33 @@ def test_string_weights_in_the_last_layer_are_refused_before_any_assignment(tmp_
         f["last"].create_dataset("kernel", data=np.array([b"a", b"b", b"c"]))
     with pytest.raises(WeightsError, match=r"/last/kernel holds \|S1"):
         read_weights(path)
+
+
+def test_a_crashing_hdf5_parser_is_a_weights_error(tmp_path, monkeypatch):
+    """The C library runs in a child process: its crash (fuzzing found one) cannot take us down."""
+    from tinygrad_edu.io import keras_h5
+
+    if os.name != "posix":
+        pytest.skip("needs a POSIX shell to play a crashing interpreter")
+    crashing = tmp_path / "python"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    monkeypatch.setattr(keras_h5, "_PYTHON", str(crashing))
+    path = _keras(tmp_path / "k.h5", {"conv": [np.ones(3, np.float32)]})
+    with pytest.raises(WeightsError, match=r"k\.h5: the HDF5 library failed .* status -11"):
+        read_weights(path)
+
+
+def test_a_hanging_hdf5_parser_is_stopped(tmp_path, monkeypatch):
+    from tinygrad_edu.io import keras_h5
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs os.mkfifo")
+    fifo = tmp_path / "never.h5"
+    os.mkfifo(fifo)  # opening it blocks forever: a stand-in for a parser stuck in a loop
+    monkeypatch.setattr(keras_h5, "PARSE_TIMEOUT", 3.0)
+    with pytest.raises(WeightsError, match=r"never\.h5: parsing .* took over 3 s"):
+        keras_h5.read_keras_h5(fifo)
 
 
 # ----------------------------------------------------------------------------- npz, checkpoints

@@ -14,17 +14,34 @@ HDF5 can make a file read *other* files: a dataset's data may live in an externa
 (``/etc/passwd``, say), a link may point into another HDF5 file, and a virtual dataset maps other
 files' datasets. None of that is followed: only hard links inside the file are walked, and a
 dataset must keep its numeric data in the file, at most as large as the bytes it really
-occupies there (:func:`_check_dataset`).
+occupies there (:meth:`_Reader._check_dataset`).
+
+The file's structure is parsed by the HDF5 C library, which a malformed file can crash (fuzzing
+found a segmentation fault in h5py's attribute reading) or send into a long loop. So
+:func:`read_keras_h5` parses in a **separate Python process**, which hands the arrays back as an
+``.npz`` in a private temporary folder, read with the checked reader of :mod:`.npz` -- never by
+unpickling. A crash or a parse longer than :data:`PARSE_TIMEOUT` seconds becomes a
+:class:`WeightsError`; starting the process costs a few tenths of a second.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import WeightsError
+from .npz import read_npz, write_npz
+
+PARSE_TIMEOUT = 300.0  # seconds; the 59 MB VGG16 file takes well under one
+_PYTHON = sys.executable
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 MAX_FILTER_RATIO = 1032  # deflate's limit; other filters with more leverage are refused
 _ALLOWED_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
@@ -137,8 +154,42 @@ class _Reader:
 
 
 def read_keras_h5(path: str | Path) -> dict[str, np.ndarray]:
-    """``{"<layer>/<i>": ndarray}`` from a legacy or Keras 3 HDF5 weights file."""
+    """``{"<layer>/<i>": ndarray}`` from a legacy or Keras 3 HDF5 weights file.
+
+    Parsed in a child process (see the module docstring); every refusal, crash or hang of the
+    parser is a :class:`WeightsError` naming the file.
+    """
     path = Path(path)
+    _h5py()  # a missing h5py is an ImportError here, not a failed child
+    with tempfile.TemporaryDirectory(prefix="tinygrad_edu_h5_") as scratch:
+        arrays, error = Path(scratch) / "arrays.npz", Path(scratch) / "error.txt"
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(_PACKAGE_ROOT), environment.get("PYTHONPATH")])
+        )
+        command = [_PYTHON, "-m", __name__, str(path), str(arrays), str(error)]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, timeout=PARSE_TIMEOUT, env=environment
+            )
+        except subprocess.TimeoutExpired:
+            raise WeightsError(
+                f"{path}: parsing the HDF5 structure took over {PARSE_TIMEOUT:g} s and was "
+                "stopped (a malformed or malicious file)"
+            ) from None
+        if done.returncode == 0:
+            return read_npz(arrays, WeightsError)
+        if error.is_file():
+            raise WeightsError(error.read_text(encoding="utf-8"))
+        raise WeightsError(
+            f"{path}: the HDF5 library failed while parsing the file (exit status "
+            f"{done.returncode}: {done.stderr.decode(errors='replace').strip()[-300:]!r}); a "
+            "malformed or malicious file"
+        )
+
+
+def _parse(path: Path) -> dict[str, np.ndarray]:
+    """The actual reading, run in the child process."""
     h5py = _h5py()
     reader = _Reader(path, h5py)
     try:
@@ -186,3 +237,19 @@ def _read_keras3(reader: _Reader, layers) -> dict[str, np.ndarray]:
         for i, index in enumerate(sorted(indices, key=int)):
             arrays[f"{layer}/{i}"] = reader.array(reader.child(variables, index, h5py.Dataset))
     return arrays
+
+
+def _child(source: str, arrays: str, error: str) -> int:
+    """Child process: parse ``source``; write the arrays, or the refusal, to the given files."""
+    try:
+        parsed = _parse(Path(source))
+    except WeightsError as err:
+        Path(error).write_text(str(err), encoding="utf-8")
+        return 2
+    with atomic_write(arrays) as handle:
+        write_npz(handle, parsed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(*sys.argv[1:4]))
