@@ -21,7 +21,7 @@ found a segmentation fault in h5py's attribute reading) or send into a long loop
 :func:`read_keras_h5` parses in a **separate Python process**, which hands the arrays back as an
 ``.npz`` in a private temporary folder, read with the checked reader of :mod:`.npz` -- never by
 unpickling. A crash or a parse longer than :data:`PARSE_TIMEOUT` seconds becomes a
-:class:`WeightsError`; starting the process costs a few tenths of a second.
+:class:`WeightsError`; starting the process costs up to about a second.
 """
 
 from __future__ import annotations
