@@ -31,11 +31,11 @@ def test_a_crash_mid_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "model.npz"
     tg.save({"w": np.zeros(3)}, path)
 
-    def exploding_savez(handle, **arrays):
-        handle.write(b"PK partial garbage")
+    def exploding_write_array(member, array, **options):
+        member.write(b"\x93NUMPY partial garbage")
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(np, "savez", exploding_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", exploding_write_array)
     with pytest.raises(KeyboardInterrupt):
         tg.save({"w": np.ones(3)}, path)
     monkeypatch.undo()

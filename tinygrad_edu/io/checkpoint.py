@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
+from .npz import NUMERIC_KINDS, check_key, read_npz, write_npz
 
 
 class CheckpointError(ValueError):
@@ -20,32 +20,36 @@ class CheckpointError(ValueError):
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state_dict`` (names to arrays or Tensors) to ``path`` as uncompressed ``.npz``.
 
-    The file is replaced atomically: an interrupted save leaves the previous checkpoint intact.
-    Returns the path written.
+    Every key round-trips, whatever its name (``np.savez`` would swallow ``allow_pickle``). Values
+    must be numeric arrays. The file is replaced atomically: an interrupted save leaves the
+    previous checkpoint intact. Returns the path written.
     """
     arrays = {}
     for name, value in state_dict.items():
-        if not isinstance(name, str):
-            raise TypeError(f"save: state dict keys must be strings, got {name!r}")
-        arrays[name] = np.asarray(getattr(value, "data", value))
-        if arrays[name].dtype == object:
-            raise TypeError(f"save: value of {name!r} is not a numeric array")
+        array = np.asarray(getattr(value, "data", value))
+        if array.dtype.kind not in NUMERIC_KINDS:
+            raise TypeError(f"save: value of {name!r} has dtype {array.dtype}, not numbers")
+        arrays[check_key(name)] = array
     path = Path(path)
     with atomic_write(path) as handle:
-        np.savez(handle, **arrays)
+        write_npz(handle, arrays)
     return path
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a checkpoint written by :func:`save` into ``{name: ndarray}``.
 
-    Never unpickles anything: object arrays are refused.
+    Never unpickles anything; every member must be a numeric ``.npy`` array whose declared size
+    matches its bytes, else :class:`CheckpointError` names the file and the member.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint: {err}") from None
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    if head == b"\x93NUMPY":
+        raise CheckpointError(
+            f"{path} is a single .npy array, not an .npz checkpoint (save writes .npz files; "
+            "read a .npy with numpy.load)"
+        )
+    return read_npz(path, CheckpointError)

@@ -1,25 +1,36 @@
 """Fetching canonical weight files into a local cache, verified by their published hashes.
 
-``fetch(KNOWN["keras"])`` returns the cached file, downloading it first if needed. The download
-goes to a temporary file in the cache directory, is hashed while it streams, and is renamed into
-place only when the hash matches -- so an interrupted or corrupted download never leaves a file
-that looks complete. Without network access it fails at once, naming the URL and how to pass a
-local copy instead.
+``fetch(KNOWN["keras"])`` returns the cached file, downloading it first if needed. Without
+network access it fails at once, naming the URL and how to pass a local copy instead.
 
-The cache directory is ``$TINYGRAD_EDU_CACHE`` or ``~/.cache/tinygrad_edu``.
+The cache directory is ``$TINYGRAD_EDU_CACHE`` or ``~/.cache/tinygrad_edu`` (created ``0700``).
+What it promises, even when several processes fetch at once or someone else planted files:
+
+* **A cached file is returned only if its bytes on disk pass the published hash** (opened without
+  following symlinks, and only if it is a regular file). Anything else -- a corrupt file, a
+  symlink, a FIFO -- is downloaded again and replaced.
+* **Downloads never write through a name someone could have prepared**: each goes to its own
+  temporary file, created with a random name and ``O_EXCL`` by :func:`~.atomic.atomic_write`,
+  is hashed while it streams, and is renamed over the target only when the hash matches.
+* **Concurrent fetches of one file are safe without a lock**: each writes a private temporary
+  file and renames it only after verifying it, and a rename is atomic, so the target is at every
+  moment absent, the previous file, or a complete verified download. (Two processes may both
+  download; neither can spoil the other.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import http.client
 import os
+import stat
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import progress_bar
+from .atomic import atomic_write
 from .errors import WeightsError
 
 
@@ -80,24 +91,27 @@ def fetch(
     progress: bool = True,
     timeout: float = 15.0,
 ) -> Path:
-    """The cached copy of ``remote``, downloaded and verified first when it is not there yet."""
+    """The cached copy of ``remote``, downloaded and verified first unless a verified one is there.
+
+    Raises :class:`DownloadError` naming the URL when the download fails or does not verify; no
+    partial file is left behind.
+    """
     directory = Path(directory) if directory is not None else cache_dir()
     target = directory / remote.filename
-    if target.is_file():
+    if _verified(remote, target):
         return target
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     hint = (
         f"Without internet access, download {remote.url} on another machine and pass the file's "
         f"path instead, e.g. vgg16(weights='/path/to/{remote.filename}') or --weights PATH"
     )
     try:
         with urllib.request.urlopen(remote.url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
+            total = _content_length(response, remote.url)
             hashers = remote.hashers()
             received = 0
             with (
-                open(partial, "wb") as out,
+                atomic_write(target) as out,
                 progress_bar(
                     total or 0, f"downloading {remote.filename}", enabled=progress, unit="B"
                 ) as bar,
@@ -108,22 +122,44 @@ def fetch(
                         h.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            if total is not None and received != total:
-                raise DownloadError(
-                    f"download of {remote.url} stopped after {received} of {total} bytes. {hint}"
-                )
-        problem = remote.check({name: h.hexdigest() for name, h in hashers.items()})
-        if problem:
-            raise DownloadError(
-                f"{remote.url}: the downloaded file has {problem}; it was discarded"
-            )
-        os.replace(partial, target)
+                if total is not None and received != total:
+                    raise DownloadError(
+                        f"download of {remote.url} stopped after {received} of {total} bytes. "
+                        f"{hint}"
+                    )
+                problem = remote.check({name: h.hexdigest() for name, h in hashers.items()})
+                if problem:
+                    raise DownloadError(
+                        f"{remote.url}: the downloaded file has {problem}; it was discarded"
+                    )
         return target
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        reason = getattr(err, "reason", err)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as err:
+        reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
         raise DownloadError(f"could not download {remote.url} ({reason}). {hint}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+
+
+def _content_length(response, url: str) -> int | None:
+    """The announced size or ``None``; a malformed one raises :class:`DownloadError`."""
+    value = response.headers.get("Content-Length")
+    if value is None:
+        return None
+    if not (value.isascii() and value.strip().isdigit()):
+        raise DownloadError(f"{url}: the server sent Content-Length {value[:40]!r}, not a size")
+    return int(value)
+
+
+def _verified(remote: RemoteFile, target: Path) -> bool:
+    """Whether ``target`` is a regular file (not a symlink) whose bytes pass ``remote``'s hash."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(target, flags)
+    except OSError:  # missing, a symlink (ELOOP), unreadable: fetch it again
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        hashers = remote.hashers()
+        while chunk := handle.read(1 << 20):
+            for h in hashers.values():
+                h.update(chunk)
+    return remote.check({name: h.hexdigest() for name, h in hashers.items()}) is None

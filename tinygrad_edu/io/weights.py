@@ -16,15 +16,18 @@ own (``features.0.weight``; ``block1_conv1/0`` for Keras). No deep-learning fram
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import keras_h5, pth
+from .archive import open_archive
 from .errors import WeightsError
+from .npz import read_npz
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+WEIGHT_KINDS = "biuf"  # bool, integer, float: what a parameter can be assigned from
+_MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 
 
 def detect_format(path: str | Path) -> str:
@@ -40,11 +43,8 @@ def detect_format(path: str | Path) -> str:
     if head.startswith(HDF5_SIGNATURE):
         return "keras_h5"
     if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except zipfile.BadZipFile:
-            raise WeightsError(f"{path}: a damaged or truncated zip file") from None
+        with open_archive(path) as archive:
+            names = list(archive.members)
         if any(n.endswith("data.pkl") for n in names):
             return "pth_zip"
         if names and all(n.endswith(".npy") for n in names):
@@ -52,7 +52,8 @@ def detect_format(path: str | Path) -> str:
         raise WeightsError(f"{path}: a zip file that is neither a PyTorch file nor an .npz")
     if pth.is_legacy(head):
         return "pth_legacy"
-    if len(head) > 8 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size:
+    header = int.from_bytes(head[:8], "little")
+    if len(head) > 8 and head[8:9] == b"{" and 0 < header <= min(size - 8, _MAX_SAFETENSORS_HEADER):
         return "safetensors"
     raise WeightsError(
         f"{path}: not a recognised weights file (expected Keras HDF5, PyTorch .pth, .safetensors "
@@ -61,26 +62,38 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_weights(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
-    """``(format, {key: ndarray})`` for any supported file."""
+    """``(format, {key: ndarray})`` for any supported file.
+
+    Every array is numeric (bool, integer or float) -- anything else is refused here, so a model
+    that has checked the shapes can assign all of them without a failure half-way. Arrays read
+    from ``.pth`` files are read-only views (see :mod:`.pth`).
+    """
     path = Path(path)
     kind = detect_format(path)
     if kind == "keras_h5":
-        return kind, keras_h5.read_keras_h5(path)
-    if kind in ("pth_zip", "pth_legacy"):
-        return kind, pth.read_pth(path)
-    if kind == "npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return kind, {name: archive[name] for name in archive.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-            raise WeightsError(f"{path}: not a readable .npz file ({err})") from None
+        arrays = keras_h5.read_keras_h5(path)
+    elif kind in ("pth_zip", "pth_legacy"):
+        arrays = pth.read_pth(path)
+    elif kind == "npz":
+        arrays = read_npz(path, WeightsError)
+    else:
+        arrays = _read_safetensors(path)
+    for key, array in arrays.items():
+        if array.dtype.kind not in WEIGHT_KINDS:
+            raise WeightsError(f"{path}: {key!r} holds {array.dtype} data, not numbers")
+    return kind, arrays
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The safetensors library checks the header (offsets, sizes, dtypes) against the file."""
     try:
+        import safetensors
         from safetensors.numpy import load_file
     except ImportError as err:
         raise ImportError(
             "reading .safetensors needs: pip install 'tinygrad_edu[safetensors]'"
         ) from err
     try:
-        return kind, load_file(str(path))
-    except Exception as err:  # the library raises its own SafetensorError types
+        return load_file(str(path))
+    except (safetensors.SafetensorError, ValueError, TypeError, KeyError, OSError) as err:
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
