@@ -91,12 +91,6 @@ def test_binary_ops_at_every_pair_of_edges_agree_with_pytorch(name):
     _binary_case(name, a, b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="d/db 0**b for b < 0 is NaN (y = inf times log of the substituted 1), PyTorch gives "
-    "inf * log(0) = -inf; fix: ops/elementwise.py Pow chain_b, substitute only where "
-    "a == 0 and b >= 0 (PyTorch's mask), e.g. where((a == 0) & (b >= 0), 1.0, a).log()",
-)
 def test_pow_exponent_gradient_at_zero_base_and_negative_exponent_agrees_with_pytorch():
     a, b = PAIRS
     keep = (a == 0) & (b < 0)

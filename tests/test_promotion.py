@@ -26,13 +26,6 @@ BINARY = {
     "pow": operator.pow,
 }
 COMPARISONS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
-WIDE_INTEGERS = (
-    "the float32 rule is applied to the scalar only, and NumPy then promotes int32/int64 "
-)
-WIDE_INTEGERS += "with a float32 0-d array to float64; fix: tensor.py:Tensor._other and the binary "
-WIDE_INTEGERS += (
-    "operators, cast the integer/boolean operand to float32 too (or pass dtype= to the op)"
-)
 
 
 def _numpy_outcome(compute):
@@ -86,8 +79,8 @@ def test_python_ints_and_bools_promote_like_numpy(case, scalar):
         np.int8,
         np.uint8,
         np.int16,
-        pytest.param(np.int32, marks=pytest.mark.xfail(strict=True, reason=WIDE_INTEGERS)),
-        pytest.param(np.int64, marks=pytest.mark.xfail(strict=True, reason=WIDE_INTEGERS)),
+        np.int32,
+        np.int64,
     ],
     ids=lambda d: np.dtype(d).name,
 )
@@ -142,7 +135,6 @@ def test_int_tensor_times_a_half_is_not_truncated():
     assert y.dtype == np.float32
 
 
-@pytest.mark.xfail(strict=True, reason=WIDE_INTEGERS)
 def test_int32_tensor_times_a_half_is_float32():
     y = Tensor([1, 2, 3], dtype=np.int32) * 0.5
     np.testing.assert_array_equal(y.data, [0.5, 1.0, 1.5])

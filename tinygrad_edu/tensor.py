@@ -388,55 +388,65 @@ class Tensor:
             return Tensor(np.asarray(other))
         return Tensor(other, dtype=self.data.dtype)
 
+    def _operands(self, other: ArrayLike) -> tuple[Tensor, Tensor]:
+        """``(self, other)`` ready for a binary op: :meth:`_other`, and an integer or boolean
+        tensor meeting a Python float becomes float32 itself (NumPy would make float64 of an
+        int32/int64 array and a float32 scalar)."""
+        b = self._other(other)
+        if b.data.dtype.kind in _FLOAT_KINDS and self.data.dtype.kind not in _FLOAT_KINDS:
+            if isinstance(other, float):
+                return Tensor._wrap(self.data.astype(b.data.dtype)), b
+        return self, b
+
     def __add__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(self, self._other(other))
+        return ops.Add.apply(*self._operands(other))
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(self._other(other), self)
+        return ops.Add.apply(*self._operands(other)[::-1])
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(self, self._other(other))
+        return ops.Sub.apply(*self._operands(other))
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(self._other(other), self)
+        return ops.Sub.apply(*self._operands(other)[::-1])
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(self, self._other(other))
+        return ops.Mul.apply(*self._operands(other))
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(self._other(other), self)
+        return ops.Mul.apply(*self._operands(other)[::-1])
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(self, self._other(other))
+        return ops.Div.apply(*self._operands(other))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(self._other(other), self)
+        return ops.Div.apply(*self._operands(other)[::-1])
 
     def __pow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(self, self._other(other))
+        return ops.Pow.apply(*self._operands(other))
 
     def __rpow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(self._other(other), self)
+        return ops.Pow.apply(*self._operands(other)[::-1])
 
     def __mod__(self, other: ArrayLike) -> Tensor:
         """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
-        return ops.Remainder.apply(self, self._other(other))
+        return ops.Remainder.apply(*self._operands(other))
 
     def __rmod__(self, other: ArrayLike) -> Tensor:
-        return ops.Remainder.apply(self._other(other), self)
+        return ops.Remainder.apply(*self._operands(other)[::-1])
 
     def __floordiv__(self, other: ArrayLike) -> Tensor:
         """``floor(a / b)``; its gradient is 0."""
-        return ops.FloorDivide.apply(self, self._other(other))
+        return ops.FloorDivide.apply(*self._operands(other))
 
     def __rfloordiv__(self, other: ArrayLike) -> Tensor:
-        return ops.FloorDivide.apply(self._other(other), self)
+        return ops.FloorDivide.apply(*self._operands(other)[::-1])
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(self, self._other(other))
+        return ops.MatMul.apply(*self._operands(other))
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(self._other(other), self)
+        return ops.MatMul.apply(*self._operands(other)[::-1])
 
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
@@ -452,11 +462,11 @@ class Tensor:
 
     def maximum(self, other: ArrayLike) -> Tensor:
         """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
-        return ops.Maximum.apply(self, self._other(other))
+        return ops.Maximum.apply(*self._operands(other))
 
     def minimum(self, other: ArrayLike) -> Tensor:
         """Elementwise smaller value; at a tie each side gets half the gradient."""
-        return ops.Minimum.apply(self, self._other(other))
+        return ops.Minimum.apply(*self._operands(other))
 
     def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
         """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""

@@ -221,6 +221,11 @@ class VGG16(nn.Module):
                     f"{path}: {self._describe(key)} has shape {state[key].shape} in the file but "
                     f"VGG16 expects {parameter.shape} (not VGG16 weights, or another architecture)"
                 )
+            if np.asarray(state[key]).dtype.kind not in "biuf":
+                raise WeightsError(
+                    f"{path}: {self._describe(key)} holds {np.asarray(state[key]).dtype} data, "
+                    "not numbers"
+                )
         for key, parameter in expected.items():
             parameter.data[...] = state[key]
 

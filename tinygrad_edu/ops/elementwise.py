@@ -212,8 +212,8 @@ Div = binary("div", quiet(np.divide),  lambda g, a, b, y: g / b,      lambda g, 
              "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b")
 Pow = binary("pow", quiet(np.power),
              lambda g, a, b, y: g * b * a ** where((a.data == 0) & (b.data == 0), 1.0, b - 1),
-             lambda g, a, b, y: g * y * where(a.data == 0, 1.0, a).log(),
-             "a^b;  dy/da = b a^(b-1) (0 at a = b = 0), dy/db = a^b ln a (0 at a = 0)")
+             lambda g, a, b, y: g * y * where((a.data == 0) & (b.data >= 0), 1.0, a).log(),
+             "a^b;  dy/da = b a^(b-1) (0 at a = b = 0), dy/db = a^b ln a (0 at a = 0 <= b)")
 
 # --------------------------------------------------------------- more maths (torch's names)
 Sin     = unary("sin",     np.sin,                     lambda g, x, y: g * x.cos(),
