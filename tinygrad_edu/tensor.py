@@ -393,9 +393,8 @@ class Tensor:
         tensor meeting a Python float becomes float32 itself (NumPy would make float64 of an
         int32/int64 array and a float32 scalar)."""
         b = self._other(other)
-        if b.data.dtype.kind in _FLOAT_KINDS and self.data.dtype.kind not in _FLOAT_KINDS:
-            if isinstance(other, float):
-                return Tensor._wrap(self.data.astype(b.data.dtype)), b
+        if isinstance(other, float) and self.data.dtype.kind not in _FLOAT_KINDS:
+            return Tensor._wrap(self.data.astype(b.data.dtype)), b
         return self, b
 
     def __add__(self, other: ArrayLike) -> Tensor:

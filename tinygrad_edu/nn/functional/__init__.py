@@ -8,6 +8,7 @@ the op table; no function here has a hand-written backward. Grouped like PyTorch
 * :mod:`.losses` -- ``mse_loss``, ``binary_cross_entropy``, ``cross_entropy``, ...
 """
 
+from ...ops import one_hot
 from .activations import *  # noqa: F403
 from .activations import __all__ as _activations
 from .layers import *  # noqa: F403
@@ -15,4 +16,4 @@ from .layers import __all__ as _layers
 from .losses import *  # noqa: F403
 from .losses import __all__ as _losses
 
-__all__ = [*_activations, *_layers, *_losses]
+__all__ = [*_activations, *_layers, *_losses, "one_hot"]
