@@ -59,6 +59,7 @@ import numpy as np
 
 from . import graph, ops
 from .graph import Observer, Op
+from .ops.shape import is_advanced
 from .optim import Optimizer
 from .tensor import Tensor
 
@@ -91,6 +92,13 @@ REPLAYABLE_VJPS: frozenset[type[Op]] = frozenset(
         ops.ScatterAdd,
         ops.Stack,
         ops.Concatenate,
+        # the table rows whose chain rule is Tensor ops alone
+        *(ops.Sin, ops.Cos, ops.Tan, ops.Asin, ops.Acos, ops.Atan, ops.Sinh, ops.Cosh),
+        *(ops.Asinh, ops.Acosh, ops.Atanh, ops.Log2, ops.Log10, ops.Log1p, ops.Exp2),
+        *(ops.Expm1, ops.Rsqrt, ops.Erf, ops.Square, ops.Reciprocal, ops.SiLU),
+        *(ops.LogSigmoid, ops.Softsign),
+        # piecewise constant: no gradient at all
+        *(ops.Sign, ops.Floor, ops.Ceil, ops.Round, ops.Trunc, ops.FloorDivide),
     }
 )
 
@@ -298,6 +306,11 @@ class _Recorder(Observer):
         self._hooked: set[int] = set()
 
     def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+        if isinstance(op, (ops.GetItem, ops.ScatterAdd)) and is_advanced(op.index):
+            self.problem = self.problem or (
+                f"'{op.name}' takes an index array, which may have been computed from values "
+                "(x[x > 0]); a tape would freeze it"
+            )
         for t in inputs:
             if id(t) not in self.produced and t._node is not None and self.problem is None:
                 self.problem = (
