@@ -376,3 +376,16 @@ def test_random_creation_is_reproducible_with_rng():
     assert ints.dtype == np.int64 and set(ints.data.tolist()) == {3, 4, 5}
     assert tg.randint(2, size=(4,), rng=1).data.max() < 2
     assert tg.randn(2, rng=3, requires_grad=True).requires_grad
+
+
+@pytest.mark.parametrize("name", ["sign", "floor", "ceil", "round", "trunc"])
+def test_piecewise_constant_ops_have_a_zero_gradient_not_none(name):
+    """Like PyTorch: ``grad(floor(x).sum(), [x])`` is zeros, and an infinite upstream gradient
+    gives zeros, not NaN."""
+    x = Tensor(np.array([-1.5, 0.25, 2.5]), requires_grad=True)
+    (g,) = tg.grad(getattr(x, name)().sum(), [x])
+    np.testing.assert_array_equal(g.data, np.zeros(3))
+    (g,) = tg.grad(getattr(x, name)(), [x], grad_outputs=np.full(3, np.inf))
+    np.testing.assert_array_equal(g.data, np.zeros(3))
+    (g,) = tg.grad((x // 2.0).sum(), [x])
+    np.testing.assert_array_equal(g.data, np.zeros(3))

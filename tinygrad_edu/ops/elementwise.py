@@ -107,6 +107,12 @@ def where(condition: object, x: object, y: object) -> Tensor:
     return Where.apply(constant(x), constant(y), condition=mask)
 
 
+def zero(g: Tensor, *operands: object, **attrs: object) -> Tensor:
+    """The chain rule of a piecewise-constant op: a zero gradient (not "no gradient": like
+    PyTorch, ``grad(floor(x).sum(), [x])`` is zeros, and an ``inf`` upstream stays no NaN)."""
+    return constant(np.zeros(g.shape, g.dtype))
+
+
 def _inside(x: Tensor, lo: float | None, hi: float | None) -> np.ndarray:
     mask = np.ones(x.shape, dtype=bool)
     if lo is not None:
@@ -259,15 +265,15 @@ Square  = unary("square",  np.square,                  lambda g, x, y: g * x * 2
 Reciprocal = unary("reciprocal", quiet(np.reciprocal), lambda g, x, y: -g * y * y,
                 "1 / x;  dy/dx = -1 / x^2 = -y^2")
 # piecewise constant: the derivative is 0 wherever it exists (PyTorch's convention everywhere)
-Sign    = unary("sign",    np.sign,                    lambda g, x, y: None,
+Sign    = unary("sign",    np.sign,                    zero,
                 "sign x;  dy/dx = 0")
-Floor   = unary("floor",   np.floor,                   lambda g, x, y: None,
+Floor   = unary("floor",   np.floor,                   zero,
                 "floor x;  dy/dx = 0")
-Ceil    = unary("ceil",    np.ceil,                    lambda g, x, y: None,
+Ceil    = unary("ceil",    np.ceil,                    zero,
                 "ceil x;  dy/dx = 0")
-Round   = unary("round",   np.round,                   lambda g, x, y: None,
+Round   = unary("round",   np.round,                   zero,
                 "x rounded half to even (like PyTorch);  dy/dx = 0")
-Trunc   = unary("trunc",   np.trunc,                   lambda g, x, y: None,
+Trunc   = unary("trunc",   np.trunc,                   zero,
                 "x rounded towards 0;  dy/dx = 0")
 
 #                  name        forward             chain_a                 chain_b
@@ -284,7 +290,7 @@ Remainder = binary("remainder", quiet(np.mod),     lambda g, a, b, y: g,
                    "a - b floor(a/b) (sign of b, like torch.remainder and Python's %);  "
                    "dy/da = 1, dy/db = -floor(a/b)")
 FloorDivide = binary("floor_divide", quiet(np.floor_divide),
-                   lambda g, a, b, y: None, lambda g, a, b, y: None,
+                   zero, zero,
                    "floor(a / b);  dy/da = dy/db = 0")
 # fmt: on
 
