@@ -1,6 +1,6 @@
 """Neural-network building blocks: modules, layers, losses, init helpers and ``functional``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCELoss, CrossEntropyLoss, MSELoss
 from .module import IncompatibleKeys, Module, StateDictError
