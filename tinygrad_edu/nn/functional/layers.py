@@ -162,10 +162,11 @@ def conv2d(
         return Tensor.concatenate(parts, axis=1)
     if padding[0] != padding[1]:
         x, padding = pad(x, (padding[1], padding[1], padding[0], padding[0])), (0, 0)
-    step = stride[0] if stride[0] == stride[1] else 1
     inputs = (x, kernel) if bias is None else (x, kernel, bias)
-    y = ops.Conv2d.apply(*inputs, stride=step, padding=padding[0])
-    return y if step == stride[0] else y[:, :, :: stride[0], :: stride[1]]
+    if stride[0] == stride[1]:
+        return ops.Conv2d.apply(*inputs, stride=stride[0], padding=padding[0])
+    y = ops.Conv2d.apply(*inputs, stride=1, padding=padding[0])  # then keep every s-th pixel
+    return y[:, :, :: stride[0], :: stride[1]]
 
 
 def conv_transpose2d(

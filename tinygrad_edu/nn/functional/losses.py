@@ -41,15 +41,19 @@ def _as_tensor(x: Any, like: Tensor) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=like.dtype))
 
 
+def _check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    if not isinstance(reduction, str) or reduction not in allowed:
+        hint = "" if isinstance(reduction, str) else " (class weights go in weight=)"
+        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}{hint}")
+
+
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    _check_reduction(reduction)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
-    if reduction == "none":
-        return loss
-    hint = " (class weights go in weight=)" if not isinstance(reduction, str) else ""
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
+    return loss
 
 
 def _same_shape(name: str, input: Tensor, target: Tensor) -> None:
@@ -154,6 +158,7 @@ def nll_loss(
     ``target`` holds class indices ``(N, ...)``; entries equal to ``ignore_index`` contribute
     nothing. ``"mean"`` divides by the summed weights of the counted targets (PyTorch's rule).
     """
+    _check_reduction(reduction)
     if input.ndim < 2:
         raise ShapeError(f"nll_loss: input needs shape (N, C, ...), got {input.shape}")
     indices = _class_indices("nll_loss", input, target, ignore_index)
@@ -189,6 +194,7 @@ def cross_entropy(
     ``log_softmax``, so large logits cannot overflow. Matches PyTorch, including its ``"mean"``
     normalisation by the summed weights of the counted targets.
     """
+    _check_reduction(reduction)
     if input.ndim < 2:
         raise ShapeError(f"cross_entropy: logits need shape (N, C, ...), got {input.shape}")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -285,6 +291,7 @@ def kl_div(
     by the batch size -- the true KL divergence per sample; ``"mean"`` averages every element,
     as PyTorch does.
     """
+    _check_reduction(reduction, (*REDUCTIONS, "batchmean"))
     target = _as_tensor(target, input)
     _same_shape("kl_div", input, target)
     if log_target:
