@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 
+import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn, optim
 from tinygrad_edu.optim import lr_scheduler
 
@@ -307,3 +308,28 @@ def test_clip_grad_norm_leaves_small_and_shared_gradients_alone():
     c.grad = Tensor(np.array([np.inf]))
     with pytest.raises(RuntimeError, match="inf"):
         nn.utils.clip_grad_norm_(c, 1.0, error_if_nonfinite=True)
+
+
+@pytest.mark.parametrize(
+    "config", ["SGD-nesterov", "Adam-decay-amsgrad", "RMSprop-centered-momentum"]
+)
+def test_resuming_from_an_npz_checkpoint_is_bit_for_bit(config, tmp_path):
+    start, targets = problem(2)
+    uninterrupted = run_ours(config, 10, start, targets)
+    ours, _ = CONFIGS[config]
+    params = [Tensor(s.copy(), requires_grad=True) for s in start]
+    opt = getattr(optim, _class(config))(params, **ours)
+    sched = lr_scheduler.StepLR(opt, step_size=100)  # adds initial_lr to the groups
+    for step in range(10):
+        if step == 5:
+            tg.save(optim.flatten_state_dict(opt.state_dict()), tmp_path / "opt.npz")
+            opt = getattr(optim, _class(config))(params, **ours)
+            opt.load_state_dict(optim.unflatten_state_dict(tg.load(tmp_path / "opt.npz")))
+        opt.zero_grad()
+        _losses(params, [Tensor(t) for t in targets], step).backward()
+        opt.step()
+    assert sched.get_last_lr() == [ours["lr"]]
+    for a, b in zip(uninterrupted, params):
+        np.testing.assert_array_equal(a, b.data)
+    with pytest.raises(ValueError, match="unexpected key 'bogus'"):
+        optim.unflatten_state_dict({"bogus": np.zeros(1)})

@@ -9,7 +9,8 @@ exactly as if it had been alone.
 module                 contents
 =====================  =================================================================
 :mod:`.optimizer`      :class:`Optimizer`: parameter groups, per-parameter state,
-                       ``state_dict``/``load_state_dict`` (resuming is bit for bit)
+                       ``state_dict``/``load_state_dict`` (resuming is bit for bit),
+                       ``flatten_state_dict`` for ``.npz`` checkpoints
 :mod:`.sgd`            :class:`SGD` with momentum, dampening, Nesterov and weight decay
 :mod:`.adam`           :class:`Adam` and :class:`AdamW` (decoupled weight decay)
 :mod:`.rmsprop`        :class:`RMSprop`
@@ -30,8 +31,18 @@ array([0., 0.])
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
-from .optimizer import Optimizer
+from .optimizer import Optimizer, flatten_state_dict, unflatten_state_dict
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "flatten_state_dict",
+    "lr_scheduler",
+    "unflatten_state_dict",
+]

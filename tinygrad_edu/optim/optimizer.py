@@ -178,3 +178,45 @@ def check_nonnegative(name: str, group: ParamGroup, *keys: str) -> None:
     for key in keys:
         if group[key] < 0:
             raise ValueError(f"{name}: {key} must be >= 0, got {group[key]}")
+
+
+def flatten_state_dict(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """An optimizer's ``state_dict`` as ``{name: array}``, ready for :func:`tinygrad_edu.save`.
+
+    Keys are ``"param_groups.<g>.<key>"`` and ``"state.<position>.<key>"``;
+    :func:`unflatten_state_dict` turns the loaded arrays back into Python numbers, tuples and
+    lists, so a resumed run is bit for bit the uninterrupted one.
+    """
+    flat = {}
+    for index, group in enumerate(state_dict["param_groups"]):
+        for key, value in group.items():
+            flat[f"param_groups.{index}.{key}"] = np.asarray(value)
+    for position, values in state_dict["state"].items():
+        for key, value in values.items():
+            flat[f"state.{position}.{key}"] = np.asarray(value)
+    return flat
+
+
+def unflatten_state_dict(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Invert :func:`flatten_state_dict` (e.g. on the dict :func:`tinygrad_edu.load` returns)."""
+    sections: dict[str, dict[int, dict[str, Any]]] = {"param_groups": {}, "state": {}}
+    for name, raw in flat.items():
+        section, index, key = [*name.split(".", 2), "", ""][:3]
+        if section not in sections or not index.isdigit() or not key:
+            raise ValueError(
+                f"unflatten_state_dict: unexpected key {name!r} (expected "
+                "'param_groups.<g>.<key>' or 'state.<position>.<key>')"
+            )
+        value: Any = np.asarray(raw)
+        if section == "param_groups":
+            if value.ndim == 0:
+                value = value.item()
+            else:
+                value = value.tolist() if key == "params" else tuple(value.tolist())
+        elif value.ndim == 0 and value.dtype.kind in "iub":
+            value = value.item()  # step counts are Python ints; moment arrays stay arrays
+        sections[section].setdefault(int(index), {})[key] = value
+    groups = sections["param_groups"]
+    if sorted(groups) != list(range(len(groups))):
+        raise ValueError(f"unflatten_state_dict: parameter groups {sorted(groups)} have gaps")
+    return {"state": sections["state"], "param_groups": [groups[i] for i in range(len(groups))]}
