@@ -155,10 +155,16 @@ def pool_geometry(draw, dilated: bool = True):
 def test_max_pool2d_padding_ceil_mode_dilation(geometry, data):
     shape, options = geometry
     x = data.draw(arrays(shape, unique=True, spacing=0.01))  # no ties: a unique winner
-    assert tg.gradcheck(lambda t: F.max_pool2d(t, **options), [Tensor(x, requires_grad=True)])
-    against_torch(
-        lambda t: F.max_pool2d(t, **options), lambda t: torch_f().max_pool2d(t, **options), [x]
-    )
+    fn = lambda t: F.max_pool2d(t, **options)  # noqa: E731
+    if not np.isfinite(fn(Tensor(x)).data).all():
+        # a window made only of padding: -inf as in PyTorch, and no gradient (PyTorch routes an
+        # arbitrary one to the input there, so gradients are not compared in this corner)
+        torch = pytest.importorskip("torch")
+        expected = torch_f().max_pool2d(torch.tensor(x), **options).numpy()
+        np.testing.assert_array_equal(fn(Tensor(x)).data, expected)
+        return
+    assert tg.gradcheck(fn, [Tensor(x, requires_grad=True)])
+    against_torch(fn, lambda t: torch_f().max_pool2d(t, **options), [x])
 
 
 @given(pool_geometry(dilated=False), st.booleans(), st.data())

@@ -152,10 +152,11 @@ def conv2d(
         parts = [
             conv2d(
                 x[:, g * xs : (g + 1) * xs],
-                kernel[g * ks : (g + 1) * ks],
+                weight[g * ks : (g + 1) * ks],
                 None if bias is None else bias[g * ks : (g + 1) * ks],
                 stride,
                 padding,
+                dilation,
             )
             for g in range(groups)
         ]
@@ -214,38 +215,41 @@ def conv_transpose2d(
     out_channels = weight.shape[1] * groups
     if bias is not None and bias.shape != (out_channels,):
         raise ShapeError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
-    kernel = _dilate_kernel(weight, dilation)
     if groups > 1:
         xs, ks = x.shape[1] // groups, weight.shape[1]
         parts = [
             conv_transpose2d(
                 x[:, g * xs : (g + 1) * xs],
-                kernel[g * xs : (g + 1) * xs],
+                weight[g * xs : (g + 1) * xs],
                 None if bias is None else bias[g * ks : (g + 1) * ks],
                 stride,
                 padding,
                 extra,
+                dilation=dilation,
             )
             for g in range(groups)
         ]
         return Tensor.concatenate(parts, axis=1)
+    kernel = _dilate_kernel(weight, dilation)
     full = [(n - 1) * s + k for n, s, k in zip(x.shape[2:], stride, kernel.shape[2:])]
     out_hw = tuple(f - 2 * p + e for f, p, e in zip(full, padding, extra))
     if min(out_hw) < 1:
         raise ShapeError(f"{op}: padding {padding} leaves no output for input shape {x.shape}")
-    if stride[0] == stride[1] and padding[0] == padding[1]:
+    uniform = stride[0] == stride[1] and padding[0] == padding[1]
+    if uniform and all(e < s for e, s in zip(extra, stride)):  # the conv input gradient itself
         y = ops.Conv2dInputGrad.apply(
             x, kernel, input_hw=out_hw, stride=stride[0], padding=padding[0]
         )
-    else:  # unequal settings: spread x out with zeros, transpose at stride 1, then crop
-        spread = tuple((n - 1) * s + 1 for n, s in zip(x.shape[2:], stride))
-        index = (
-            slice(None),
-            slice(None),
-            slice(None, None, stride[0]),
-            slice(None, None, stride[1]),
-        )
-        x = ops.ScatterAdd.apply(x, shape=(*x.shape[:2], *spread), index=index)
+    else:  # spread x out with zeros, transpose at stride 1, add output_padding's zeros, crop
+        if stride != (1, 1):
+            spread = tuple((n - 1) * s + 1 for n, s in zip(x.shape[2:], stride))
+            index = (
+                slice(None),
+                slice(None),
+                slice(None, None, stride[0]),
+                slice(None, None, stride[1]),
+            )
+            x = ops.ScatterAdd.apply(x, shape=(*x.shape[:2], *spread), index=index)
         y = ops.Conv2dInputGrad.apply(x, kernel, input_hw=tuple(full), stride=1, padding=0)
         y = pad(y, (0, extra[1], 0, extra[0]))
         (ph, pw), (oh, ow) = padding, out_hw
