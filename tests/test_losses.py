@@ -248,3 +248,27 @@ def test_loss_modules_pass_their_options():
         "label_smoothing" not in repr(module)
         and repr(module) == "CrossEntropyLoss(reduction='sum')"
     )
+
+
+def test_float32_stays_float32_through_every_loss():
+    rng = np.random.default_rng(2)
+    z = Tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    p = np.full((4, 3), 1 / 3, np.float32)
+    labels = np.array([0, 2, 1, -100])
+    losses = {
+        "cross_entropy": F.cross_entropy(z, labels, weight=np.ones(3), label_smoothing=0.1),
+        "cross_entropy_probabilities": F.cross_entropy(z, p, label_smoothing=0.1),
+        "nll_loss": F.nll_loss(z, labels),
+        "bce_with_logits": F.binary_cross_entropy_with_logits(z, p, pos_weight=np.ones(3)),
+        "l1_loss": F.l1_loss(z, p),
+        "smooth_l1_loss": F.smooth_l1_loss(z, p, beta=0.5),
+        "huber_loss": F.huber_loss(z, p),
+        "kl_div": F.kl_div(z.log_softmax(), p, "batchmean"),
+        "kl_div_log_target": F.kl_div(z.log_softmax(), np.log(p), log_target=True),
+    }
+    assert {name: y.dtype for name, y in losses.items() if y.dtype != np.float32} == {}
+    probability = Tensor(np.array([0.3, 0.0], np.float32), requires_grad=True)
+    target = Tensor(np.array([0.2, 1.0], np.float32), requires_grad=True)
+    loss = F.binary_cross_entropy(probability, target, "sum")
+    (gradient,) = tg.grad(loss, [target], create_graph=True)  # the clamped-log rule
+    assert gradient.dtype == np.float32 and np.isfinite(gradient.data).all()

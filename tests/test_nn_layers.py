@@ -386,3 +386,25 @@ def test_embedding_gathers_accumulates_and_skips_padding():
         F.embedding([0, 4], weight)
     with pytest.raises(TypeError, match="integers"):
         F.embedding(np.array([0.5]), weight)
+
+
+def test_float32_stays_float32_through_every_layer_function():
+    x = Tensor(np.random.default_rng(6).standard_normal((2, 4, 6, 6)).astype(np.float32))
+    w, wt = Tensor(np.ones((4, 2, 3, 3), np.float32)), Tensor(np.ones((4, 2, 3, 3), np.float32))
+    c = Tensor(np.ones(4, np.float32))
+    outputs = {
+        "conv2d": F.conv2d(x, w, c, stride=(1, 2), padding=(2, 1), dilation=2, groups=2),
+        "conv_transpose2d": F.conv_transpose2d(x, wt, None, (2, 1), 1, (1, 0), groups=2),
+        "pad": F.pad(x, (1, 2, 0, 1), mode="reflect"),
+        "max_pool2d": F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+        "avg_pool2d": F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+        "adaptive_avg_pool2d": F.adaptive_avg_pool2d(x, (4, 5)),
+        "interpolate": F.interpolate(x, scale_factor=1.5, mode="bilinear"),
+        "dropout": F.dropout(x, 0.5, rng=0),
+        "batch_norm": F.batch_norm(
+            x, Tensor(np.zeros(4, np.float32)), Tensor(np.ones(4, np.float32)), c, c, True
+        ),
+        "layer_norm": F.layer_norm(x, (6, 6)),
+        "embedding": F.embedding([1, 2], Tensor(np.ones((3, 2), np.float32))),
+    }
+    assert {name: y.dtype for name, y in outputs.items() if y.dtype != np.float32} == {}

@@ -298,7 +298,8 @@ def kl_div(
         loss = target.exp() * (target - input)
     else:
         positive = target.data > 0
-        x_log_x = ops.where(positive, target * ops.where(positive, target, 1.0).log(), 0.0)
+        one, zero = (constant(np.asarray(v, dtype=target.dtype)) for v in (1, 0))
+        x_log_x = ops.where(positive, target * ops.where(positive, target, one).log(), zero)
         loss = x_log_x - target * input
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
