@@ -208,3 +208,156 @@ def test_init_helpers():
     assert nn.init.zeros((2,)).data.sum() == 0
     with pytest.raises(ValueError, match="2 dimensions"):
         nn.init.kaiming_normal((3,))
+
+
+# ----------------------------------------------------------------------------- parameters, buffers
+def test_parameter_is_a_trainable_tensor_whose_results_are_plain_tensors():
+    w = nn.Parameter(np.ones(2))
+    assert isinstance(w, Tensor) and w.requires_grad
+    assert type(w * 2) is Tensor and type(w[0]) is Tensor
+    frozen = nn.Parameter(np.ones(2), requires_grad=False)
+    assert not frozen.requires_grad
+    assert repr(w).startswith("Parameter containing:\nTensor(")
+    assert all(isinstance(p, nn.Parameter) for p in nn.Conv2d(1, 2, 3).parameters())
+
+
+def test_buffers_are_saved_but_not_trained():
+    class Scaler(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(2))
+            self.register_buffer("count", Tensor(np.zeros(1)))
+            self.register_buffer("cache", Tensor(np.zeros(1)), persistent=False)
+
+    m = nn.Sequential(Scaler())
+    assert [n for n, _ in m.named_parameters()] == ["0.scale"]
+    assert [n for n, _ in m.named_buffers()] == ["0.count", "0.cache"]
+    assert list(m.state_dict()) == ["0.scale", "0.count"]
+    m[0].count = Tensor(np.array([5.0]))  # replacing a buffer keeps it a buffer
+    assert [n for n, _ in m.named_parameters()] == ["0.scale"]
+    copy = nn.Sequential(Scaler())
+    copy.load_state_dict(m.state_dict())
+    assert copy[0].count.data[0] == 5.0
+    with pytest.raises(nn.StateDictError, match=r"missing keys \['0\.count'\]"):
+        copy.load_state_dict({"0.scale": np.ones(2)})
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        m[0].register_buffer("bad", np.zeros(1))
+
+
+def test_train_eval_apply_modules_and_repr():
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, rng=0),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Sequential(nn.Dropout(0.25), nn.Flatten()),
+    )
+    assert net.training and all(m.training for m in net.modules())
+    assert net.eval() is net and not any(m.training for m in net.modules())
+    net.train()
+    assert net[3][0].training
+    assert [n for n, _ in net.named_modules()] == ["", "0", "1", "2", "3", "3.0", "3.1"]
+    assert len(list(net.children())) == 4
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "Dropout",
+        "Flatten",
+        "Sequential",
+        "Sequential",
+    ]
+    assert repr(net) == (
+        "Sequential(\n"
+        "  (0): Conv2d(1, 4, kernel_size=(3, 3), stride=1, padding=1)\n"
+        "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)\n"
+        "  (2): ReLU()\n"
+        "  (3): Sequential(\n"
+        "    (0): Dropout(p=0.25)\n"
+        "    (1): Flatten(start_axis=1)\n"
+        "  )\n"
+        ")"
+    )
+    assert net.requires_grad_(False) is net and not any(p.requires_grad for p in net.parameters())
+
+
+def test_shared_modules_are_visited_once():
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [n for n, _ in net.named_modules()] == ["", "0", "1"]
+    assert len(list(net.parameters())) == 2
+
+
+# ----------------------------------------------------------------------------- layers
+def test_batchnorm_layer_matches_pytorch_over_training_and_eval():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    ours, theirs = nn.BatchNorm2d(3, momentum=0.3), torch.nn.BatchNorm2d(3, momentum=0.3)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32) * 2 + 1
+        y = ours(Tensor(x))
+        np.testing.assert_allclose(y.data, theirs(torch.tensor(x)).detach().numpy(), atol=1e-5)
+    state = ours.state_dict()
+    reference = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    assert list(state) == list(reference)  # loads PyTorch BatchNorm state dicts by name
+    for key in state:
+        np.testing.assert_allclose(state[key], reference[key], rtol=1e-5)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(
+        ours(Tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), atol=1e-5
+    )
+    cumulative = nn.BatchNorm1d(2, momentum=None)
+    batches = [rng.standard_normal((5, 2)) for _ in range(3)]
+    for batch in batches:
+        cumulative(Tensor(batch))
+    np.testing.assert_allclose(
+        cumulative.running_mean.data, np.mean([b.mean(0) for b in batches], 0), rtol=1e-5
+    )
+    with pytest.raises(
+        tg.ShapeError, match=r"BatchNorm2d\(3\): input shape \(2, 2, 2, 2\) has 2 channels"
+    ):
+        ours(Tensor(np.ones((2, 2, 2, 2))))
+    with pytest.raises(tg.ShapeError, match="expects a 2 or 3-d input"):
+        cumulative(Tensor(np.ones((2, 2, 2, 2))))
+
+
+def test_layers_without_running_statistics_or_affine():
+    bn = nn.BatchNorm1d(2, affine=False, track_running_stats=False).eval()
+    y = bn(Tensor(np.array([[1.0, 2.0], [3.0, 6.0]])))
+    np.testing.assert_allclose(y.data, [[-1, -1], [1, 1]], rtol=1e-4)
+    assert list(bn.parameters()) == [] and bn.state_dict() == {}
+    assert nn.LayerNorm(3, elementwise_affine=False).state_dict() == {}
+
+
+def test_dropout_layer_reproducible_and_identity_in_eval():
+    x = Tensor(np.ones((4, 8)))
+    a, b = nn.Dropout(0.5, rng=3), nn.Dropout(0.5, rng=3)
+    first = a(x).data
+    np.testing.assert_array_equal(first, b(x).data)
+    assert not np.array_equal(first, a(x).data)  # the layer's generator moves on
+    assert a.eval()(x) is x
+    with pytest.raises(ValueError, match="p must lie"):
+        nn.Dropout(-0.1)
+
+
+def test_layer_constructors_and_shapes():
+    x = Tensor(np.random.default_rng(1).standard_normal((2, 4, 6, 6)).astype(np.float32))
+    conv = nn.Conv2d(4, 6, 3, stride=(1, 2), padding=(1, 0), groups=2, dilation=(2, 1))
+    assert conv.weight.shape == (6, 2, 3, 3) and conv(x).shape == (2, 6, 4, 2)
+    assert "groups=2" in repr(conv) and "dilation=(2, 1)" in repr(conv)
+    up = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+    assert (
+        up.weight.shape == (4, 2, 3, 3) and up.bias.shape == (2,) and up(x).shape == (2, 2, 12, 12)
+    )
+    assert nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)(x).shape == (2, 4, 4, 4)
+    assert nn.AvgPool2d(2)(x).shape == (2, 4, 3, 3)
+    assert nn.AdaptiveAvgPool2d(1)(x).shape == (2, 4, 1, 1)
+    assert nn.Upsample(scale_factor=2, mode="bilinear")(x).shape == (2, 4, 12, 12)
+    assert nn.LayerNorm((6, 6))(x).shape == x.shape
+    emb = nn.Embedding(10, 3, padding_idx=0, rng=0)
+    assert emb(np.array([[0, 9]])).shape == (1, 2, 3) and not emb.weight.data[0].any()
+    assert nn.Identity()(x) is x
+    with pytest.raises(ValueError, match="groups=4 must divide in_channels=6"):
+        nn.Conv2d(6, 8, 3, groups=4)

@@ -1,25 +1,73 @@
-"""Neural-network building blocks: modules, layers, losses, init helpers and ``functional``."""
+"""Neural-network building blocks: modules, layers, losses, init helpers, ``functional`` and
+``utils`` (gradient clipping)."""
 
-from . import functional, init
-from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, Tanh
-from .losses import BCELoss, CrossEntropyLoss, MSELoss
-from .module import IncompatibleKeys, Module, StateDictError
+from . import functional, init, utils
+from .layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    Upsample,
+)
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
     "BCELoss",
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
+    "Dropout",
+    "Embedding",
     "Flatten",
+    "HuberLoss",
+    "Identity",
     "IncompatibleKeys",
+    "KLDivLoss",
+    "L1Loss",
+    "LayerNorm",
     "Linear",
     "MSELoss",
     "MaxPool2d",
     "Module",
+    "NLLLoss",
+    "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "SmoothL1Loss",
     "StateDictError",
     "Tanh",
+    "Upsample",
     "functional",
     "init",
+    "utils",
 ]

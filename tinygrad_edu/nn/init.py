@@ -1,6 +1,6 @@
 r"""Weight initialisation helpers.
 
-Each returns a new leaf ``Tensor`` with ``requires_grad=True``. ``rng`` is a
+Each returns a new :class:`~tinygrad_edu.nn.Parameter` (``requires_grad=True``). ``rng`` is a
 ``numpy.random.Generator`` or a seed; pass one to make training reproducible.
 
 * :func:`normal` -- :math:`N(\mu, \sigma^2)`, e.g. the worked example's :math:`N(0, 0.15)` weights.
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from .module import Parameter
 
 Shape = tuple[int, ...]
 RNG = np.random.Generator | int | None
 
 
-def _leaf(values: np.ndarray, dtype: type) -> Tensor:
-    return Tensor(values.astype(dtype, copy=False), requires_grad=True)
+def _leaf(values: np.ndarray, dtype: type) -> Parameter:
+    return Parameter(values.astype(dtype, copy=False))
 
 
 def _fans(shape: Shape) -> tuple[int, int]:
@@ -35,26 +35,26 @@ def _fans(shape: Shape) -> tuple[int, int]:
 
 def normal(
     shape: Shape, mean: float = 0.0, std: float = 1.0, rng: RNG = None, dtype=np.float32
-) -> Tensor:
+) -> Parameter:
     return _leaf(np.random.default_rng(rng).normal(mean, std, size=shape), dtype)
 
 
 def uniform(
     shape: Shape, low: float = 0.0, high: float = 1.0, rng: RNG = None, dtype=np.float32
-) -> Tensor:
+) -> Parameter:
     return _leaf(np.random.default_rng(rng).uniform(low, high, size=shape), dtype)
 
 
-def zeros(shape: Shape, dtype=np.float32) -> Tensor:
+def zeros(shape: Shape, dtype=np.float32) -> Parameter:
     return _leaf(np.zeros(shape), dtype)
 
 
-def xavier_uniform(shape: Shape, gain: float = 1.0, rng: RNG = None, dtype=np.float32) -> Tensor:
+def xavier_uniform(shape: Shape, gain: float = 1.0, rng: RNG = None, dtype=np.float32) -> Parameter:
     fan_in, fan_out = _fans(shape)
     bound = gain * np.sqrt(6.0 / (fan_in + fan_out))
     return uniform(shape, -bound, bound, rng, dtype)
 
 
-def kaiming_normal(shape: Shape, rng: RNG = None, dtype=np.float32) -> Tensor:
+def kaiming_normal(shape: Shape, rng: RNG = None, dtype=np.float32) -> Parameter:
     fan_in, _ = _fans(shape)
     return normal(shape, 0.0, np.sqrt(2.0 / fan_in), rng, dtype)

@@ -1,4 +1,5 @@
-"""Layers: ``Linear``, activations, ``Flatten`` and ``Sequential``."""
+"""Layers: ``Linear``, convolutions, pooling, resizing, normalisation, dropout, embeddings,
+activations, ``Flatten`` and ``Sequential`` -- each a thin module over :mod:`.functional`."""
 
 from __future__ import annotations
 
@@ -6,22 +7,29 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
 from . import init
-from .module import Module
+from .module import Module, Parameter
 
 
-def _parameters(shape, bias: bool, bound: float, rng, dtype, initialise: bool):
-    """(weight, bias): :math:`U(-bound, bound)` entries, or zeros when not ``initialise``."""
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _parameters(shape, bias: bool, bound: float, rng, dtype, initialise: bool, bias_size=None):
+    """(weight, bias): :math:`U(-bound, bound)` entries, or zeros when not ``initialise``.
+
+    The bias has ``bias_size`` entries (default: ``shape[0]``, the output features).
+    """
+    bias_shape = (shape[0] if bias_size is None else bias_size,)
     if not initialise:
-        weight = Tensor(np.zeros(shape, dtype=dtype), requires_grad=True)
-        return weight, (
-            Tensor(np.zeros(shape[0], dtype=dtype), requires_grad=True) if bias else None
-        )
+        weight = Parameter(np.zeros(shape, dtype=dtype))
+        return weight, (Parameter(np.zeros(bias_shape, dtype=dtype)) if bias else None)
     generator = np.random.default_rng(rng)
     weight = init.uniform(shape, -bound, bound, generator, dtype)
-    return weight, (init.uniform((shape[0],), -bound, bound, generator, dtype) if bias else None)
+    return weight, (init.uniform(bias_shape, -bound, bound, generator, dtype) if bias else None)
 
 
 class Linear(Module):
@@ -61,12 +69,19 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={has_bias}"
 
 
-class Conv2d(Module):
-    r"""2-D convolution layer (NCHW, PyTorch weight layout ``(out, in, kh, kw)``).
+def _conv_parameters(shape, fan_in: int, bias: bool, rng, dtype, initialise: bool, bias_size=None):
+    return _parameters(shape, bias, 1.0 / np.sqrt(fan_in), rng, dtype, initialise, bias_size)
 
-    Weights and bias start as :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})` with
-    :math:`fan_{in} = in \cdot kh \cdot kw` (PyTorch's default); ``initialise=False`` leaves
-    zeros, for layers whose weights are about to be loaded.
+
+class Conv2d(Module):
+    r"""2-D convolution layer (NCHW, PyTorch weight layout ``(out, in / groups, kh, kw)``).
+
+    ``stride``, ``padding`` and ``dilation`` are ints or ``(h, w)`` pairs; ``padding`` may also be
+    ``"valid"`` or ``"same"``; ``groups`` splits the channels into independent convolutions (see
+    :func:`functional.conv2d`). Weights and bias start as
+    :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})` with
+    :math:`fan_{in} = (in / groups) \cdot kh \cdot kw` (PyTorch's default); ``initialise=False``
+    leaves zeros, for layers whose weights are about to be loaded.
     """
 
     def __init__(
@@ -74,49 +89,372 @@ class Conv2d(Module):
         in_channels: int,
         out_channels: int,
         kernel_size: int | tuple[int, int],
-        stride: int = 1,
-        padding: int = 0,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         bias: bool = True,
         rng: np.random.Generator | int | None = None,
         dtype: type = np.float32,
         initialise: bool = True,
     ) -> None:
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        if min(in_channels, out_channels, kh, kw) <= 0:
+        kh, kw = _pair(kernel_size)
+        if min(in_channels, out_channels, kh, kw, groups) <= 0:
             raise ValueError(
                 f"Conv2d needs positive sizes, got in={in_channels}, out={out_channels}, "
-                f"kernel={kernel_size}"
+                f"kernel={kernel_size}, groups={groups}"
+            )
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
             )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
-        bound = 1.0 / np.sqrt(in_channels * kh * kw)
-        shape = (out_channels, in_channels, kh, kw)
-        self.weight, self.bias = _parameters(shape, bias, bound, rng, dtype, initialise)
+        self.dilation, self.groups = dilation, groups
+        shape = (out_channels, in_channels // groups, kh, kw)
+        fan_in = shape[1] * kh * kw
+        self.weight, self.bias = _conv_parameters(shape, fan_in, bias, rng, dtype, initialise)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+        text += "" if self.dilation == 1 else f", dilation={self.dilation}"
+        text += "" if self.groups == 1 else f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class ConvTranspose2d(Module):
+    r"""Transposed convolution: the input gradient of a ``Conv2d`` as a layer (upsampling).
+
+    ``weight`` has shape ``(in, out / groups, kh, kw)`` (PyTorch's layout); see
+    :func:`functional.conv_transpose2d` for the output size and ``output_padding``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
+        initialise: bool = True,
+    ) -> None:
+        super().__init__()
+        kh, kw = _pair(kernel_size)
+        if min(in_channels, out_channels, kh, kw, groups) <= 0:
+            raise ValueError(
+                f"ConvTranspose2d needs positive sizes, got in={in_channels}, "
+                f"out={out_channels}, kernel={kernel_size}, groups={groups}"
+            )
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
+        self.output_padding, self.groups, self.dilation = output_padding, groups, dilation
+        shape = (in_channels, out_channels // groups, kh, kw)
+        fan_in = shape[1] * kh * kw  # PyTorch computes the fan from weight.shape[1]
+        self.weight, self.bias = _conv_parameters(
+            shape, fan_in, bias, rng, dtype, initialise, bias_size=out_channels
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
 
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
+            f"stride={self.stride}, padding={self.padding}, output_padding={self.output_padding}"
         )
 
 
 class MaxPool2d(Module):
-    """Max pooling over ``kernel_size`` windows (NCHW); ``stride`` defaults to the kernel size."""
+    """Max pooling over ``kernel_size`` windows (NCHW); ``stride`` defaults to the kernel size.
 
-    def __init__(self, kernel_size: int, stride: int | None = None) -> None:
+    ``padding`` (``-inf`` borders), ``dilation`` and ``ceil_mode`` as in PyTorch.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return F.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class AvgPool2d(Module):
+    """Average pooling over ``kernel_size`` windows; see :func:`functional.avg_pool2d`."""
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed ``output_size`` whatever the input size (``1``: global)."""
+
+    def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """Resize by ``scale_factor`` or to ``size``; see :func:`functional.interpolate`."""
+
+    def __init__(
+        self,
+        size: int | tuple[int, int] | None = None,
+        scale_factor: float | tuple[float, float] | None = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.size, self.scale_factor = size, scale_factor
+        self.mode, self.align_corners = mode, align_corners
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self) -> str:
+        where = (
+            f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        )
+        return f"{where}, mode={self.mode!r}"
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` while training (see :func:`functional.dropout`).
+
+    The layer owns a ``numpy.random.Generator`` made from ``rng`` (a Generator or a seed), so a
+    seeded model drops the same units on every run; in eval mode it is the identity.
+    """
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must lie in [0, 1], got {p}")
+        self.p = p
+        self.generator = np.random.default_rng(rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    """Shared by ``BatchNorm1d`` and ``BatchNorm2d``: parameters, buffers, the mode switch."""
+
+    #: the input ranks the layer accepts
+    ranks: tuple[int, ...] = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: type = np.float32,
+    ) -> None:
+        super().__init__()
+        if num_features <= 0:
+            raise ValueError(f"{type(self).__name__}: num_features must be positive")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0), dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self.ranks:
+            raise ShapeError(
+                f"{type(self).__name__}: expects a {' or '.join(map(str, self.ranks))}-d input, "
+                f"got shape {x.shape}"
+            )
+        if x.shape[1] != self.num_features:
+            raise ShapeError(
+                f"{type(self).__name__}({self.num_features}): input shape {x.shape} has "
+                f"{x.shape[1]} channels"
+            )
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked.data)
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            momentum,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of ``(N, C)`` or ``(N, C, L)`` inputs per channel ``C``."""
+
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of ``(N, C, H, W)`` inputs per channel ``C`` (see
+    :func:`functional.batch_norm`): batch statistics while training, running ones in eval."""
+
+    ranks = (4,)
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its last axes ``normalized_shape`` (learned scale and shift)."""
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype: type = np.float32,
+    ) -> None:
+        super().__init__()
+        shape = (
+            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        )
+        self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
+        self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
+
+
+class Embedding(Module):
+    """A lookup table: integer indices of any shape -> rows of ``weight`` (``N(0, 1)`` start).
+
+    The row ``padding_idx`` starts at zero and receives no gradient.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
+    ) -> None:
+        super().__init__()
+        if num_embeddings <= 0 or embedding_dim <= 0:
+            raise ValueError(
+                f"Embedding needs positive sizes, got {num_embeddings}, {embedding_dim}"
+            )
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = init.normal((num_embeddings, embedding_dim), rng=rng, dtype=dtype)
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, indices) -> Tensor:
+        return F.embedding(indices, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, e.g. for a removed layer)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
 
 
 class Sigmoid(Module):

@@ -1,18 +1,26 @@
-"""``Module``: a container of parameters and sub-modules with a ``forward``.
+"""``Module``: a container of parameters, buffers and sub-modules with a ``forward``.
 
-Every ``Tensor`` assigned as an attribute of a module is one of its parameters (registration order
-is kept), every ``Module`` attribute is a child. ``named_parameters`` walks them depth first and
-names each parameter by its path, PyTorch style: ``"0.weight"``, ``"encoder.1.bias"``.
+Every ``Tensor`` assigned as an attribute of a module is one of its **parameters** (registration
+order is kept; :class:`Parameter` is the explicit spelling), every ``Module`` attribute is a
+**child**, and tensors registered with :meth:`Module.register_buffer` are **buffers**: state that
+is saved in :meth:`Module.state_dict` but is not trained (BatchNorm's running statistics).
+``named_parameters`` walks the tree depth first and names each entry by its path, PyTorch style:
+``"0.weight"``, ``"encoder.1.bias"``.
+
+``training`` (switched by :meth:`Module.train` and :meth:`Module.eval`, recursively) tells layers
+such as ``Dropout`` and ``BatchNorm2d`` which behaviour to use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import ArrayLike, Tensor
+
+M = TypeVar("M", bound="Module")
 
 
 class StateDictError(ValueError):
@@ -24,16 +32,46 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
+class Parameter(Tensor):
+    """A Tensor meant to be trained: ``requires_grad=True`` unless told otherwise.
+
+    ``Parameter(t)`` shares ``t``'s memory. Operations on a Parameter return plain Tensors, so a
+    module never mistakes an intermediate result for a parameter.
+
+    >>> from tinygrad_edu import nn
+    >>> w = nn.Parameter([1.0, 2.0])
+    >>> w.requires_grad, type(w * 2).__name__
+    (True, 'Tensor')
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = True, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
+        return Tensor._wrap(data, node)  # op results are Tensors, not Parameters
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
 class Module:
     """Base class of layers and models.
 
-    Subclasses call ``super().__init__()`` first, assign parameters (``Tensor``) and sub-modules
-    as attributes, and implement :meth:`forward`.
+    Subclasses call ``super().__init__()`` first, assign parameters (``Tensor``), buffers
+    (:meth:`register_buffer`) and sub-modules as attributes, and implement :meth:`forward`.
     """
+
+    training: bool
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
@@ -41,18 +79,43 @@ class Module:
                 f"{type(self).__name__}.__init__ must call super().__init__() before assigning "
                 f"attribute {name!r}"
             )
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Tensor):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if name in self._buffers and (value is None or isinstance(value, Tensor)):
+            self._buffers[name] = value  # a buffer stays a buffer when replaced
+        else:
+            self._forget(name)
+            if isinstance(value, Tensor):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        self._forget(name)
         object.__delattr__(self, name)
+
+    def _forget(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent.discard(name)
+        self._modules.pop(name, None)
+
+    def register_parameter(self, name: str, parameter: Tensor | None) -> None:
+        """Add a parameter (``None`` declares an absent one, like a layer without bias)."""
+        if parameter is not None and not isinstance(parameter, Tensor):
+            raise TypeError(f"register_parameter: {name!r} must be a Tensor or None")
+        setattr(self, name, parameter)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Add a buffer: state that is not trained; saved in ``state_dict`` when ``persistent``."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None")
+        if "." in name or not name:
+            raise KeyError(f"register_buffer: invalid buffer name {name!r}")
+        self._forget(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
 
     # ------------------------------------------------------------------ running
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -60,6 +123,23 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
+
+    def train(self: M, mode: bool = True) -> M:
+        """Switch this module and all descendants to training (or, ``mode=False``, eval) mode."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self: M) -> M:
+        """Evaluation mode: ``Dropout`` passes through, ``BatchNorm`` uses running statistics."""
+        return self.train(False)
+
+    def apply(self: M, fn: Callable[[Module], Any]) -> M:
+        """Call ``fn`` on every descendant, children before parents (e.g. custom init)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # ------------------------------------------------------------------ traversal
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -70,53 +150,81 @@ class Module:
             yield module
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every descendant, with dotted names (this one is ``prefix``)."""
+        """This module and every descendant once, with dotted names (this one is ``prefix``)."""
+        seen: set[int] = set()
         stack: list[tuple[str, Module]] = [(prefix, self)]
         while stack:
             name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             yield name, module
             children = [(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
             stack.extend(reversed(children))
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """``(dotted_name, parameter)`` pairs: own parameters first, then each child's, in order."""
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def _named_members(self, table: str, prefix: str) -> Iterator[tuple[str, Tensor]]:
         seen: set[int] = set()
         for module_name, module in self.named_modules(prefix):
-            for name, parameter in module._parameters.items():
-                if id(parameter) not in seen:
-                    seen.add(id(parameter))
-                    yield (f"{module_name}.{name}" if module_name else name), parameter
+            for name, member in getattr(module, table).items():
+                if member is not None and id(member) not in seen:
+                    seen.add(id(member))
+                    yield (f"{module_name}.{name}" if module_name else name), member
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """``(dotted_name, parameter)`` pairs: own parameters first, then each child's, in order."""
+        return self._named_members("_parameters", prefix)
 
     def parameters(self) -> Iterator[Tensor]:
         for _, parameter in self.named_parameters():
             yield parameter
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """``(dotted_name, buffer)`` pairs, in the order of :meth:`named_parameters`."""
+        return self._named_members("_buffers", prefix)
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers():
+            yield buffer
 
     def zero_grad(self) -> None:
         """Clear ``.grad`` of every parameter."""
         for parameter in self.parameters():
             parameter.grad = None
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self: M, requires_grad: bool = True) -> M:
         """Switch gradient tracking of every parameter (freeze with ``False``)."""
         for parameter in self.parameters():
             parameter.requires_grad_(requires_grad)
         return self
 
     # ------------------------------------------------------------------ state
+    def _state_tensors(self) -> dict[str, Tensor]:
+        """Parameters, then persistent buffers, by dotted name."""
+        state = dict(self.named_parameters())
+        for module_name, module in self.named_modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent:
+                    state.setdefault(f"{module_name}.{name}" if module_name else name, buffer)
+        return state
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A snapshot ``{dotted_name: array copy}`` of every parameter."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A snapshot ``{dotted_name: array copy}`` of every parameter and persistent buffer."""
+        return {name: t.data.copy() for name, t in self._state_tensors().items()}
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
     ) -> IncompatibleKeys:
-        """Copy arrays into the parameters (in place, so optimizers keep working).
+        """Copy arrays into the parameters and buffers (in place, so optimizers keep working).
 
-        With ``strict=True`` every parameter must be present and no extra key allowed. Shapes must
+        With ``strict=True`` every entry must be present and no extra key allowed. Shapes must
         always match exactly. Errors raise :class:`StateDictError` naming the keys and shapes;
         nothing is modified unless the whole dict fits.
         """
-        own = dict(self.named_parameters())
+        own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -127,31 +235,35 @@ class Module:
                 parts.append(f"unexpected keys {unexpected}")
             raise StateDictError(f"{type(self).__name__}.load_state_dict: " + "; ".join(parts))
         updates = []
-        for key, parameter in own.items():
+        for key, tensor in own.items():
             if key not in state_dict:
                 continue
             value = np.asarray(
                 state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key]
             )
-            if value.shape != parameter.shape:
+            if value.shape != tensor.shape:
                 raise StateDictError(
                     f"{type(self).__name__}.load_state_dict: key {key!r} has shape {value.shape} "
-                    f"but the parameter has shape {parameter.shape}"
+                    f"but the module's tensor has shape {tensor.shape}"
                 )
-            updates.append((parameter, value))
-        for parameter, value in updates:
-            parameter.data[...] = value
+            updates.append((tensor, value))
+        for tensor, value in updates:
+            tensor.data[...] = value
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ display
     def extra_repr(self) -> str:
+        """The layer's settings for :func:`repr`, e.g. ``"in_features=3, out_features=2"``."""
         return ""
 
     def __repr__(self) -> str:
+        """PyTorch's tree: ``Name(settings)``, children indented as ``(name): ...``."""
+        extra = self.extra_repr()
         children = list(self.named_children())
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
+            return f"{type(self).__name__}({extra})"
         lines = [f"{type(self).__name__}("]
+        lines.extend(f"  {line}" for line in extra.split("\n") if extra)
         for name, child in children:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")

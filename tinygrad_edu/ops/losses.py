@@ -18,7 +18,7 @@ import numpy as np
 
 from ..graph import Op
 from ..tensor import Tensor
-from .common import add_tangents, quiet
+from .common import add_tangents, constant, quiet
 from .elementwise import where
 
 #: smallest value of p (1 - p) a derivative divides by (PyTorch's EPSILON)
@@ -35,7 +35,8 @@ def _clamped_log_array(p: np.ndarray) -> np.ndarray:
 def _clamped_log(p: Tensor) -> Tensor:
     """``max(log p, -100)`` whose derivative is 0 (not ``0 * inf``) where the clamp holds."""
     live = p.data > np.exp(LOG_FLOOR)
-    return where(live, where(live, p, 1.0).log(), LOG_FLOOR)
+    one, floor = (constant(np.asarray(v, dtype=p.dtype)) for v in (1.0, LOG_FLOOR))
+    return where(live, where(live, p, one).log(), floor)
 
 
 class BinaryCrossEntropy(Op):

@@ -1,16 +1,50 @@
-r"""Layer functions: the stateless maths behind ``nn.Linear``, ``nn.Conv2d``, ``nn.MaxPool2d``.
+r"""Layer functions: the stateless maths behind the layers of :mod:`tinygrad_edu.nn`.
 
-Each validates its arguments (naming the shapes that do not fit) and applies an op from
-:mod:`tinygrad_edu.ops`.
+Each validates its arguments (naming the shapes that do not fit) and is either one op of
+:mod:`tinygrad_edu.ops` or a **composition** of differentiable ops, so every gradient -- of any
+order -- comes from the op table:
+
+* convolution with ``groups`` = one convolution per channel group, joined by ``concatenate``;
+  ``dilation`` = the kernel spread out with zeros (a ``scatter_add`` into a larger zero kernel);
+  unequal padding = :func:`pad` first; unequal strides = stride 1, then strided slicing;
+* ``conv_transpose2d`` = the input gradient of a convolution (``ops.Conv2dInputGrad``);
+* ``pad`` = concatenation with constants, or indexing with computed index arrays
+  (reflect, replicate, circular);
+* average pooling and bilinear resizing = two small matrices applied with ``matmul``, one per
+  spatial axis (:math:`Y = A_h X A_w^T`); nearest resizing = indexing;
+* ``batch_norm`` and ``layer_norm`` = means and squares; ``dropout`` = a random mask.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
 from ... import ops
 from ...graph import ShapeError
+from ...ops.common import constant
 from ...tensor import Tensor
 
-__all__ = ["conv2d", "linear", "max_pool2d"]
+__all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "conv_transpose2d",
+    "dropout",
+    "embedding",
+    "interpolate",
+    "layer_norm",
+    "linear",
+    "max_pool2d",
+    "pad",
+]
+
+Pair = int | tuple[int, int]
+RNG = np.random.Generator | int | None
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -25,54 +59,598 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.Linear.apply(x, weight, bias)
 
 
-def _pair_to_int(value: int | tuple[int, int], name: str) -> int:
-    if isinstance(value, tuple):
-        if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{name} must be an int or a pair of equal ints, got {value}")
-        value = value[0]
-    return int(value)
+# ----------------------------------------------------------------------------- helpers
+def _pair(value: Pair | Sequence[int], name: str, op: str, minimum: int = 0) -> tuple[int, int]:
+    """``(v, v)`` for an int, the pair itself for a 2-sequence; checks ``>= minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
+def _need_nchw(x: Tensor, op: str) -> None:
+    if x.ndim != 4:
+        raise ShapeError(f"{op}: needs input (N, C, H, W), got shape {x.shape}")
+
+
+def _dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
+    """The kernel with ``d - 1`` zeros between taps: what a dilated convolution really applies."""
+    if dilation == (1, 1):
+        return weight
+    dh, dw = dilation
+    o, c, kh, kw = weight.shape
+    shape = (o, c, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    index = (slice(None), slice(None), slice(None, None, dh), slice(None, None, dw))
+    return ops.ScatterAdd.apply(weight, shape=shape, index=index)
+
+
+def _same_padding(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, ...]:
+    """PyTorch's ``padding="same"``: total ``d (k - 1)``, the odd pixel on the right/bottom."""
+    total_h, total_w = (d * (k - 1) for k, d in zip(kernel, dilation))
+    return (total_w // 2, total_w - total_w // 2, total_h // 2, total_h - total_h // 2)
+
+
+# ----------------------------------------------------------------------------- convolution
 def conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Pair = 1,
+    padding: Pair | str = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
 ) -> Tensor:
-    r"""2-D cross-correlation of NCHW ``x`` with ``weight`` of shape ``(out, in, kh, kw)``.
+    r"""2-D cross-correlation of NCHW ``x`` with ``weight`` of shape ``(out, in / groups, kh, kw)``.
 
-    :math:`y_{n,k,i,j} = b_k + \sum_{c,a,b} x_{n,c,\,is+a-p,\,js+b-p}\; w_{k,c,a,b}` with zero
-    padding ``p`` and stride ``s``; output size :math:`\lfloor (H + 2p - kh) / s \rfloor + 1`.
+    :math:`y_{n,k,i,j} = b_k + \sum_{c,a,b} x_{n,c,\,i s + a d - p,\,j s + b d - p}\; w_{k,c,a,b}`
+    with zero padding ``p``, stride ``s`` and dilation ``d`` (each an int or an ``(h, w)`` pair),
+    and output size :math:`\lfloor (H + 2p - d (k - 1) - 1) / s \rfloor + 1`. ``padding`` may
+    also be ``"valid"`` (0) or ``"same"`` (stride 1; output size = input size). With ``groups``
+    = g the channels split into g independent convolutions (g = C: depthwise).
     """
-    stride, padding = _pair_to_int(stride, "stride"), _pair_to_int(padding, "padding")
+    stride = _pair(stride, "stride", "conv2d", 1)
+    dilation = _pair(dilation, "dilation", "conv2d", 1)
     if x.ndim != 4 or weight.ndim != 4:
         raise ShapeError(
             f"conv2d: needs input (N, C, H, W) and weight (K, C, kh, kw), got {x.shape} and "
             f"{weight.shape}"
         )
-    if x.shape[1] != weight.shape[1]:
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(
+            f"conv2d: groups must be a positive int dividing the {weight.shape[0]} output "
+            f"channels (weight shape {weight.shape}), got {groups!r}"
+        )
+    if x.shape[1] != weight.shape[1] * groups:
         raise ShapeError(
             f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
-            f"{weight.shape[1]} (weight shape {weight.shape})"
-        )
-    if stride < 1 or padding < 0:
-        raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
-    if any(x.shape[2 + i] + 2 * padding < weight.shape[2 + i] for i in range(2)):
-        raise ShapeError(
-            f"conv2d: kernel {weight.shape[2:]} is larger than the padded input "
-            f"{tuple(n + 2 * padding for n in x.shape[2:])} (input shape {x.shape})"
+            f"{weight.shape[1] * groups} (weight shape {weight.shape}, groups={groups})"
         )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return ops.Conv2d.apply(*inputs, stride=stride, padding=padding)
-
-
-def max_pool2d(x: Tensor, kernel_size: int, stride: int | None = None) -> Tensor:
-    """Maximum over ``kernel_size`` windows of NCHW ``x``; ``stride`` defaults to the kernel."""
-    kernel = _pair_to_int(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair_to_int(stride, "stride")
-    if x.ndim != 4:
-        raise ShapeError(f"max_pool2d: needs input (N, C, H, W), got {x.shape}")
-    if kernel < 1 or stride < 1 or kernel > min(x.shape[2:]):
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"conv2d: padding string must be 'valid' or 'same', not {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1, got {stride}")
+        sides = (0,) * 4 if padding == "valid" else _same_padding(weight.shape[2:], dilation)
+        if sides[0] != sides[1] or sides[2] != sides[3]:
+            x, padding = pad(x, sides), (0, 0)
+        else:
+            padding = (sides[2], sides[0])
+    padding = _pair(padding, "padding", "conv2d")
+    kernel = _dilate_kernel(weight, dilation)
+    padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], padding))
+    if any(n < k for n, k in zip(padded, kernel.shape[2:])):
         raise ShapeError(
-            f"max_pool2d: kernel {kernel} (stride {stride}) does not fit the input {x.shape}"
+            f"conv2d: kernel {tuple(kernel.shape[2:])} (dilation {dilation}) is larger than the "
+            f"padded input {padded} (input shape {x.shape})"
         )
-    return ops.MaxPool2d.apply(x, kernel=kernel, stride=stride)
+    if groups > 1:
+        xs, ks = x.shape[1] // groups, weight.shape[0] // groups
+        parts = [
+            conv2d(
+                x[:, g * xs : (g + 1) * xs],
+                weight[g * ks : (g + 1) * ks],
+                None if bias is None else bias[g * ks : (g + 1) * ks],
+                stride,
+                padding,
+                dilation,
+            )
+            for g in range(groups)
+        ]
+        return Tensor.concatenate(parts, axis=1)
+    if padding[0] != padding[1]:
+        x, padding = pad(x, (padding[1], padding[1], padding[0], padding[0])), (0, 0)
+    inputs = (x, kernel) if bias is None else (x, kernel, bias)
+    if stride[0] == stride[1]:
+        return ops.Conv2d.apply(*inputs, stride=stride[0], padding=padding[0])
+    y = ops.Conv2d.apply(*inputs, stride=1, padding=padding[0])  # then keep every s-th pixel
+    return y[:, :, :: stride[0], :: stride[1]]
+
+
+def conv_transpose2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    output_padding: Pair = 0,
+    groups: int = 1,
+    dilation: Pair = 1,
+) -> Tensor:
+    r"""Transposed convolution of NCHW ``x``; ``weight`` has shape ``(in, out / groups, kh, kw)``.
+
+    It is exactly the input gradient of :func:`conv2d` with the same weight, stride, padding and
+    dilation, so it maps a conv's output size back to its input size:
+    :math:`H_{out} = (H - 1) s - 2p + d (k - 1) + \mathrm{output\_padding} + 1`. ``output_padding``
+    (smaller than the stride or the dilation) picks among the input sizes a strided conv maps to
+    the same output size.
+    """
+    op = "conv_transpose2d"
+    stride, padding = _pair(stride, "stride", op, 1), _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op, 1)
+    extra = _pair(output_padding, "output_padding", op)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(
+            f"{op}: needs input (N, C, H, W) and weight (C, K, kh, kw), got {x.shape} and "
+            f"{weight.shape}"
+        )
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(
+            f"{op}: groups must be a positive int dividing the {weight.shape[0]} input channels "
+            f"of the weight {weight.shape}, got {groups!r}"
+        )
+    if x.shape[1] != weight.shape[0]:
+        raise ShapeError(
+            f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
+            f"{weight.shape[0]} (weight shape {weight.shape})"
+        )
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding {extra} must be smaller than the stride {stride} or the "
+            f"dilation {dilation}"
+        )
+    out_channels = weight.shape[1] * groups
+    if bias is not None and bias.shape != (out_channels,):
+        raise ShapeError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
+    if groups > 1:
+        xs, ks = x.shape[1] // groups, weight.shape[1]
+        parts = [
+            conv_transpose2d(
+                x[:, g * xs : (g + 1) * xs],
+                weight[g * xs : (g + 1) * xs],
+                None if bias is None else bias[g * ks : (g + 1) * ks],
+                stride,
+                padding,
+                extra,
+                dilation=dilation,
+            )
+            for g in range(groups)
+        ]
+        return Tensor.concatenate(parts, axis=1)
+    kernel = _dilate_kernel(weight, dilation)
+    full = [(n - 1) * s + k for n, s, k in zip(x.shape[2:], stride, kernel.shape[2:])]
+    out_hw = tuple(f - 2 * p + e for f, p, e in zip(full, padding, extra))
+    if min(out_hw) < 1:
+        raise ShapeError(f"{op}: padding {padding} leaves no output for input shape {x.shape}")
+    uniform = stride[0] == stride[1] and padding[0] == padding[1]
+    if uniform and all(e < s for e, s in zip(extra, stride)):  # the conv input gradient itself
+        y = ops.Conv2dInputGrad.apply(
+            x, kernel, input_hw=out_hw, stride=stride[0], padding=padding[0]
+        )
+    else:  # spread x out with zeros, transpose at stride 1, add output_padding's zeros, crop
+        if stride != (1, 1):
+            spread = tuple((n - 1) * s + 1 for n, s in zip(x.shape[2:], stride))
+            index = (
+                slice(None),
+                slice(None),
+                slice(None, None, stride[0]),
+                slice(None, None, stride[1]),
+            )
+            x = ops.ScatterAdd.apply(x, shape=(*x.shape[:2], *spread), index=index)
+        y = ops.Conv2dInputGrad.apply(x, kernel, input_hw=tuple(full), stride=1, padding=0)
+        y = pad(y, (0, extra[1], 0, extra[0]))
+        (ph, pw), (oh, ow) = padding, out_hw
+        y = y[:, :, ph : ph + oh, pw : pw + ow]
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+
+
+# ----------------------------------------------------------------------------- padding
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad the last ``len(pad) // 2`` axes; ``pad`` lists (before, after) from the LAST axis back.
+
+    As in PyTorch, ``pad(x, (1, 2))`` adds 1 column on the left and 2 on the right of the last
+    axis, ``pad(x, (l, r, t, b))`` pads width then height. ``mode``:
+
+    * ``"constant"`` -- ``value`` (negative amounts crop);
+    * ``"reflect"`` -- mirror without repeating the edge (``[1 2 3]`` -> ``3 2 | 1 2 3 | 2 1``),
+      amounts smaller than the axis;
+    * ``"replicate"`` -- repeat the edge value;
+    * ``"circular"`` -- wrap around (amounts at most the axis size).
+    """
+    amounts = [int(p) for p in pad]
+    if len(amounts) % 2 or len(amounts) // 2 > x.ndim:
+        raise ValueError(
+            f"pad: needs an even number of amounts, at most 2 per axis, got {tuple(pad)} for "
+            f"shape {x.shape}"
+        )
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
+    for i in range(len(amounts) // 2):
+        axis = x.ndim - 1 - i
+        before, after = amounts[2 * i], amounts[2 * i + 1]
+        if before or after:
+            x = _pad_axis(x, axis, before, after, mode, value)
+    return x
+
+
+def _pad_axis(x: Tensor, axis: int, before: int, after: int, mode: str, value: float) -> Tensor:
+    n = x.shape[axis]
+    lead = (slice(None),) * axis
+    if mode == "constant":
+        x = x[(*lead, slice(max(-before, 0), n - max(-after, 0)))]  # negative amounts crop
+
+        def block(amount: int) -> Tensor:
+            shape = (*x.shape[:axis], amount, *x.shape[axis + 1 :])
+            return constant(np.full(shape, value, dtype=x.dtype))
+
+        parts = [*([block(before)] if before > 0 else []), x]
+        parts += [block(after)] if after > 0 else []
+        return Tensor.concatenate(parts, axis=axis) if len(parts) > 1 else x
+    if min(before, after) < 0:
+        raise ValueError(f"pad: mode {mode!r} needs non-negative amounts, got {before}, {after}")
+    limit = n - 1 if mode == "reflect" else n
+    if mode != "replicate" and max(before, after) > limit:
+        raise ShapeError(
+            f"pad: {mode} padding of ({before}, {after}) needs amounts of at most {limit} on an "
+            f"axis of size {n} (shape {x.shape}, axis {axis})"
+        )
+    positions = np.arange(-before, n + after)
+    if mode == "reflect":
+        index = np.abs(positions)
+        index = np.where(index > n - 1, 2 * (n - 1) - index, index)
+    elif mode == "replicate":
+        index = np.clip(positions, 0, n - 1)
+    else:
+        index = positions % n
+    return x[(*lead, index)]
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_geometry(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool, op: str
+) -> int:
+    """Output length along one axis, PyTorch's rule (a last window must start inside)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ShapeError(
+            f"{op}: window {kernel} (dilation {dilation}) does not fit the padded length "
+            f"{size + 2 * padding} of an axis of size {size}"
+        )
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_args(x, kernel_size, stride, padding, dilation, op):
+    _need_nchw(x, op)
+    kernel = _pair(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
+    padding = _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op, 1)
+    if any(2 * p > k for p, k in zip(padding, kernel)):
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    return kernel, stride, padding, dilation
+
+
+def max_pool2d(
+    x: Tensor,
+    kernel_size: Pair,
+    stride: Pair | None = None,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """Maximum over ``kernel_size`` windows of NCHW ``x``; ``stride`` defaults to the kernel.
+
+    ``padding`` adds ``-inf`` borders (never chosen), ``ceil_mode`` keeps a last partial window
+    (rounding the output size up, PyTorch's rule). The square, undilated case is one op; other
+    settings take the maximum over the stacked window positions.
+    """
+    kernel, stride, padding, dilation = _pool_args(
+        x, kernel_size, stride, padding, dilation, "max_pool2d"
+    )
+    out = [
+        _pool_geometry(n, k, s, p, d, ceil_mode, f"max_pool2d (input {x.shape})")
+        for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)
+    ]
+    needed = [(o - 1) * s + d * (k - 1) + 1 for o, s, k, d in zip(out, stride, kernel, dilation)]
+    overhang = [max(need - n - p, 0) for need, n, p in zip(needed, x.shape[2:], padding)]
+    sides = (padding[1], overhang[1], padding[0], overhang[0])
+    if any(sides):
+        x = pad(x, sides, value=-np.inf)
+    if kernel[0] == kernel[1] and stride[0] == stride[1] and dilation == (1, 1):
+        y = ops.MaxPool2d.apply(x, kernel=kernel[0], stride=stride[0])
+        return y[:, :, : out[0], : out[1]]
+    return _windows(x, kernel, stride, dilation, out).max(axis=0)
+
+
+def _windows(x, kernel, stride, dilation, out) -> Tensor:
+    """Every window position as a strided slice, stacked on a new leading axis."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
+    views = [
+        x[:, :, a * dh : a * dh + (oh - 1) * sh + 1 : sh, b * dw : b * dw + (ow - 1) * sw + 1 : sw]
+        for a in range(kh)
+        for b in range(kw)
+    ]
+    return Tensor.stack(views, axis=0)
+
+
+def _averaging_matrix(starts: np.ndarray, ends: np.ndarray, size: int, divisors, dtype) -> Tensor:
+    """Rows that average ``x[start:end]`` (clipped to the axis) with the given divisors."""
+    positions = np.arange(size)
+    inside = (positions >= starts[:, None]) & (positions < ends[:, None])
+    return constant((inside / np.asarray(divisors, dtype=float)[:, None]).astype(dtype))
+
+
+def _separable(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    r""":math:`Y = A_h X A_w^T` on the last two axes of ``x``."""
+    return (rows @ x) @ cols.T
+
+
+def avg_pool2d(
+    x: Tensor,
+    kernel_size: Pair,
+    stride: Pair | None = None,
+    padding: Pair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    r"""Mean over ``kernel_size`` windows of NCHW ``x`` (zero ``padding``, ``ceil_mode``).
+
+    Averaging is separable: :math:`Y = A_h X A_w^T` with :math:`A` holding ``1/divisor`` on
+    each window's positions. The divisor is the window size, clipped at the padded border; with
+    ``count_include_pad=False`` only real input positions count (PyTorch's rules).
+    """
+    kernel, stride, padding, _ = _pool_args(x, kernel_size, stride, padding, 1, "avg_pool2d")
+    matrices = []
+    for n, k, s, p in zip(x.shape[2:], kernel, stride, padding):
+        out = _pool_geometry(n, k, s, p, 1, ceil_mode, f"avg_pool2d (input {x.shape})")
+        starts = np.arange(out) * s - p
+        ends = np.minimum(starts + k, n + p)
+        real = np.minimum(ends, n) - np.maximum(starts, 0)
+        divisors = ends - starts if count_include_pad else real
+        matrices.append(_averaging_matrix(starts, ends, n, divisors, x.dtype))
+    return _separable(x, *matrices)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: int | Sequence[int | None]) -> Tensor:
+    r"""Average NCHW ``x`` down (or up) to ``output_size``; output bin ``i`` of an axis of
+    length ``n`` averages :math:`[\lfloor i n / m \rfloor, \lceil (i + 1) n / m \rceil)`.
+
+    ``None`` in ``output_size`` keeps that axis's size. Applied as :math:`A_h X A_w^T`.
+    """
+    _need_nchw(x, "adaptive_avg_pool2d")
+    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or pair, got {sizes}")
+    matrices = []
+    for n, m in zip(x.shape[2:], sizes):
+        m = n if m is None else int(m)
+        if m < 1:
+            raise ValueError(f"adaptive_avg_pool2d: output sizes must be >= 1, got {sizes}")
+        i = np.arange(m)
+        starts, ends = (i * n) // m, -((-(i + 1) * n) // m)
+        matrices.append(_averaging_matrix(starts, ends, n, ends - starts, x.dtype))
+    return _separable(x, *matrices)
+
+
+# ----------------------------------------------------------------------------- resizing
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "bilinear")
+
+
+def interpolate(
+    x: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+) -> Tensor:
+    r"""Resize NCHW ``x`` to ``size`` or by ``scale_factor``, PyTorch's coordinate rules.
+
+    Output pixel ``i`` reads source coordinate :math:`s_i`: with ``align_corners=True``
+    :math:`s_i = i (n - 1) / (m - 1)` (corner pixels match), otherwise
+    :math:`s_i = (i + \tfrac12) r - \tfrac12` with :math:`r = n / m`, or ``1 / scale_factor``
+    when a factor is given. ``"nearest"`` takes :math:`\lfloor i r \rfloor` (``"nearest-exact"``:
+    :math:`\lfloor (i + \tfrac12) r \rfloor`) by indexing; ``"bilinear"`` mixes the two
+    neighbours of :math:`s_i` with weights :math:`1 - \lambda, \lambda`, as two interpolation
+    matrices applied with ``matmul``.
+    """
+    _need_nchw(x, "interpolate")
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"interpolate: mode must be one of {INTERPOLATE_MODES}, got {mode!r}")
+    if align_corners is not None and mode != "bilinear":
+        raise ValueError("interpolate: align_corners only applies to mode='bilinear'")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    in_hw = x.shape[2:]
+    if size is not None:
+        out_hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+        ratios = [n / m for n, m in zip(in_hw, out_hw)]
+    else:
+        factors = (
+            (scale_factor, scale_factor)
+            if isinstance(scale_factor, (int, float))
+            else tuple(scale_factor)
+        )
+        out_hw = tuple(math.floor(n * f) for n, f in zip(in_hw, factors))
+        ratios = [1.0 / f for f in factors]
+    if len(out_hw) != 2 or min(out_hw) < 1:
+        raise ValueError(f"interpolate: output size must be 2 positive ints, got {out_hw}")
+    if mode == "bilinear":
+        matrices = [
+            _linear_matrix(n, m, r, bool(align_corners), x.dtype)
+            for n, m, r in zip(in_hw, out_hw, ratios)
+        ]
+        return _separable(x, *matrices)
+    offset = 0.5 if mode == "nearest-exact" else 0.0
+    rows, cols = (
+        np.minimum(np.floor((np.arange(m) + offset) * r).astype(int), n - 1)
+        for n, m, r in zip(in_hw, out_hw, ratios)
+    )
+    return x[:, :, rows][:, :, :, cols]
+
+
+def _linear_matrix(n: int, m: int, ratio: float, align_corners: bool, dtype) -> Tensor:
+    """The ``(m, n)`` matrix of linear interpolation from ``n`` samples to ``m``."""
+    i = np.arange(m, dtype=float)
+    if align_corners:
+        source = i * ((n - 1) / (m - 1)) if m > 1 else np.zeros(m)
+    else:
+        source = np.maximum((i + 0.5) * ratio - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(int), n - 1)
+    high = np.minimum(low + 1, n - 1)
+    weight = source - low
+    matrix = np.zeros((m, n))
+    np.add.at(matrix, (np.arange(m), low), 1 - weight)
+    np.add.at(matrix, (np.arange(m), high), weight)
+    return constant(matrix.astype(dtype))
+
+
+# ----------------------------------------------------------------------------- regularisation
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: RNG = None) -> Tensor:
+    r"""Zero each element with probability ``p`` and scale the rest by :math:`1 / (1 - p)`.
+
+    The expected value is unchanged, so nothing needs rescaling at test time; with
+    ``training=False`` (or ``p = 0``) ``x`` passes through. ``rng`` (a Generator or seed) draws
+    the mask.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must lie in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = np.random.default_rng(rng).random(x.shape) >= p
+    return x * constant((keep / (1.0 - p)).astype(x.dtype))
+
+
+# ----------------------------------------------------------------------------- normalisation
+def batch_norm(
+    x: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Normalise each channel (axis 1) of ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` ``x``.
+
+    :math:`y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta`. In training (or without
+    running statistics) :math:`\mu, \sigma^2` are the batch's mean and biased variance over
+    every axis but the channels, and the running statistics (updated in place) move towards the
+    batch's: :math:`r \leftarrow (1 - m) r + m\,b`, with the *unbiased* variance, as PyTorch. In
+    evaluation the running statistics are used.
+    """
+    if x.ndim not in (2, 3, 4):
+        raise ShapeError(
+            f"batch_norm: needs input (N, C), (N, C, L) or (N, C, H, W), got {x.shape}"
+        )
+    channels = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (channels,):
+            raise ShapeError(
+                f"batch_norm: {name} has shape {t.shape}, input {x.shape} has {channels} channels"
+            )
+    axes = (0, *range(2, x.ndim))
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    if training or running_mean is None or running_var is None:
+        count = x.size // channels
+        if training and count < 2:
+            raise ValueError(
+                f"batch_norm: training needs more than one value per channel, got input {x.shape}"
+            )
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        if training and running_mean is not None and running_var is not None:
+            unbiased = var.data.reshape(channels) * (count / max(count - 1, 1))
+            running_mean.data[...] = (
+                1 - momentum
+            ) * running_mean.data + momentum * mean.data.reshape(channels)
+            running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+    else:
+        centred = x - running_mean.reshape(shape)
+        var = running_var.reshape(shape)
+    y = centred / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Normalise over the last axes (``normalized_shape``) of each sample:
+    :math:`y = \gamma (x - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta` (biased variance)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or x.shape[x.ndim - len(shape) :] != shape or len(shape) > x.ndim:
+        raise ShapeError(
+            f"layer_norm: normalized_shape {shape} must be the trailing axes of the input shape "
+            f"{x.shape}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ShapeError(f"layer_norm: {name} has shape {t.shape}, expected {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    y = centred / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+# ----------------------------------------------------------------------------- lookup
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (``(num_embeddings, dim)``) picked by integer ``indices`` of any shape.
+
+    The gradient adds up at every row picked (repeats accumulate); the row ``padding_idx``, if
+    given, receives none.
+    """
+    index = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
+    if index.dtype.kind not in "iu":
+        if index.size and not np.all(np.mod(index, 1) == 0):
+            raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
+        index = index.astype(np.int64)
+    rows = weight.shape[0]
+    if index.size and (index.min() < 0 or index.max() >= rows):
+        raise IndexError(
+            f"embedding: indices must lie in [0, {rows}), got values from {index.min()} to "
+            f"{index.max()}"
+        )
+    out = weight[index]
+    if padding_idx is None:
+        return out
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx {padding_idx} outside [-{rows}, {rows})")
+    mask = np.broadcast_to((index == padding_idx % rows)[..., None], out.shape)
+    return ops.where(mask, out.detach(), out)

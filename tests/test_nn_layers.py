@@ -1,0 +1,410 @@
+"""The layer functions of ``nn.functional``: gradients vs finite differences (first and second
+order, float64) over random geometries, and forward + gradients vs PyTorch (when installed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor
+from tinygrad_edu.nn import functional as F
+from tinygrad_edu.testing import arrays
+
+
+def against_torch(ours_fn, torch_fn, inputs, rtol=1e-10, atol=1e-12):
+    """Forward values and the gradients of every input agree with PyTorch in float64."""
+    torch = pytest.importorskip("torch")
+    ours = [Tensor(a.copy(), requires_grad=True) for a in inputs]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in inputs]
+    y, yt = ours_fn(*ours), torch_fn(*theirs)
+    assert y.shape == tuple(yt.shape)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=rtol, atol=atol)
+    upstream = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(Tensor(upstream))
+    yt.backward(torch.tensor(upstream))
+    for mine, theirs_t in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad.data, theirs_t.grad.numpy(), rtol=rtol, atol=atol)
+
+
+def torch_f():
+    return pytest.importorskip("torch").nn.functional
+
+
+# ----------------------------------------------------------------------------- convolution
+@st.composite
+def conv_geometry(draw, transpose: bool = False):
+    groups = draw(st.sampled_from([1, 2]))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    if transpose:
+        hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        extra = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+        out = [
+            (n - 1) * s + r - 2 * p + e for n, s, r, p, e in zip(hw, stride, reach, padding, extra)
+        ]
+        if min(out) < 1:
+            padding = (0, 0)
+        shapes = ((1, cin, *hw), (cin, cout // groups, *kernel), (cout,))
+        options = {"stride": stride, "padding": padding, "output_padding": extra}
+    else:
+        hw = tuple(
+            draw(st.integers(max(r - 2 * p, 1), r - 2 * p + 3)) for r, p in zip(reach, padding)
+        )
+        shapes = ((draw(st.integers(1, 2)), cin, *hw), (cout, cin // groups, *kernel), (cout,))
+        options = {"stride": stride, "padding": padding}
+    options.update(dilation=dilation, groups=groups)
+    return shapes, options
+
+
+@given(conv_geometry(), st.data())
+def test_conv2d_groups_dilation_tuples_gradcheck_and_pytorch(geometry, data):
+    shapes, options = geometry
+    x, w, b = (data.draw(arrays(s)) for s in shapes)
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradcheck(lambda *t: F.conv2d(*t, **options), inputs)
+    against_torch(
+        lambda *t: F.conv2d(*t, **options), lambda *t: torch_f().conv2d(*t, **options), [x, w, b]
+    )
+
+
+@given(conv_geometry(transpose=True), st.data())
+def test_conv_transpose2d_gradcheck_and_pytorch(geometry, data):
+    shapes, options = geometry
+    x, w, b = (data.draw(arrays(s)) for s in shapes)
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradcheck(lambda *t: F.conv_transpose2d(*t, **options), inputs)
+    against_torch(
+        lambda *t: F.conv_transpose2d(*t, **options),
+        lambda *t: torch_f().conv_transpose2d(*t, **options),
+        [x, w, b],
+    )
+
+
+def test_composed_convolutions_second_order():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1, 4, 4, 5)), rng.standard_normal((4, 2, 2, 3))
+    options = {"groups": 2, "dilation": (2, 1), "stride": (1, 2), "padding": (1, 0)}
+    assert tg.gradgradcheck(
+        lambda a, b: F.conv2d(a, b, **options),
+        [Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)],
+    )
+    wt = rng.standard_normal((4, 1, 2, 2))
+    options = {"groups": 2, "stride": (2, 1), "padding": (1, 0), "output_padding": (1, 0)}
+    assert tg.gradgradcheck(
+        lambda a, b: F.conv_transpose2d(a, b, **options),
+        [Tensor(x[:, :, :2, :3], requires_grad=True), Tensor(wt, requires_grad=True)],
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+def test_conv_same_padding_keeps_the_size_and_matches_pytorch():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 2, 5, 6)), rng.standard_normal((3, 2, 4, 3))
+    assert F.conv2d(Tensor(x), Tensor(w), padding="same").shape == (1, 3, 5, 6)
+    against_torch(
+        lambda a, b: F.conv2d(a, b, padding="same", dilation=(1, 2)),
+        lambda a, b: torch_f().conv2d(a, b, padding="same", dilation=(1, 2)),
+        [x, w],
+    )
+
+
+def test_conv_errors_name_what_is_wrong():
+    x, w = Tensor(np.ones((1, 4, 5, 5))), Tensor(np.ones((6, 2, 3, 3)))
+    with pytest.raises(tg.ShapeError, match=r"4 channels.*expects 6.*groups=3"):
+        F.conv2d(x, w, groups=3)
+    with pytest.raises(ValueError, match="groups must be a positive int dividing the 6"):
+        F.conv2d(x, w, groups=4)
+    with pytest.raises(ValueError, match="'same' needs stride 1"):
+        F.conv2d(x, w, groups=2, padding="same", stride=2)
+    with pytest.raises(tg.ShapeError, match=r"kernel \(5, 5\) \(dilation \(2, 2\)\)"):
+        F.conv2d(Tensor(np.ones((1, 4, 4, 4))), w, groups=2, dilation=2)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, Tensor(np.ones((4, 1, 3, 3))), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="pair of ints"):
+        F.conv2d(x, w, groups=2, stride=(1, 2, 3))
+
+
+# ----------------------------------------------------------------------------- pooling
+@st.composite
+def pool_geometry(draw, dilated: bool = True):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if dilated else (1, 1)
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    hw = tuple(draw(st.integers(max(r - 2 * p, 1), r + 3)) for r, p in zip(reach, padding))
+    options = {
+        "kernel_size": kernel,
+        "stride": stride,
+        "padding": padding,
+        "ceil_mode": draw(st.booleans()),
+    }
+    if dilated:
+        options["dilation"] = dilation
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *hw), options
+
+
+@given(pool_geometry(), st.data())
+def test_max_pool2d_padding_ceil_mode_dilation(geometry, data):
+    shape, options = geometry
+    x = data.draw(arrays(shape, unique=True, spacing=0.01))  # no ties: a unique winner
+    fn = lambda t: F.max_pool2d(t, **options)  # noqa: E731
+    if not np.isfinite(fn(Tensor(x)).data).all():
+        # a window made only of padding: -inf as in PyTorch, and no gradient (PyTorch routes an
+        # arbitrary one to the input there, so gradients are not compared in this corner)
+        torch = pytest.importorskip("torch")
+        expected = torch_f().max_pool2d(torch.tensor(x), **options).numpy()
+        np.testing.assert_array_equal(fn(Tensor(x)).data, expected)
+        return
+    assert tg.gradcheck(fn, [Tensor(x, requires_grad=True)])
+    against_torch(fn, lambda t: torch_f().max_pool2d(t, **options), [x])
+
+
+@given(pool_geometry(dilated=False), st.booleans(), st.data())
+def test_avg_pool2d(geometry, count_include_pad, data):
+    shape, options = geometry
+    options["count_include_pad"] = count_include_pad
+    x = data.draw(arrays(shape))
+    assert tg.gradcheck(lambda t: F.avg_pool2d(t, **options), [Tensor(x, requires_grad=True)])
+    against_torch(
+        lambda t: F.avg_pool2d(t, **options), lambda t: torch_f().avg_pool2d(t, **options), [x]
+    )
+
+
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.sampled_from([1, 2, 3, (2, 5), (None, 1), (7, 4)]),
+    st.data(),
+)
+def test_adaptive_avg_pool2d(h, w, size, data):
+    x = data.draw(arrays((1, 2, h, w)))
+    assert tg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, size), [Tensor(x, requires_grad=True)])
+    against_torch(
+        lambda t: F.adaptive_avg_pool2d(t, size),
+        lambda t: torch_f().adaptive_avg_pool2d(t, size),
+        [x],
+    )
+
+
+def test_pooling_second_order_and_errors():
+    x = Tensor(
+        np.random.default_rng(3).permutation(30).reshape(1, 1, 5, 6) / 10.0, requires_grad=True
+    )
+    assert tg.gradgradcheck(lambda t: F.max_pool2d(t, 3, 2, padding=1, ceil_mode=True), [x])
+    assert tg.gradgradcheck(lambda t: F.avg_pool2d(t, (2, 3), 1, padding=(1, 1)), [x])
+    with pytest.raises(tg.ShapeError, match=r"input \(1, 1, 2, 2\).*does not fit"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 2, 2))), 3)
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        F.avg_pool2d(x, 2, padding=2)
+    with pytest.raises(tg.ShapeError, match=r"\(N, C, H, W\)"):
+        F.adaptive_avg_pool2d(Tensor(np.ones((3, 3))), 1)
+
+
+# ----------------------------------------------------------------------------- resizing, padding
+@st.composite
+def resize_case(draw):
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "bilinear"]))
+    align = draw(st.sampled_from([None, True, False])) if mode == "bilinear" else None
+    if draw(st.booleans()):
+        options = {"size": (draw(st.integers(1, 7)), draw(st.integers(1, 7)))}
+    else:
+        options = {"scale_factor": draw(st.sampled_from([0.5, 1.5, 2.0, 3.0]))}
+    return options | {"mode": mode, "align_corners": align}
+
+
+@given(st.integers(1, 4), st.integers(2, 4), resize_case(), st.data())
+def test_interpolate(h, w, options, data):
+    x = data.draw(arrays((1, 2, h, w)))
+    if "scale_factor" in options and min(h, w) * options["scale_factor"] < 1:
+        return
+    assert tg.gradcheck(lambda t: F.interpolate(t, **options), [Tensor(x, requires_grad=True)])
+    against_torch(
+        lambda t: F.interpolate(t, **options), lambda t: torch_f().interpolate(t, **options), [x]
+    )
+
+
+def test_interpolate_second_order_and_errors():
+    x = Tensor(np.random.default_rng(4).standard_normal((1, 1, 3, 2)), requires_grad=True)
+    assert tg.gradgradcheck(lambda t: F.interpolate(t, size=(4, 5), mode="bilinear"), [x])
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(x)
+    with pytest.raises(ValueError, match="align_corners only"):
+        F.interpolate(x, size=2, align_corners=True)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        F.interpolate(x, size=2, mode="bicubic")
+
+
+@given(
+    st.sampled_from(["constant", "reflect", "replicate", "circular"]),
+    st.lists(st.integers(0, 2), min_size=2, max_size=6).filter(lambda p: len(p) % 2 == 0),
+    st.data(),
+)
+def test_pad_modes(mode, amounts, data):
+    shape = data.draw(st.sampled_from([(3, 3), (3, 3, 4), (1, 3, 3, 4)]))
+    if len(amounts) // 2 > len(shape):
+        amounts = amounts[: 2 * len(shape)]
+    x = data.draw(arrays(shape))
+    fn = lambda t: F.pad(t, amounts, mode=mode, value=0.5)  # noqa: E731
+    assert tg.gradcheck(fn, [Tensor(x, requires_grad=True)])
+    assert tg.gradgradcheck(fn, [Tensor(x, requires_grad=True)])
+    if mode != "constant" and len(shape) - len(amounts) // 2 not in (1, 2):
+        return  # PyTorch pads non-constant modes only on (C, ...) or (N, C, ...) inputs
+    torch_kwargs = {"mode": mode} | ({"value": 0.5} if mode == "constant" else {})
+    against_torch(fn, lambda t: torch_f().pad(t, amounts, **torch_kwargs), [x])
+
+
+def test_pad_crops_with_negative_amounts_and_checks_sizes():
+    x = Tensor(np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(F.pad(x, (-1, 1)).data[0], [1, 2, 3, 0])
+    with pytest.raises(tg.ShapeError, match=r"at most 3 on an axis of size 4"):
+        F.pad(x, (4, 0), mode="reflect")
+    with pytest.raises(ValueError, match="even number"):
+        F.pad(x, (1, 2, 3))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        F.pad(x, (1, 1), mode="wrap")
+
+
+# ----------------------------------------------------------------------------- normalisation
+@given(st.sampled_from([(4, 3), (3, 2, 2), (2, 2, 2, 3)]), st.data())
+def test_batch_norm_training_and_eval(shape, data):
+    x = data.draw(arrays(shape))
+    if (
+        np.ptp(
+            x.reshape(shape[0], shape[1], -1).transpose(1, 0, 2).reshape(shape[1], -1), axis=1
+        ).min()
+        < 0.1
+    ):
+        return  # a nearly constant channel makes the normalisation ill-conditioned
+    c = shape[1]
+    w, b = data.draw(arrays((c,))), data.draw(arrays((c,)))
+    mean, var = data.draw(arrays((c,))), data.draw(arrays((c,), low=0.5, high=2.0))
+    train = lambda *t: F.batch_norm(t[0], None, None, t[1], t[2], training=True)  # noqa: E731
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradcheck(train, inputs)
+    assert tg.gradgradcheck(train, inputs)
+    evaluate = lambda *t: F.batch_norm(t[0], Tensor(mean), Tensor(var), t[1], t[2])  # noqa: E731
+    assert tg.gradcheck(evaluate, inputs)
+    against_torch(
+        train,
+        lambda *t: torch_f().batch_norm(t[0], None, None, t[1], t[2], training=True),
+        [x, w, b],
+        rtol=1e-8,
+    )
+    torch = pytest.importorskip("torch")
+    against_torch(
+        evaluate,
+        lambda *t: torch_f().batch_norm(t[0], torch.tensor(mean), torch.tensor(var), t[1], t[2]),
+        [x, w, b],
+    )
+
+
+def test_batch_norm_updates_running_statistics_like_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(5).standard_normal((4, 3, 2, 2))
+    ours = [Tensor(np.zeros(3)), Tensor(np.ones(3))]
+    theirs = [torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)]
+    for _ in range(3):
+        F.batch_norm(Tensor(x), *ours, training=True, momentum=0.2)
+        torch_f().batch_norm(torch.tensor(x), *theirs, training=True, momentum=0.2)
+    for mine, reference in zip(ours, theirs):
+        np.testing.assert_allclose(mine.data, reference.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        F.batch_norm(Tensor(np.ones((1, 3))), None, None, training=True)
+    with pytest.raises(tg.ShapeError, match=r"running_mean has shape \(2,\)"):
+        F.batch_norm(Tensor(x), Tensor(np.zeros(2)), Tensor(np.ones(3)))
+
+
+@given(st.sampled_from([((3, 4), (4,)), ((2, 2, 3), (3,)), ((2, 2, 3), (2, 3))]), st.data())
+def test_layer_norm(shapes, data):
+    shape, normalized = shapes
+    x = data.draw(arrays(shape))
+    if np.ptp(x.reshape(-1, int(np.prod(normalized))), axis=1).min() < 0.1:
+        return
+    w, b = data.draw(arrays(normalized)), data.draw(arrays(normalized))
+    fn = lambda *t: F.layer_norm(t[0], normalized, t[1], t[2])  # noqa: E731
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert tg.gradcheck(fn, inputs)
+    assert tg.gradgradcheck(fn, inputs)
+    against_torch(
+        fn, lambda *t: torch_f().layer_norm(t[0], normalized, t[1], t[2]), [x, w, b], rtol=1e-8
+    )
+
+
+def test_layer_norm_shape_errors():
+    with pytest.raises(tg.ShapeError, match=r"normalized_shape \(3,\).*\(2, 4\)"):
+        F.layer_norm(Tensor(np.ones((2, 4))), 3)
+    with pytest.raises(tg.ShapeError, match=r"weight has shape \(3,\), expected \(4,\)"):
+        F.layer_norm(Tensor(np.ones((2, 4))), 4, Tensor(np.ones(3)))
+
+
+# ----------------------------------------------------------------------------- dropout, embedding
+def test_dropout_scales_keeps_expectation_and_is_reproducible():
+    x = Tensor(np.ones((200, 50)), requires_grad=True)
+    y = F.dropout(x, 0.3, rng=0)
+    kept = y.data != 0
+    assert abs(kept.mean() - 0.7) < 0.02
+    np.testing.assert_allclose(y.data[kept], 1 / 0.7)
+    np.testing.assert_array_equal(F.dropout(x, 0.3, rng=0).data, y.data)
+    assert F.dropout(x, 0.3, training=False) is x
+    assert not F.dropout(x, 1.0).data.any()
+    assert tg.gradcheck(
+        lambda t: F.dropout(t, 0.5, rng=1), [Tensor(np.ones((3, 2)), requires_grad=True)]
+    )
+    assert tg.gradgradcheck(
+        lambda t: F.dropout(t * t, 0.5, rng=1), [Tensor(np.ones((3, 2)), requires_grad=True)]
+    )
+    with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
+        F.dropout(x, 1.5)
+
+
+def test_embedding_gathers_accumulates_and_skips_padding():
+    weight = Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    indices = np.array([[0, 2], [2, 3]])
+    out = F.embedding(indices, weight, padding_idx=3)
+    np.testing.assert_array_equal(out.data, weight.data[indices])
+    out.sum().backward()
+    np.testing.assert_array_equal(weight.grad.data[:, 0], [1, 0, 2, 0])
+    assert tg.gradcheck(
+        lambda w: F.embedding(indices, w), [Tensor(np.ones((4, 2)), requires_grad=True)]
+    )
+    against_torch(
+        lambda w: F.embedding(indices, w, padding_idx=3),
+        lambda w: torch_f().embedding(
+            pytest.importorskip("torch").tensor(indices), w, padding_idx=3
+        ),
+        [np.ones((4, 2))],
+    )
+    with pytest.raises(IndexError, match=r"\[0, 4\).*0 to 4"):
+        F.embedding([0, 4], weight)
+    with pytest.raises(TypeError, match="integers"):
+        F.embedding(np.array([0.5]), weight)
+
+
+def test_float32_stays_float32_through_every_layer_function():
+    x = Tensor(np.random.default_rng(6).standard_normal((2, 4, 6, 6)).astype(np.float32))
+    w, wt = Tensor(np.ones((4, 2, 3, 3), np.float32)), Tensor(np.ones((4, 2, 3, 3), np.float32))
+    c = Tensor(np.ones(4, np.float32))
+    outputs = {
+        "conv2d": F.conv2d(x, w, c, stride=(1, 2), padding=(2, 1), dilation=2, groups=2),
+        "conv_transpose2d": F.conv_transpose2d(x, wt, None, (2, 1), 1, (1, 0), groups=2),
+        "pad": F.pad(x, (1, 2, 0, 1), mode="reflect"),
+        "max_pool2d": F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+        "avg_pool2d": F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+        "adaptive_avg_pool2d": F.adaptive_avg_pool2d(x, (4, 5)),
+        "interpolate": F.interpolate(x, scale_factor=1.5, mode="bilinear"),
+        "dropout": F.dropout(x, 0.5, rng=0),
+        "batch_norm": F.batch_norm(
+            x, Tensor(np.zeros(4, np.float32)), Tensor(np.ones(4, np.float32)), c, c, True
+        ),
+        "layer_norm": F.layer_norm(x, (6, 6)),
+        "embedding": F.embedding([1, 2], Tensor(np.ones((3, 2), np.float32))),
+    }
+    assert {name: y.dtype for name, y in outputs.items() if y.dtype != np.float32} == {}

@@ -1,0 +1,335 @@
+"""Optimizers, parameter groups, checkpoints, schedulers and clipping (vs PyTorch when present)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor, nn, optim
+from tinygrad_edu.optim import lr_scheduler
+
+CONFIGS = {
+    "SGD": ({"lr": 0.1}, {"lr": 0.1}),
+    "SGD-momentum-dampening": (
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "dampening": 0.3},
+        {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "dampening": 0.3},
+    ),
+    "SGD-nesterov": (
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True},
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True},
+    ),
+    "Adam": ({"lr": 0.1}, {"lr": 0.1}),
+    "Adam-decay-amsgrad": (
+        {"lr": 0.05, "weight_decay": 0.1, "amsgrad": True, "betas": (0.8, 0.9)},
+        {"lr": 0.05, "weight_decay": 0.1, "amsgrad": True, "betas": (0.8, 0.9)},
+    ),
+    "AdamW": ({"lr": 0.1, "weight_decay": 0.05}, {"lr": 0.1, "weight_decay": 0.05}),
+    "RMSprop": ({"lr": 0.01}, {"lr": 0.01}),
+    "RMSprop-centered-momentum": (
+        {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.1},
+        {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.1},
+    ),
+    "Adagrad": ({"lr": 0.1}, {"lr": 0.1}),
+    "Adagrad-decay": (
+        {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.2},
+        {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.2},
+    ),
+}
+
+
+def _class(config: str) -> str:
+    return config.split("-")[0]
+
+
+def _losses(values, targets, step: int):
+    """A quadratic whose second parameter joins at step 4 and skips step 9."""
+    active = [0] if step < 4 else ([0] if step == 9 else [0, 1])
+    return sum(((values[i] - targets[i]) ** 2 * (i + 1)).sum() for i in active)
+
+
+def run_ours(config: str, steps: int, start, targets, resume_at: int | None = None):
+    ours, _ = CONFIGS[config]
+    params = [Tensor(s.copy(), requires_grad=True) for s in start]
+    opt = getattr(optim, _class(config))(params, **ours)
+    for step in range(steps):
+        if step == resume_at:  # a fresh optimizer continues from the checkpoint
+            saved = copy.deepcopy(opt.state_dict())
+            opt = getattr(optim, _class(config))(params, **ours)
+            opt.load_state_dict(saved)
+        opt.zero_grad()
+        _losses(params, [Tensor(t) for t in targets], step).backward()
+        opt.step()
+    return [p.data for p in params]
+
+
+def problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    start = [rng.standard_normal((2, 3)), rng.standard_normal(4)]
+    targets = [rng.standard_normal((2, 3)), rng.standard_normal(4)]
+    return start, targets
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_matches_pytorch_with_a_parameter_joining_late(config):
+    torch = pytest.importorskip("torch")
+    start, targets = problem()
+    ours = run_ours(config, 20, start, targets)
+    _, theirs_options = CONFIGS[config]
+    tparams = [torch.tensor(s.copy(), requires_grad=True) for s in start]
+    opt = getattr(torch.optim, _class(config))(tparams, **theirs_options)
+    for step in range(20):
+        opt.zero_grad()
+        _losses(tparams, [torch.tensor(t) for t in targets], step).backward()
+        opt.step()
+    for mine, theirs in zip(ours, tparams):
+        np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_adam_late_parameter_moves_like_a_fresh_one():
+    """Issue 9: a parameter whose first gradient comes at step 4 moves lr (bias-corrected)."""
+    early, late = Tensor(np.zeros(1), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+    opt = optim.Adam([early, late], lr=0.1)
+    for step in range(4):
+        early.grad = Tensor(np.ones(1))
+        late.grad = Tensor(np.ones(1)) if step == 3 else None
+        opt.step()
+    assert late.data[0] == pytest.approx(-0.1, rel=1e-6)
+    assert opt.state[id(late)]["step"] == 1 and opt.state[id(early)]["step"] == 4
+
+
+def test_adam_reuses_its_state_arrays():
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = Tensor(np.ones(3))
+    opt.step()
+    moments = opt.state[id(p)]["exp_avg"], opt.state[id(p)]["exp_avg_sq"]
+    opt.step()
+    assert opt.state[id(p)]["exp_avg"] is moments[0]
+    assert opt.state[id(p)]["exp_avg_sq"] is moments[1]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_resuming_from_a_state_dict_is_bit_for_bit(config):
+    start, targets = problem(1)
+    uninterrupted = run_ours(config, 12, start, targets)
+    resumed = run_ours(config, 12, start, targets, resume_at=6)
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_is_a_snapshot_and_load_checks_shapes():
+    p = Tensor(np.ones(3), requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = Tensor(np.ones(3))
+    opt.step()
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["params"] == [0]
+    saved["state"][0]["momentum_buffer"][0] = 99.0
+    assert opt.state[id(p)]["momentum_buffer"][0] == 1.0
+    other = optim.SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"momentum_buffer.*\(3,\).*\(2,\)"):
+        other.load_state_dict(saved)
+    two_groups = optim.SGD([{"params": [p]}, {"params": [Tensor(np.ones(1))]}], lr=0.1)
+    with pytest.raises(ValueError, match="1 parameter groups, the optimizer 2"):
+        two_groups.load_state_dict(saved)
+    with pytest.raises(ValueError, match="'state' and 'param_groups'"):
+        opt.load_state_dict({"bogus": 1})
+
+
+def test_parameter_groups_have_their_own_hyperparameters():
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1)
+    a.grad, b.grad = Tensor(np.ones(2)), Tensor(np.ones(2))
+    opt.step()
+    np.testing.assert_allclose(a.data, [0.9, 0.9])
+    np.testing.assert_allclose(b.data, [0.5, 0.5])
+    assert opt.param_groups[1]["momentum"] == 0.0
+    with pytest.raises(ValueError, match="more than one group"):
+        opt.add_param_group({"params": [a]})
+    with pytest.raises(TypeError, match="'params' key"):
+        opt.add_param_group([a])
+
+
+def test_bad_hyperparameters_are_named():
+    p = Tensor(np.ones(1), requires_grad=True)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="momentum must be >= 0"):
+        optim.RMSprop([p], momentum=-1)
+    with pytest.raises(ValueError, match="lr_decay"):
+        optim.Adagrad([p], lr_decay=-1)
+    with pytest.raises(ValueError, match="betas"):
+        optim.AdamW([p], betas=(0.9,))
+
+
+def test_step_with_closure_returns_the_loss():
+    p = Tensor(np.array([3.0]), requires_grad=True)
+    opt = optim.SGD([p], lr=0.25)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == 9.0
+    assert p.data[0] == pytest.approx(1.5)
+
+
+def test_zero_grad_can_keep_zero_tensors():
+    p = Tensor(np.ones(2), requires_grad=True)
+    p.grad = Tensor(np.ones(2))
+    optim.SGD([p], lr=0.1).zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(p.grad.data, [0, 0])
+
+
+# ----------------------------------------------------------------------------- schedulers
+def _rates(make, steps: int, optimizer: str = "SGD") -> list[list[float]]:
+    p = Tensor(np.zeros(1), requires_grad=True)
+    opt = optim.SGD([p], lr=0.5, momentum=0.9) if optimizer == "SGD" else optim.Adam([p], lr=0.5)
+    sched = make(opt)
+    out = []
+    for _ in range(steps):
+        group = opt.param_groups[0]
+        out.append([group["lr"], group.get("momentum", group.get("betas", (0,))[0])])
+        opt.step()
+        sched.step()
+    return out
+
+
+SCHEDULES = {
+    "StepLR": (lambda m: (lambda o: m.StepLR(o, step_size=3, gamma=0.5)), 10),
+    "Cosine": (lambda m: (lambda o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.01)), 20),
+    "OneCycle": (lambda m: (lambda o: m.OneCycleLR(o, max_lr=1.0, total_steps=20)), 20),
+    "OneCycle-linear-3phase": (
+        lambda m: (
+            lambda o: m.OneCycleLR(
+                o, max_lr=0.8, epochs=3, steps_per_epoch=5, anneal_strategy="linear",
+                three_phase=True, pct_start=0.4,
+            )
+        ),
+        15,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedulers_match_pytorch(name, optimizer):
+    torch = pytest.importorskip("torch")
+    factory, steps = SCHEDULES[name]
+    ours = _rates(factory(lr_scheduler), steps, optimizer)
+    p = torch.zeros(1, requires_grad=True)
+    opt = (
+        torch.optim.SGD([p], lr=0.5, momentum=0.9)
+        if optimizer == "SGD"
+        else torch.optim.Adam([p], lr=0.5)
+    )
+    sched = factory(torch.optim.lr_scheduler)(opt)
+    theirs = []
+    for _ in range(steps):
+        group = opt.param_groups[0]
+        theirs.append([group["lr"], group.get("momentum", group.get("betas", (0,))[0])])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-14)
+
+
+def test_step_lr_by_formula_and_scheduler_state_round_trip():
+    rates = _rates(lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=0.1), 6)
+    np.testing.assert_allclose([r[0] for r in rates], [0.5, 0.5, 0.05, 0.05, 0.005, 0.005])
+    p = Tensor(np.zeros(1), requires_grad=True)
+    opt = optim.SGD([p], lr=1.0)
+    sched = lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    sched.step()
+    saved = sched.state_dict()
+    fresh_opt = optim.SGD([p], lr=1.0)
+    fresh_opt.load_state_dict(opt.state_dict())
+    fresh = lr_scheduler.CosineAnnealingLR(fresh_opt, T_max=4, last_epoch=saved["last_epoch"])
+    fresh.load_state_dict(saved)
+    sched.step()
+    fresh.step()
+    assert fresh.get_last_lr() == sched.get_last_lr() == [fresh_opt.param_groups[0]["lr"]]
+
+
+def test_one_cycle_refuses_to_run_past_its_end_and_bad_arguments():
+    opt = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=0.1, momentum=0.9)
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=2)
+    sched.step()
+    sched.step()
+    with pytest.raises(ValueError, match="total_steps=2"):
+        sched.step()
+    with pytest.raises(ValueError, match="total_steps, or epochs"):
+        lr_scheduler.OneCycleLR(opt, max_lr=1.0)
+    with pytest.raises(ValueError, match="resuming"):
+        lr_scheduler.StepLR(optim.SGD([Tensor(np.zeros(1))], lr=1.0), 2, last_epoch=3)
+
+
+# ----------------------------------------------------------------------------- clipping
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf])
+def test_clip_grad_norm_matches_pytorch(norm_type):
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal((3, 2)), rng.standard_normal(5)]
+    params = [Tensor(np.zeros(g.shape), requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = Tensor(g.copy())
+    total = nn.utils.clip_grad_norm_(params, 1.0, norm_type)
+    flat = np.concatenate([g.ravel() for g in grads])
+    expected = np.abs(flat).max() if norm_type == np.inf else np.linalg.norm(flat, norm_type)
+    assert total.item() == pytest.approx(expected)
+    scale = 1.0 / (expected + 1e-6)
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.grad.data, g * scale, rtol=1e-12)
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, g in zip(tparams, grads):
+        p.grad = torch.tensor(g.copy())
+    theirs = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type)
+    assert total.item() == pytest.approx(theirs.item(), rel=1e-12)
+    for p, t in zip(params, tparams):
+        np.testing.assert_allclose(p.grad.data, t.grad.numpy(), rtol=1e-12)
+
+
+def test_clip_grad_norm_leaves_small_and_shared_gradients_alone():
+    shared = Tensor(np.array([3.0, 4.0]))
+    a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(2), requires_grad=True)
+    a.grad = b.grad = shared
+    total = nn.utils.clip_grad_norm_([a, b], 1.0)
+    assert total.item() == pytest.approx(np.sqrt(50))
+    np.testing.assert_array_equal(shared.data, [3.0, 4.0])  # never scaled in place
+    np.testing.assert_allclose(a.grad.data, [3 / np.sqrt(50), 4 / np.sqrt(50)], rtol=1e-6)
+    c = Tensor(np.zeros(1), requires_grad=True)
+    c.grad = Tensor(np.array([0.5]))
+    nn.utils.clip_grad_norm_(c, 1.0)
+    assert c.grad.data[0] == 0.5
+    c.grad = Tensor(np.array([np.inf]))
+    with pytest.raises(RuntimeError, match="inf"):
+        nn.utils.clip_grad_norm_(c, 1.0, error_if_nonfinite=True)
+
+
+@pytest.mark.parametrize(
+    "config", ["SGD-nesterov", "Adam-decay-amsgrad", "RMSprop-centered-momentum"]
+)
+def test_resuming_from_an_npz_checkpoint_is_bit_for_bit(config, tmp_path):
+    start, targets = problem(2)
+    uninterrupted = run_ours(config, 10, start, targets)
+    ours, _ = CONFIGS[config]
+    params = [Tensor(s.copy(), requires_grad=True) for s in start]
+    opt = getattr(optim, _class(config))(params, **ours)
+    sched = lr_scheduler.StepLR(opt, step_size=100)  # adds initial_lr to the groups
+    for step in range(10):
+        if step == 5:
+            tg.save(optim.flatten_state_dict(opt.state_dict()), tmp_path / "opt.npz")
+            opt = getattr(optim, _class(config))(params, **ours)
+            opt.load_state_dict(optim.unflatten_state_dict(tg.load(tmp_path / "opt.npz")))
+        opt.zero_grad()
+        _losses(params, [Tensor(t) for t in targets], step).backward()
+        opt.step()
+    assert sched.get_last_lr() == [ours["lr"]]
+    for a, b in zip(uninterrupted, params):
+        np.testing.assert_array_equal(a, b.data)
+    with pytest.raises(ValueError, match="unexpected key 'bogus'"):
+        optim.unflatten_state_dict({"bogus": np.zeros(1)})

@@ -1,0 +1,53 @@
+r"""Adagrad, PyTorch's definition.
+
+.. math::
+    s_t = s_{t-1} + g_t^2, \quad
+    \theta_t = \theta_{t-1} - \frac{\eta}{1 + (t - 1)\,\delta} \frac{g_t}{\sqrt{s_t} + \epsilon}
+
+with learning-rate decay :math:`\delta`, :math:`s_0` = ``initial_accumulator_value`` and
+:math:`t` the parameter's own step count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, decayed
+
+
+class Adagrad(Optimizer):
+    """Per-coordinate learning rates that shrink with the accumulated squared gradient."""
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "eps": eps,
+        }
+        super().__init__(params, defaults)
+
+    def check(self, group: ParamGroup) -> None:
+        check_nonnegative(
+            "Adagrad", group, "lr_decay", "weight_decay", "initial_accumulator_value", "eps"
+        )
+
+    def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
+        if not state:
+            state["step"] = 0
+            state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+        grad = decayed(grad, p, group["weight_decay"])
+        state["step"] += 1
+        rate = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += grad * grad
+        p.data -= rate * grad / (np.sqrt(state["sum"]) + group["eps"])

@@ -1,0 +1,217 @@
+r"""Learning-rate schedulers: set ``group["lr"]`` of an optimizer as training advances.
+
+PyTorch's protocol: construct the scheduler after the optimizer (it records each group's
+``initial_lr`` and sets the first rate), call ``optimizer.step()`` then ``scheduler.step()``
+once per epoch (or per batch for :class:`OneCycleLR`). Each rate here is the closed form in the
+scheduler's counter ``last_epoch`` :math:`t`:
+
+* :class:`StepLR` -- :math:`\eta_t = \eta_0 \gamma^{\lfloor t / s \rfloor}`,
+* :class:`CosineAnnealingLR` --
+  :math:`\eta_t = \eta_{min} + \tfrac12 (\eta_0 - \eta_{min})(1 + \cos(\pi t / T))`,
+* :class:`OneCycleLR` -- warm up from ``max_lr / div_factor`` to ``max_lr`` over the first
+  ``pct_start`` of the steps, then anneal to ``initial_lr / final_div_factor`` (cosine or
+  linear), cycling momentum (or Adam's :math:`\beta_1`) the opposite way.
+
+>>> import numpy as np
+>>> from tinygrad_edu import Tensor, optim
+>>> opt = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=1.0)
+>>> sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+>>> rates = []
+>>> for epoch in range(5):
+...     rates.append(sched.get_last_lr()[0])
+...     opt.step()
+...     sched.step()
+>>> rates
+[1.0, 1.0, 0.5, 0.5, 0.25]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .optimizer import Optimizer
+
+__all__ = ["CosineAnnealingLR", "LRScheduler", "OneCycleLR", "StepLR"]
+
+
+class LRScheduler:
+    """Base class: subclasses give :meth:`get_lr`, the rates at step ``last_epoch``."""
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer)}")
+        self.optimizer = optimizer
+        for index, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise ValueError(
+                    f"{type(self).__name__}: resuming at last_epoch={last_epoch} needs "
+                    f"'initial_lr' in parameter group {index}"
+                )
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def get_lr(self) -> list[float]:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance one step and write the new rates into the optimizer's groups."""
+        self.last_epoch += 1
+        self._last_lr = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def get_last_lr(self) -> list[float]:
+        """The rates set by the latest :meth:`step`, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the optimizer (which has its own ``state_dict``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.__dict__.update(state_dict)
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps."""
+
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = self.gamma ** (self.last_epoch // self.step_size)
+        return [base * factor for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Half a cosine from the initial rate down to ``eta_min`` over ``T_max`` steps."""
+
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin); step it after every batch, ``total_steps`` times.
+
+    Give ``total_steps``, or ``epochs`` and ``steps_per_epoch``. ``max_lr`` may be one number or
+    one per group. With ``cycle_momentum`` the optimizer's ``momentum`` (or Adam's first beta)
+    moves from ``max_momentum`` to ``base_momentum`` while the rate rises, and back.
+    ``three_phase`` adds a final phase annealing from the initial rate to the minimum.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = epochs * steps_per_epoch
+        if total_steps < 1:
+            raise ValueError(f"OneCycleLR: total_steps must be >= 1, got {total_steps}")
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start must lie in [0, 1], got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(
+                f"OneCycleLR: anneal_strategy 'cos' or 'linear', not {anneal_strategy}"
+            )
+        self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
+        warmup_end = float(pct_start * total_steps) - 1
+        if three_phase:
+            self.phases = [
+                (warmup_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (2 * warmup_end, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            self.phases = [
+                (warmup_end, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+        groups = optimizer.param_groups
+        max_lrs = _per_group("max_lr", max_lr, len(groups))
+        self.cycle_momentum = cycle_momentum
+        self.use_beta1 = "betas" in optimizer.defaults
+        if cycle_momentum and "momentum" not in optimizer.defaults and not self.use_beta1:
+            raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+        if last_epoch == -1:
+            maxima = _per_group("max_momentum", max_momentum, len(groups))
+            bases = _per_group("base_momentum", base_momentum, len(groups))
+            for group, top, top_momentum, low_momentum in zip(groups, max_lrs, maxima, bases):
+                group["initial_lr"] = top / div_factor
+                group["max_lr"] = top
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+                if cycle_momentum:
+                    self._set_momentum(group, top_momentum)
+                    group["max_momentum"], group["base_momentum"] = top_momentum, low_momentum
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start: float, end: float, fraction: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+        return (end - start) * fraction + start
+
+    def _set_momentum(self, group: dict[str, Any], value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def get_lr(self) -> list[float]:
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(
+                f"OneCycleLR: stepped {step} times, more than total_steps={self.total_steps}"
+            )
+        rates = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for index, (end, lr_from, lr_to, m_from, m_to) in enumerate(self.phases):
+                if step <= end or index == len(self.phases) - 1:
+                    fraction = (step - start) / (end - start)
+                    rates.append(self._anneal(group[lr_from], group[lr_to], fraction))
+                    if self.cycle_momentum:
+                        momentum = self._anneal(group[m_from], group[m_to], fraction)
+                        self._set_momentum(group, momentum)
+                    break
+                start = end
+        return rates
+
+
+def _per_group(name: str, value: float | list[float], count: int) -> list[float]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"OneCycleLR: {name} has {len(value)} values for {count} groups")
+        return list(value)
+    return [value] * count
