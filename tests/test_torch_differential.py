@@ -254,11 +254,6 @@ def _run_optimizer(ours_factory, torch_factory, steps: int = 20):
             np.testing.assert_allclose(p.data, pt.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-ADAM_LATE_JOIN = pytest.mark.xfail(
-    strict=True, reason="Adam shares one step count; fixed on the optim branch"
-)
-
-
 @pytest.mark.parametrize(
     ("ours", "theirs"),
     [
@@ -270,12 +265,10 @@ ADAM_LATE_JOIN = pytest.mark.xfail(
         pytest.param(
             lambda p: optim.Adam(p, lr=0.05),
             lambda p: torch.optim.Adam(p, lr=0.05),
-            marks=ADAM_LATE_JOIN,
         ),
         pytest.param(
             lambda p: optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
-            marks=ADAM_LATE_JOIN,
         ),
     ],
     ids=["sgd", "sgd-momentum-decay", "adam", "adam-betas-decay"],

@@ -7,7 +7,7 @@ mode) and ``gradcheck.py`` (how to trust all of the above).
 """
 
 from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
-from . import nn, optim
+from . import data, nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .compile import CompileWarning, compile
@@ -54,6 +54,7 @@ __all__ = [
     "cat",
     "compile",
     "concatenate",
+    "data",
     "detect_anomaly",
     "einsum",
     "enable_grad",
