@@ -73,6 +73,25 @@ def _conv_parameters(shape, fan_in: int, bias: bool, rng, dtype, initialise: boo
     return _parameters(shape, bias, 1.0 / np.sqrt(fan_in), rng, dtype, initialise, bias_size)
 
 
+def _checked_conv_sizes(
+    layer: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], groups: int
+) -> tuple[int, int]:
+    """The kernel's ``(kh, kw)``, after checking that every size is positive and ``groups``
+    divides both channel counts."""
+    kh, kw = _pair(kernel_size)
+    if min(in_channels, out_channels, kh, kw, groups) <= 0:
+        raise ValueError(
+            f"{layer} needs positive sizes, got in={in_channels}, out={out_channels}, "
+            f"kernel={kernel_size}, groups={groups}"
+        )
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{layer}: groups={groups} must divide in_channels={in_channels} and "
+            f"out_channels={out_channels}"
+        )
+    return kh, kw
+
+
 class Conv2d(Module):
     r"""2-D convolution layer (NCHW, PyTorch weight layout ``(out, in / groups, kh, kw)``).
 
@@ -99,17 +118,7 @@ class Conv2d(Module):
         initialise: bool = True,
     ) -> None:
         super().__init__()
-        kh, kw = _pair(kernel_size)
-        if min(in_channels, out_channels, kh, kw, groups) <= 0:
-            raise ValueError(
-                f"Conv2d needs positive sizes, got in={in_channels}, out={out_channels}, "
-                f"kernel={kernel_size}, groups={groups}"
-            )
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
+        kh, kw = _checked_conv_sizes("Conv2d", in_channels, out_channels, kernel_size, groups)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.dilation, self.groups = dilation, groups
@@ -155,17 +164,9 @@ class ConvTranspose2d(Module):
         initialise: bool = True,
     ) -> None:
         super().__init__()
-        kh, kw = _pair(kernel_size)
-        if min(in_channels, out_channels, kh, kw, groups) <= 0:
-            raise ValueError(
-                f"ConvTranspose2d needs positive sizes, got in={in_channels}, "
-                f"out={out_channels}, kernel={kernel_size}, groups={groups}"
-            )
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"ConvTranspose2d: groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
+        kh, kw = _checked_conv_sizes(
+            "ConvTranspose2d", in_channels, out_channels, kernel_size, groups
+        )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.output_padding, self.groups, self.dilation = output_padding, groups, dilation
