@@ -98,7 +98,7 @@ def test_winograd_path_is_used_and_correct_through_the_op():
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 32, 33, 34)), requires_grad=True)
     w = Tensor(rng.standard_normal((3, 32, 3, 3)) * 0.1, requires_grad=True)
-    assert conv_kernels._use_winograd(3, 3, 1, 1, 32, 3)
+    assert conv_kernels.formulation(3, 3, 1, 1, 32, 3) is winograd.F2
     y = F.conv2d(x, w, padding=1)
     expected = conv_kernels._im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(
         0, 3, 1, 2
