@@ -29,7 +29,6 @@ from . import winograd
 from .layout import as_nchw, chunks, nhwc, pad, windows
 from .layout_cache import LAYOUTS
 
-
 #: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
 #: 1e-5); "fast" also allows Winograd F(4x4, 3x3), whose float32 error is ~10x larger
 PRECISIONS = ("default", "fast")
@@ -118,7 +117,8 @@ def conv2d(
     relu: bool = False,
     precision: str = "default",
 ) -> np.ndarray:
-    r"""Cross-correlation, NCHW: :math:`y_{nkij} = b_k + \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`.
+    r"""Cross-correlation, NCHW:
+    :math:`y_{nkij} = b_k + \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`.
 
     ``bias`` (K,) is added and ``relu`` applied while each chunk of the output is in cache, which
     saves one or two passes over the whole output. The result is a fresh array.
@@ -131,7 +131,8 @@ def conv2d(
     x_nhwc = nhwc(x)
     scheme = formulation(kh, kw, stride, padding, c, k, precision)
     if scheme is not None:
-        u = LAYOUTS.get(w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme))
+        make = lambda w: winograd.transform_kernel(w, scheme)  # noqa: E731
+        u = LAYOUTS.get(w, f"winograd {scheme.name}", make)
         y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
     else:
         kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
