@@ -7,13 +7,26 @@ filter at a time, the same start noise, the same update and stopping rule. Print
 the ratio; ``--ours document`` times tinygrad_edu on the document's five layers instead, to compare
 with PyTorch's time for the single ``--layer``.
 
+``--document`` runs the issue's end-to-end comparison instead: the document's visualisation of 16
+``block3_conv3`` filters, 20 steps, through the ``tinygrad-edu visualize`` command line in a
+fresh process (start-up, weight loading, ascent, PNG and summary included), against PyTorch
+running the document's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
+and weight loading are not counted). ``--repeat`` runs it several times and prints min and spread.
+
     python benchmarks/visualize.py --weights PATH [--layer block5_conv3] [--ours document]
+    python benchmarks/visualize.py --weights PATH --document [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from torch_vgg import torch_features
 
@@ -49,6 +62,46 @@ def torch_loop(
     return time.perf_counter() - start, kept
 
 
+def cli_seconds(weights: str, layer: str, filters: int, steps: int, out: Path) -> float:
+    """Wall time of ``tinygrad-edu visualize`` in a fresh process, this checkout's package."""
+    root = Path(__file__).resolve().parents[1]
+    launcher = "import sys; from tinygrad_edu.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", launcher]
+    command += ["visualize", "--weights", weights, "--layers", layer, "--filters", str(filters)]
+    command += ["--steps", str(steps), "--out", str(out), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, cwd=root, capture_output=True)
+    return time.perf_counter() - start
+
+
+def document_workload(weights: str | None, repeat: int) -> None:
+    """The issue's third workload: 16 block3_conv3 filters, 20 steps, CLI end to end vs PyTorch."""
+    if weights is None:
+        raise SystemExit("--document needs --weights (the document's workload uses real weights)")
+    layer, filters, steps = "block3_conv3", 16, 20
+    model = vgg16(weights)
+    chosen = filter_indices(model, layer, filters)
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(repeat):
+            ours.append(cli_seconds(weights, layer, filters, steps, Path(out)))
+            with contextlib.suppress(ImportError):
+                theirs.append(torch_loop(model, layer, chosen, steps, 128, seed=0)[0])
+    print(f"document workload: {filters} {layer} filters, {steps} steps, 128x128, real weights")
+    print(f"  tinygrad-edu visualize (CLI, fresh process): {_summary(ours)}")
+    if not theirs:
+        print("  torch not installed (pip install torch==2.13.0): no reference")
+        return
+    print(f"  torch one-filter-at-a-time loop (loop only):  {_summary(theirs)}")
+    print(f"  ratio (min / min): {min(ours) / min(theirs):.2f}x   (goal <= 0.5x; milestone 1.0x)")
+
+
+def _summary(seconds: list[float]) -> str:
+    spread = max(seconds) / min(seconds)
+    return f"min {min(seconds):6.1f} s, spread {spread:.2f} over {len(seconds)} runs"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -62,7 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--document", action="store_true", help="the issue's CLI workload")
+    parser.add_argument("--repeat", type=int, default=3, help="--document: runs (default 3)")
     args = parser.parse_args(argv)
+    if args.document:
+        return document_workload(args.weights, args.repeat)
 
     model = vgg16(args.weights) if args.weights else vgg16(rng=0).requires_grad_(False)
     ours_layers = resolve_layers(args.ours or [args.layer])

@@ -136,6 +136,12 @@ def test_winograd_chunks_are_exact_in_float64(data, scheme, budget):
     y = W.conv3x3(x, weight, chunk_budget=budget, scheme=scheme)
     exact = reference_conv(x.transpose(0, 3, 1, 2), weight, 1, 1).transpose(0, 2, 3, 1)
     assert relative_error(y, exact) <= 1e-12
+    if scheme.flip_order is not None:  # the input gradient through the forward's own U
+        g = rng.standard_normal((n, h, w, k))
+        u = W.transform_kernel(weight, scheme).transpose(0, 2, 1)
+        grad = W.conv3x3(g, None, chunk_budget=budget, u=u, order=scheme.flip_order)
+        exact = reference_input_grad(g.transpose(0, 3, 1, 2), weight, (h, w), 1, 1)
+        assert relative_error(grad, exact.transpose(0, 2, 3, 1)) <= 1e-12
 
 
 @st.composite

@@ -131,13 +131,17 @@ def conv2d(
     x_nhwc = nhwc(x)
     scheme = formulation(kh, kw, stride, padding, c, k, precision)
     if scheme is not None:
-        make = lambda w: winograd.transform_kernel(w, scheme)  # noqa: E731
-        u = LAYOUTS.get(w, f"winograd {scheme.name}", make)
+        u = _winograd_kernel(w, scheme)
         y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
     else:
         kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
         y = _im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
+
+
+def _winograd_kernel(w: np.ndarray, scheme: winograd.Scheme) -> np.ndarray:
+    """``w``'s Winograd transform ``U`` (a*a, C, K), cached while ``w`` is unchanged."""
+    return LAYOUTS.get(w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme))
 
 
 def conv2d_input_grad(
@@ -170,12 +174,17 @@ def conv2d_input_grad(
         return as_nchw(_col2im_input_grad(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = formulation(kh, kw, stride, padding, k, c, precision)
     if scheme is not None and g.shape[2:] == (h, wd):
-        u = LAYOUTS.get(
-            w,
-            f"winograd {scheme.name} flipped",
-            lambda w: winograd.transform_kernel(flipped(w), scheme),
-        )
-        return as_nchw(winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc))
+        if scheme.flip_order is not None:  # the forward's transformed kernel serves both
+            u = _winograd_kernel(w, scheme).transpose(0, 2, 1)
+            y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
+        else:
+            u = LAYOUTS.get(
+                w,
+                f"winograd {scheme.name} flipped",
+                lambda w: winograd.transform_kernel(flipped(w), scheme),
+            )
+            y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
+        return as_nchw(y)
     if mask_nhwc is not None:
         g_nhwc = g_nhwc * (mask_nhwc > 0)
     n, ho, wo, _ = g_nhwc.shape

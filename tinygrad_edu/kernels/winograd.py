@@ -120,6 +120,9 @@ class Scheme:
     G: np.ndarray  #: kernel transform, ``(m + 2, 3)``
     transform_input: Callable[[Arrays, Arrays], None]  #: ``m + 2`` rows -> ``m + 2`` rows
     transform_output: Callable[[Arrays, Arrays], None]  #: ``m + 2`` rows -> ``m`` rows
+    #: ``q`` with ``G J = P_q G`` (J reverses a kernel row, P_q permutes rows), when one exists:
+    #: then the rotated kernel's transform is the kernel's own, positions permuted by ``q``
+    flip_order: tuple[int, ...] | None = None
 
     @property
     def tile(self) -> int:
@@ -132,6 +135,7 @@ F2 = Scheme(
     np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]),
     _input_f2,
     _output_f2,
+    flip_order=(3, 1, 2, 0),  # G's rows reversed: row 0 <-> row 3, rows 1 and 2 symmetric
 )
 F4 = Scheme(
     "F(4x4,3x3)",
@@ -172,6 +176,7 @@ def conv3x3(
     bias: np.ndarray | None = None,
     relu: bool = False,
     mask: np.ndarray | None = None,
+    order: Sequence[int] | None = None,
 ) -> np.ndarray:
     """3x3 cross-correlation, stride 1, padding 1: NHWC ``x`` (N, H, W, C), ``w`` (K, C, 3, 3)
     -> NHWC (N, H, W, K).
@@ -185,6 +190,11 @@ def conv3x3(
     allocated once and reused (fresh large allocations cost a page fault per 4 KiB).
     ``chunk_budget`` (bytes, default :data:`CHUNK_BUDGET`) sets the chunk size; ``u`` is
     ``transform_kernel(w, scheme)`` when the caller has it already.
+
+    ``order`` (a permutation ``q`` of the ``m + 2`` positions) makes tile position ``(i, j)`` use
+    ``u[(m+2) q(i) + q(j)]``: with ``scheme.flip_order`` and ``u`` the *forward* kernel's transform
+    seen as ``(a*a, K, C)``, this convolves with the rotated, channel-swapped kernel -- the input
+    gradient -- without a second transformed copy of the weights.
     """
     budget = CHUNK_BUDGET if chunk_budget is None else chunk_budget
     n, h, width, c = x.shape
@@ -193,6 +203,7 @@ def conv3x3(
     m, a = scheme.m, scheme.tile
     dtype = np.result_type(x, u)
     u = u.astype(dtype, copy=False)
+    order = tuple(range(a)) if order is None else tuple(order)
     th, tw = -(-h // m), -(-width // m)
     result = np.empty((n, m * th, m * tw, k), dtype=dtype)
     tile_row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize
@@ -222,10 +233,10 @@ def conv3x3(
                 np.multiply(x[i0 : i0 + count, lo:hi], mask[i0 : i0 + count, lo:hi] > 0, out=inside)
             tiles = count * rows * tw
             vb, mb = v[:, :tiles], mm[:, :tiles]
-            _tiles_in(chunk, rows, tw, scheme, rows_buffer, vb)
+            _tiles_in(chunk, rows, tw, scheme, rows_buffer, vb, order)
             np.matmul(vb, u, out=mb)  # a*a GEMMs: (tiles, C) @ (C, K)
             target = result[i0 : i0 + count, m * t0 : m * (t0 + rows)]
-            _tiles_out(mb, count, rows, tw, scheme, out_rows, target)
+            _tiles_out(mb, count, rows, tw, scheme, out_rows, target, order)
             if bias is not None:
                 target += bias
             if relu:
@@ -234,9 +245,16 @@ def conv3x3(
 
 
 def _tiles_in(
-    padded: np.ndarray, th: int, tw: int, s: Scheme, scratch: np.ndarray, out: np.ndarray
+    padded: np.ndarray,
+    th: int,
+    tw: int,
+    s: Scheme,
+    scratch: np.ndarray,
+    out: np.ndarray,
+    order: Sequence[int],
 ) -> None:
-    """``B^T d B`` for every tile (stride m) of a padded NHWC chunk -> ``out`` (a*a, tiles, C)."""
+    """``B^T d B`` for every tile (stride m) of a padded NHWC chunk -> ``out`` (a*a, tiles, C),
+    position ``(i, j)`` at ``out[a * order[i] + order[j]]``."""
     n, _, wp, c = padded.shape
     m, a = s.m, s.tile
     d = [padded[:, r : r + m * th : m] for r in range(a)]  # (n, th, Wp, C) views
@@ -244,17 +262,26 @@ def _tiles_in(
     s.transform_input(d, mixed)
     for i, t in enumerate(mixed):
         cols = [t[:, :, q : q + m * tw : m] for q in range(a)]  # (n, th, tw, C) views
-        s.transform_input(cols, [out[a * i + j].reshape(n, th, tw, c) for j in range(a)])
+        slots = [out[a * order[i] + order[j]].reshape(n, th, tw, c) for j in range(a)]
+        s.transform_input(cols, slots)
 
 
 def _tiles_out(
-    mm: np.ndarray, n: int, th: int, tw: int, s: Scheme, scratch: np.ndarray, out: np.ndarray
+    mm: np.ndarray,
+    n: int,
+    th: int,
+    tw: int,
+    s: Scheme,
+    scratch: np.ndarray,
+    out: np.ndarray,
+    order: Sequence[int],
 ) -> None:
-    """``A^T M A`` for every tile: ``mm`` (a*a, tiles, K) -> m x m blocks of ``out``."""
+    """``A^T M A`` for every tile: ``mm`` (a*a, tiles, K), position ``(i, j)`` at
+    ``mm[a * order[i] + order[j]]`` -> m x m blocks of ``out``."""
     m, a = s.m, s.tile
     k = mm.shape[2]
     tiles = mm.reshape(a, a, n, th, tw, k)
     firsts = [scratch[i, : a * n * th * tw * k].reshape(a, n, th, tw, k) for i in range(m)]
-    s.transform_output(list(tiles), firsts)
+    s.transform_output([tiles[order[i]] for i in range(a)], firsts)
     for i, f in enumerate(firsts):
-        s.transform_output(list(f), [out[:, i::m, j::m] for j in range(m)])
+        s.transform_output([f[order[j]] for j in range(a)], [out[:, i::m, j::m] for j in range(m)])
