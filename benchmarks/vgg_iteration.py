@@ -135,6 +135,7 @@ def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | 
 
     command = [sys.executable, __file__, "--memory-of", name, "--batch", str(batch)]
     command += ["--size", str(args.size)] + (["--weights", args.weights] if args.weights else [])
+    command += ["--fast"] if args.fast else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     try:

@@ -14,11 +14,13 @@ The three kernels are the three partial derivatives of one trilinear form
 * :func:`conv2d_input_grad` = :math:`\partial T / \partial x` (a "transposed convolution");
 * :func:`conv2d_weight_grad` = :math:`\partial T / \partial w`.
 
-Formulation (see ``docs/convolution.md`` for the measurements behind it): 3x3, stride-1,
-padding-1 convolutions with enough input channels use Winograd's minimal filtering
-F(2x2, 3x3) (:mod:`.winograd`), which needs 2.25x fewer multiplications; everything else uses
-im2col (gather each output pixel's window into a row, one GEMM with the flattened kernel),
-processed in chunks of images through one reused buffer so memory stays bounded.
+Formulation (:func:`formulation`; ``docs/convolution.md`` has the measurements behind it): 3x3,
+stride-1, padding-1 convolutions with enough input channels use Winograd's minimal filtering
+(:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer multiplications, or with ``precision="fast"``
+F(4x4, 3x3), 4x fewer but ~10x the float32 rounding error. Input gradients with few channels use
+col2im; everything else uses im2col (gather each output pixel's window into a row, one GEMM with
+the flattened kernel), processed in chunks of images through one reused buffer so memory stays
+bounded. Bias, ReLU and a ReLU's backward mask are applied per chunk, while it is in cache.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .layout_cache import LAYOUTS
 #: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
 #: 1e-5); "fast" also allows Winograd F(4x4, 3x3), whose float32 error is ~10x larger
 PRECISIONS = ("default", "fast")
+#: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
+MIN_WINOGRAD_CHANNELS = 32
 
 
 def formulation(
@@ -52,10 +56,6 @@ def formulation(
     if not (kh == kw == 3 and stride == 1 and padding == 1 and c_in >= MIN_WINOGRAD_CHANNELS):
         return None
     return winograd.F4 if precision == "fast" else winograd.F2
-
-
-#: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
-MIN_WINOGRAD_CHANNELS = 32
 
 
 def im2col_matrix(w: np.ndarray) -> np.ndarray:
