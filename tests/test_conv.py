@@ -301,3 +301,28 @@ def test_frozen_vgg_runs_no_weight_gradient_and_nothing_above_the_target(monkeyp
     x = Tensor(np.ones((1, 3, 16, 16), dtype=np.float32), requires_grad=True)
     tg.grad(model(x, until="block2_conv2").sum(), [x])
     assert calls == {"forward": 4, "input_grad": 4, "weight_grad": 0}
+
+
+@given(conv_relu_cases(), st.integers(0, 1000))
+def test_conv_relu_and_masked_input_grad_jvps_match_finite_differences(case, seed):
+    from tinygrad_edu.ops.conv import Conv2dInputGrad, Conv2dReLU
+
+    x, w, b, stride, padding = case
+    rng = np.random.default_rng(seed)
+    tangents = [rng.standard_normal(a.shape) for a in (x, w, b)]
+    op = Conv2dReLU(stride=stride, padding=padding)
+    out = Tensor(op.forward(x, w, b))
+    jvp = op.jvp(tuple(Tensor(t) for t in tangents), out, Tensor(x), Tensor(w), Tensor(b))
+    eps = 1e-6
+    ahead = op.forward(*(a + eps * t for a, t in zip((x, w, b), tangents)))
+    behind = op.forward(*(a - eps * t for a, t in zip((x, w, b), tangents)))
+    np.testing.assert_allclose(jvp.data, (ahead - behind) / (2 * eps), rtol=1e-5, atol=1e-6)
+
+    # the input gradient with a ReLU mask is linear in (g, w): its JVP is exact
+    mask = rng.standard_normal(out.shape)
+    grad_op = Conv2dInputGrad(input_hw=x.shape[2:], stride=stride, padding=padding, mask=mask)
+    g, tg_, tw = (rng.standard_normal(s) for s in (out.shape, out.shape, w.shape))
+    z = Tensor(grad_op.forward(g, w))
+    jvp = grad_op.jvp((Tensor(tg_), Tensor(tw)), z, Tensor(g), Tensor(w))
+    expected = grad_op.forward(tg_, w) + grad_op.forward(g, tw)
+    np.testing.assert_allclose(jvp.data, expected, rtol=1e-10, atol=1e-12)
