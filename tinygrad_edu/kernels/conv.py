@@ -171,7 +171,7 @@ def conv2d_input_grad(
         if mask_nhwc is not None:
             g_nhwc = g_nhwc * (mask_nhwc > 0)
         kernel = LAYOUTS.get(w, "col2im", col2im_matrix)
-        return as_nchw(_col2im_input_grad(g_nhwc, kernel, (h, wd), kh, kw, padding))
+        return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = formulation(kh, kw, stride, padding, k, c, precision)
     if scheme is not None and g.shape[2:] == (h, wd):
         if scheme.flip_order is not None:  # the forward's transformed kernel serves both
@@ -210,7 +210,7 @@ def col2im_matrix(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(k, kh * kw * c)
 
 
-def _col2im_input_grad(
+def _col2im_conv(
     g: np.ndarray, kernel: np.ndarray, input_hw: tuple[int, int], kh: int, kw: int, padding: int
 ) -> np.ndarray:
     r"""Stride-1 input gradient by col2im: ``Z = g @ W`` gives, per output pixel, what it sends
