@@ -7,13 +7,29 @@ filter at a time, the same start noise, the same update and stopping rule. Print
 the ratio; ``--ours document`` times tinygrad_edu on the document's five layers instead, to compare
 with PyTorch's time for the single ``--layer``.
 
+``--document`` runs the issue's end-to-end comparison instead: the document's visualisation of 16
+``block3_conv3`` filters, 20 steps, through the ``tinygrad-edu visualize`` command line in a
+fresh process (start-up, weight loading, ascent, PNG and summary included), against PyTorch
+running the document's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
+and weight loading are not counted). ``--repeat`` runs it several times and prints min and
+spread; ``--clock cpu`` times CPU instead of wall time (steadier on a loaded machine; set
+``OPENBLAS_NUM_THREADS=1`` to give both sides one thread).
+
     python benchmarks/visualize.py --weights PATH [--layer block5_conv3] [--ours document]
+    python benchmarks/visualize.py --weights PATH --document [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from torch_vgg import torch_features
 
@@ -25,14 +41,17 @@ from tinygrad_edu.vis.images import grey_noise
 
 
 def torch_loop(
-    model, layer: str, filters: list[int], steps: int, size: int, seed: int
+    model, layer: str, filters: list[int], steps: int, size: int, seed: int, cpu: bool = False
 ) -> tuple[float, int]:
     """The document's algorithm in PyTorch; returns (seconds, filters kept)."""
     import torch
 
     net = torch_features(model, layer)
+    if "OPENBLAS_NUM_THREADS" in os.environ:  # --threads: the same count on both sides
+        torch.set_num_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
+    now = time.process_time if cpu else time.perf_counter
     kept = 0
-    start = time.perf_counter()
+    start = now()
     for f in filters:
         x = torch.from_numpy(grey_noise(model.input_space, f, size, seed)[None])
         loss_value = 0.0
@@ -46,7 +65,57 @@ def torch_loop(
             if loss_value <= 0:
                 break
         kept += loss_value > 0
-    return time.perf_counter() - start, kept
+    return now() - start, kept
+
+
+def cli_seconds(
+    weights: str, layer: str, filters: int, steps: int, out: Path, cpu: bool = False
+) -> float:
+    """Wall (or CPU) time of ``tinygrad-edu visualize`` in a fresh process, this checkout's
+    package."""
+    root = Path(__file__).resolve().parents[1]
+    launcher = "import sys; from tinygrad_edu.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", launcher]
+    command += ["visualize", "--weights", weights, "--layers", layer, "--filters", str(filters)]
+    command += ["--steps", str(steps), "--out", str(out), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    start, children = time.perf_counter(), _children_cpu()
+    subprocess.run(command, check=True, env=env, cwd=root, capture_output=True)
+    return _children_cpu() - children if cpu else time.perf_counter() - start
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> None:
+    """The issue's third workload: 16 block3_conv3 filters, 20 steps, CLI end to end vs PyTorch."""
+    if weights is None:
+        raise SystemExit("--document needs --weights (the document's workload uses real weights)")
+    layer, filters, steps = "block3_conv3", 16, 20
+    model = vgg16(weights)
+    chosen = filter_indices(model, layer, filters)
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(repeat):
+            ours.append(cli_seconds(weights, layer, filters, steps, Path(out), cpu))
+            with contextlib.suppress(ImportError):
+                theirs.append(torch_loop(model, layer, chosen, steps, 128, seed=0, cpu=cpu)[0])
+    clock = "CPU" if cpu else "wall"
+    print(f"document workload: {filters} {layer} filters, {steps} steps, 128x128, real weights")
+    print(f"  ({clock} clock; threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
+    print(f"  tinygrad-edu visualize (CLI, fresh process): {_summary(ours)}")
+    if not theirs:
+        print("  torch not installed (pip install torch==2.13.0): no reference")
+        return
+    print(f"  torch one-filter-at-a-time loop (loop only):  {_summary(theirs)}")
+    print(f"  ratio (min / min): {min(ours) / min(theirs):.2f}x   (goal <= 0.5x; milestone 1.0x)")
+
+
+def _summary(seconds: list[float]) -> str:
+    spread = max(seconds) / min(seconds)
+    return f"min {min(seconds):6.1f} s, spread {spread:.2f} over {len(seconds)} runs"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--document", action="store_true", help="the issue's CLI workload")
+    parser.add_argument("--repeat", type=int, default=3, help="--document: runs (default 3)")
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall", help="--document: what to time"
+    )
     args = parser.parse_args(argv)
+    if args.document:
+        return document_workload(args.weights, args.repeat, args.clock == "cpu")
 
     model = vgg16(args.weights) if args.weights else vgg16(rng=0).requires_grad_(False)
     ours_layers = resolve_layers(args.ours or [args.layer])

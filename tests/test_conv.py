@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
@@ -98,7 +98,7 @@ def test_winograd_path_is_used_and_correct_through_the_op():
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 32, 33, 34)), requires_grad=True)
     w = Tensor(rng.standard_normal((3, 32, 3, 3)) * 0.1, requires_grad=True)
-    assert conv_kernels._use_winograd(3, 3, 1, 1, 32, 3)
+    assert conv_kernels.formulation(3, 3, 1, 1, 32, 3) is winograd.F2
     y = F.conv2d(x, w, padding=1)
     expected = conv_kernels._im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(
         0, 3, 1, 2
@@ -235,3 +235,94 @@ def test_conv_results_follow_in_place_weight_updates():
     after = layer(x).data
     bias = layer.bias.data[None, :, None, None]
     np.testing.assert_allclose(after - bias, 2 * (before - bias), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- fused conv + ReLU
+@st.composite
+def conv_relu_cases(draw):
+    """Convolutions whose pre-activations keep away from ReLU's kink at 0, where finite
+    differences do not measure a derivative."""
+    x, w, b, stride, padding = draw(conv_cases(max_side=4))
+    z = F.conv2d(Tensor(x), Tensor(w), Tensor(b), stride, padding).data
+    assume(np.abs(z).min() > 1e-3)
+    return x, w, b, stride, padding
+
+
+@given(conv_relu_cases())
+def test_conv_relu_op_first_and_second_order(case):
+    from tinygrad_edu.ops.conv import Conv2dReLU
+
+    x, w, b, stride, padding = case
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+
+    def fused(x, w, b):
+        return Conv2dReLU.apply(x, w, b, stride=stride, padding=padding)
+
+    assert tg.gradcheck(fused, inputs)
+    assert tg.gradgradcheck(fused, inputs)
+    np.testing.assert_allclose(
+        fused(*inputs).data, F.conv2d(*inputs, stride, padding).relu().data, rtol=1e-12
+    )
+
+
+def test_conv_relu_op_gradient_equals_the_unfused_pair_on_the_winograd_path():
+    from tinygrad_edu.ops.conv import Conv2dReLU
+
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((2, 32, 9, 10)), requires_grad=True)
+    w, b = Tensor(rng.standard_normal((40, 32, 3, 3)) * 0.1), Tensor(rng.standard_normal(40))
+    g = Tensor(rng.standard_normal((2, 40, 9, 10)))
+    (fused,) = tg.grad(Conv2dReLU.apply(x, w, b, stride=1, padding=1), [x], grad_outputs=g)
+    (plain,) = tg.grad(F.conv2d(x, w, b, 1, 1).relu(), [x], grad_outputs=g)
+    np.testing.assert_allclose(fused.data, plain.data, rtol=1e-10, atol=1e-12)
+
+
+def test_frozen_vgg_runs_no_weight_gradient_and_nothing_above_the_target(monkeypatch):
+    from tinygrad_edu.models.vgg import VGG16
+    from tinygrad_edu.ops import conv as conv_ops
+
+    calls = {"forward": 0, "input_grad": 0, "weight_grad": 0}
+
+    def counted(name, kernel):
+        def run(*args, **kwargs):
+            calls[name] += 1
+            return kernel(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(conv_ops.K, "conv2d", counted("forward", conv_kernels.conv2d))
+    monkeypatch.setattr(
+        conv_ops.K, "conv2d_input_grad", counted("input_grad", conv_kernels.conv2d_input_grad)
+    )
+    monkeypatch.setattr(
+        conv_ops.K, "conv2d_weight_grad", counted("weight_grad", conv_kernels.conv2d_weight_grad)
+    )
+    model = VGG16(initialise=False).requires_grad_(False)
+    x = Tensor(np.ones((1, 3, 16, 16), dtype=np.float32), requires_grad=True)
+    tg.grad(model(x, until="block2_conv2").sum(), [x])
+    assert calls == {"forward": 4, "input_grad": 4, "weight_grad": 0}
+
+
+@given(conv_relu_cases(), st.integers(0, 1000))
+def test_conv_relu_and_masked_input_grad_jvps_match_finite_differences(case, seed):
+    from tinygrad_edu.ops.conv import Conv2dInputGrad, Conv2dReLU
+
+    x, w, b, stride, padding = case
+    rng = np.random.default_rng(seed)
+    tangents = [rng.standard_normal(a.shape) for a in (x, w, b)]
+    op = Conv2dReLU(stride=stride, padding=padding)
+    out = Tensor(op.forward(x, w, b))
+    jvp = op.jvp(tuple(Tensor(t) for t in tangents), out, Tensor(x), Tensor(w), Tensor(b))
+    eps = 1e-6
+    ahead = op.forward(*(a + eps * t for a, t in zip((x, w, b), tangents)))
+    behind = op.forward(*(a - eps * t for a, t in zip((x, w, b), tangents)))
+    np.testing.assert_allclose(jvp.data, (ahead - behind) / (2 * eps), rtol=1e-5, atol=1e-6)
+
+    # the input gradient with a ReLU mask is linear in (g, w): its JVP is exact
+    mask = rng.standard_normal(out.shape)
+    grad_op = Conv2dInputGrad(input_hw=x.shape[2:], stride=stride, padding=padding, mask=mask)
+    g, tg_, tw = (rng.standard_normal(s) for s in (out.shape, out.shape, w.shape))
+    z = Tensor(grad_op.forward(g, w))
+    jvp = grad_op.jvp((Tensor(tg_), Tensor(tw)), z, Tensor(g), Tensor(w))
+    expected = grad_op.forward(tg_, w) + grad_op.forward(g, tw)
+    np.testing.assert_allclose(jvp.data, expected, rtol=1e-10, atol=1e-12)

@@ -2,9 +2,9 @@
 
 The differentiable ops in :mod:`tinygrad_edu.ops` call these for the heavy arithmetic:
 
-* :mod:`.conv` -- 2-D convolution, its input gradient and its weight gradient (im2col or Winograd,
-  chosen per layer shape);
-* :mod:`.winograd` -- Winograd's minimal filtering F(2x2, 3x3);
+* :mod:`.conv` -- 2-D convolution, its input gradient and its weight gradient (im2col, col2im or
+  Winograd, chosen per layer shape), with bias, ReLU and ReLU-mask fusion;
+* :mod:`.winograd` -- Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3);
 * :mod:`.pooling` -- max pooling with compact winner indices, and its scatter/gather adjoints;
 * :mod:`.layout` -- NHWC views, padding, window views and chunking shared by the above;
 * :mod:`.layout_cache` -- re-laid-out kernels of frozen weights, reused while their content is

@@ -14,11 +14,13 @@ The three kernels are the three partial derivatives of one trilinear form
 * :func:`conv2d_input_grad` = :math:`\partial T / \partial x` (a "transposed convolution");
 * :func:`conv2d_weight_grad` = :math:`\partial T / \partial w`.
 
-Formulation (see ``docs/convolution.md`` for the measurements behind it): 3x3, stride-1,
-padding-1 convolutions with enough input channels use Winograd's minimal filtering
-F(2x2, 3x3) (:mod:`.winograd`), which needs 2.25x fewer multiplications; everything else uses
-im2col (gather each output pixel's window into a row, one GEMM with the flattened kernel),
-processed in chunks of images through one reused buffer so memory stays bounded.
+Formulation (:func:`formulation`; ``docs/convolution.md`` has the measurements behind it): 3x3,
+stride-1, padding-1 convolutions with enough input channels use Winograd's minimal filtering
+(:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer multiplications, or with ``precision="fast"``
+F(4x4, 3x3), 4x fewer but ~10x the float32 rounding error. Input gradients with few channels use
+col2im; everything else uses im2col (gather each output pixel's window into a row, one GEMM with
+the flattened kernel), processed in chunks of images through one reused buffer so memory stays
+bounded. Bias, ReLU and a ReLU's backward mask are applied per chunk, while it is in cache.
 """
 
 from __future__ import annotations
@@ -29,17 +31,31 @@ from . import winograd
 from .layout import as_nchw, chunks, nhwc, pad, windows
 from .layout_cache import LAYOUTS
 
+#: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
+#: 1e-5); "fast" also allows Winograd F(4x4, 3x3), whose float32 error is ~10x larger
+PRECISIONS = ("default", "fast")
+#: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
+MIN_WINOGRAD_CHANNELS = 32
 
-def _use_winograd(kh: int, kw: int, stride: int, padding: int, c_in: int, c_out: int) -> bool:
-    """Winograd F(2x2, 3x3) for 3x3/stride 1/padding 1 convolutions with ``c_in >= 32`` channels
-    and no more output than input channels; im2col otherwise.
+
+def formulation(
+    kh: int, kw: int, stride: int, padding: int, c_in: int, c_out: int, precision: str = "default"
+) -> winograd.Scheme | None:
+    """The Winograd scheme for a convolution, or ``None`` for im2col.
+
+    Winograd for 3x3/stride 1/padding 1 convolutions with ``c_in >= 32`` input channels:
+    F(2x2, 3x3) by default, F(4x4, 3x3) with ``precision="fast"``; im2col otherwise.
 
     Measured per VGG layer shape (docs/convolution.md): Winograd saves GEMM work in proportion to
-    ``c_in * c_out`` but spends elementwise transforms on 4x the input (``c_in``) and output
-    (``c_out``) data; with few input channels (the RGB layer) or a widening layer, the
-    transforms cost more than they save.
+    ``c_in * c_out`` but spends elementwise transforms on the input (``c_in``) and output
+    (``c_out``) data; with few input channels (the RGB layer) the transforms cost more than they
+    save.
     """
-    return kh == kw == 3 and stride == 1 and padding == 1 and c_in >= 32 and c_out <= c_in
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if not (kh == kw == 3 and stride == 1 and padding == 1 and c_in >= MIN_WINOGRAD_CHANNELS):
+        return None
+    return winograd.F4 if precision == "fast" else winograd.F2
 
 
 def im2col_matrix(w: np.ndarray) -> np.ndarray:
@@ -54,11 +70,18 @@ def flipped(w: np.ndarray) -> np.ndarray:
 
 
 def _im2col_conv(
-    x: np.ndarray, w: np.ndarray, stride: int, padding: int, kernel: np.ndarray | None = None
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int,
+    padding: int,
+    kernel: np.ndarray | None = None,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
 ) -> np.ndarray:
     """NHWC ``x`` (N, H, W, C) with weights ``w`` (K, C, kh, kw) -> NHWC (N, Ho, Wo, K).
 
-    ``kernel`` is ``im2col_matrix(w)`` when the caller has it already.
+    ``kernel`` is ``im2col_matrix(w)`` when the caller has it already; ``bias`` and ``relu`` are
+    applied per chunk while its output is still in cache.
     """
     k, c, kh, kw = w.shape
     patches = windows(pad(x, padding), kh, kw, stride)
@@ -71,23 +94,64 @@ def _im2col_conv(
     for part in parts:
         count = part.stop - part.start
         np.copyto(columns[:count], patches[part])  # the im2col copy
-        np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=out[part].reshape(-1, k))
+        target = out[part].reshape(-1, k)
+        np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=target)
+        _bias_relu(target, bias, relu)
     return out
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
-    r"""Cross-correlation, NCHW: :math:`y_{nkij} = \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`."""
-    _, c, kh, kw = w.shape
+def _bias_relu(y: np.ndarray, bias: np.ndarray | None, relu: bool) -> None:
+    """``y += bias; y = max(y, 0)`` in place, on a chunk that is still in cache."""
+    if bias is not None:
+        y += bias
+    if relu:
+        np.maximum(y, 0, out=y)
+
+
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int = 1,
+    padding: int = 0,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
+    precision: str = "default",
+) -> np.ndarray:
+    r"""Cross-correlation, NCHW:
+    :math:`y_{nkij} = b_k + \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`.
+
+    ``bias`` (K,) is added and ``relu`` applied while each chunk of the output is in cache, which
+    saves one or two passes over the whole output. The result is a fresh array.
+    """
+    k, c, kh, kw = w.shape
+    if bias is not None and bias.dtype != np.result_type(x, w):  # a wider bias: add it after
+        wide = conv2d(x, w, stride, padding, precision=precision).astype(np.result_type(x, bias))
+        wide += bias.reshape(1, -1, 1, 1)
+        return np.maximum(wide, 0, out=wide) if relu else wide
     x_nhwc = nhwc(x)
-    if _use_winograd(kh, kw, stride, padding, c, w.shape[0]):
-        u = LAYOUTS.get(w, "winograd", winograd.transform_kernel)
-        return as_nchw(winograd.conv3x3(x_nhwc, w, u=u))
-    kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
-    return as_nchw(_im2col_conv(x_nhwc, w, stride, padding, kernel))
+    scheme = formulation(kh, kw, stride, padding, c, k, precision)
+    if scheme is not None:
+        u = _winograd_kernel(w, scheme)
+        y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
+    else:
+        kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
+        y = _im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
+    return as_nchw(y)
+
+
+def _winograd_kernel(w: np.ndarray, scheme: winograd.Scheme) -> np.ndarray:
+    """``w``'s Winograd transform ``U`` (a*a, C, K), cached while ``w`` is unchanged."""
+    return LAYOUTS.get(w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme))
 
 
 def conv2d_input_grad(
-    g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int], stride: int = 1, padding: int = 0
+    g: np.ndarray,
+    w: np.ndarray,
+    input_hw: tuple[int, int],
+    stride: int = 1,
+    padding: int = 0,
+    mask: np.ndarray | None = None,
+    precision: str = "default",
 ) -> np.ndarray:
     r""":math:`\bar x` for :math:`y = \mathrm{conv}(x, w)`: ``g`` convolved with ``w`` flipped.
 
@@ -95,22 +159,81 @@ def conv2d_input_grad(
     collects ``g`` through the same weights, rotated by 180 degrees and with in/out channels
     swapped. For stride ``s`` the gradient is first spread out with ``s - 1`` zeros between
     pixels ("dilated"), then padded by ``k - 1 - p``; rows the forward never read get 0.
+
+    ``mask`` (the shape of ``g``): use ``g * (mask > 0)`` instead of ``g`` -- the backward pass
+    of a ReLU whose output was ``mask``, folded into the copy the convolution makes anyway.
     """
-    k, _, kh, kw = w.shape
+    k, c, kh, kw = w.shape
     h, wd = input_hw
-    rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
     g_nhwc = nhwc(g)
-    if _use_winograd(kh, kw, stride, padding, k, w.shape[1]) and g.shape[2:] == (h, wd):
-        u = LAYOUTS.get(w, "winograd_flipped", lambda w: winograd.transform_kernel(flipped(w)))
-        return as_nchw(winograd.conv3x3(g_nhwc, rotated, u=u))
+    mask_nhwc = None if mask is None else nhwc(mask)
+    if stride == 1 and _use_col2im(kh, kw, k, c):
+        if mask_nhwc is not None:
+            g_nhwc = g_nhwc * (mask_nhwc > 0)
+        kernel = LAYOUTS.get(w, "col2im", col2im_matrix)
+        return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
+    scheme = formulation(kh, kw, stride, padding, k, c, precision)
+    if scheme is not None and g.shape[2:] == (h, wd):
+        if scheme.flip_order is not None:  # the forward's transformed kernel serves both
+            u = _winograd_kernel(w, scheme).transpose(0, 2, 1)
+            y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
+        else:
+            u = LAYOUTS.get(
+                w,
+                f"winograd {scheme.name} flipped",
+                lambda w: winograd.transform_kernel(flipped(w), scheme),
+            )
+            y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
+        return as_nchw(y)
+    if mask_nhwc is not None:
+        g_nhwc = g_nhwc * (mask_nhwc > 0)
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
         dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), dtype=g.dtype)
         dilated[:, ::stride, ::stride] = g_nhwc
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
+    rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
     kernel = LAYOUTS.get(w, "im2col_flipped", lambda w: im2col_matrix(flipped(w)))
     return as_nchw(_im2col_conv(grown, rotated, 1, 0, kernel))
+
+
+def _use_col2im(kh: int, kw: int, k: int, c: int) -> bool:
+    """col2im for input gradients with few channels: the GEMM's output (``kh*kw*C`` values per
+    pixel) is then no larger than its input (``K`` values), e.g. VGG's RGB layer (64 -> 3)."""
+    return kh * kw * c <= k
+
+
+def col2im_matrix(w: np.ndarray) -> np.ndarray:
+    """Kernel ``(K, C, kh, kw)`` as the ``(K, kh*kw*C)`` matrix that makes col2im's columns."""
+    k, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(k, kh * kw * c)
+
+
+def _col2im_conv(
+    g: np.ndarray, kernel: np.ndarray, input_hw: tuple[int, int], kh: int, kw: int, padding: int
+) -> np.ndarray:
+    r"""Stride-1 input gradient by col2im: ``Z = g @ W`` gives, per output pixel, what it sends
+    to each of the ``kh x kw`` input pixels it read; each input pixel sums what it received:
+    :math:`\bar x_{n,y,x} = \sum_{a,b} Z_{n,\,y+p-a,\,x+p-b,\,a,b}`.
+
+    One read of ``g`` and a GEMM, then ``kh*kw`` shifted adds on ``C``-channel arrays: cheap when
+    ``C`` is small, where im2col or Winograd would transform all ``K`` channels of ``g``.
+    """
+    n, ho, wo, k = g.shape
+    h, w = input_hw
+    c = kernel.shape[1] // (kh * kw)
+    out = np.zeros((n, h, w, c), dtype=np.result_type(g, kernel))
+    for part in chunks(n, ho * wo * kernel.shape[1] * out.itemsize):
+        z = (g[part].reshape(-1, k) @ kernel).reshape(-1, ho, wo, kh, kw, c)
+        for a in range(kh):
+            y0, y1 = max(0, a - padding), min(h, ho + a - padding)
+            for b in range(kw):
+                x0, x1 = max(0, b - padding), min(w, wo + b - padding)
+                if y1 > y0 and x1 > x0:
+                    rows = slice(y0 + padding - a, y1 + padding - a)
+                    out[part, y0:y1, x0:x1] += z[:, rows, x0 + padding - b : x1 + padding - b, a, b]
+    return out
 
 
 def _pad_asymmetric(

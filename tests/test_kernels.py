@@ -1,0 +1,196 @@
+"""Every convolution kernel path against a direct float64 reference.
+
+Paths: im2col (any kernel, stride, padding), Winograd F(2x2, 3x3) (the default for 3x3 layers
+with >= 32 input channels), Winograd F(4x4, 3x3) (``precision="fast"``), col2im input gradients
+(few output channels), and the fusions (bias, ReLU, ReLU mask). Inputs are float32; the reference
+is the textbook sum in float64 on the same values; the error is measured relative to the largest
+reference value (float32 roundoff of a sum of many products is relative to its scale, not to
+each entry, which may cancel to 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinygrad_edu.kernels import conv as K
+from tinygrad_edu.kernels import winograd as W
+
+#: float32 roundoff bound of the default paths, relative to the result's scale
+TOLERANCE = 1e-5
+#: measured bound of Winograd F(4x4, 3x3) in float32 on these sizes (docs/convolution.md)
+FAST_TOLERANCE = 1e-4
+
+
+def reference_conv(x, w, stride=1, padding=0):
+    """``y[n,k,i,j] = sum_{c,a,b} x[n,c,i*s+a-p,j*s+b-p] w[k,c,a,b]`` in float64, by definition."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    k, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho = (xp.shape[2] - kh) // stride + 1
+    wo = (xp.shape[3] - kw) // stride + 1
+    y = np.zeros((x.shape[0], k, ho, wo))
+    for a in range(kh):
+        for b in range(kw):
+            patch = xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride]
+            y += np.einsum("nchw,kc->nkhw", patch, w[:, :, a, b])
+    return y
+
+
+def reference_input_grad(g, w, input_hw, stride=1, padding=0):
+    """The adjoint of :func:`reference_conv`: each output's gradient sent back through ``w``."""
+    g, w = g.astype(np.float64), w.astype(np.float64)
+    _, c, kh, kw = w.shape
+    h, wd = input_hw
+    ho, wo = g.shape[2:]
+    xp = np.zeros((g.shape[0], c, h + 2 * padding + stride, wd + 2 * padding + stride))
+    for a in range(kh):
+        for b in range(kw):
+            contribution = np.einsum("nkhw,kc->nchw", g, w[:, :, a, b])
+            xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride] += contribution
+    return xp[:, :, padding : padding + h, padding : padding + wd]
+
+
+def reference_weight_grad(x, g, kernel_hw, stride=1, padding=0):
+    x, g = x.astype(np.float64), g.astype(np.float64)
+    kh, kw = kernel_hw
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = g.shape[2:]
+    out = np.zeros((g.shape[1], x.shape[1], kh, kw))
+    for a in range(kh):
+        for b in range(kw):
+            patch = xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride]
+            out[:, :, a, b] = np.einsum("nchw,nkhw->kc", patch, g)
+    return out
+
+
+def relative_error(ours, exact):
+    return np.abs(ours - exact).max() / max(np.abs(exact).max(), 1e-30)
+
+
+def nhwc_backed(a):
+    """An NCHW array whose memory is NHWC, as the kernels' outputs are."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+#: channel counts on both sides of every threshold: Winograd from 32 input channels, col2im
+#: while 9 * C <= K
+CHANNELS = st.sampled_from([1, 2, 3, 5, 31, 32, 33, 40])
+
+
+@st.composite
+def conv3x3_cases(draw):
+    n = draw(st.integers(1, 3))
+    c, k = draw(CHANNELS), draw(CHANNELS)
+    h, w = draw(st.integers(1, 20)), draw(st.integers(1, 20))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = (rng.standard_normal((k, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    bias = rng.standard_normal(k).astype(np.float32)
+    layout = draw(st.sampled_from([np.ascontiguousarray, nhwc_backed]))
+    return layout(x), weight, bias
+
+
+@given(conv3x3_cases(), st.sampled_from(["default", "fast"]), st.booleans())
+def test_forward_every_formulation_matches_float64(case, precision, relu):
+    x, w, b = case
+    exact = reference_conv(x, w, 1, 1) + b.astype(np.float64)[None, :, None, None]
+    if relu:
+        exact = np.maximum(exact, 0)
+    y = K.conv2d(x, w, 1, 1, bias=b, relu=relu, precision=precision)
+    assert y.dtype == np.float32 and y.shape == exact.shape
+    fast = K.formulation(3, 3, 1, 1, w.shape[1], w.shape[0], precision) is W.F4
+    assert relative_error(y, exact) <= (FAST_TOLERANCE if fast else TOLERANCE)
+
+
+@given(conv3x3_cases(), st.sampled_from(["default", "fast"]), st.booleans())
+def test_input_grad_every_formulation_matches_float64(case, precision, masked):
+    x, w, _ = case
+    rng = np.random.default_rng(x.shape[2] * 100 + x.shape[3])
+    n, c, h, wd = x.shape
+    g = nhwc_backed(rng.standard_normal((n, w.shape[0], h, wd)).astype(np.float32))
+    mask = nhwc_backed(rng.standard_normal(g.shape).astype(np.float32)) if masked else None
+    exact = reference_input_grad(g if mask is None else g * (mask > 0), w, (h, wd), 1, 1)
+    grad = K.conv2d_input_grad(g, w, (h, wd), 1, 1, mask=mask, precision=precision)
+    assert grad.dtype == np.float32 and grad.shape == exact.shape
+    way = K.formulation(3, 3, 1, 1, w.shape[0], c, precision)
+    fast = way is W.F4 and not K._use_col2im(3, 3, w.shape[0], c)
+    assert relative_error(grad, exact) <= (FAST_TOLERANCE if fast else TOLERANCE)
+
+
+@given(
+    data=st.data(),
+    scheme=st.sampled_from([W.F2, W.F4]),
+    budget=st.sampled_from([1, 3000, 60_000, 2**22]),  # bands of tile rows, images, the batch
+)
+def test_winograd_chunks_are_exact_in_float64(data, scheme, budget):
+    """Every chunking (band boundaries, several images, partial last chunk) gives the same
+    numbers as the definition, to float64 roundoff."""
+    n, c, k = (data.draw(st.integers(1, 4)) for _ in range(3))
+    h, w = data.draw(st.integers(1, 20)), data.draw(st.integers(1, 20))
+    rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
+    x = rng.standard_normal((n, h, w, c))
+    weight = rng.standard_normal((k, c, 3, 3))
+    y = W.conv3x3(x, weight, chunk_budget=budget, scheme=scheme)
+    exact = reference_conv(x.transpose(0, 3, 1, 2), weight, 1, 1).transpose(0, 2, 3, 1)
+    assert relative_error(y, exact) <= 1e-12
+    if scheme.flip_order is not None:  # the input gradient through the forward's own U
+        g = rng.standard_normal((n, h, w, k))
+        u = W.transform_kernel(weight, scheme).transpose(0, 2, 1)
+        grad = W.conv3x3(g, None, chunk_budget=budget, u=u, order=scheme.flip_order)
+        exact = reference_input_grad(g.transpose(0, 3, 1, 2), weight, (h, w), 1, 1)
+        assert relative_error(grad, exact.transpose(0, 2, 3, 1)) <= 1e-12
+
+
+@st.composite
+def general_cases(draw):
+    """Any kernel size, stride and padding: the im2col paths."""
+    n, c, k = draw(st.integers(1, 2)), draw(CHANNELS), draw(st.integers(1, 33))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    padding, stride = draw(st.integers(0, 2)), draw(st.integers(1, 3))
+    h = draw(st.integers(max(1, kh - 2 * padding), 20))
+    w = draw(st.integers(max(1, kw - 2 * padding), 20))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = nhwc_backed(rng.standard_normal((n, c, h, w)).astype(np.float32))
+    weight = (rng.standard_normal((k, c, kh, kw)) / np.sqrt(kh * kw * c)).astype(np.float32)
+    return x, weight, stride, padding
+
+
+@given(general_cases())
+def test_general_convolution_and_both_gradients_match_float64(case):
+    x, w, stride, padding = case
+    exact = reference_conv(x, w, stride, padding)
+    assert relative_error(K.conv2d(x, w, stride, padding), exact) <= TOLERANCE
+    g = nhwc_backed(np.random.default_rng(1).standard_normal(exact.shape).astype(np.float32))
+    grad_x = K.conv2d_input_grad(g, w, x.shape[2:], stride, padding)
+    exact_x = reference_input_grad(g, w, x.shape[2:], stride, padding)
+    assert relative_error(grad_x, exact_x) <= TOLERANCE
+    grad_w = K.conv2d_weight_grad(x, g, w.shape[2:], stride, padding)
+    assert relative_error(grad_w, reference_weight_grad(x, g, w.shape[2:], stride, padding)) <= (
+        TOLERANCE
+    )
+
+
+def test_formulation_rule_on_both_sides_of_its_thresholds():
+    assert K.formulation(3, 3, 1, 1, 31, 64) is None  # too few input channels
+    assert K.formulation(3, 3, 1, 1, 32, 64) is W.F2
+    assert K.formulation(3, 3, 1, 1, 32, 64, "fast") is W.F4
+    assert K.formulation(3, 3, 2, 1, 64, 64) is None  # stride
+    assert K.formulation(3, 3, 1, 0, 64, 64) is None  # padding
+    assert K.formulation(5, 5, 1, 1, 64, 64) is None  # kernel size
+    assert K._use_col2im(3, 3, 27, 3) and not K._use_col2im(3, 3, 26, 3)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        K.formulation(3, 3, 1, 1, 64, 64, "sloppy")
+
+
+def test_fast_precision_error_is_what_the_docs_state():
+    """F(4x4, 3x3) in float32 on a VGG-sized layer: larger than F(2x2, 3x3), below 1e-4."""
+    rng = np.random.default_rng(0)
+    x = nhwc_backed(rng.standard_normal((1, 256, 16, 16)).astype(np.float32))
+    w = (rng.standard_normal((256, 256, 3, 3)) / 48).astype(np.float32)
+    exact = reference_conv(x, w, 1, 1)
+    default = relative_error(K.conv2d(x, w, 1, 1), exact)
+    fast = relative_error(K.conv2d(x, w, 1, 1, precision="fast"), exact)
+    assert default <= TOLERANCE < fast * 10 and fast <= FAST_TOLERANCE
