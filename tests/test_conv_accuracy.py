@@ -10,8 +10,8 @@ plain NumPy direct convolution written here, independent of :mod:`tinygrad_edu.k
   two window values differ by ~1e-7 (docs/numerics.md works through such a window).
 
 Channel counts are drawn on both sides of every threshold of the formulation rule
-(``kernels.conv._use_winograd``); the thresholds are found by asking the rule itself, so a changed
-rule moves the test cases with it. The branch tests spy on the compute kernels and assert which
+(``kernels.conv.formulation``, and the col2im rule of the input gradient); the thresholds are
+found by asking the rule itself, so a changed rule moves the test cases with it. The branch tests spy on the compute kernels and assert which
 one ran.
 """
 
@@ -129,12 +129,15 @@ def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
 GRID = sorted({*range(1, 9), 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129})
 
 
-def formulation(c_in: int, c_out: int, backward: bool = False) -> bool:
-    """The dispatch decision for a 3x3/stride-1/padding-1 layer (the input gradient of a
-    (c_in -> c_out) layer is a (c_out -> c_in) convolution)."""
+def formulation(c_in: int, c_out: int, backward: bool = False) -> str:
+    """The dispatch decision for a 3x3/stride-1/padding-1 (c_in -> c_out) layer: "winograd",
+    "im2col" or, for the input gradient (a (c_out -> c_in) convolution), also "col2im"."""
+    if backward and conv_kernels._use_col2im(3, 3, c_out, c_in):
+        return "col2im"
     if backward:
         c_in, c_out = c_out, c_in
-    return conv_kernels._use_winograd(3, 3, 1, 1, c_in, c_out)
+    winograd_scheme = conv_kernels.formulation(3, 3, 1, 1, c_in, c_out)
+    return "im2col" if winograd_scheme is None else "winograd"
 
 
 def boundary_channels(max_channels: int = 65) -> list[tuple[int, int]]:
@@ -156,9 +159,9 @@ BOUNDARY = boundary_channels()
 
 
 def test_the_channel_grid_crosses_every_threshold():
-    """Both decisions occur, forward and backward, among the boundary pairs the tests draw."""
-    for backward in (False, True):
-        assert {formulation(*p, backward) for p in BOUNDARY} == {False, True}
+    """Every decision occurs, forward and backward, among the boundary pairs the tests draw."""
+    assert {formulation(*p) for p in BOUNDARY} == {"winograd", "im2col"}
+    assert {formulation(*p, True) for p in BOUNDARY} == {"winograd", "im2col", "col2im"}
 
 
 @st.composite
@@ -265,10 +268,11 @@ def spy():
 
 #: what each (entry point, decision) must run; a new branch needs a row here and a case below
 EXPECTED = {
-    ("conv2d", True): "winograd.conv3x3",
-    ("conv2d", False): "conv._im2col_conv",
-    ("conv2d_input_grad", True): "winograd.conv3x3",
-    ("conv2d_input_grad", False): "conv._im2col_conv",
+    ("conv2d", "winograd"): "winograd.conv3x3",
+    ("conv2d", "im2col"): "conv._im2col_conv",
+    ("conv2d_input_grad", "winograd"): "winograd.conv3x3",
+    ("conv2d_input_grad", "im2col"): "conv._im2col_conv",
+    ("conv2d_input_grad", "col2im"): "conv._col2im_conv",
 }
 
 
@@ -332,13 +336,13 @@ def test_cached_layouts_are_reused_and_follow_in_place_edits():
     rng = np.random.default_rng(0)
     c = 64  # 64 x 64 x 3 x 3 float64 = 288 KiB, above the cache's minimum size
     w = rng.standard_normal((c, c, 3, 3)) / 24
-    assert w.nbytes >= layout_cache.MIN_BYTES and conv_kernels._use_winograd(3, 3, 1, 1, c, c)
+    assert w.nbytes >= layout_cache.MIN_BYTES and conv_kernels.formulation(3, 3, 1, 1, c, c)
     b = np.zeros(c)
     x = rng.standard_normal((1, c, 6, 6))
     made = []
     original = winograd.transform_kernel
     patch = pytest.MonkeyPatch()
-    patch.setattr(winograd, "transform_kernel", lambda k: made.append(1) or original(k))
+    patch.setattr(winograd, "transform_kernel", lambda k, *a: made.append(1) or original(k, *a))
     try:
         weight = Tensor(w.copy())
         first = F.conv2d(Tensor(x), weight, padding=1).data.copy()

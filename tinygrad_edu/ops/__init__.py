@@ -48,6 +48,7 @@ from .contraction import Einsum, einsum, tensordot
 from .conv import (
     Conv2d,
     Conv2dInputGrad,
+    Conv2dReLU,
     Conv2dWeightGrad,
     MaxPool2d,
     MaxPoolGather,
@@ -168,6 +169,7 @@ __all__ = [
     "Concatenate",
     "Conv2d",
     "Conv2dInputGrad",
+    "Conv2dReLU",
     "Conv2dWeightGrad",
     "Cos",
     "Cosh",

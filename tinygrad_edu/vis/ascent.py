@@ -136,7 +136,7 @@ def _loss_and_gradient(
     chosen_filters = np.array([s.filter_index for s in slots])
     kernels = Tensor(conv.weight.data[chosen_filters])
     biases = Tensor(conv.bias.data[chosen_filters])
-    response = F.conv2d(below, kernels, biases, conv.stride, conv.padding).relu()
+    response = F.conv2d_relu(below, kernels, biases, conv.stride, conv.padding)
     own = response[np.arange(len(slots)), np.arange(len(slots))]  # (B, H, W)
     per_image = own.mean(axis=(1, 2))
     (g,) = grad(per_image.sum(), [x])

@@ -33,6 +33,7 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "conv2d",
+    "conv2d_relu",
     "conv_transpose2d",
     "dropout",
     "embedding",
@@ -110,6 +111,35 @@ def conv2d(
     also be ``"valid"`` (0) or ``"same"`` (stride 1; output size = input size). With ``groups``
     = g the channels split into g independent convolutions (g = C: depthwise).
     """
+    return _convolve(x, weight, bias, stride, padding, dilation, groups, relu=False)
+
+
+def conv2d_relu(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Pair = 1,
+    padding: Pair | str = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> Tensor:
+    """``relu(conv2d(x, weight, bias, ...))``, the maths of the two, computed as one fused op
+    (:class:`~tinygrad_edu.ops.conv.Conv2dReLU`: fewer passes over memory, no mask array) where
+    the convolution is a plain one (equal strides, symmetric padding, no dilation or groups)."""
+    return _convolve(x, weight, bias, stride, padding, dilation, groups, relu=True)
+
+
+def _convolve(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair | str,
+    dilation: Pair,
+    groups: int,
+    relu: bool,
+) -> Tensor:
+    """:func:`conv2d`, followed by a ReLU when ``relu`` (fused into one op where it can be)."""
     stride = _pair(stride, "stride", "conv2d", 1)
     dilation = _pair(dilation, "dilation", "conv2d", 1)
     if x.ndim != 4 or weight.ndim != 4:
@@ -160,14 +190,17 @@ def conv2d(
             )
             for g in range(groups)
         ]
-        return Tensor.concatenate(parts, axis=1)
+        joined = Tensor.concatenate(parts, axis=1)
+        return joined.relu() if relu else joined
     if padding[0] != padding[1]:
         x, padding = pad(x, (padding[1], padding[1], padding[0], padding[0])), (0, 0)
     inputs = (x, kernel) if bias is None else (x, kernel, bias)
     if stride[0] == stride[1]:
-        return ops.Conv2d.apply(*inputs, stride=stride[0], padding=padding[0])
+        op = ops.Conv2dReLU if relu else ops.Conv2d
+        return op.apply(*inputs, stride=stride[0], padding=padding[0])
     y = ops.Conv2d.apply(*inputs, stride=1, padding=padding[0])  # then keep every s-th pixel
-    return y[:, :, :: stride[0], :: stride[1]]
+    y = y[:, :, :: stride[0], :: stride[1]]
+    return y.relu() if relu else y
 
 
 def conv_transpose2d(
