@@ -11,8 +11,8 @@ plain NumPy direct convolution written here, independent of :mod:`tinygrad_edu.k
 
 Channel counts are drawn on both sides of every threshold of the formulation rule
 (``kernels.conv.formulation``, and the col2im rule of the input gradient); the thresholds are
-found by asking the rule itself, so a changed rule moves the test cases with it. The branch tests spy on the compute kernels and assert which
-one ran.
+found by asking the rule itself, so a changed rule moves the test cases with it. The branch
+tests spy on the compute kernels and assert which one ran.
 """
 
 from __future__ import annotations
