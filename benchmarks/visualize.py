@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from torch_vgg import torch_features
 
 from tinygrad_edu.cli.visualize import resolve_layers
@@ -53,7 +54,8 @@ def torch_loop(
     kept = 0
     start = now()
     for f in filters:
-        x = torch.from_numpy(grey_noise(model.input_space, f, size, seed)[None])
+        start_image = grey_noise(model.input_space, f, size, seed)[None].astype(np.float32)
+        x = torch.from_numpy(start_image)
         loss_value = 0.0
         for _ in range(steps):
             x.requires_grad_(True)
@@ -61,7 +63,7 @@ def torch_loop(
             (g,) = torch.autograd.grad(loss, [x])
             loss_value = float(loss.detach())
             with torch.no_grad():
-                x = x + g / (g.pow(2).mean().sqrt() + 1e-5)
+                x = x + g / (g.pow(2).mean().sqrt() + 1e-7)  # the script's K.epsilon()
             if loss_value <= 0:
                 break
         kept += loss_value > 0

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..io.atomic import atomic_write
-from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB
+from ..models.vgg import from_input_space, to_input_space
 
 #: Keras' ``K.epsilon()``, the fuzz factor of the script's ``normalize`` and ``deprocess_image``
 KERAS_EPSILON = 1e-7
@@ -30,9 +30,8 @@ def grey_noise(input_space: str, filter_index: int, size: int, seed: int) -> np.
     caffe = (rng.random((3, size, size)) - 0.5) * 20 + 128
     if input_space == "caffe":
         return caffe
-    pixels_rgb = (caffe.transpose(1, 2, 0) + CAFFE_MEAN_BGR)[..., ::-1]
-    torch = (pixels_rgb / 255.0 - TORCH_MEAN_RGB) / TORCH_STD_RGB
-    return np.ascontiguousarray(torch.transpose(2, 0, 1))
+    pixels_rgb = from_input_space(caffe.transpose(1, 2, 0), "caffe")
+    return np.ascontiguousarray(to_input_space(pixels_rgb, "torch").transpose(2, 0, 1))
 
 
 def deprocess_image(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import grad
-from ..models.vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB, VGG16
+from ..models.vgg import VGG16, to_input_space
 from ..ops.image import warp
 from ..tensor import Tensor
 from .ascent import normalize
@@ -68,10 +68,7 @@ class Spectral:
         """Spectrum ``(N, 3, S, S)`` -> NCHW image in the model's input space."""
         decorrelated = self.basis @ (spectrum * self.scale) @ self.basis_t
         rgb = (decorrelated.transpose(0, 2, 3, 1) @ self.mix).sigmoid()  # (N, S, S, 3) in 0..1
-        if self.input_space == "caffe":
-            bgr = rgb[:, :, :, np.array([2, 1, 0])] * 255 - Tensor(CAFFE_MEAN_BGR)
-            return bgr.transpose(0, 3, 1, 2)
-        return ((rgb - Tensor(TORCH_MEAN_RGB)) / Tensor(TORCH_STD_RGB)).transpose(0, 3, 1, 2)
+        return to_input_space(rgb * 255, self.input_space).transpose(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------------- the loop
