@@ -361,3 +361,15 @@ def test_layer_constructors_and_shapes():
     assert nn.Identity()(x) is x
     with pytest.raises(ValueError, match="groups=4 must divide in_channels=6"):
         nn.Conv2d(6, 8, 3, groups=4)
+
+
+def test_load_state_dict_refuses_non_numeric_arrays_before_assigning_anything():
+    """A string array of the right shape in the last entry must not leave earlier ones loaded."""
+    model = nn.Sequential(nn.Linear(2, 2, rng=0), nn.Linear(2, 1, rng=1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    bad = {k: np.zeros_like(v) for k, v in before.items()}
+    bad["1.bias"] = np.array(["x"])
+    with pytest.raises(nn.StateDictError, match=r"'1\.bias' holds <U1 data, not numbers"):
+        model.load_state_dict(bad)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])

@@ -144,6 +144,15 @@ class VGG16(nn.Module):
     def conv_layer_names(self) -> list[str]:
         return [n for n in self.keras_layers if "_conv" in n]
 
+    def conv_index(self, layer: str) -> int:
+        """The position in ``features`` of the convolution of Keras layer ``layer``."""
+        if layer not in self.conv_layer_names:
+            raise ValueError(
+                f"{layer!r} is not a convolution layer of VGG16; choose one of "
+                f"{', '.join(self.conv_layer_names)}"
+            )
+        return int(self.keras_layers[layer][0].split(".")[1])
+
     def _stop(self, until: str | None) -> tuple[int, int | None]:
         """(last feature module to run, last classifier module to run or None)."""
         last_feature = len(self.features) - 1

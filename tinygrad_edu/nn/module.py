@@ -246,6 +246,11 @@ class Module:
                     f"{type(self).__name__}.load_state_dict: key {key!r} has shape {value.shape} "
                     f"but the module's tensor has shape {tensor.shape}"
                 )
+            if value.dtype.kind not in "biuf":
+                raise StateDictError(
+                    f"{type(self).__name__}.load_state_dict: key {key!r} holds {value.dtype} "
+                    "data, not numbers"
+                )
             updates.append((tensor, value))
         for tensor, value in updates:
             tensor.data[...] = value

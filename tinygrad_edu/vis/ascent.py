@@ -72,13 +72,7 @@ def filter_indices(model: VGG16, layer: str, filters: int | Iterable[int]) -> li
 
 
 def channel_count(model: VGG16, layer: str) -> int:
-    if layer not in model.conv_layer_names:
-        raise ValueError(
-            f"{layer!r} is not a convolution layer of VGG16; choose one of "
-            f"{', '.join(model.conv_layer_names)}"
-        )
-    module_path = model.keras_layers[layer][0]
-    return dict(model.named_modules())[module_path].out_channels
+    return model.features[model.conv_index(layer)].out_channels
 
 
 def classic_ascent(
@@ -128,8 +122,7 @@ def _loss_and_gradient(
     of which the diagonal (image ``i``, kernel ``i``) is kept -- the same numbers as the full layer
     for a fraction of its work.
     """
-    conv_path, _ = model.keras_layers[layer]
-    conv_index = int(conv_path.split(".")[1])
+    conv_index = model.conv_index(layer)
     conv = model.features[conv_index]
     x = Tensor(np.stack([s.image for s in slots]).astype(np.float32), requires_grad=True)
     below = model(x, until=f"features.{conv_index - 1}") if conv_index > 0 else x

@@ -164,7 +164,7 @@ def _objective(
     smooth start leaves most filters there). The reported loss stays the document's: the mean
     activation after the ReLU.
     """
-    conv_index = int(model.keras_layers[layer][0].split(".")[1])
+    conv_index = model.conv_index(layer)
     response = model(x, until=f"features.{conv_index}")
     h, w = response.shape[2:]
     top, left = int(h * border), int(w * border)
