@@ -293,9 +293,7 @@ class Tensor:
         requires_grad: bool = False,
     ) -> Tensor:
         """Standard-normal samples; ``rng`` is a ``numpy.random.Generator`` or a seed."""
-        generator = np.random.default_rng(rng)
-        data = generator.standard_normal(_shape_arg(shape)).astype(dtype, copy=False)
-        return Tensor(data, requires_grad=requires_grad)
+        return Tensor.normal(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
 
     @staticmethod
     def randint(
@@ -323,9 +321,8 @@ class Tensor:
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples from the uniform distribution on ``[low, high)`` (an initialiser)."""
-        generator = np.random.default_rng(rng)
-        data = generator.uniform(low, high, _shape_arg(shape)).astype(dtype, copy=False)
-        return Tensor(data, requires_grad=requires_grad)
+        data = np.random.default_rng(rng).uniform(low, high, _shape_arg(shape))
+        return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
 
     @staticmethod
     def normal(
@@ -337,9 +334,8 @@ class Tensor:
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples from the normal distribution with ``mean`` and ``std`` (an initialiser)."""
-        generator = np.random.default_rng(rng)
-        data = generator.normal(mean, std, _shape_arg(shape)).astype(dtype, copy=False)
-        return Tensor(data, requires_grad=requires_grad)
+        data = np.random.default_rng(rng).normal(mean, std, _shape_arg(shape))
+        return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
 
     @staticmethod
     def stack(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
