@@ -25,10 +25,12 @@ bounded. Bias, ReLU and a ReLU's backward mask are applied per chunk, while it i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from . import winograd
-from .layout import as_nchw, chunks, nhwc, pad, windows
+from . import threads, winograd
+from .layout import IM2COL_BUDGET, as_nchw, blocks, chunks, nhwc, pad, windows
 from .layout_cache import LAYOUTS
 
 #: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
@@ -89,14 +91,20 @@ def _im2col_conv(
     if kernel is None:
         kernel = im2col_matrix(w)
     out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
-    parts = list(chunks(n, ho * wo * kh * kw * c * x.itemsize))
-    columns = np.empty((parts[0].stop, ho, wo, kh, kw, c), dtype=x.dtype)  # reused per chunk
-    for part in parts:
-        count = part.stop - part.start
-        np.copyto(columns[:count], patches[part])  # the im2col copy
-        target = out[part].reshape(-1, k)
-        np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=target)
-        _bias_relu(target, bias, relu)
+    jobs = blocks(n, ho, wo * kh * kw * c * x.itemsize, IM2COL_BUDGET)
+    most = max((part.stop - part.start) * (rows.stop - rows.start) for part, rows in jobs)
+
+    def run(share: Sequence[tuple[slice, slice]]) -> None:
+        columns = np.empty((most, wo, kh, kw, c), dtype=x.dtype)  # reused per block
+        for part, rows in share:
+            block = patches[part, rows]
+            count = block.shape[0] * block.shape[1]
+            np.copyto(columns[:count].reshape(block.shape), block)  # the im2col copy
+            target = out[part, rows].reshape(-1, k)
+            np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=target)
+            _bias_relu(target, bias, relu)
+
+    threads.map_chunks(run, jobs)
     return out
 
 
@@ -224,15 +232,25 @@ def _col2im_conv(
     h, w = input_hw
     c = kernel.shape[1] // (kh * kw)
     out = np.zeros((n, h, w, c), dtype=np.result_type(g, kernel))
-    for part in chunks(n, ho * wo * kernel.shape[1] * out.itemsize):
-        z = (g[part].reshape(-1, k) @ kernel).reshape(-1, ho, wo, kh, kw, c)
-        for a in range(kh):
-            y0, y1 = max(0, a - padding), min(h, ho + a - padding)
-            for b in range(kw):
-                x0, x1 = max(0, b - padding), min(w, wo + b - padding)
-                if y1 > y0 and x1 > x0:
-                    rows = slice(y0 + padding - a, y1 + padding - a)
-                    out[part, y0:y1, x0:x1] += z[:, rows, x0 + padding - b : x1 + padding - b, a, b]
+    jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
+
+    def run(share: Sequence[tuple[slice, slice]]) -> None:
+        for part, band in share:  # input rows ``band`` receive from gradient rows r0 .. r1 - 1
+            r0, r1 = max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
+            if r1 <= r0:
+                continue
+            z = (g[part, r0:r1].reshape(-1, k) @ kernel).reshape(-1, r1 - r0, wo, kh, kw, c)
+            for a in range(kh):
+                y0 = max(band.start, r0 + a - padding)
+                y1 = min(band.stop, r1 + a - padding)
+                for b in range(kw):
+                    x0, x1 = max(0, b - padding), min(w, wo + b - padding)
+                    if y1 > y0 and x1 > x0:
+                        rows = slice(y0 + padding - a - r0, y1 + padding - a - r0)
+                        cols = slice(x0 + padding - b, x1 + padding - b)
+                        out[part, y0:y1, x0:x1] += z[:, rows, cols, a, b]
+
+    threads.map_chunks(run, jobs)
     return out
 
 

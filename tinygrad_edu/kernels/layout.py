@@ -10,8 +10,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from . import threads
+
 #: upper bound, in bytes, for the temporary im2col matrix of one chunk
 IM2COL_BUDGET = 16 * 2**20
+#: least work, in bytes of a kernel's chunk data, worth handing to another worker thread
+MIN_SHARED_BYTES = 64 * 2**10
 
 
 def nhwc(x: np.ndarray) -> np.ndarray:
@@ -52,3 +56,32 @@ def chunks(count: int, bytes_per_item: int, budget: int = IM2COL_BUDGET) -> Iter
     step = max(1, budget // max(bytes_per_item, 1))
     for start in range(0, count, step):
         yield slice(start, min(count, start + step))
+
+
+def blocks(
+    n: int, rows: int, row_bytes: int, budget: int, min_rows: int = 1
+) -> list[tuple[slice, slice]]:
+    """Cut ``n`` images of ``rows`` rows each into ``(images, rows)`` blocks for a chunked kernel.
+
+    A block is a band of rows of one image when one image takes more than ``budget`` bytes (at
+    ``row_bytes`` per row), else whole images: as many as fit ``budget``, and at least enough for
+    ``min_rows`` rows (BLAS is slow on GEMMs with few rows). Blocks are then made smaller, if
+    possible, so that each worker thread (:mod:`.threads`) gets one -- unless that would leave a
+    worker less than :data:`MIN_SHARED_BYTES`, where starting a thread costs more than it saves.
+    Either way a block is one contiguous run of an NHWC array.
+    """
+    band = max(1, min(rows, budget // max(row_bytes, 1)))
+    images = 1
+    if band == rows:
+        images = max(budget // max(row_bytes * rows, 1), -(-min_rows // rows))
+        images = max(1, min(n, images))
+    workers = min(threads.workers(), max(1, n * rows * row_bytes // MIN_SHARED_BYTES))
+    if -(-n // images) < workers:  # fewer groups of images than workers: smaller groups
+        images = max(1, n // workers)
+    if -(-n // images) * -(-rows // band) < workers:  # still too few (n < workers): bands
+        band = max(1, min(band, rows // -(-workers // n)))
+    return [
+        (slice(i, min(n, i + images)), slice(r, min(rows, r + band)))
+        for i in range(0, n, images)
+        for r in range(0, rows, band)
+    ]

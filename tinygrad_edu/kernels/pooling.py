@@ -7,9 +7,15 @@ the input. The common 2x2/stride-2 case works on four strided views instead of a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .layout import as_nchw, nhwc, windows
+from . import threads
+from .layout import as_nchw, blocks, nhwc, windows
+
+#: bytes of input per block of the 2x2 pooling kernels (small enough to stay in cache)
+POOL_BUDGET = 2**20
 
 
 def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,13 +36,26 @@ def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.
 def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The common 2x2, stride-2 case on NHWC ``x``: four strided views instead of a window copy.
 
-    Position ``p`` of a window is ``(p // 2, p % 2)``; on ties the earlier position wins.
+    Position ``p`` of a window is ``(p // 2, p % 2)``; on ties the earlier position wins. Works
+    through blocks of output rows that stay in cache, on every worker thread (:mod:`.threads`).
     """
-    v0, v1, v2, v3 = _quarters(x)
-    top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
-    lower_wins = bottom > top
-    choice = np.where(lower_wins, (v3 > v2).astype(np.int8) + 2, (v1 > v0).astype(np.int8))
-    return as_nchw(np.maximum(top, bottom)), choice
+    n, h, w, c = x.shape
+    ho, wo = h // 2, w // 2
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    choice = np.empty((n, ho, wo, c), dtype=np.int8)
+
+    def run(share: Sequence[tuple[slice, slice]]) -> None:
+        for part, rows in share:
+            v0, v1, v2, v3 = _quarters(x[part, 2 * rows.start : 2 * rows.stop])
+            top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
+            np.maximum(top, bottom, out=y[part, rows])
+            lower_wins = bottom > top
+            upper = (v1 > v0).view(np.int8)
+            lower = (v3 > v2).view(np.int8) + np.int8(2)
+            np.copyto(choice[part, rows], np.where(lower_wins, lower, upper))
+
+    threads.map_chunks(run, blocks(n, ho, 4 * wo * c * x.itemsize, POOL_BUDGET))
+    return as_nchw(y), choice
 
 
 def _quarters(x: np.ndarray) -> list[np.ndarray]:
@@ -54,10 +73,16 @@ def max_pool2d_scatter(
     ho, wo = g_nhwc.shape[1:3]
     out = np.zeros((n, h, w, c), dtype=g.dtype)
     if kernel == stride == 2:  # one pass: each 2x2 block is g times a one-hot of its winner
-        blocks = out[:, : 2 * ho, : 2 * wo].reshape(n, ho, 2, wo, 2, c)
+        windows_of = out[:, : 2 * ho, : 2 * wo].reshape(n, ho, 2, wo, 2, c)
         positions = np.arange(4, dtype=choice.dtype).reshape(1, 1, 2, 1, 2, 1)
-        winners = choice[:, :, None, :, None] == positions
-        np.multiply(g_nhwc[:, :, None, :, None], winners, out=blocks)
+
+        def run(share: Sequence[tuple[slice, slice]]) -> None:
+            for part, rows in share:
+                winners = choice[part, rows, None, :, None] == positions
+                g_rows = g_nhwc[part, rows, None, :, None]
+                np.multiply(g_rows, winners, out=windows_of[part, rows])
+
+        threads.map_chunks(run, blocks(n, ho, 4 * wo * c * g.itemsize, POOL_BUDGET))
         return as_nchw(out)
     rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
     cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel

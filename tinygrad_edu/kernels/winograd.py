@@ -35,6 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import threads
+from .layout import blocks
+
 #: bytes of transformed tiles per chunk (small enough to stay in cache)
 CHUNK_BUDGET = 2 * 2**20
 #: fewest tiles per chunk when whole images fit: BLAS is slow on GEMMs with few rows
@@ -206,21 +209,22 @@ def conv3x3(
     order = tuple(range(a)) if order is None else tuple(order)
     th, tw = -(-h // m), -(-width // m)
     result = np.empty((n, m * th, m * tw, k), dtype=dtype)
-    tile_row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize
-    band = max(1, min(th, budget // tile_row_bytes))
-    images = 1
-    if band == th:  # whole images per chunk: enough for the budget, and for efficient GEMMs
-        images = max(budget // (tile_row_bytes * th), -(-MIN_TILES // (th * tw)))
-        images = max(1, min(n, images))
-    padded = np.zeros((images, m * band + 2, m * tw + 2, c), dtype=dtype)
-    rows_buffer = np.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
-    v = np.empty((a * a, images * band * tw, c), dtype=dtype)
-    mm = np.empty((a * a, images * band * tw, k), dtype=dtype)
-    out_rows = np.empty((m, images * band * tw * a * k), dtype=dtype)
-    for i0 in range(0, n, images):
-        count = min(images, n - i0)
-        for t0 in range(0, th, band):
-            rows = min(band, th - t0)
+    row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize  # one tile row, transformed
+    jobs = blocks(n, th, row_bytes, budget, min_rows=-(-MIN_TILES // tw))
+    images = max(part.stop - part.start for part, _ in jobs)
+    band = max(band.stop - band.start for _, band in jobs)
+
+    def run(share: Sequence[tuple[slice, slice]]) -> None:
+        """One worker's chunks, through buffers allocated once (fresh large allocations cost a
+        page fault per 4 KiB)."""
+        padded = np.zeros((images, m * band + 2, m * tw + 2, c), dtype=dtype)
+        rows_buffer = np.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
+        v = np.empty((a * a, images * band * tw, c), dtype=dtype)
+        mm = np.empty((a * a, images * band * tw, k), dtype=dtype)
+        out_rows = np.empty((m, images * band * tw * a * k), dtype=dtype)
+        for part, tile_rows in share:
+            i0, count = part.start, part.stop - part.start
+            t0, rows = tile_rows.start, tile_rows.stop - tile_rows.start
             chunk = padded[:count, : m * rows + 2]
             first = m * t0 - 1  # the input row that chunk row 0 holds (-1: the top padding)
             lo, hi = max(first, 0), min(h, first + m * rows + 2)
@@ -241,6 +245,8 @@ def conv3x3(
                 target += bias
             if relu:
                 np.maximum(target, 0, out=target)
+
+    threads.map_chunks(run, jobs)
     return result[:, :h, :width]
 
 

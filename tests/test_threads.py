@@ -1,0 +1,180 @@
+"""The chunked kernels on several worker threads (:mod:`tinygrad_edu.kernels.threads`).
+
+Promises: the blocks a kernel is cut into cover every (image, row) once, as contiguous runs,
+and give each worker one when they can; every kernel path gives the definition's numbers
+whatever the worker count and chunk size (float64, to roundoff); BLAS gets its thread count back
+after a parallel kernel, even one that raised; errors in a worker reach the caller; a kernel
+called from inside a worker runs serially instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_kernels import reference_conv, reference_input_grad, relative_error
+
+from tinygrad_edu.kernels import conv as K
+from tinygrad_edu.kernels import layout, pooling, threads
+from tinygrad_edu.kernels import winograd as W
+
+threadpoolctl = pytest.importorskip("threadpoolctl", reason="the threads extra is not installed")
+
+
+@pytest.fixture
+def workers():
+    """Set the worker count for one test; restore the default after it."""
+    before = threads.workers()
+    yield threads.set_workers
+    threads.set_workers(before)
+
+
+def blas_threads() -> list[int]:
+    controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    return [lib["num_threads"] for lib in controller.info()]
+
+
+@given(
+    n=st.integers(1, 9),
+    rows=st.integers(1, 40),
+    row_bytes=st.integers(1, 50_000),
+    budget=st.integers(1, 100_000),
+    min_rows=st.integers(1, 64),
+    count=st.integers(1, 5),
+)
+def test_blocks_cover_everything_once_as_contiguous_runs(
+    n, rows, row_bytes, budget, min_rows, count
+):
+    before = threads.workers()
+    try:
+        threads.set_workers(1)
+        serial = layout.blocks(n, rows, row_bytes, budget, min_rows)
+        threads.set_workers(count)
+        jobs = layout.blocks(n, rows, row_bytes, budget, min_rows)
+    finally:
+        threads.set_workers(before)
+    seen = np.zeros((n, rows), dtype=int)
+    for images, band in jobs:
+        assert 0 <= images.start < images.stop <= n and 0 <= band.start < band.stop <= rows
+        if images.stop - images.start > 1:  # several images: whole ones, one run of memory
+            assert (band.start, band.stop) == (0, rows)
+        seen[images, band] += 1
+    assert (seen == 1).all()
+    work = n * rows * row_bytes
+    if n * rows >= count and work >= count * layout.MIN_SHARED_BYTES:
+        assert len(jobs) >= count  # every worker gets a block
+    if work < 2 * layout.MIN_SHARED_BYTES:
+        assert jobs == serial  # too little work to share: cut as for one thread
+    if row_bytes * rows > budget and count == 1:  # one image is too big: bands within budget
+        assert all(band.stop - band.start <= max(1, budget // row_bytes) for _, band in jobs)
+
+
+def test_map_chunks_gives_each_worker_a_disjoint_share(workers):
+    workers(3)
+    shares, names = [], set()
+    lock = threading.Lock()
+
+    def run(share):
+        with lock:
+            shares.append(share)
+            names.add(threading.current_thread().name)
+
+    threads.map_chunks(run, list(range(10)))
+    assert sorted(shares) == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]  # round-robin, one per worker
+    assert threading.current_thread().name not in names
+
+
+def test_one_worker_runs_in_the_calling_thread(workers):
+    workers(1)
+    names = []
+    threads.map_chunks(lambda share: names.append(threading.current_thread().name), [1, 2, 3])
+    assert names == [threading.current_thread().name]
+
+
+def test_blas_gets_its_threads_back_even_after_an_error(workers):
+    workers(2)
+    before = blas_threads()
+    during = []
+
+    def run(share):
+        during.append(blas_threads())
+        if 3 in share:
+            raise RuntimeError("chunk 3 failed")
+
+    with pytest.raises(RuntimeError, match="chunk 3 failed"):
+        threads.map_chunks(run, [0, 1, 2, 3])
+    assert during and all(counts == [1] * len(before) for counts in during)
+    assert blas_threads() == before
+
+
+def test_a_kernel_inside_a_worker_runs_serially(workers):
+    workers(2)
+    inner = []
+
+    def run(share):
+        threads.map_chunks(lambda s: inner.append(threading.current_thread().name), [0, 1, 2])
+
+    threads.map_chunks(run, [0, 1])
+    assert len(inner) == 2 and all(name.startswith("tinygrad_edu") for name in inner)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", None])
+def test_set_workers_refuses_what_is_not_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        threads.set_workers(bad)
+
+
+def test_threading_without_threadpoolctl_names_the_extra(monkeypatch):
+    monkeypatch.setattr(threads, "ThreadpoolController", None)
+    with pytest.raises(ImportError, match=r"tinygrad_edu\[threads\]"):
+        threads.set_workers(2)
+    threads.set_workers(1)  # serial stays available
+
+
+@given(
+    data=st.data(),
+    count=st.sampled_from([1, 2, 3]),
+    budget=st.sampled_from([1, 5000, 2**22]),
+)
+def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget):
+    """Winograd (forward, and input gradient through a ReLU mask), im2col, col2im and the 2x2
+    pooling pair, on 1-3 workers and chunk sizes from one row to the whole batch: float64
+    results equal the definition to roundoff."""
+    n = data.draw(st.integers(1, 3))
+    h, w = data.draw(st.integers(1, 13)), data.draw(st.integers(1, 13))
+    c = data.draw(st.sampled_from([2, 3, 32, 40]))
+    k = data.draw(st.sampled_from([1, 4, 33]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, h, w))
+    weight = rng.standard_normal((k, c, 3, 3))
+    g = rng.standard_normal((n, k, h, w))
+    mask = rng.standard_normal((n, k, h, w))
+    budgets = {"CHUNK_BUDGET": budget, "IM2COL_BUDGET": budget, "POOL_BUDGET": budget}
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (W, K, pooling):
+            for name, value in budgets.items():
+                if hasattr(module, name):
+                    patch.setattr(module, name, value)
+        patch.setattr(layout, "MIN_SHARED_BYTES", 1)  # share even these small inputs
+        before = threads.workers()
+        threads.set_workers(count)
+        try:
+            y = K.conv2d(x, weight, 1, 1)
+            grad = K.conv2d_input_grad(g, weight, (h, w), 1, 1, mask=mask)
+            pooled, choice = pooling.max_pool2d(x, 2, 2)
+            routed = pooling.max_pool2d_scatter(pooled, choice, x.shape, 2, 2)
+        finally:
+            threads.set_workers(before)
+    assert relative_error(y, reference_conv(x, weight, 1, 1)) <= 1e-12
+    exact = reference_input_grad(g * (mask > 0), weight, (h, w), 1, 1)
+    assert relative_error(grad, exact) <= 1e-12
+    ho, wo = h // 2, w // 2
+    windows = x[:, :, : 2 * ho, : 2 * wo].reshape(n, c, ho, 2, wo, 2)
+    np.testing.assert_array_equal(pooled, windows.max(axis=(3, 5)))
+    covered = x[:, :, : 2 * ho, : 2 * wo]
+    winners = covered == np.repeat(np.repeat(pooled, 2, axis=2), 2, axis=3)
+    np.testing.assert_array_equal(routed[:, :, : 2 * ho, : 2 * wo], np.where(winners, covered, 0))
+    assert not routed[:, :, 2 * ho :].any() and not routed[:, :, :, 2 * wo :].any()
