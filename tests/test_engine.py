@@ -318,3 +318,33 @@ def test_grad_of_an_intermediate_runs_no_hook_on_an_unfinished_leaf():
     y2 = ((x * 3) * x).sum()
     y2.backward()
     np.testing.assert_allclose(calls[0], 6 * x.data)  # the complete gradient, once
+
+
+@pytest.mark.parametrize("ask", ["grad", "backward"])
+def test_the_sweep_frees_each_activation_once_its_vjp_ran(ask):
+    """Activations the graph alone holds die as the sweep passes them, not at its end: on a
+    deep network the whole forward pass would otherwise stay in memory through the backward."""
+    x = Tensor(np.linspace(0.1, 0.5, 6), requires_grad=True)
+    refs = []
+
+    def forward() -> Tensor:
+        h = x
+        for _ in range(6):
+            h = (h * 0.5).exp()  # each intermediate is referenced by the graph only
+            refs.append(weakref.ref(h))
+        return h.sum()
+
+    loss = forward()
+    alive = []
+
+    class Census(tg.graph.Observer):
+        def vjp_applied(self, node, out, g, input_grads):
+            alive.append(sum(ref() is not None for ref in refs))
+
+    with tg.graph.observe(Census()):
+        if ask == "grad":
+            tg.grad(loss, [x])
+        else:
+            loss.backward()
+    assert alive[0] == 6 and alive[-1] <= 2  # the sweep's own references: the current tensor
+    assert alive == sorted(alive, reverse=True)

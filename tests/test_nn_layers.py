@@ -408,3 +408,12 @@ def test_float32_stays_float32_through_every_layer_function():
         "embedding": F.embedding([1, 2], Tensor(np.ones((3, 2), np.float32))),
     }
     assert {name: y.dtype for name, y in outputs.items() if y.dtype != np.float32} == {}
+
+
+def test_max_pool2d_that_fits_exactly_is_one_op():
+    """No crop (and no scatter in the backward pass) when the windows tile the input exactly."""
+    x = tg.Tensor(
+        np.arange(2 * 3 * 8 * 6, dtype=np.float64).reshape(2, 3, 8, 6), requires_grad=True
+    )
+    assert type(F.max_pool2d(x, 2)._node).__name__ == "MaxPool2d"
+    assert F.max_pool2d(tg.Tensor(np.zeros((1, 1, 5, 5))), 2).shape == (1, 1, 2, 2)

@@ -64,8 +64,8 @@ def test_blocks_cover_everything_once_as_contiguous_runs(
         seen[images, band] += 1
     assert (seen == 1).all()
     work = n * rows * row_bytes
-    if n * rows >= count and work >= count * layout.MIN_SHARED_BYTES:
-        assert len(jobs) >= count  # every worker gets a block
+    if n * rows >= count * min_rows and work >= count * layout.MIN_SHARED_BYTES:
+        assert len(jobs) >= count  # every worker gets a block of at least min_rows rows
     if work < 2 * layout.MIN_SHARED_BYTES:
         assert jobs == serial  # too little work to share: cut as for one thread
     if row_bytes * rows > budget and count == 1:  # one image is too big: bands within budget
@@ -140,9 +140,9 @@ def test_threading_without_threadpoolctl_names_the_extra(monkeypatch):
     budget=st.sampled_from([1, 5000, 2**22]),
 )
 def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget):
-    """Winograd (forward, and input gradient through a ReLU mask), im2col, col2im and the 2x2
-    pooling pair, on 1-3 workers and chunk sizes from one row to the whole batch: float64
-    results equal the definition to roundoff."""
+    """Winograd (forward, and input gradient through a ReLU mask; chunks shared by rows or by
+    output channels), im2col, col2im and the 2x2 pooling pair, on 1-3 workers and chunk sizes
+    from one row to the whole batch: float64 results equal the definition to roundoff."""
     n = data.draw(st.integers(1, 3))
     h, w = data.draw(st.integers(1, 13)), data.draw(st.integers(1, 13))
     c = data.draw(st.sampled_from([2, 3, 32, 40]))
@@ -152,6 +152,7 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
     weight = rng.standard_normal((k, c, 3, 3))
     g = rng.standard_normal((n, k, h, w))
     mask = rng.standard_normal((n, k, h, w))
+    bias = rng.standard_normal(k)
     budgets = {"CHUNK_BUDGET": budget, "IM2COL_BUDGET": budget, "POOL_BUDGET": budget}
     with pytest.MonkeyPatch.context() as patch:
         for module in (W, K, pooling):
@@ -159,16 +160,18 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
                 if hasattr(module, name):
                     patch.setattr(module, name, value)
         patch.setattr(layout, "MIN_SHARED_BYTES", 1)  # share even these small inputs
+        patch.setattr(W, "MIN_SHARED_CHANNELS", 1)  # and their few output channels
         before = threads.workers()
         threads.set_workers(count)
         try:
-            y = K.conv2d(x, weight, 1, 1)
+            y = K.conv2d(x, weight, 1, 1, bias=bias, relu=True)
             grad = K.conv2d_input_grad(g, weight, (h, w), 1, 1, mask=mask)
             pooled, choice = pooling.max_pool2d(x, 2, 2)
             routed = pooling.max_pool2d_scatter(pooled, choice, x.shape, 2, 2)
         finally:
             threads.set_workers(before)
-    assert relative_error(y, reference_conv(x, weight, 1, 1)) <= 1e-12
+    exact = np.maximum(reference_conv(x, weight, 1, 1) + bias.reshape(1, -1, 1, 1), 0)
+    assert relative_error(y, exact) <= 1e-12
     exact = reference_input_grad(g * (mask > 0), weight, (h, w), 1, 1)
     assert relative_error(grad, exact) <= 1e-12
     ho, wo = h // 2, w // 2

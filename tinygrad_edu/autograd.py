@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -184,20 +185,32 @@ def _pruned_to(outputs: Sequence[Tensor], targets: set[int] | None) -> Iterator[
     if targets is None:
         yield
         return
-    reaches = _reaching(outputs, targets)
-    saved: list[tuple[Op, tuple[bool, ...]]] = []
+    saved = _narrow(_reaching(outputs, targets))
+    try:
+        yield
+    finally:
+        for ref, mask in saved:
+            node = ref()
+            if node is not None:  # still alive: a retained graph, or one the sweep did not reach
+                node.needs_input_grad = mask
+
+
+def _narrow(reaches: dict[int, Tensor]) -> list[tuple[weakref.ref, tuple[bool, ...]]]:
+    """Narrow the masks of the nodes on paths to a target; return (node, old mask) pairs.
+
+    The nodes are held weakly, and ``reaches`` is dropped on return: the sweep releases each
+    node, and with it the activations it saved, right after its VJP -- holding them all until
+    the end would keep every activation of the forward pass alive through the whole sweep.
+    """
+    saved = []
     for node in {id(t._node): t._node for t in reaches.values() if t._node}.values():
         mask = tuple(
             wanted and id(x) in reaches for x, wanted in zip(node.inputs, node.needs_input_grad)
         )
         if mask != node.needs_input_grad:
-            saved.append((node, node.needs_input_grad))
+            saved.append((weakref.ref(node), node.needs_input_grad))
             node.needs_input_grad = mask
-    try:
-        yield
-    finally:
-        for node, mask in saved:
-            node.needs_input_grad = mask
+    return saved
 
 
 def _reaching(outputs: Sequence[Tensor], targets: set[int]) -> dict[int, Tensor]:

@@ -66,8 +66,9 @@ def blocks(
     A block is a band of rows of one image when one image takes more than ``budget`` bytes (at
     ``row_bytes`` per row), else whole images: as many as fit ``budget``, and at least enough for
     ``min_rows`` rows (BLAS is slow on GEMMs with few rows). Blocks are then made smaller, if
-    possible, so that each worker thread (:mod:`.threads`) gets one -- unless that would leave a
-    worker less than :data:`MIN_SHARED_BYTES`, where starting a thread costs more than it saves.
+    possible, so that each worker thread (:mod:`.threads`) gets one -- but not below
+    ``min_rows`` rows, and not when a worker would get less than :data:`MIN_SHARED_BYTES`, where
+    starting a thread costs more than it saves.
     Either way a block is one contiguous run of an NHWC array.
     """
     band = max(1, min(rows, budget // max(row_bytes, 1)))
@@ -77,9 +78,9 @@ def blocks(
         images = max(1, min(n, images))
     workers = min(threads.workers(), max(1, n * rows * row_bytes // MIN_SHARED_BYTES))
     if -(-n // images) < workers:  # fewer groups of images than workers: smaller groups
-        images = max(1, n // workers)
-    if -(-n // images) * -(-rows // band) < workers:  # still too few (n < workers): bands
-        band = max(1, min(band, rows // -(-workers // n)))
+        images = min(images, max(1, n // workers, -(-min_rows // rows)))
+    if images == 1 and n * -(-rows // band) < workers:  # still too few (n < workers): bands
+        band = min(band, max(1, rows // -(-workers // n), min(rows, min_rows)))
     return [
         (slice(i, min(n, i + images)), slice(r, min(rows, r + band)))
         for i in range(0, n, images)

@@ -41,7 +41,9 @@ from .layout import blocks
 #: bytes of transformed tiles per chunk (small enough to stay in cache)
 CHUNK_BUDGET = 2 * 2**20
 #: fewest tiles per chunk when whole images fit: BLAS is slow on GEMMs with few rows
-MIN_TILES = 256
+MIN_TILES = 128
+#: fewest output channels per job when a chunk's channels are shared among worker threads
+MIN_SHARED_CHANNELS = 64
 
 Arrays = Sequence[np.ndarray]
 
@@ -210,19 +212,25 @@ def conv3x3(
     th, tw = -(-h // m), -(-width // m)
     result = np.empty((n, m * th, m * tw, k), dtype=dtype)
     row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize  # one tile row, transformed
-    jobs = blocks(n, th, row_bytes, budget, min_rows=-(-MIN_TILES // tw))
-    images = max(part.stop - part.start for part, _ in jobs)
-    band = max(band.stop - band.start for _, band in jobs)
+    chunks = blocks(n, th, row_bytes, budget, min_rows=-(-MIN_TILES // tw))
+    images = max(part.stop - part.start for part, _ in chunks)
+    band = max(band.stop - band.start for _, band in chunks)
+    # too few chunks for the workers (a small batch of small images): share output channels too
+    splits = max(1, min(-(-threads.workers() // len(chunks)), k // MIN_SHARED_CHANNELS))
+    width_k = -(-k // splits)
+    jobs = [
+        (*chunk, slice(k0, min(k, k0 + width_k))) for chunk in chunks for k0 in range(0, k, width_k)
+    ]
 
-    def run(share: Sequence[tuple[slice, slice]]) -> None:
+    def run(share: Sequence[tuple[slice, slice, slice]]) -> None:
         """One worker's chunks, through buffers allocated once (fresh large allocations cost a
         page fault per 4 KiB)."""
         padded = np.zeros((images, m * band + 2, m * tw + 2, c), dtype=dtype)
         rows_buffer = np.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
         v = np.empty((a * a, images * band * tw, c), dtype=dtype)
-        mm = np.empty((a * a, images * band * tw, k), dtype=dtype)
-        out_rows = np.empty((m, images * band * tw * a * k), dtype=dtype)
-        for part, tile_rows in share:
+        mm = np.empty((a * a, images * band * tw, width_k), dtype=dtype)
+        out_rows = np.empty((m, images * band * tw * a * width_k), dtype=dtype)
+        for part, tile_rows, channels in share:
             i0, count = part.start, part.stop - part.start
             t0, rows = tile_rows.start, tile_rows.stop - tile_rows.start
             chunk = padded[:count, : m * rows + 2]
@@ -236,13 +244,13 @@ def conv3x3(
             else:
                 np.multiply(x[i0 : i0 + count, lo:hi], mask[i0 : i0 + count, lo:hi] > 0, out=inside)
             tiles = count * rows * tw
-            vb, mb = v[:, :tiles], mm[:, :tiles]
+            vb, mb = v[:, :tiles], mm[:, :tiles, : channels.stop - channels.start]
             _tiles_in(chunk, rows, tw, scheme, rows_buffer, vb, order)
-            np.matmul(vb, u, out=mb)  # a*a GEMMs: (tiles, C) @ (C, K)
-            target = result[i0 : i0 + count, m * t0 : m * (t0 + rows)]
+            np.matmul(vb, u[:, :, channels], out=mb)  # a*a GEMMs: (tiles, C) @ (C, K)
+            target = result[i0 : i0 + count, m * t0 : m * (t0 + rows), :, channels]
             _tiles_out(mb, count, rows, tw, scheme, out_rows, target, order)
             if bias is not None:
-                target += bias
+                target += bias[channels]
             if relu:
                 np.maximum(target, 0, out=target)
 
