@@ -154,9 +154,14 @@ def _memory_child(contenders: dict, name: str) -> None:
 
 
 def timed_rounds(contenders: dict, rounds: int, now) -> dict[str, list[float]]:
+    """Alternating rounds; in each, every contender runs once untimed, then once timed.
+
+    The untimed run absorbs the previous contender's wind-down: idle worker threads (OpenMP's,
+    BLAS's) spin for a while after their last task and would steal the next one's cores."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, step in contenders.items():
+            step()
             start = now()
             step()
             times[name].append(now() - start)
