@@ -181,3 +181,27 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
     winners = covered == np.repeat(np.repeat(pooled, 2, axis=2), 2, axis=3)
     np.testing.assert_array_equal(routed[:, :, : 2 * ho, : 2 * wo], np.where(winners, covered, 0))
     assert not routed[:, :, 2 * ho :].any() and not routed[:, :, :, 2 * wo :].any()
+
+
+def test_kernels_called_from_several_user_threads_at_once(workers):
+    """Overlapping parallel kernels share the pool, each gets its own result, and BLAS gets its
+    threads back only when the last of them is done."""
+    workers(2)
+    before = blas_threads()
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((40, 36, 3, 3))
+    images = [rng.standard_normal((2, 36, 10, 12)) for _ in range(4)]
+    results: dict[int, np.ndarray] = {}
+
+    def convolve(i: int) -> None:
+        for _ in range(5):
+            results[i] = K.conv2d(images[i], weight, 1, 1)
+
+    callers = [threading.Thread(target=convolve, args=(i,)) for i in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    for i, x in enumerate(images):
+        assert relative_error(results[i], reference_conv(x, weight, 1, 1)) <= 1e-12
+    assert blas_threads() == before
