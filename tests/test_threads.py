@@ -121,10 +121,15 @@ def test_a_kernel_inside_a_worker_runs_serially(workers):
     assert len(inner) == 2 and all(name.startswith("tinygrad_edu") for name in inner)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", None])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", None, True])
 def test_set_workers_refuses_what_is_not_a_positive_integer(bad):
     with pytest.raises(ValueError, match="positive integer"):
         threads.set_workers(bad)
+
+
+def test_set_workers_takes_numpy_integers(workers):
+    workers(np.int64(2))
+    assert threads.workers() == 2 and type(threads.workers()) is int
 
 
 def test_threading_without_threadpoolctl_names_the_extra(monkeypatch):

@@ -92,7 +92,9 @@ def _im2col_conv(
         kernel = im2col_matrix(w)
     out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
     jobs = blocks(n, ho, wo * kh * kw * c * x.itemsize, IM2COL_BUDGET)
-    most = max((part.stop - part.start) * (rows.stop - rows.start) for part, rows in jobs)
+    most = max(
+        ((part.stop - part.start) * (rows.stop - rows.start) for part, rows in jobs), default=0
+    )
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
         columns = np.empty((most, wo, kh, kw, c), dtype=x.dtype)  # reused per block

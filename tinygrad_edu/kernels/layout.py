@@ -71,6 +71,8 @@ def blocks(
     starting a thread costs more than it saves.
     Either way a block is one contiguous run of an NHWC array.
     """
+    if n == 0 or rows == 0:
+        return []
     band = max(1, min(rows, budget // max(row_bytes, 1)))
     images = 1
     if band == rows:

@@ -43,19 +43,25 @@ def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ho, wo = h // 2, w // 2
     y = np.empty((n, ho, wo, c), dtype=x.dtype)
     choice = np.empty((n, ho, wo, c), dtype=np.int8)
+    floating = np.issubdtype(x.dtype, np.inexact)
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
         for part, rows in share:
             v0, v1, v2, v3 = _quarters(x[part, 2 * rows.start : 2 * rows.stop])
             top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
-            np.maximum(top, bottom, out=y[part, rows])
-            lower_wins = bottom > top
-            upper = (v1 > v0).view(np.int8)
-            lower = (v3 > v2).view(np.int8) + np.int8(2)
-            np.copyto(choice[part, rows], np.where(lower_wins, lower, upper))
+            pooled = np.maximum(top, bottom, out=y[part, rows])
+            beats = _beats_with_nan if floating and np.isnan(pooled).any() else np.greater
+            upper = beats(v1, v0).view(np.int8)
+            lower = beats(v3, v2).view(np.int8) + np.int8(2)
+            np.copyto(choice[part, rows], np.where(beats(bottom, top), lower, upper))
 
     threads.map_chunks(run, blocks(n, ho, 4 * wo * c * x.itemsize, POOL_BUDGET))
     return as_nchw(y), choice
+
+
+def _beats_with_nan(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Whether the later window position wins: larger, or the first NaN (as ``np.argmax``)."""
+    return (later > earlier) | (np.isnan(later) & ~np.isnan(earlier))
 
 
 def _quarters(x: np.ndarray) -> list[np.ndarray]:
@@ -72,7 +78,7 @@ def max_pool2d_scatter(
     g_nhwc = nhwc(g)
     ho, wo = g_nhwc.shape[1:3]
     out = np.zeros((n, h, w, c), dtype=g.dtype)
-    if kernel == stride == 2:  # one pass: each 2x2 block is g times a one-hot of its winner
+    if kernel == stride == 2:  # one pass: each 2x2 block gets g at its winner
         windows_of = out[:, : 2 * ho, : 2 * wo].reshape(n, ho, 2, wo, 2, c)
         positions = np.arange(4, dtype=choice.dtype).reshape(1, 1, 2, 1, 2, 1)
 
@@ -80,7 +86,7 @@ def max_pool2d_scatter(
             for part, rows in share:
                 winners = choice[part, rows, None, :, None] == positions
                 g_rows = g_nhwc[part, rows, None, :, None]
-                np.multiply(g_rows, winners, out=windows_of[part, rows])
+                np.copyto(windows_of[part, rows], g_rows, where=winners)  # losers keep their 0
 
         threads.map_chunks(run, blocks(n, ho, 4 * wo * c * g.itemsize, POOL_BUDGET))
         return as_nchw(out)

@@ -18,18 +18,20 @@ threads of the program also get one thread.
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 Job = TypeVar("Job")
 
 try:
+    import threadpoolctl
     from threadpoolctl import ThreadpoolController
 except ImportError:  # the optional ``threads`` extra is not installed: run serially
-    ThreadpoolController = None
+    threadpoolctl = ThreadpoolController = None
 
 
 def _cores() -> int:
@@ -68,8 +70,9 @@ def set_workers(count: int) -> None:
     ``count > 1`` needs threadpoolctl (the ``threads`` extra), to keep BLAS to one thread per
     worker; raises ``ImportError`` naming it otherwise."""
     global _workers, _pool
-    if not isinstance(count, int) or count < 1:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise ValueError(f"workers must be a positive integer, got {count!r}")
+    count = int(count)
     if count > 1 and ThreadpoolController is None:
         raise ImportError(
             "parallel kernels need threadpoolctl: pip install 'tinygrad_edu[threads]'"
@@ -94,8 +97,9 @@ def map_chunks(run: Callable[[Sequence[Job]], None], jobs: Sequence[Job]) -> Non
     pool = _enter_parallel()
     try:
         futures = [pool.submit(_as_worker, run, list(jobs[i::count])) for i in range(count)]
+        wait(futures)  # every share has finished (or failed) before the caller goes on
         for future in futures:
-            future.result()
+            future.result()  # the first failure, in share order
     finally:
         _leave_parallel()
 
@@ -118,7 +122,9 @@ def _enter_parallel() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="tinygrad_edu")
         if _active == 0:
             _controller = _controller or ThreadpoolController()
+            _release_blas_control()
             _blas_limit = _controller.limit(limits=1, user_api="blas")
+            _release_blas_control()
         _active += 1
         return _pool
 
@@ -129,5 +135,22 @@ def _leave_parallel() -> None:
     with _lock:
         _active -= 1
         if _active == 0:
+            _release_blas_control()
             _blas_limit.restore_original_limits()
+            _release_blas_control()
             _blas_limit = None
+
+
+def _release_blas_control() -> None:
+    """Let any thread change OpenBLAS's (process-wide) thread count next.
+
+    threadpoolctl (>= 3.6) lets only one thread change it, the first that did, until that thread
+    releases the role -- which its ``with`` blocks do and a limit kept across calls does not. The
+    limit and the restore here may come from different threads (overlapping kernels: the first
+    in sets, the last out restores), so the role is released around each change.
+    """
+    release = getattr(
+        getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None
+    )
+    if release is not None:
+        release(force=True)

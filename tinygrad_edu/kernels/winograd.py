@@ -213,11 +213,13 @@ def conv3x3(
     result = np.empty((n, m * th, m * tw, k), dtype=dtype)
     row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize  # one tile row, transformed
     chunks = blocks(n, th, row_bytes, budget, min_rows=-(-MIN_TILES // tw))
+    if not chunks:  # an empty batch, or empty images
+        return result[:, :h, :width]
     images = max(part.stop - part.start for part, _ in chunks)
     band = max(band.stop - band.start for _, band in chunks)
     # too few chunks for the workers (a small batch of small images): share output channels too
     splits = max(1, min(-(-threads.workers() // len(chunks)), k // MIN_SHARED_CHANNELS))
-    width_k = -(-k // splits)
+    width_k = max(1, -(-k // splits))
     jobs = [
         (*chunk, slice(k0, min(k, k0 + width_k))) for chunk in chunks for k0 in range(0, k, width_k)
     ]
