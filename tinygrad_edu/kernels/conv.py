@@ -19,8 +19,9 @@ stride-1, padding-1 convolutions with enough input channels use Winograd's minim
 (:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer multiplications, or with ``precision="fast"``
 F(4x4, 3x3), 4x fewer but ~10x the float32 rounding error. Input gradients with few channels use
 col2im; everything else uses im2col (gather each output pixel's window into a row, one GEMM with
-the flattened kernel), processed in chunks of images through one reused buffer so memory stays
-bounded. Bias, ReLU and a ReLU's backward mask are applied per chunk, while it is in cache.
+the flattened kernel), processed in blocks of images or rows through one reused buffer per worker
+thread (:mod:`.threads`), so memory stays bounded. Bias, ReLU and a ReLU's backward mask are
+applied per chunk, while it is in cache.
 """
 
 from __future__ import annotations
