@@ -76,18 +76,22 @@ class Tensor:
     # ----------------------------------------------------------------- array protocol and info
     @property
     def shape(self) -> tuple[int, ...]:
+        """The dimensions, as in NumPy."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the data."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self.data.size
 
     @property

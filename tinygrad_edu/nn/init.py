@@ -36,25 +36,30 @@ def _fans(shape: Shape) -> tuple[int, int]:
 def normal(
     shape: Shape, mean: float = 0.0, std: float = 1.0, rng: RNG = None, dtype=np.float32
 ) -> Parameter:
+    """A Parameter of samples from N(``mean``, ``std``^2); ``rng`` is a Generator or a seed."""
     return _leaf(np.random.default_rng(rng).normal(mean, std, size=shape), dtype)
 
 
 def uniform(
     shape: Shape, low: float = 0.0, high: float = 1.0, rng: RNG = None, dtype=np.float32
 ) -> Parameter:
+    """A Parameter of samples from U[``low``, ``high``); ``rng`` is a Generator or a seed."""
     return _leaf(np.random.default_rng(rng).uniform(low, high, size=shape), dtype)
 
 
 def zeros(shape: Shape, dtype=np.float32) -> Parameter:
+    """A Parameter of zeros (e.g. for biases)."""
     return _leaf(np.zeros(shape), dtype)
 
 
 def xavier_uniform(shape: Shape, gain: float = 1.0, rng: RNG = None, dtype=np.float32) -> Parameter:
+    """Glorot/Xavier: U[-b, b] with ``b = gain * sqrt(6 / (fan_in + fan_out))``."""
     fan_in, fan_out = _fans(shape)
     bound = gain * np.sqrt(6.0 / (fan_in + fan_out))
     return uniform(shape, -bound, bound, rng, dtype)
 
 
 def kaiming_normal(shape: Shape, rng: RNG = None, dtype=np.float32) -> Parameter:
+    """He: N(0, 2 / fan_in), for layers followed by a ReLU."""
     fan_in, _ = _fans(shape)
     return normal(shape, 0.0, np.sqrt(2.0 / fan_in), rng, dtype)

@@ -119,6 +119,7 @@ class Module:
 
     # ------------------------------------------------------------------ running
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The module's computation; ``module(x)`` calls it. Subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
