@@ -46,8 +46,16 @@ def _default_workers() -> int:
     a program on one core), at most one per core; 1 without threadpoolctl."""
     if ThreadpoolController is None:
         return 1
-    blas = [lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info()]
+    blas = [lib["num_threads"] for lib in _blas().info()]
     return max(1, min(_cores(), max(blas, default=1)))
+
+
+def _blas():
+    """threadpoolctl's controller of the loaded BLAS libraries (found once: it scans them)."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController().select(user_api="blas")
+    return _controller
 
 
 _workers: int | None = None  # decided on first use, when NumPy's BLAS is loaded
@@ -116,15 +124,12 @@ _blas_limit = None  # threadpoolctl's limit while any of them runs
 
 def _enter_parallel() -> ThreadPoolExecutor:
     """Limit BLAS to one thread (first caller in) and return the shared pool."""
-    global _pool, _controller, _active, _blas_limit
+    global _pool, _active, _blas_limit
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="tinygrad_edu")
         if _active == 0:
-            _controller = _controller or ThreadpoolController()
-            _release_blas_control()
-            _blas_limit = _controller.limit(limits=1, user_api="blas")
-            _release_blas_control()
+            _blas_limit = _changing_blas(lambda: _blas().limit(limits=1))
         _active += 1
         return _pool
 
@@ -135,22 +140,25 @@ def _leave_parallel() -> None:
     with _lock:
         _active -= 1
         if _active == 0:
-            _release_blas_control()
-            _blas_limit.restore_original_limits()
-            _release_blas_control()
+            _changing_blas(_blas_limit.restore_original_limits)
             _blas_limit = None
 
 
-def _release_blas_control() -> None:
-    """Let any thread change OpenBLAS's (process-wide) thread count next.
+def _changing_blas(change: Callable[[], Job]) -> Job:
+    """``change()`` of OpenBLAS's (process-wide) thread count, from whichever thread calls.
 
     threadpoolctl (>= 3.6) lets only one thread change it, the first that did, until that thread
     releases the role -- which its ``with`` blocks do and a limit kept across calls does not. The
     limit and the restore here may come from different threads (overlapping kernels: the first
-    in sets, the last out restores), so the role is released around each change.
+    in sets, the last out restores), so the role is released before and after each change.
     """
     release = getattr(
         getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None
     )
     if release is not None:
         release(force=True)
+    try:
+        return change()
+    finally:
+        if release is not None:
+            release(force=True)
