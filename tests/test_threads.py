@@ -44,16 +44,17 @@ def blas_threads() -> list[int]:
     budget=st.integers(1, 100_000),
     min_rows=st.integers(1, 64),
     count=st.integers(1, 5),
+    min_share=st.sampled_from([None, 1, 2**20]),
 )
 def test_blocks_cover_everything_once_as_contiguous_runs(
-    n, rows, row_bytes, budget, min_rows, count
+    n, rows, row_bytes, budget, min_rows, count, min_share
 ):
     before = threads.workers()
     try:
         threads.set_workers(1)
-        serial = layout.blocks(n, rows, row_bytes, budget, min_rows)
+        serial = layout.blocks(n, rows, row_bytes, budget, min_rows, min_share)
         threads.set_workers(count)
-        jobs = layout.blocks(n, rows, row_bytes, budget, min_rows)
+        jobs = layout.blocks(n, rows, row_bytes, budget, min_rows, min_share)
     finally:
         threads.set_workers(before)
     seen = np.zeros((n, rows), dtype=int)
@@ -63,10 +64,10 @@ def test_blocks_cover_everything_once_as_contiguous_runs(
             assert (band.start, band.stop) == (0, rows)
         seen[images, band] += 1
     assert (seen == 1).all()
-    work = n * rows * row_bytes
-    if n * rows >= count * min_rows and work >= count * layout.MIN_SHARED_BYTES:
+    work, least = n * rows * row_bytes, min_share or layout.MIN_SHARED_BYTES
+    if n * rows >= count * min_rows and work >= count * least:
         assert len(jobs) >= count  # every worker gets a block of at least min_rows rows
-    if work < 2 * layout.MIN_SHARED_BYTES:
+    if work < 2 * least:
         assert jobs == serial  # too little work to share: cut as for one thread
     if row_bytes * rows > budget and count == 1:  # one image is too big: bands within budget
         assert all(band.stop - band.start <= max(1, budget // row_bytes) for _, band in jobs)
@@ -165,6 +166,7 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
                 if hasattr(module, name):
                     patch.setattr(module, name, value)
         patch.setattr(layout, "MIN_SHARED_BYTES", 1)  # share even these small inputs
+        patch.setattr(pooling, "MIN_SHARED_BYTES", 1)
         patch.setattr(W, "MIN_SHARED_CHANNELS", 1)  # and their few output channels
         before = threads.workers()
         threads.set_workers(count)

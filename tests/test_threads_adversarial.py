@@ -76,6 +76,7 @@ def kernel_settings(
             patch.setattr(pooling, "POOL_BUDGET", budget)
         if share_bytes is not None:
             patch.setattr(layout, "MIN_SHARED_BYTES", share_bytes)
+            patch.setattr(pooling, "MIN_SHARED_BYTES", share_bytes)
         if share_channels is not None:
             patch.setattr(W, "MIN_SHARED_CHANNELS", share_channels)
         before = threads.workers()

@@ -26,7 +26,7 @@ applied per chunk, while it is in cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from .layout_cache import LAYOUTS
 PRECISIONS = ("default", "fast")
 #: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
 MIN_WINOGRAD_CHANNELS = 32
+
+#: re-layouts of one kernel by kind ("im2col", "winograd F(2x2,3x3)", ...): :func:`kernel_layout`
+Layouts = dict[str, np.ndarray]
 
 
 def formulation(
@@ -127,32 +130,58 @@ def conv2d(
     bias: np.ndarray | None = None,
     relu: bool = False,
     precision: str = "default",
+    layouts: Layouts | None = None,
 ) -> np.ndarray:
     r"""Cross-correlation, NCHW:
     :math:`y_{nkij} = b_k + \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`.
 
     ``bias`` (K,) is added and ``relu`` applied while each chunk of the output is in cache, which
-    saves one or two passes over the whole output. The result is a fresh array.
+    saves one or two passes over the whole output. The result is a fresh array. ``layouts``: see
+    :func:`kernel_layout`.
     """
     k, c, kh, kw = w.shape
     if bias is not None and bias.dtype != np.result_type(x, w):  # a wider bias: add it after
-        wide = conv2d(x, w, stride, padding, precision=precision).astype(np.result_type(x, bias))
+        wide = conv2d(x, w, stride, padding, precision=precision, layouts=layouts)
+        wide = wide.astype(np.result_type(x, bias))
         wide += bias.reshape(1, -1, 1, 1)
         return np.maximum(wide, 0, out=wide) if relu else wide
     x_nhwc = nhwc(x)
     scheme = formulation(kh, kw, stride, padding, c, k, precision)
     if scheme is not None:
-        u = _winograd_kernel(w, scheme)
+        u = _winograd_kernel(w, scheme, layouts)
         y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
     else:
-        kernel = LAYOUTS.get(w, "im2col", im2col_matrix)
+        kernel = kernel_layout(w, "im2col", im2col_matrix, layouts)
         y = _im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
 
 
-def _winograd_kernel(w: np.ndarray, scheme: winograd.Scheme) -> np.ndarray:
+def kernel_layout(
+    w: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray], layouts: Layouts | None
+) -> np.ndarray:
+    """``make(w)``, the re-layout ``kind`` of kernel ``w``, from ``layouts`` if it holds one.
+
+    ``layouts`` is a dictionary the caller keeps for one kernel, e.g. a convolution op for its
+    own backward pass: what one call computes (or finds in the shared, content-validated cache
+    :data:`~.layout_cache.LAYOUTS`) is stored there, and later calls given the same dictionary
+    take it without comparing ``w`` again -- they compute with the kernel as the first call saw
+    it. ``None``: the shared cache alone.
+    """
+    if layouts is not None and kind in layouts:
+        return layouts[kind]
+    layout = LAYOUTS.get(w, kind, make)
+    if layouts is not None:
+        layouts[kind] = layout
+    return layout
+
+
+def _winograd_kernel(
+    w: np.ndarray, scheme: winograd.Scheme, layouts: Layouts | None = None
+) -> np.ndarray:
     """``w``'s Winograd transform ``U`` (a*a, C, K), cached while ``w`` is unchanged."""
-    return LAYOUTS.get(w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme))
+    return kernel_layout(
+        w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme), layouts
+    )
 
 
 def conv2d_input_grad(
@@ -163,6 +192,7 @@ def conv2d_input_grad(
     padding: int = 0,
     mask: np.ndarray | None = None,
     precision: str = "default",
+    layouts: Layouts | None = None,
 ) -> np.ndarray:
     r""":math:`\bar x` for :math:`y = \mathrm{conv}(x, w)`: ``g`` convolved with ``w`` flipped.
 
@@ -173,6 +203,7 @@ def conv2d_input_grad(
 
     ``mask`` (the shape of ``g``): use ``g * (mask > 0)`` instead of ``g`` -- the backward pass
     of a ReLU whose output was ``mask``, folded into the copy the convolution makes anyway.
+    ``layouts``: see :func:`kernel_layout` (a convolution's backward pass passes its forward's).
     """
     k, c, kh, kw = w.shape
     h, wd = input_hw
@@ -181,18 +212,19 @@ def conv2d_input_grad(
     if stride == 1 and _use_col2im(kh, kw, k, c):
         if mask_nhwc is not None:
             g_nhwc = g_nhwc * (mask_nhwc > 0)
-        kernel = LAYOUTS.get(w, "col2im", col2im_matrix)
+        kernel = kernel_layout(w, "col2im", col2im_matrix, layouts)
         return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = formulation(kh, kw, stride, padding, k, c, precision)
     if scheme is not None and g.shape[2:] == (h, wd):
         if scheme.flip_order is not None:  # the forward's transformed kernel serves both
-            u = _winograd_kernel(w, scheme).transpose(0, 2, 1)
+            u = _winograd_kernel(w, scheme, layouts).transpose(0, 2, 1)
             y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
         else:
-            u = LAYOUTS.get(
+            u = kernel_layout(
                 w,
                 f"winograd {scheme.name} flipped",
                 lambda w: winograd.transform_kernel(flipped(w), scheme),
+                layouts,
             )
             y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
         return as_nchw(y)
@@ -204,8 +236,8 @@ def conv2d_input_grad(
         dilated[:, ::stride, ::stride] = g_nhwc
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
-    rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
-    kernel = LAYOUTS.get(w, "im2col_flipped", lambda w: im2col_matrix(flipped(w)))
+    rotated = kernel_layout(w, "flipped", flipped, layouts)  # (C, K, kh, kw)
+    kernel = kernel_layout(w, "im2col_flipped", lambda w: im2col_matrix(flipped(w)), layouts)
     return as_nchw(_im2col_conv(grown, rotated, 1, 0, kernel))
 
 

@@ -59,7 +59,7 @@ def chunks(count: int, bytes_per_item: int, budget: int = IM2COL_BUDGET) -> Iter
 
 
 def blocks(
-    n: int, rows: int, row_bytes: int, budget: int, min_rows: int = 1
+    n: int, rows: int, row_bytes: int, budget: int, min_rows: int = 1, min_share: int | None = None
 ) -> list[tuple[slice, slice]]:
     """Cut ``n`` images of ``rows`` rows each into ``(images, rows)`` blocks for a chunked kernel.
 
@@ -67,8 +67,8 @@ def blocks(
     ``row_bytes`` per row), else whole images: as many as fit ``budget``, and at least enough for
     ``min_rows`` rows (BLAS is slow on GEMMs with few rows). Blocks are then made smaller, if
     possible, so that each worker thread (:mod:`.threads`) gets one -- but not below
-    ``min_rows`` rows, and not when a worker would get less than :data:`MIN_SHARED_BYTES`, where
-    starting a thread costs more than it saves.
+    ``min_rows`` rows, and not when a worker would get less than ``min_share`` bytes (default
+    :data:`MIN_SHARED_BYTES`), where starting a thread costs more than it saves.
     Either way a block is one contiguous run of an NHWC array.
     """
     if n == 0 or rows == 0:
@@ -78,7 +78,8 @@ def blocks(
     if band == rows:
         images = max(budget // max(row_bytes * rows, 1), -(-min_rows // rows))
         images = max(1, min(n, images))
-    workers = min(threads.workers(), max(1, n * rows * row_bytes // MIN_SHARED_BYTES))
+    least = MIN_SHARED_BYTES if min_share is None else min_share
+    workers = min(threads.workers(), max(1, n * rows * row_bytes // least))
     if -(-n // images) < workers:  # fewer groups of images than workers: smaller groups
         images = min(images, max(1, n // workers, -(-min_rows // rows)))
     if images == 1 and n * -(-rows // band) < workers:  # still too few (n < workers): bands

@@ -16,6 +16,8 @@ from .layout import as_nchw, blocks, nhwc, windows
 
 #: bytes of input per block of the 2x2 pooling kernels (small enough to stay in cache)
 POOL_BUDGET = 2**20
+#: least input per worker thread: a pass over a few MiB takes about as long as handing it over
+MIN_SHARED_BYTES = 2 * 2**20
 
 
 def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,12 +53,27 @@ def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             top, bottom = np.maximum(v0, v1), np.maximum(v2, v3)
             pooled = np.maximum(top, bottom, out=y[part, rows])
             beats = _beats_with_nan if floating and np.isnan(pooled).any() else np.greater
-            upper = beats(v1, v0).view(np.int8)
-            lower = beats(v3, v2).view(np.int8) + np.int8(2)
-            np.copyto(choice[part, rows], np.where(beats(bottom, top), lower, upper))
+            _encode_choice(beats(v1, v0), beats(v3, v2), beats(bottom, top), choice[part, rows])
 
-    threads.map_chunks(run, blocks(n, ho, 4 * wo * c * x.itemsize, POOL_BUDGET))
+    threads.map_chunks(run, _blocks(n, ho, 4 * wo * c * x.itemsize))
     return as_nchw(y), choice
+
+
+def _blocks(n: int, rows: int, row_bytes: int) -> list[tuple[slice, slice]]:
+    return blocks(n, rows, row_bytes, POOL_BUDGET, min_share=MIN_SHARED_BYTES)
+
+
+def _encode_choice(
+    right_top: np.ndarray, right_bottom: np.ndarray, bottom: np.ndarray, out: np.ndarray
+) -> None:
+    """``out = 2 * bottom + (right_bottom if bottom else right_top)``, the winner's position
+    ``(row, column)`` as ``2 * row + column``, in bitwise passes over bytes (``np.where`` on
+    small integers is ~25x slower)."""
+    right = np.bitwise_xor(right_top, right_bottom)
+    right &= bottom
+    right ^= right_top  # bottom ? right_bottom : right_top
+    np.add(right.view(np.int8), bottom.view(np.int8), out=out)
+    out += bottom.view(np.int8)
 
 
 def _beats_with_nan(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
@@ -78,17 +95,19 @@ def max_pool2d_scatter(
     g_nhwc = nhwc(g)
     ho, wo = g_nhwc.shape[1:3]
     out = np.zeros((n, h, w, c), dtype=g.dtype)
-    if kernel == stride == 2:  # one pass: each 2x2 block gets g at its winner
-        windows_of = out[:, : 2 * ho, : 2 * wo].reshape(n, ho, 2, wo, 2, c)
-        positions = np.arange(4, dtype=choice.dtype).reshape(1, 1, 2, 1, 2, 1)
+    if kernel == stride == 2:  # per window position: g where it won, +0 where it lost
+        bits = g_nhwc.view(f"i{g.itemsize}")  # signed, like the -1 masks: one integer loop
+        targets = [q.view(bits.dtype) for q in _quarters(out)]
 
         def run(share: Sequence[tuple[slice, slice]]) -> None:
             for part, rows in share:
-                winners = choice[part, rows, None, :, None] == positions
-                g_rows = g_nhwc[part, rows, None, :, None]
-                np.copyto(windows_of[part, rows], g_rows, where=winners)  # losers keep their 0
+                for position, target in enumerate(targets):
+                    keep = np.equal(choice[part, rows], position).view(np.int8)
+                    np.negative(keep, out=keep)  # 1 -> -1: all bits set
+                    # a bitwise AND, not g * mask: an inf or NaN in g must not leak to the losers
+                    np.bitwise_and(bits[part, rows], keep, out=target[part, rows], casting="unsafe")
 
-        threads.map_chunks(run, blocks(n, ho, 4 * wo * c * g.itemsize, POOL_BUDGET))
+        threads.map_chunks(run, _blocks(n, ho, 4 * wo * c * g.itemsize))
         return as_nchw(out)
     rows = np.arange(ho)[None, :, None, None] * stride + choice // kernel
     cols = np.arange(wo)[None, None, :, None] * stride + choice % kernel

@@ -30,6 +30,10 @@ class Conv2d(Op):
     :math:`\bar b = \sum_{n,i,j} \bar y_{n,k,i,j}`. Gradients nobody asked for (frozen weights)
     are not computed. ``precision="fast"`` allows Winograd F(4x4, 3x3) (see
     :func:`tinygrad_edu.kernels.conv.formulation`), in this op and in its derivatives.
+
+    The kernel re-layouts the forward pass makes (:func:`~tinygrad_edu.kernels.conv.kernel_layout`)
+    are kept for the input gradient: the backward pass neither re-checks nor re-computes them,
+    and differentiates the convolution with the weights it was computed with.
     """
 
     name = "conv2d"
@@ -42,7 +46,8 @@ class Conv2d(Op):
         return {"stride": self.stride, "padding": self.padding, "precision": self.precision}
 
     def forward(self, x, w, b=None):
-        return K.conv2d(x, w, self.stride, self.padding, bias=b, precision=self.precision)
+        self.layouts: K.Layouts = {}
+        return K.conv2d(x, w, self.stride, self.padding, b, False, self.precision, self.layouts)
 
     def vjp(self, g, out, x, w, b=None):
         return _conv_vjp(self, g, x, w, b)
@@ -64,7 +69,8 @@ class Conv2dReLU(Conv2d):
     name = "conv2d_relu"
 
     def forward(self, x, w, b=None):
-        return K.conv2d(x, w, self.stride, self.padding, b, relu=True, precision=self.precision)
+        self.layouts: K.Layouts = {}
+        return K.conv2d(x, w, self.stride, self.padding, b, True, self.precision, self.layouts)
 
     def vjp(self, g, out, x, w, b=None):
         return _conv_vjp(self, g, x, w, b, relu_output=out)
@@ -80,7 +86,9 @@ def _conv_vjp(op: Conv2d, g, x, w, b, relu_output=None):
     need_b = b is not None and op.needs_input_grad[2]
     mask = None if relu_output is None else relu_output.data
     grad_x = (
-        Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], mask=mask, **op.options)
+        Conv2dInputGrad.apply(
+            g, w, input_hw=x.shape[2:], mask=mask, layouts=op.layouts, **op.options
+        )
         if need_x
         else None
     )
@@ -111,7 +119,8 @@ class Conv2dInputGrad(Op):
     r"""z = conv_transpose([mask > 0] * g, w): the input gradient of :class:`Conv2d` as an op.
 
     ``mask`` (an array the shape of ``g``, or ``None``) is the output of a ReLU that followed the
-    convolution: :class:`Conv2dReLU`'s backward pass. Linear in ``g`` and in ``w``:
+    convolution: :class:`Conv2dReLU`'s backward pass. ``layouts`` (or ``None``) are re-layouts
+    of ``w`` already made, by the forward pass whose gradient this is. Linear in ``g`` and in ``w``:
     :math:`\bar g = [mask > 0] \odot \mathrm{conv}(\bar z, w)` and
     :math:`\bar w = \mathrm{conv\_weight}(\bar z, [mask > 0] \odot g)`.
     """
@@ -125,9 +134,10 @@ class Conv2dInputGrad(Op):
         padding: int,
         precision: str = "default",
         mask: np.ndarray | None = None,
+        layouts: K.Layouts | None = None,
     ) -> None:
         self.input_hw, self.stride, self.padding = tuple(input_hw), stride, padding
-        self.precision, self.mask = precision, mask
+        self.precision, self.mask, self.layouts = precision, mask, layouts
 
     @property
     def options(self) -> dict:
@@ -135,7 +145,7 @@ class Conv2dInputGrad(Op):
 
     def forward(self, g, w):
         return K.conv2d_input_grad(
-            g, w, self.input_hw, self.stride, self.padding, self.mask, self.precision
+            g, w, self.input_hw, self.stride, self.padding, self.mask, self.precision, self.layouts
         )
 
     def _masked(self, t):
