@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_edu.kernels import conv as K
+from tinygrad_edu.kernels import threads
 from tinygrad_edu.kernels import winograd as W
 
 #: float32 roundoff bound of the default paths, relative to the result's scale
@@ -194,3 +195,73 @@ def test_fast_precision_error_is_what_the_docs_state():
     default = relative_error(K.conv2d(x, w, 1, 1), exact)
     fast = relative_error(K.conv2d(x, w, 1, 1, precision="fast"), exact)
     assert default <= TOLERANCE < fast * 10 and fast <= FAST_TOLERANCE
+
+
+# ------------------------------------------------------------- the kernel as stored (few pixels)
+@st.composite
+def stored_kernel_cases(draw):
+    """A convolution with a big kernel over few output pixels (all images together), and the
+    worker count, with the thresholds lowered so the kernels stay small."""
+    n = draw(st.integers(1, 3))
+    c, k = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * padding), 7))
+    w = draw(st.integers(max(1, kw - 2 * padding), 7))
+    return n, c, k, kh, kw, stride, padding, h, w, draw(st.integers(1, 3))
+
+
+@given(case=stored_kernel_cases(), seed=st.integers(0, 2**16), fused=st.booleans())
+def test_the_stored_kernel_path_is_the_definition(case, seed, fused):
+    """Forward (with bias and ReLU) and input gradient (with a ReLU mask) by one GEMM with the
+    kernel as stored, on 1-3 workers: within float32 roundoff of the float64 definition."""
+    n, c, k, kh, kw, stride, padding, h, w, workers = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((k, c, kh, kw)).astype(np.float32)
+    bias = rng.standard_normal(k).astype(np.float32) if fused else None
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    g = rng.standard_normal((n, k, ho, wo)).astype(np.float32)
+    mask = rng.standard_normal(g.shape).astype(np.float32) if fused else None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(K, "MIN_DIRECT_KERNEL", 1)
+        patch.setattr(K, "MAX_DIRECT_PIXELS", n * ho * wo)
+        before = threads.workers()
+        threads.set_workers(workers)
+        try:
+            assert K.uses_stored_kernel(weight.size, n * ho * wo)
+            y = K.conv2d(x, weight, stride, padding, bias=bias, relu=fused)
+            grad = K.conv2d_input_grad(g, weight, (h, w), stride, padding, mask=mask)
+        finally:
+            threads.set_workers(before)
+    # roundoff relative to the magnitude of what was summed: a few terms may cancel to ~0
+    exact = reference_conv(x, weight, stride, padding)
+    summed = reference_conv(np.abs(x), np.abs(weight), stride, padding).max()
+    if fused:
+        exact = np.maximum(exact + bias.reshape(1, -1, 1, 1), 0)
+        summed += np.abs(bias).max()
+    assert y.shape == exact.shape and y.dtype == np.float32
+    assert np.abs(y - exact).max() <= TOLERANCE * summed
+    masked = g if mask is None else g * (mask > 0)
+    exact_grad = reference_input_grad(masked, weight, (h, w), stride, padding)
+    summed = reference_input_grad(np.abs(masked), np.abs(weight), (h, w), stride, padding).max()
+    assert grad.shape == exact_grad.shape == x.shape
+    assert np.abs(grad - exact_grad).max() <= TOLERANCE * summed
+
+
+def test_the_stored_kernel_rule_and_its_vgg_layers():
+    """VGG's 8x8 layers at batch 1 use the kernel as stored; batch 2, or a smaller kernel, do
+    not; and that path neither reads nor fills the layout cache."""
+    assert K.uses_stored_kernel(512 * 512 * 9, 64)  # block5 at batch 1
+    assert not K.uses_stored_kernel(512 * 512 * 9, 128)  # ... at batch 2
+    assert not K.uses_stored_kernel(256 * 256 * 9, 64)  # a kernel below MIN_DIRECT_KERNEL
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 512, 8, 8)).astype(np.float32)
+    weight = (rng.standard_normal((512, 512, 3, 3)) / 48).astype(np.float32)
+    cache = K.LAYOUTS
+    before = len(cache._entries)
+    y = K.conv2d(x, weight, 1, 1)
+    grad = K.conv2d_input_grad(y, weight, (8, 8), 1, 1)
+    assert len(cache._entries) == before and id(weight) not in cache._entries
+    assert relative_error(y, reference_conv(x, weight, 1, 1)) <= TOLERANCE
+    assert relative_error(grad, reference_input_grad(y, weight, (8, 8), 1, 1)) <= TOLERANCE

@@ -26,6 +26,7 @@ applied per chunk, while it is in cache.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,6 +40,12 @@ from .layout_cache import LAYOUTS
 PRECISIONS = ("default", "fast")
 #: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
 MIN_WINOGRAD_CHANNELS = 32
+#: a convolution with a kernel of at least this many elements over at most
+#: :data:`MAX_DIRECT_PIXELS` output pixels (all images together) multiplies by the kernel as it
+#: is stored (:func:`uses_stored_kernel`): reading a re-laid-out copy would cost more than the
+#: arithmetic (measured, docs/convolution.md)
+MIN_DIRECT_KERNEL = 2**20
+MAX_DIRECT_PIXELS = 64
 
 #: re-layouts of one kernel by kind ("im2col", "winograd F(2x2,3x3)", ...): :func:`kernel_layout`
 Layouts = dict[str, np.ndarray]
@@ -146,6 +153,9 @@ def conv2d(
         wide += bias.reshape(1, -1, 1, 1)
         return np.maximum(wide, 0, out=wide) if relu else wide
     x_nhwc = nhwc(x)
+    n, ho, wo = x.shape[0], *_output_hw(x.shape[2:], kh, kw, stride, padding)
+    if uses_stored_kernel(w.size, n * ho * wo):
+        return _stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
     scheme = formulation(kh, kw, stride, padding, c, k, precision)
     if scheme is not None:
         u = _winograd_kernel(w, scheme, layouts)
@@ -154,6 +164,59 @@ def conv2d(
         kernel = kernel_layout(w, "im2col", im2col_matrix, layouts)
         y = _im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
+
+
+def _output_hw(
+    input_hw: tuple[int, ...], kh: int, kw: int, stride: int, padding: int
+) -> tuple[int, int]:
+    h, w = input_hw
+    return (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+
+
+def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
+    """Whether a convolution multiplies by its kernel as stored, without a re-laid-out copy.
+
+    So it does when the kernel is large (``kernel_size >= MIN_DIRECT_KERNEL`` elements) and the
+    output small (``pixels <= MAX_DIRECT_PIXELS``, all images together): VGG's 8x8 layers at
+    batch 1 and 2. There, streaming the kernel's bytes dominates: Winograd's ``U`` is 16/9 of
+    them, and a cached layout is compared with the kernel on every call (two more reads).
+    """
+    return kernel_size >= MIN_DIRECT_KERNEL and pixels <= MAX_DIRECT_PIXELS
+
+
+def _stored_kernel_conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int,
+    padding: int,
+    bias: np.ndarray | None,
+    relu: bool,
+) -> np.ndarray:
+    r"""NHWC ``x`` -> NCHW ``y`` with one GEMM by ``w`` as stored:
+    :math:`Y_{k,(n,i,j)} = \sum_{(c,a,b)} W_{k,(c,a,b)}\, X_{(c,a,b),(n,i,j)}`.
+
+    ``X`` gathers every window with the channel first, matching ``w``'s (K, C, kh, kw) order, so
+    ``w.reshape(K, -1)`` multiplies it directly; it is gathered from channel-first memory, where
+    each window row is a contiguous run. Output channels are shared among the worker threads.
+    The result is a view of (K, N, Ho, Wo) memory.
+    """
+    k, c, kh, kw = w.shape
+    planes = pad(x, padding).transpose(3, 0, 1, 2).copy()  # (C, N, Hp, Wp)
+    patches = np.lib.stride_tricks.sliding_window_view(planes, (kh, kw), axis=(2, 3))
+    patches = patches[:, :, ::stride, ::stride]  # (C, N, Ho, Wo, kh, kw)
+    _, n, ho, wo = patches.shape[:4]
+    columns = np.ascontiguousarray(patches.transpose(0, 4, 5, 1, 2, 3))
+    columns = columns.reshape(c * kh * kw, n * ho * wo)
+    kernel = w.reshape(k, -1)
+    y = np.empty((k, n * ho * wo), dtype=np.result_type(x, w))
+
+    def run(share: Sequence[slice]) -> None:
+        for channels in share:  # output channels: rows of the kernel and of y
+            np.matmul(kernel[channels], columns, out=y[channels])
+            _bias_relu(y[channels], None if bias is None else bias[channels, None], relu)
+
+    threads.map_chunks(run, _channel_jobs(k))
+    return y.reshape(k, n, ho, wo).transpose(1, 0, 2, 3)
 
 
 def kernel_layout(
@@ -209,9 +272,12 @@ def conv2d_input_grad(
     h, wd = input_hw
     g_nhwc = nhwc(g)
     mask_nhwc = None if mask is None else nhwc(mask)
-    if stride == 1 and _use_col2im(kh, kw, k, c):
+    stored = stride == 1 and uses_stored_kernel(w.size, g.shape[0] * g.shape[2] * g.shape[3])
+    if stored or (stride == 1 and _use_col2im(kh, kw, k, c)):
         if mask_nhwc is not None:
             g_nhwc = g_nhwc * (mask_nhwc > 0)
+        if stored:
+            return _stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
         kernel = kernel_layout(w, "col2im", col2im_matrix, layouts)
         return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = formulation(kh, kw, stride, padding, k, c, precision)
@@ -272,21 +338,59 @@ def _col2im_conv(
     def run(share: Sequence[tuple[slice, slice]]) -> None:
         for part, band in share:  # input rows ``band`` receive from gradient rows r0 .. r1 - 1
             r0, r1 = max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
-            if r1 <= r0:
-                continue
-            z = (g[part, r0:r1].reshape(-1, k) @ kernel).reshape(-1, r1 - r0, wo, kh, kw, c)
-            for a in range(kh):
-                y0 = max(band.start, r0 + a - padding)
-                y1 = min(band.stop, r1 + a - padding)
-                for b in range(kw):
-                    x0, x1 = max(0, b - padding), min(w, wo + b - padding)
-                    if y1 > y0 and x1 > x0:
-                        rows = slice(y0 + padding - a - r0, y1 + padding - a - r0)
-                        cols = slice(x0 + padding - b, x1 + padding - b)
-                        out[part, y0:y1, x0:x1] += z[:, rows, cols, a, b]
+            if r1 > r0:
+                z = (g[part, r0:r1].reshape(-1, k) @ kernel).reshape(-1, r1 - r0, wo, kh, kw, c)
+                _add_windows(z, out[part], r0, band, padding)
 
     threads.map_chunks(run, jobs)
     return out
+
+
+def _add_windows(z: np.ndarray, out: np.ndarray, r0: int, band: slice, padding: int) -> None:
+    """``out[:, y, x] += z[:, y + p - a - r0, x + p - b, a, b]`` over the kernel offsets ``(a, b)``,
+    for the input rows ``band``: ``z`` (N, rows, Wo, kh, kw, C) holds what gradient rows
+    ``r0 ...`` send to each offset of their window."""
+    _, rows_z, wo, kh, kw, _ = z.shape
+    w = out.shape[2]
+    for a in range(kh):
+        y0 = max(band.start, r0 + a - padding)
+        y1 = min(band.stop, r0 + rows_z + a - padding)
+        for b in range(kw):
+            x0, x1 = max(0, b - padding), min(w, wo + b - padding)
+            if y1 > y0 and x1 > x0:
+                rows = slice(y0 + padding - a - r0, y1 + padding - a - r0)
+                cols = slice(x0 + padding - b, x1 + padding - b)
+                out[:, y0:y1, x0:x1] += z[:, rows, cols, a, b]
+
+
+def _stored_kernel_input_grad(
+    g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int], padding: int
+) -> np.ndarray:
+    """Stride-1 input gradient of :func:`_stored_kernel_conv`: col2im with ``w`` as stored,
+    ``Z^T = w.reshape(K, -1)^T g^T`` (rows ordered (c, a, b)), input channels shared among the
+    worker threads. NHWC ``g`` -> NCHW, a view of (C, N, H, W) memory, where the shifted adds
+    run along contiguous image rows."""
+    k, c, kh, kw = w.shape
+    n, ho, wo, _ = g.shape
+    planes = np.zeros((c, n, *input_hw), dtype=np.result_type(g, w))
+    columns, kernel = g.reshape(-1, k).T, w.reshape(k, -1)
+
+    def run(share: Sequence[slice]) -> None:
+        for channels in share:
+            z = kernel[:, kh * kw * channels.start : kh * kw * channels.stop].T @ columns
+            z = z.reshape(-1, kh, kw, n, ho, wo).transpose(3, 4, 5, 1, 2, 0)
+            target = planes[channels].transpose(1, 2, 3, 0)  # seen as NHWC
+            _add_windows(z, target, 0, slice(0, input_hw[0]), padding)
+
+    threads.map_chunks(run, _channel_jobs(c))
+    return planes.transpose(1, 0, 2, 3)
+
+
+def _channel_jobs(count: int) -> list[slice]:
+    """``range(count)`` cut into one contiguous run per worker thread."""
+    parts = min(threads.workers(), count)
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _pad_asymmetric(
