@@ -203,16 +203,11 @@ def layer_table(model, batch: int, size: int, rounds: int, now) -> None:
         for job in jobs.values():
             job()
         best = {key: min(v) * 1e3 for key, v in timed_rounds(jobs, rounds, now).items()}
-        scheme = kernels.formulation(3, 3, 1, 1, c, k)
-        grad_scheme = kernels.formulation(3, 3, 1, 1, k, c)
-        grad_way = "col2im" if kernels._use_col2im(3, 3, k, c) else _label(grad_scheme)
+        way = kernels.forward_path(w.shape, x.shape, 1, 1)
+        grad_way = kernels.input_grad_path(w.shape, g.shape, (side, side), 1, 1)
         print(f"  {name:14s} {side:4d} {c:4d}->{k:<4d} {best['fwd']:7.1f} ", end="")
         print(f"{best.get('t_fwd', float('nan')):7.1f} {best['grad']:8.1f} ", end="")
-        print(f"{best.get('t_grad', float('nan')):7.1f}  {_label(scheme)} / {grad_way}")
-
-
-def _label(scheme) -> str:
-    return "im2col" if scheme is None else scheme.name
+        print(f"{best.get('t_grad', float('nan')):7.1f}  {way} / {grad_way}")
 
 
 def main(args: argparse.Namespace = ARGS) -> dict:

@@ -255,6 +255,15 @@ def test_the_stored_kernel_rule_and_its_vgg_layers():
     assert K.uses_stored_kernel(512 * 512 * 9, 64)  # block5 at batch 1
     assert not K.uses_stored_kernel(512 * 512 * 9, 128)  # ... at batch 2
     assert not K.uses_stored_kernel(256 * 256 * 9, 64)  # a kernel below MIN_DIRECT_KERNEL
+    block5, block1 = (512, 512, 3, 3), (64, 3, 3, 3)
+    assert K.forward_path(block5, (1, 512, 8, 8), 1, 1) == K.STORED_KERNEL
+    assert K.forward_path(block5, (2, 512, 8, 8), 1, 1) == W.F2.name
+    assert K.forward_path(block5, (2, 512, 8, 8), 1, 1, "fast") == W.F4.name
+    assert K.forward_path(block1, (1, 3, 8, 8), 1, 1) == "im2col"
+    assert K.input_grad_path(block5, (1, 512, 8, 8), (8, 8), 1, 1) == K.STORED_KERNEL
+    assert K.input_grad_path(block5, (2, 512, 8, 8), (8, 8), 1, 1) == W.F2.name
+    assert K.input_grad_path(block5, (1, 512, 4, 4), (8, 8), 2, 1) == "im2col"  # stride 2
+    assert K.input_grad_path(block1, (1, 64, 8, 8), (8, 8), 1, 1) == "col2im"
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 512, 8, 8)).astype(np.float32)
     weight = (rng.standard_normal((512, 512, 3, 3)) / 48).astype(np.float32)

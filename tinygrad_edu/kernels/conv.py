@@ -46,6 +46,10 @@ MIN_WINOGRAD_CHANNELS = 32
 #: arithmetic (measured, docs/convolution.md)
 MIN_DIRECT_KERNEL = 2**20
 MAX_DIRECT_PIXELS = 64
+#: the name :func:`forward_path` and :func:`input_grad_path` give that formulation
+STORED_KERNEL = "stored kernel"
+
+_SCHEMES = {scheme.name: scheme for scheme in (winograd.F2, winograd.F4)}
 
 #: re-layouts of one kernel by kind ("im2col", "winograd F(2x2,3x3)", ...): :func:`kernel_layout`
 Layouts = dict[str, np.ndarray]
@@ -146,17 +150,16 @@ def conv2d(
     saves one or two passes over the whole output. The result is a fresh array. ``layouts``: see
     :func:`kernel_layout`.
     """
-    k, c, kh, kw = w.shape
     if bias is not None and bias.dtype != np.result_type(x, w):  # a wider bias: add it after
         wide = conv2d(x, w, stride, padding, precision=precision, layouts=layouts)
         wide = wide.astype(np.result_type(x, bias))
         wide += bias.reshape(1, -1, 1, 1)
         return np.maximum(wide, 0, out=wide) if relu else wide
     x_nhwc = nhwc(x)
-    n, ho, wo = x.shape[0], *_output_hw(x.shape[2:], kh, kw, stride, padding)
-    if uses_stored_kernel(w.size, n * ho * wo):
+    path = forward_path(w.shape, x.shape, stride, padding, precision)
+    if path == STORED_KERNEL:
         return _stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
-    scheme = formulation(kh, kw, stride, padding, c, k, precision)
+    scheme = _SCHEMES.get(path)
     if scheme is not None:
         u = _winograd_kernel(w, scheme, layouts)
         y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
@@ -166,11 +169,44 @@ def conv2d(
     return as_nchw(y)
 
 
-def _output_hw(
-    input_hw: tuple[int, ...], kh: int, kw: int, stride: int, padding: int
-) -> tuple[int, int]:
-    h, w = input_hw
-    return (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+def forward_path(
+    w_shape: Sequence[int],
+    x_shape: Sequence[int],
+    stride: int,
+    padding: int,
+    precision: str = "default",
+) -> str:
+    """The formulation :func:`conv2d` uses for kernel ``w_shape`` (K, C, kh, kw) on NCHW input
+    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), a Winograd scheme's name
+    (:func:`formulation`) or ``"im2col"``."""
+    k, c, kh, kw = w_shape
+    n, _, h, w = x_shape
+    pixels = n * ((h + 2 * padding - kh) // stride + 1) * ((w + 2 * padding - kw) // stride + 1)
+    if uses_stored_kernel(k * c * kh * kw, pixels):
+        return STORED_KERNEL
+    scheme = formulation(kh, kw, stride, padding, c, k, precision)
+    return "im2col" if scheme is None else scheme.name
+
+
+def input_grad_path(
+    w_shape: Sequence[int],
+    g_shape: Sequence[int],
+    input_hw: Sequence[int],
+    stride: int,
+    padding: int,
+    precision: str = "default",
+) -> str:
+    """The formulation :func:`conv2d_input_grad` uses for kernel ``w_shape`` and NCHW gradient
+    ``g_shape``: :data:`STORED_KERNEL`, ``"col2im"`` (few input channels, :func:`_use_col2im`),
+    a Winograd scheme's name or ``"im2col"`` (also every stride > 1)."""
+    k, c, kh, kw = w_shape
+    n, _, ho, wo = g_shape
+    if stride == 1 and uses_stored_kernel(k * c * kh * kw, n * ho * wo):
+        return STORED_KERNEL
+    if stride == 1 and _use_col2im(kh, kw, k, c):
+        return "col2im"
+    scheme = formulation(kh, kw, stride, padding, k, c, precision)
+    return scheme.name if scheme is not None and (ho, wo) == tuple(input_hw) else "im2col"
 
 
 def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
@@ -268,20 +304,20 @@ def conv2d_input_grad(
     of a ReLU whose output was ``mask``, folded into the copy the convolution makes anyway.
     ``layouts``: see :func:`kernel_layout` (a convolution's backward pass passes its forward's).
     """
-    k, c, kh, kw = w.shape
+    k, _, kh, kw = w.shape
     h, wd = input_hw
     g_nhwc = nhwc(g)
     mask_nhwc = None if mask is None else nhwc(mask)
-    stored = stride == 1 and uses_stored_kernel(w.size, g.shape[0] * g.shape[2] * g.shape[3])
-    if stored or (stride == 1 and _use_col2im(kh, kw, k, c)):
+    path = input_grad_path(w.shape, g.shape, input_hw, stride, padding, precision)
+    if path in (STORED_KERNEL, "col2im"):
         if mask_nhwc is not None:
             g_nhwc = g_nhwc * (mask_nhwc > 0)
-        if stored:
+        if path == STORED_KERNEL:
             return _stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
         kernel = kernel_layout(w, "col2im", col2im_matrix, layouts)
         return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
-    scheme = formulation(kh, kw, stride, padding, k, c, precision)
-    if scheme is not None and g.shape[2:] == (h, wd):
+    scheme = _SCHEMES.get(path)
+    if scheme is not None:
         if scheme.flip_order is not None:  # the forward's transformed kernel serves both
             u = _winograd_kernel(w, scheme, layouts).transpose(0, 2, 1)
             y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
