@@ -177,3 +177,53 @@ def test_readme_xor_example_trains_through_saturation_with_finite_gradients():
         opt.step()
     assert saturated_steps > 0, "the example no longer saturates: this test lost its point"
     assert np.isfinite(loss.item()) and loss.item() < 0.01
+
+
+PIECEWISE = {  # ops whose slope is 0 somewhere: an inf or NaN upstream must give 0 there
+    "relu": (lambda x: x.relu(), lambda x: x.relu()),
+    "clip": (lambda x: x.clip(-1, 1), lambda x: x.clamp(-1, 1)),
+    "hardtanh": (F.hardtanh, lambda x: __import__("torch").nn.functional.hardtanh(x)),
+    "hardsigmoid": (F.hardsigmoid, lambda x: __import__("torch").nn.functional.hardsigmoid(x)),
+    "maximum": (lambda x: x.maximum(_halves(x)), lambda x: x.maximum(_halves(x))),
+    "minimum": (lambda x: x.minimum(_halves(x)), lambda x: x.minimum(_halves(x))),
+}
+
+
+def _halves(x):
+    """A constant 0.5 beside ``x``, ours or PyTorch's."""
+    if isinstance(x, Tensor):
+        return Tensor(np.full(x.shape, 0.5))
+    return __import__("torch").full_like(x.detach(), 0.5)
+
+
+@pytest.mark.parametrize("upstream", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("name", sorted(PIECEWISE))
+def test_non_finite_upstream_gradients_through_flat_pieces_agree_with_pytorch(name, upstream):
+    torch = pytest.importorskip("torch")
+    ours_fn, torch_fn = PIECEWISE[name]
+    values = np.array([-4.0, -1.0, -0.5, 0.0, 0.5, 1.0, 4.0, *EDGE_VALUES])
+    g = np.full(values.shape, upstream)
+    x, xt = Tensor(values.copy(), requires_grad=True), torch.tensor(values, requires_grad=True)
+    with np.errstate(all="ignore"):
+        (ours,) = tg.grad(ours_fn(x), [x], grad_outputs=Tensor(g))
+    (theirs,) = torch.autograd.grad(torch_fn(xt), [xt], torch.tensor(g))
+    _same(ours.data, theirs.numpy(), f"{name} gradient of {upstream}", [values])
+
+
+@pytest.mark.parametrize("channels", [(3, 64), (32, 40)])  # col2im; Winograd
+def test_fused_conv_relu_gives_no_nan_for_an_inf_upstream_where_the_relu_was_off(channels):
+    """``conv2d_relu``'s backward masks the gradient bitwise: inf where the ReLU output was 0
+    gives what 0 there gives (PyTorch's ``threshold_backward``), not NaN."""
+    c, k = channels
+    rng = np.random.default_rng(c)
+    x = Tensor(rng.standard_normal((2, c, 6, 7)), requires_grad=True)
+    w = Tensor(rng.standard_normal((k, c, 3, 3)))
+    y = F.conv2d_relu(x, w, padding=1)
+    finite = rng.standard_normal(y.shape)
+    off = y.data <= 0
+    assert off.any() and (~off).any()
+    with np.errstate(all="ignore"):
+        (with_inf,) = tg.grad(y, [x], grad_outputs=Tensor(np.where(off, np.inf, finite)))
+    y = F.conv2d_relu(x, w, padding=1)
+    (with_zero,) = tg.grad(y, [x], grad_outputs=Tensor(np.where(off, 0.0, finite)))
+    np.testing.assert_array_equal(with_inf.data, with_zero.data)

@@ -150,3 +150,12 @@ def test_boolean_tensors_meet_numbers_like_numpy():
     np.testing.assert_array_equal((mask * 2.5).data, [2.5, 0.0])
     np.testing.assert_array_equal((mask + 1).data, [2, 1])
     assert (mask + 1).dtype == np.int64 and (mask * 2.5).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.bool_])
+@pytest.mark.parametrize("scalar", [-1, 300, 2**70])
+def test_true_division_by_ints_beyond_the_tensor_dtype_divides_like_numpy(dtype, scalar):
+    """Integers divide as float64 in NumPy, so ``uint8_t / -1`` is no overflow."""
+    array = np.array([0, 1, 3], dtype=dtype)
+    _check(operator.truediv, array, scalar, reflected=False)
+    _check(operator.truediv, array[1:], scalar, reflected=True)

@@ -416,10 +416,20 @@ class Tensor:
         return ops.Mul.apply(*self._operands(other)[::-1])
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*self._operands(other))
+        return ops.Div.apply(*self._division_operands(other))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*self._operands(other)[::-1])
+        return ops.Div.apply(*self._division_operands(other)[::-1])
+
+    def _division_operands(self, other: ArrayLike) -> tuple[Tensor, Tensor]:
+        """:meth:`_operands` for true division, where integers divide as float64 (NumPy), so a
+        Python int beyond an integer tensor's range (``uint8_t / -1``) still divides."""
+        kind = self.data.dtype.kind
+        if isinstance(other, int) and not isinstance(other, bool) and kind in "iub":
+            limits = np.iinfo(self.data.dtype if kind in "iu" else np.int64)
+            if not limits.min <= other <= limits.max:
+                return self, Tensor._wrap(np.asarray(float(other)))
+        return self._operands(other)
 
     def __pow__(self, other: ArrayLike) -> Tensor:
         return ops.Pow.apply(*self._operands(other))

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import threads, winograd
-from .layout import IM2COL_BUDGET, as_nchw, blocks, chunks, nhwc, pad, windows
+from .layout import IM2COL_BUDGET, as_nchw, blocks, chunks, nhwc, pad, select, windows
 from .layout_cache import LAYOUTS
 
 #: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
@@ -300,8 +300,9 @@ def conv2d_input_grad(
     swapped. For stride ``s`` the gradient is first spread out with ``s - 1`` zeros between
     pixels ("dilated"), then padded by ``k - 1 - p``; rows the forward never read get 0.
 
-    ``mask`` (the shape of ``g``): use ``g * (mask > 0)`` instead of ``g`` -- the backward pass
-    of a ReLU whose output was ``mask``, folded into the copy the convolution makes anyway.
+    ``mask`` (the shape of ``g``): use ``g`` where ``mask > 0`` and 0 elsewhere (:func:`.select`:
+    an ``inf`` there gives 0, not NaN) -- the backward pass of a ReLU whose output was ``mask``,
+    folded into the copy the convolution makes anyway.
     ``layouts``: see :func:`kernel_layout` (a convolution's backward pass passes its forward's).
     """
     k, _, kh, kw = w.shape
@@ -311,7 +312,7 @@ def conv2d_input_grad(
     path = input_grad_path(w.shape, g.shape, input_hw, stride, padding, precision)
     if path in (STORED_KERNEL, "col2im"):
         if mask_nhwc is not None:
-            g_nhwc = g_nhwc * (mask_nhwc > 0)
+            g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
         if path == STORED_KERNEL:
             return _stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
         kernel = kernel_layout(w, "col2im", col2im_matrix, layouts)
@@ -331,7 +332,7 @@ def conv2d_input_grad(
             y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
         return as_nchw(y)
     if mask_nhwc is not None:
-        g_nhwc = g_nhwc * (mask_nhwc > 0)
+        g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
         dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), dtype=g.dtype)

@@ -38,6 +38,20 @@ def pad(x: np.ndarray, padding: int) -> np.ndarray:
     return padded
 
 
+def select(x: np.ndarray, keep: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = x`` where ``keep`` (a boolean array) holds, ``+0`` elsewhere: a ReLU's or a max
+    pool's backward pass. Bitwise, an AND of ``x`` with all-ones or all-zeros: as fast as
+    ``x * keep``, but an ``inf`` or NaN in ``x`` gives 0 where ``keep`` is off, not
+    ``inf * 0 = NaN`` (PyTorch's result). ``x`` is cast to ``out``'s dtype first if they differ."""
+    ones = np.negative(np.asarray(keep, dtype=bool).view(np.int8))  # True -> -1: every bit set
+    bits = f"i{out.itemsize}"
+    if x.dtype != out.dtype:
+        out[...] = x
+        x = out
+    np.bitwise_and(x.view(bits), ones, out=out.view(bits), casting="unsafe")
+    return out
+
+
 def windows(padded: np.ndarray, kh: int, kw: int, stride: int) -> np.ndarray:
     """View ``(N, Ho, Wo, kh, kw, C)`` of every window of a padded NHWC array (no copy)."""
     n, hp, wp, c = padded.shape

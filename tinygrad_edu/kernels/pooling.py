@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import threads
-from .layout import as_nchw, blocks, nhwc, windows
+from .layout import as_nchw, blocks, nhwc, select, windows
 
 #: bytes of input per block of the 2x2 pooling kernels (small enough to stay in cache)
 POOL_BUDGET = 2**20
@@ -96,16 +96,13 @@ def max_pool2d_scatter(
     ho, wo = g_nhwc.shape[1:3]
     out = np.zeros((n, h, w, c), dtype=g.dtype)
     if kernel == stride == 2:  # per window position: g where it won, +0 where it lost
-        bits = g_nhwc.view(f"i{g.itemsize}")  # signed, like the -1 masks: one integer loop
-        targets = [q.view(bits.dtype) for q in _quarters(out)]
+        targets = _quarters(out)
 
         def run(share: Sequence[tuple[slice, slice]]) -> None:
             for part, rows in share:
                 for position, target in enumerate(targets):
-                    keep = np.equal(choice[part, rows], position).view(np.int8)
-                    np.negative(keep, out=keep)  # 1 -> -1: all bits set
-                    # a bitwise AND, not g * mask: an inf or NaN in g must not leak to the losers
-                    np.bitwise_and(bits[part, rows], keep, out=target[part, rows], casting="unsafe")
+                    won = np.equal(choice[part, rows], position)
+                    select(g_nhwc[part, rows], won, target[part, rows])
 
         threads.map_chunks(run, _blocks(n, ho, 4 * wo * c * g.itemsize))
         return as_nchw(out)

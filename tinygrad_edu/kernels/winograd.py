@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import threads
-from .layout import blocks
+from .layout import blocks, select
 
 #: bytes of transformed tiles per chunk (small enough to stay in cache)
 CHUNK_BUDGET = 2 * 2**20
@@ -186,9 +186,9 @@ def conv3x3(
     """3x3 cross-correlation, stride 1, padding 1: NHWC ``x`` (N, H, W, C), ``w`` (K, C, 3, 3)
     -> NHWC (N, H, W, K).
 
-    Fused while a chunk is in cache: ``mask`` (NHWC, like ``x``) convolves ``x * (mask > 0)``
-    instead of ``x`` (a ReLU's backward pass); ``bias`` (K,) is added to and ``relu`` applied on
-    the output.
+    Fused while a chunk is in cache: ``mask`` (NHWC, like ``x``) convolves ``x`` where
+    ``mask > 0`` and 0 elsewhere instead of ``x`` (a ReLU's backward pass, :func:`.select`);
+    ``bias`` (K,) is added to and ``relu`` applied on the output.
 
     Works through chunks small enough for the transformed tiles to stay in cache: several whole
     images when they are small, else bands of tile rows of one image. The chunk buffers are
@@ -244,7 +244,7 @@ def conv3x3(
             if mask is None:
                 inside[...] = x[i0 : i0 + count, lo:hi]
             else:
-                np.multiply(x[i0 : i0 + count, lo:hi], mask[i0 : i0 + count, lo:hi] > 0, out=inside)
+                select(x[i0 : i0 + count, lo:hi], mask[i0 : i0 + count, lo:hi] > 0, inside)
             tiles = count * rows * tw
             vb, mb = v[:, :tiles], mm[:, :tiles, : channels.stop - channels.start]
             _tiles_in(chunk, rows, tw, scheme, rows_buffer, vb, order)

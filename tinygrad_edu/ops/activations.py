@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .common import constant
-from .elementwise import erf, unary, where
+from .elementwise import erf, gate, unary, where
 
 #: the constants of SELU (Klambauer et al., 2017), as PyTorch spells them
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -119,10 +119,10 @@ Softplus    = unary("softplus",   _softplus_array,
 Mish        = unary("mish",       _mish_array, _mish_chain,
                     "x tanh(softplus x);  dy/dx = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x)")
 Hardtanh    = unary("hardtanh",   lambda x, min_val, max_val: np.clip(x, min_val, max_val),
-                    lambda g, x, y, min_val, max_val: g * constant(_between(x, min_val, max_val)),
+                    lambda g, x, y, min_val, max_val: gate(g, _between(x, min_val, max_val)),
                     "min(max(x, lo), hi);  dy/dx = [lo < x < hi]")
 Hardsigmoid = unary("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1),
-                    lambda g, x, y: g * constant(_between(x, -3, 3)) / 6,
+                    lambda g, x, y: gate(g, _between(x, -3, 3)) / 6,
                     "min(max(x/6 + 1/2, 0), 1);  dy/dx = [-3 < x < 3] / 6")
 Hardswish   = unary("hardswish",  _hardswish_array, _hardswish_chain,
                     "x relu6(x + 3) / 6;  dy/dx = 0, x/3 + 1/2 or 1")

@@ -19,7 +19,8 @@ import numpy as np
 from ..graph import Op
 from ..kernels import conv as K
 from ..kernels import pooling
-from .common import add_tangents, constant
+from .common import add_tangents
+from .elementwise import gate
 
 
 class Conv2d(Op):
@@ -77,7 +78,7 @@ class Conv2dReLU(Conv2d):
 
     def jvp(self, tangents, out, x, w, b=None):
         tangent = _conv_jvp(self, tangents, x, w, b)
-        return None if tangent is None else tangent * constant(out.data > 0)
+        return None if tangent is None else gate(tangent, out.data > 0)
 
 
 def _conv_vjp(op: Conv2d, g, x, w, b, relu_output=None):
@@ -93,7 +94,7 @@ def _conv_vjp(op: Conv2d, g, x, w, b, relu_output=None):
         else None
     )
     if mask is not None and (need_w or need_b):
-        g = g * constant(mask > 0)
+        g = gate(g, mask > 0)
     grad_w = (
         Conv2dWeightGrad.apply(x, g, kernel_hw=w.shape[2:], stride=op.stride, padding=op.padding)
         if need_w
@@ -149,7 +150,7 @@ class Conv2dInputGrad(Op):
         )
 
     def _masked(self, t):
-        return t if self.mask is None else t * constant(self.mask > 0)
+        return t if self.mask is None else gate(t, self.mask > 0)
 
     def vjp(self, gz, out, g, w):
         need_g, need_w = self.needs_input_grad

@@ -107,6 +107,13 @@ def where(condition: object, x: object, y: object) -> Tensor:
     return Where.apply(constant(x), constant(y), condition=mask)
 
 
+def gate(g: Tensor, mask: np.ndarray) -> Tensor:
+    """``g`` where ``mask`` holds, 0 elsewhere: the chain rule of a piecewise-linear op whose
+    slope is 1 or 0. Not ``g * mask``: like PyTorch, an ``inf`` upstream gives 0 where the slope
+    is 0, not ``inf * 0 = NaN``."""
+    return where(mask, g, 0.0)
+
+
 def zero(g: Tensor, *operands: object, **attrs: object) -> Tensor:
     """The chain rule of a piecewise-constant op: a zero gradient (not "no gradient": like
     PyTorch, ``grad(floor(x).sum(), [x])`` is zeros, and an ``inf`` upstream stays no NaN)."""
@@ -122,10 +129,12 @@ def _inside(x: Tensor, lo: float | None, hi: float | None) -> np.ndarray:
     return mask
 
 
-def _share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The share of the gradient ``maximum(a, b)`` sends to ``a``: 1, 0, or 1/2 at a tie."""
+def _shared(g: Tensor, a: np.ndarray, b: np.ndarray) -> Tensor:
+    """The part of ``g`` that ``maximum(a, b)`` sends to ``a``: all, none (0 even for an
+    ``inf`` in ``g``), or half at a tie."""
     with np.errstate(invalid="ignore"):
-        return (a > b) + (a == b) * np.asarray(0.5, dtype=np.result_type(a, b))
+        share = (a > b) + (a == b) * np.asarray(0.5, dtype=np.result_type(a, b))
+    return gate(g, share > 0) * constant(share)
 
 
 # W. J. Cody's rational Chebyshev approximations of erf and erfc (Math. Comp. 23, 1969), in three
@@ -196,7 +205,7 @@ Sqrt    = unary("sqrt",    quiet(np.sqrt),             lambda g, x, y: g / (y * 
                 "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)")
 Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * np.sign(x.data),
                 "|x|;  dy/dx = sign(x), 0 at x = 0")
-ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: g * constant(x.data > 0),
+ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: gate(g, x.data > 0),
                 "max(x, 0);  dy/dx = [x > 0], 0 at x = 0 as in PyTorch")
 Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
                 lambda g, x, y: SigmoidBackward.apply(g, y),
@@ -204,7 +213,7 @@ Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
 Tanh    = unary("tanh",    np.tanh,                    lambda g, x, y: TanhBackward.apply(g, y),
                 "tanh x;  dy/dx = 1 - y^2")
 Clip    = unary("clip",    lambda x, lo, hi: np.clip(x, lo, hi),
-                lambda g, x, y, lo, hi: g * constant(_inside(x, lo, hi)),
+                lambda g, x, y, lo, hi: gate(g, _inside(x, lo, hi)),
                 "min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]")
 
 #            name   forward            chain_a(g, a, b, y) = g dy/da  chain_b = g dy/db
@@ -278,12 +287,12 @@ Trunc   = unary("trunc",   np.trunc,                   zero,
 
 #                  name        forward             chain_a                 chain_b
 Maximum   = binary("maximum",   np.maximum,
-                   lambda g, a, b, y: g * constant(_share(a.data, b.data)),
-                   lambda g, a, b, y: g * constant(_share(b.data, a.data)),
+                   lambda g, a, b, y: _shared(g, a.data, b.data),
+                   lambda g, a, b, y: _shared(g, b.data, a.data),
                    "max(a, b);  dy/da = [a > b] + [a = b]/2 (ties split evenly, like PyTorch)")
 Minimum   = binary("minimum",   np.minimum,
-                   lambda g, a, b, y: g * constant(_share(b.data, a.data)),
-                   lambda g, a, b, y: g * constant(_share(a.data, b.data)),
+                   lambda g, a, b, y: _shared(g, b.data, a.data),
+                   lambda g, a, b, y: _shared(g, a.data, b.data),
                    "min(a, b);  dy/da = [a < b] + [a = b]/2")
 Remainder = binary("remainder", quiet(np.mod),     lambda g, a, b, y: g,
                    lambda g, a, b, y: g * constant(-np.floor(a.data / b.data)),
