@@ -74,18 +74,22 @@ def test_blocks_cover_everything_once_as_contiguous_runs(
 
 
 def test_map_chunks_gives_each_worker_a_disjoint_share(workers):
+    """Three shares at once on three threads, the caller's among them: the barrier only opens
+    when all three run side by side."""
     workers(3)
     shares, names = [], set()
     lock = threading.Lock()
+    together = threading.Barrier(3, timeout=10)
 
     def run(share):
+        together.wait()
         with lock:
             shares.append(share)
             names.add(threading.current_thread().name)
 
     threads.map_chunks(run, list(range(10)))
-    assert sorted(shares) == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]  # round-robin, one per worker
-    assert threading.current_thread().name not in names
+    assert sorted(shares) == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]  # round-robin, one per thread
+    assert len(names) == 3 and threading.current_thread().name in names
 
 
 def test_one_worker_runs_in_the_calling_thread(workers):
@@ -116,10 +120,12 @@ def test_a_kernel_inside_a_worker_runs_serially(workers):
     inner = []
 
     def run(share):
-        threads.map_chunks(lambda s: inner.append(threading.current_thread().name), [0, 1, 2])
+        outer = threading.current_thread().name
+        threads.map_chunks(lambda s: inner.append((outer, threading.current_thread().name)), [0, 1])
 
     threads.map_chunks(run, [0, 1])
-    assert len(inner) == 2 and all(name.startswith("tinygrad_edu") for name in inner)
+    assert len(inner) == 2 and all(outer == name for outer, name in inner)
+    assert len({outer for outer, _ in inner}) == 2  # the caller's share and a worker's
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", None, True])

@@ -449,7 +449,7 @@ def test_an_error_inside_a_real_kernel_reaches_the_caller_and_leaves_things_work
             patch.setattr(W, "_tiles_in", failing)
             with pytest.raises(MemoryError, match="tile buffer"):
                 K.conv2d(x, weight, 1, 1)
-        assert all(name.startswith("tinygrad_edu") for name in calls)  # in the workers
+        assert len(set(calls)) == 2  # the caller's share and a worker's
         assert limits[:3] == [[1] * len(before)] * 3  # BLAS held to one thread meanwhile
         assert blas_threads() == before
         y = K.conv2d(x, weight, 1, 1)

@@ -14,15 +14,21 @@ or on one core, the chunks run one after another in the calling thread, as befor
 
 The limit is process-wide while a parallel kernel runs: BLAS calls made meanwhile by *other*
 threads of the program also get one thread.
+
+The calling thread runs the first share itself and hands the others to idle workers through a
+queue: a hand-off costs tens of microseconds, and a batch-1 VGG iteration makes ~40 of them.
+Kernels that would run serially still run on the workers' terms (BLAS on one thread) when they
+can be shared at all: OpenBLAS's own threads spin for a while after each product they share, and
+would steal a core from the workers of the next kernel.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 Job = TypeVar("Job")
@@ -59,13 +65,44 @@ def _blas():
 
 
 _workers: int | None = None  # decided on first use, when NumPy's BLAS is loaded
-_pool: ThreadPoolExecutor | None = None
+_pool: _Pool | None = None
 _controller = None
 _lock = threading.Lock()
 
 
+class _Pool:
+    """``count`` daemon threads taking ``(run, share, index, done)`` tasks from one queue; each
+    puts ``(index, exception or None)`` on the task's own ``done`` queue. ``None`` stops one."""
+
+    def __init__(self, count: int) -> None:
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.count = count
+        for i in range(count):
+            name = f"tinygrad_edu_{i}"
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        _inside.worker = True
+        while (task := self.tasks.get()) is not None:
+            run, share, index, done = task
+            done.put((index, _failure(run, share)))
+
+    def close(self) -> None:
+        for _ in range(self.count):
+            self.tasks.put(None)
+
+
+def _failure(run: Callable[[Sequence[Job]], None], share: Sequence[Job]) -> BaseException | None:
+    """Run one share; its exception, or ``None``."""
+    try:
+        run(share)
+    except BaseException as error:  # handed to the caller, which re-raises it
+        return error
+    return None
+
+
 def workers() -> int:
-    """How many threads :func:`map_chunks` uses (1: serial)."""
+    """How many threads :func:`map_chunks` uses, the caller's included (1: serial)."""
     global _workers
     if _workers is None:
         _workers = _default_workers()
@@ -86,48 +123,65 @@ def set_workers(count: int) -> None:
             "parallel kernels need threadpoolctl: pip install 'tinygrad_edu[threads]'"
         )
     with _lock:
-        if count != _workers:
-            _pool = None  # a new pool on next use; the old one's idle threads exit with it
+        if count != _workers and _pool is not None:
+            _retired.append(_pool)  # closed once no kernel is using it
+            _pool = None  # a new pool on next use
+            _close_retired()
         _workers = count
 
 
 def map_chunks(run: Callable[[Sequence[Job]], None], jobs: Sequence[Job]) -> None:
-    """Call ``run`` on disjoint shares of ``jobs`` (round-robin), one share per worker thread.
+    """Call ``run`` on disjoint shares of ``jobs`` (round-robin), one share per thread: the
+    first in the calling thread, the others in the pool's workers.
 
     ``run`` gets its share as a list and must only write what those jobs own; it typically
-    allocates its scratch buffers once and reuses them for every job of its share. Exceptions
-    from any worker are re-raised here. Called from inside a worker, it runs serially.
+    allocates its scratch buffers once and reuses them for every job of its share. Every share
+    has finished before this returns or raises; the first exception, in share order, is
+    re-raised. Called from inside a share, it runs serially.
     """
     count = min(workers(), len(jobs))
     if count <= 1 or getattr(_inside, "worker", False):
         run(list(jobs))
         return
+    shares = [list(jobs[i::count]) for i in range(count)]
+    done: queue.SimpleQueue = queue.SimpleQueue()
     pool = _enter_parallel()
     try:
-        futures = [pool.submit(_as_worker, run, list(jobs[i::count])) for i in range(count)]
-        wait(futures)  # every share has finished (or failed) before the caller goes on
-        for future in futures:
-            future.result()  # the first failure, in share order
+        for index in range(1, count):
+            pool.tasks.put((run, shares[index], index, done))
+        _inside.worker = True  # a kernel inside the caller's share runs serially too
+        try:
+            failures = {0: _failure(run, shares[0])}
+        finally:
+            _inside.worker = False
+        failures.update(done.get() for _ in range(1, count))
     finally:
         _leave_parallel()
-
-
-def _as_worker(run: Callable[[Sequence[Job]], None], share: Sequence[Job]) -> None:
-    _inside.worker = True
-    run(share)
+    for index in range(count):
+        if failures[index] is not None:
+            raise failures[index]
 
 
 _inside = threading.local()  # .worker: this thread is one of the pool's
 _active = 0  # parallel kernels running now (several callers may overlap)
 _blas_limit = None  # threadpoolctl's limit while any of them runs
+_retired: list[_Pool] = []  # pools replaced by set_workers, still in use by running kernels
 
 
-def _enter_parallel() -> ThreadPoolExecutor:
+def _close_retired() -> None:
+    """Stop the threads of replaced pools once no kernel can still queue tasks on them
+    (called with ``_lock`` held)."""
+    if _active == 0:
+        while _retired:
+            _retired.pop().close()
+
+
+def _enter_parallel() -> _Pool:
     """Limit BLAS to one thread (first caller in) and return the shared pool."""
     global _pool, _active, _blas_limit
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="tinygrad_edu")
+            _pool = _Pool(workers() - 1)
         if _active == 0:
             _blas_limit = _changing_blas(lambda: _blas().limit(limits=1))
         _active += 1
@@ -142,6 +196,7 @@ def _leave_parallel() -> None:
         if _active == 0:
             _changing_blas(_blas_limit.restore_original_limits)
             _blas_limit = None
+            _close_retired()
 
 
 def _changing_blas(change: Callable[[], Job]) -> Job:
