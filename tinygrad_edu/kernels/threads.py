@@ -6,20 +6,21 @@ alternates elementwise transforms with matrix products (Winograd, im2col) theref
 for a large part of its time while the others spin: on the 2-core machine of
 ``docs/performance.md`` the single-threaded Winograd loop took 2x its wall time in CPU time.
 
-:func:`map_chunks` runs the chunks on a pool of Python threads instead, one per core, with BLAS
-limited to one thread meanwhile. NumPy releases the GIL inside its ufunc loops and BLAS calls, so
-the workers' transforms and products really run side by side. Limiting BLAS needs
-`threadpoolctl <https://github.com/joblib/threadpoolctl>`_ (the ``threads`` extra); without it,
-or on one core, the chunks run one after another in the calling thread, as before.
+:func:`map_chunks` shares the chunks among one thread per core instead (the caller and daemon
+workers), with BLAS limited to one thread meanwhile. NumPy releases the GIL inside its ufunc
+loops and BLAS calls, so the threads' transforms and products really run side by side. Limiting
+BLAS needs `threadpoolctl <https://github.com/joblib/threadpoolctl>`_ (the ``threads`` extra);
+without it, or on one core, the chunks run one after another in the calling thread, as before.
 
 The limit is process-wide while a parallel kernel runs: BLAS calls made meanwhile by *other*
 threads of the program also get one thread.
 
 The calling thread runs the first share itself and hands the others to idle workers through a
 queue: a hand-off costs tens of microseconds, and a batch-1 VGG iteration makes ~40 of them.
-Kernels that would run serially still run on the workers' terms (BLAS on one thread) when they
-can be shared at all: OpenBLAS's own threads spin for a while after each product they share, and
-would steal a core from the workers of the next kernel.
+Kernels share their work among the workers (BLAS on one thread) whenever it can be cut, rather
+than leaving the threading to BLAS: OpenBLAS's idle threads spin for a while after each product
+they share and would steal a core from the next kernel's workers (measured in
+``docs/convolution.md``).
 """
 
 from __future__ import annotations
