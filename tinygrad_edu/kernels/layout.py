@@ -39,11 +39,15 @@ def pad(x: np.ndarray, padding: int) -> np.ndarray:
 
 
 def select(x: np.ndarray, keep: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = x`` where ``keep`` (a boolean array) holds, ``+0`` elsewhere: a ReLU's or a max
-    pool's backward pass. Bitwise, an AND of ``x`` with all-ones or all-zeros: as fast as
-    ``x * keep``, but an ``inf`` or NaN in ``x`` gives 0 where ``keep`` is off, not
-    ``inf * 0 = NaN`` (PyTorch's result). ``x`` is cast to ``out``'s dtype first if they differ."""
-    ones = np.negative(np.asarray(keep, dtype=bool).view(np.int8))  # True -> -1: every bit set
+    """``out = x`` where ``keep`` holds, ``+0`` elsewhere: a ReLU's or a max pool's backward pass.
+
+    Bitwise, an AND of ``x`` with all-ones or all-zeros: as fast as ``x * keep``, but an ``inf``
+    or NaN in ``x`` gives 0 where ``keep`` is off, not ``inf * 0 = NaN`` (PyTorch's result).
+    ``keep`` is a boolean array the caller no longer needs: it becomes the all-ones/zeros mask in
+    place (a fresh copy would cost another pass). ``x`` is cast to ``out``'s dtype first if they
+    differ."""
+    ones = keep.view(np.int8)
+    np.negative(ones, out=ones)  # True (1) -> -1: every bit set
     bits = f"i{out.itemsize}"
     if x.dtype != out.dtype:
         out[...] = x
