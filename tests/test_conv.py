@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.kernels import conv as conv_kernels
-from tinygrad_edu.kernels import winograd
+from tinygrad_edu.kernels import gemm, winograd
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import arrays
 
@@ -88,7 +88,7 @@ def test_winograd_equals_im2col_on_any_size(data):
     weight = rng.standard_normal((k, c, 3, 3))
     np.testing.assert_allclose(
         winograd.conv3x3(x, weight, chunk_budget=budget),
-        conv_kernels._im2col_conv(x, weight, 1, 1),
+        gemm.im2col_conv(x, weight, 1, 1),
         rtol=1e-10,
         atol=1e-12,
     )
@@ -100,9 +100,7 @@ def test_winograd_path_is_used_and_correct_through_the_op():
     w = Tensor(rng.standard_normal((3, 32, 3, 3)) * 0.1, requires_grad=True)
     assert conv_kernels.formulation(3, 3, 1, 1, 32, 3) is winograd.F2
     y = F.conv2d(x, w, padding=1)
-    expected = conv_kernels._im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(
-        0, 3, 1, 2
-    )
+    expected = gemm.im2col_conv(conv_kernels.nhwc(x.data), w.data, 1, 1).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-10)
     g = rng.standard_normal(y.shape)
     gx, gw = tg.grad(y, [x, w], grad_outputs=Tensor(g))

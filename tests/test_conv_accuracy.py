@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as conv_kernels
-from tinygrad_edu.kernels import layout_cache, winograd
+from tinygrad_edu.kernels import gemm, layout_cache, winograd
 from tinygrad_edu.nn import functional as F
 
 
@@ -243,14 +243,14 @@ ENTRY_POINTS = ("conv2d", "conv2d_input_grad", "conv2d_weight_grad")
 
 def compute_kernels() -> dict[str, tuple]:
     """The functions the entry points may dispatch to: every function of the Winograd module and
-    every private ``*conv*`` function of the conv kernels (discovered, not listed, so a new
-    formulation shows up here and must be given a case)."""
+    every convolution of the GEMM module (``*_conv``, ``*_input_grad``; discovered, not listed,
+    so a new formulation shows up here and must be given a case)."""
     found = {}
-    for module in (winograd, conv_kernels):
+    for module in (winograd, gemm):
         for name, fn in inspect.getmembers(module, inspect.isfunction):
-            if fn.__module__ != module.__name__ or name in ENTRY_POINTS:
+            if fn.__module__ != module.__name__:
                 continue
-            if module is winograd or ("conv" in name and name.startswith("_")):
+            if module is winograd or name.endswith(("_conv", "_input_grad")):
                 found[f"{module.__name__.rsplit('.', 1)[1]}.{name}"] = (module, name)
     return found
 
@@ -291,10 +291,10 @@ def spy():
 #: what each (entry point, decision) must run; a new branch needs a row here and a case below
 EXPECTED = {
     ("conv2d", "winograd"): "winograd.conv3x3",
-    ("conv2d", "im2col"): "conv._im2col_conv",
+    ("conv2d", "im2col"): "gemm.im2col_conv",
     ("conv2d_input_grad", "winograd"): "winograd.conv3x3",
-    ("conv2d_input_grad", "im2col"): "conv._im2col_conv",
-    ("conv2d_input_grad", "col2im"): "conv._col2im_conv",
+    ("conv2d_input_grad", "im2col"): "gemm.im2col_conv",
+    ("conv2d_input_grad", "col2im"): "gemm.col2im_conv",
 }
 
 
@@ -344,8 +344,8 @@ def test_strided_and_unpadded_input_gradients_take_the_im2col_branch():
         with spy() as calls:
             y, (gx, gw, _), g = _run_layer(x, w, b, stride, padding)
         ran = dict(calls)
-        assert ran["conv2d"] == {"conv._im2col_conv"}
-        assert ran["conv2d_input_grad"] == {"conv._im2col_conv"}
+        assert ran["conv2d"] == {"gemm.im2col_conv"}
+        assert ran["conv2d_input_grad"] == {"gemm.im2col_conv"}
         # <g, conv(x, w)> is bilinear: each gradient dotted with its argument gives it back
         total = np.vdot(g, y.data - b.reshape(1, -1, 1, 1))
         assert np.vdot(gx.data, x) == pytest.approx(total, rel=1e-10)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_kernels import reference_conv, reference_input_grad, relative_error
 
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import layout, pooling, threads
+from tinygrad_edu.kernels import gemm, layout, pooling, threads
 from tinygrad_edu.kernels import winograd as W
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="the threads extra is not installed")
@@ -165,12 +165,10 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
     g = rng.standard_normal((n, k, h, w))
     mask = rng.standard_normal((n, k, h, w))
     bias = rng.standard_normal(k)
-    budgets = {"CHUNK_BUDGET": budget, "IM2COL_BUDGET": budget, "POOL_BUDGET": budget}
-    with pytest.MonkeyPatch.context() as patch:
-        for module in (W, K, pooling):
-            for name, value in budgets.items():
-                if hasattr(module, name):
-                    patch.setattr(module, name, value)
+    with pytest.MonkeyPatch.context() as patch:  # setattr raises if a budget moved modules
+        patch.setattr(W, "CHUNK_BUDGET", budget)
+        patch.setattr(gemm, "IM2COL_BUDGET", budget)
+        patch.setattr(pooling, "POOL_BUDGET", budget)
         patch.setattr(layout, "MIN_SHARED_BYTES", 1)  # share even these small inputs
         patch.setattr(pooling, "MIN_SHARED_BYTES", 1)
         patch.setattr(W, "MIN_SHARED_CHANNELS", 1)  # and their few output channels

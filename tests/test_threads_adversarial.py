@@ -38,7 +38,7 @@ from test_kernels import (
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import layout, pooling, threads
+from tinygrad_edu.kernels import gemm, layout, pooling, threads
 from tinygrad_edu.kernels import winograd as W
 from tinygrad_edu.nn import functional as F
 
@@ -72,7 +72,7 @@ def kernel_settings(
     with pytest.MonkeyPatch.context() as patch:
         if budget is not None:
             patch.setattr(W, "CHUNK_BUDGET", budget)
-            patch.setattr(K, "IM2COL_BUDGET", budget)
+            patch.setattr(gemm, "IM2COL_BUDGET", budget)
             patch.setattr(pooling, "POOL_BUDGET", budget)
         if share_bytes is not None:
             patch.setattr(layout, "MIN_SHARED_BYTES", share_bytes)

@@ -1,4 +1,4 @@
-r"""NumPy kernels for 2-D convolution and max pooling (no autodiff here: arrays in, arrays out).
+r"""2-D convolution kernels and the choice of formulation (no autodiff here: arrays in, arrays out).
 
 Layout. The public API is NCHW, like PyTorch. Internally every kernel works on **NHWC** memory,
 where the channels of one pixel are contiguous: then the patch of a 3x3 window is a few
@@ -14,25 +14,26 @@ The three kernels are the three partial derivatives of one trilinear form
 * :func:`conv2d_input_grad` = :math:`\partial T / \partial x` (a "transposed convolution");
 * :func:`conv2d_weight_grad` = :math:`\partial T / \partial w`.
 
-Formulation (:func:`formulation`; ``docs/convolution.md`` has the measurements behind it): 3x3,
-stride-1, padding-1 convolutions with enough input channels use Winograd's minimal filtering
-(:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer multiplications, or with ``precision="fast"``
-F(4x4, 3x3), 4x fewer but ~10x the float32 rounding error. Input gradients with few channels use
-col2im; everything else uses im2col (gather each output pixel's window into a row, one GEMM with
-the flattened kernel), processed in blocks of images or rows through one reused buffer per worker
-thread (:mod:`.threads`), so memory stays bounded. Bias, ReLU and a ReLU's backward mask are
-applied per chunk, while it is in cache.
+Formulation (:func:`forward_path` and :func:`input_grad_path` name it; ``docs/convolution.md``
+has the measurements behind the rule): a big kernel over few output pixels is multiplied as
+stored (:func:`uses_stored_kernel`); 3x3, stride-1, padding-1 convolutions with enough input
+channels use Winograd's minimal filtering (:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer
+multiplications, or with ``precision="fast"`` F(4x4, 3x3), 4x fewer but ~10x the float32
+rounding error (:func:`formulation`). Input gradients with few channels use col2im; everything
+else uses im2col (:mod:`.gemm`). Every formulation works through chunks shared among the worker
+threads (:mod:`.threads`), so memory stays bounded, and applies bias, ReLU and a ReLU's backward
+mask per chunk, while it is in cache. Re-laid-out kernels come from a content-validated cache
+(:func:`kernel_layout`).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import threads, winograd
-from .layout import IM2COL_BUDGET, as_nchw, blocks, chunks, nhwc, pad, select, windows
+from . import gemm, winograd
+from .layout import as_nchw, chunks, nhwc, pad, select, windows
 from .layout_cache import LAYOUTS
 
 #: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
@@ -75,62 +76,9 @@ def formulation(
     return winograd.F4 if precision == "fast" else winograd.F2
 
 
-def im2col_matrix(w: np.ndarray) -> np.ndarray:
-    """Kernel ``(K, C, kh, kw)`` as the ``(kh*kw*C, K)`` matrix that multiplies im2col rows."""
-    k, c, kh, kw = w.shape
-    return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * c, k)
-
-
 def flipped(w: np.ndarray) -> np.ndarray:
     """Kernel rotated by 180 degrees with in/out channels swapped: ``(C, K, kh, kw)``."""
     return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-
-
-def _im2col_conv(
-    x: np.ndarray,
-    w: np.ndarray,
-    stride: int,
-    padding: int,
-    kernel: np.ndarray | None = None,
-    bias: np.ndarray | None = None,
-    relu: bool = False,
-) -> np.ndarray:
-    """NHWC ``x`` (N, H, W, C) with weights ``w`` (K, C, kh, kw) -> NHWC (N, Ho, Wo, K).
-
-    ``kernel`` is ``im2col_matrix(w)`` when the caller has it already; ``bias`` and ``relu`` are
-    applied per chunk while its output is still in cache.
-    """
-    k, c, kh, kw = w.shape
-    patches = windows(pad(x, padding), kh, kw, stride)
-    n, ho, wo = patches.shape[:3]
-    if kernel is None:
-        kernel = im2col_matrix(w)
-    out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
-    jobs = blocks(n, ho, wo * kh * kw * c * x.itemsize, IM2COL_BUDGET)
-    most = max(
-        ((part.stop - part.start) * (rows.stop - rows.start) for part, rows in jobs), default=0
-    )
-
-    def run(share: Sequence[tuple[slice, slice]]) -> None:
-        columns = np.empty((most, wo, kh, kw, c), dtype=x.dtype)  # reused per block
-        for part, rows in share:
-            block = patches[part, rows]
-            count = block.shape[0] * block.shape[1]
-            np.copyto(columns[:count].reshape(block.shape), block)  # the im2col copy
-            target = out[part, rows].reshape(-1, k)
-            np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=target)
-            _bias_relu(target, bias, relu)
-
-    threads.map_chunks(run, jobs)
-    return out
-
-
-def _bias_relu(y: np.ndarray, bias: np.ndarray | None, relu: bool) -> None:
-    """``y += bias; y = max(y, 0)`` in place, on a chunk that is still in cache."""
-    if bias is not None:
-        y += bias
-    if relu:
-        np.maximum(y, 0, out=y)
 
 
 def conv2d(
@@ -158,14 +106,14 @@ def conv2d(
     x_nhwc = nhwc(x)
     path = forward_path(w.shape, x.shape, stride, padding, precision)
     if path == STORED_KERNEL:
-        return _stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
+        return gemm.stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
     scheme = _SCHEMES.get(path)
     if scheme is not None:
         u = _winograd_kernel(w, scheme, layouts)
         y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
     else:
-        kernel = kernel_layout(w, "im2col", im2col_matrix, layouts)
-        y = _im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
+        kernel = kernel_layout(w, "im2col", gemm.im2col_matrix, layouts)
+        y = gemm.im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
 
 
@@ -218,41 +166,6 @@ def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
     them, and a cached layout is compared with the kernel on every call (two more reads).
     """
     return kernel_size >= MIN_DIRECT_KERNEL and pixels <= MAX_DIRECT_PIXELS
-
-
-def _stored_kernel_conv(
-    x: np.ndarray,
-    w: np.ndarray,
-    stride: int,
-    padding: int,
-    bias: np.ndarray | None,
-    relu: bool,
-) -> np.ndarray:
-    r"""NHWC ``x`` -> NCHW ``y`` with one GEMM by ``w`` as stored:
-    :math:`Y_{k,(n,i,j)} = \sum_{(c,a,b)} W_{k,(c,a,b)}\, X_{(c,a,b),(n,i,j)}`.
-
-    ``X`` gathers every window with the channel first, matching ``w``'s (K, C, kh, kw) order, so
-    ``w.reshape(K, -1)`` multiplies it directly; it is gathered from channel-first memory, where
-    each window row is a contiguous run. Output channels are shared among the worker threads.
-    The result is a view of (K, N, Ho, Wo) memory.
-    """
-    k, c, kh, kw = w.shape
-    planes = pad(x, padding).transpose(3, 0, 1, 2).copy()  # (C, N, Hp, Wp)
-    patches = np.lib.stride_tricks.sliding_window_view(planes, (kh, kw), axis=(2, 3))
-    patches = patches[:, :, ::stride, ::stride]  # (C, N, Ho, Wo, kh, kw)
-    _, n, ho, wo = patches.shape[:4]
-    columns = np.ascontiguousarray(patches.transpose(0, 4, 5, 1, 2, 3))
-    columns = columns.reshape(c * kh * kw, n * ho * wo)
-    kernel = w.reshape(k, -1)
-    y = np.empty((k, n * ho * wo), dtype=np.result_type(x, w))
-
-    def run(share: Sequence[slice]) -> None:
-        for channels in share:  # output channels: rows of the kernel and of y
-            np.matmul(kernel[channels], columns, out=y[channels])
-            _bias_relu(y[channels], None if bias is None else bias[channels, None], relu)
-
-    threads.map_chunks(run, _channel_jobs(k))
-    return y.reshape(k, n, ho, wo).transpose(1, 0, 2, 3)
 
 
 def kernel_layout(
@@ -314,9 +227,9 @@ def conv2d_input_grad(
         if mask_nhwc is not None:
             g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
         if path == STORED_KERNEL:
-            return _stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
-        kernel = kernel_layout(w, "col2im", col2im_matrix, layouts)
-        return as_nchw(_col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
+            return gemm.stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
+        kernel = kernel_layout(w, "col2im", gemm.col2im_matrix, layouts)
+        return as_nchw(gemm.col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = _SCHEMES.get(path)
     if scheme is not None:
         if scheme.flip_order is not None:  # the forward's transformed kernel serves both
@@ -340,94 +253,14 @@ def conv2d_input_grad(
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
     rotated = kernel_layout(w, "flipped", flipped, layouts)  # (C, K, kh, kw)
-    kernel = kernel_layout(w, "im2col_flipped", lambda w: im2col_matrix(flipped(w)), layouts)
-    return as_nchw(_im2col_conv(grown, rotated, 1, 0, kernel))
+    kernel = kernel_layout(w, "im2col_flipped", lambda w: gemm.im2col_matrix(flipped(w)), layouts)
+    return as_nchw(gemm.im2col_conv(grown, rotated, 1, 0, kernel))
 
 
 def _use_col2im(kh: int, kw: int, k: int, c: int) -> bool:
     """col2im for input gradients with few channels: the GEMM's output (``kh*kw*C`` values per
     pixel) is then no larger than its input (``K`` values), e.g. VGG's RGB layer (64 -> 3)."""
     return kh * kw * c <= k
-
-
-def col2im_matrix(w: np.ndarray) -> np.ndarray:
-    """Kernel ``(K, C, kh, kw)`` as the ``(K, kh*kw*C)`` matrix that makes col2im's columns."""
-    k, c, kh, kw = w.shape
-    return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(k, kh * kw * c)
-
-
-def _col2im_conv(
-    g: np.ndarray, kernel: np.ndarray, input_hw: tuple[int, int], kh: int, kw: int, padding: int
-) -> np.ndarray:
-    r"""Stride-1 input gradient by col2im: ``Z = g @ W`` gives, per output pixel, what it sends
-    to each of the ``kh x kw`` input pixels it read; each input pixel sums what it received:
-    :math:`\bar x_{n,y,x} = \sum_{a,b} Z_{n,\,y+p-a,\,x+p-b,\,a,b}`.
-
-    One read of ``g`` and a GEMM, then ``kh*kw`` shifted adds on ``C``-channel arrays: cheap when
-    ``C`` is small, where im2col or Winograd would transform all ``K`` channels of ``g``.
-    """
-    n, ho, wo, k = g.shape
-    h, w = input_hw
-    c = kernel.shape[1] // (kh * kw)
-    out = np.zeros((n, h, w, c), dtype=np.result_type(g, kernel))
-    jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
-
-    def run(share: Sequence[tuple[slice, slice]]) -> None:
-        for part, band in share:  # input rows ``band`` receive from gradient rows r0 .. r1 - 1
-            r0, r1 = max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
-            if r1 > r0:
-                z = (g[part, r0:r1].reshape(-1, k) @ kernel).reshape(-1, r1 - r0, wo, kh, kw, c)
-                _add_windows(z, out[part], r0, band, padding)
-
-    threads.map_chunks(run, jobs)
-    return out
-
-
-def _add_windows(z: np.ndarray, out: np.ndarray, r0: int, band: slice, padding: int) -> None:
-    """``out[:, y, x] += z[:, y + p - a - r0, x + p - b, a, b]`` over the kernel offsets ``(a, b)``,
-    for the input rows ``band``: ``z`` (N, rows, Wo, kh, kw, C) holds what gradient rows
-    ``r0 ...`` send to each offset of their window."""
-    _, rows_z, wo, kh, kw, _ = z.shape
-    w = out.shape[2]
-    for a in range(kh):
-        y0 = max(band.start, r0 + a - padding)
-        y1 = min(band.stop, r0 + rows_z + a - padding)
-        for b in range(kw):
-            x0, x1 = max(0, b - padding), min(w, wo + b - padding)
-            if y1 > y0 and x1 > x0:
-                rows = slice(y0 + padding - a - r0, y1 + padding - a - r0)
-                cols = slice(x0 + padding - b, x1 + padding - b)
-                out[:, y0:y1, x0:x1] += z[:, rows, cols, a, b]
-
-
-def _stored_kernel_input_grad(
-    g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int], padding: int
-) -> np.ndarray:
-    """Stride-1 input gradient of :func:`_stored_kernel_conv`: col2im with ``w`` as stored,
-    ``Z^T = w.reshape(K, -1)^T g^T`` (rows ordered (c, a, b)), input channels shared among the
-    worker threads. NHWC ``g`` -> NCHW, a view of (C, N, H, W) memory, where the shifted adds
-    run along contiguous image rows."""
-    k, c, kh, kw = w.shape
-    n, ho, wo, _ = g.shape
-    planes = np.zeros((c, n, *input_hw), dtype=np.result_type(g, w))
-    columns, kernel = g.reshape(-1, k).T, w.reshape(k, -1)
-
-    def run(share: Sequence[slice]) -> None:
-        for channels in share:
-            z = kernel[:, kh * kw * channels.start : kh * kw * channels.stop].T @ columns
-            z = z.reshape(-1, kh, kw, n, ho, wo).transpose(3, 4, 5, 1, 2, 0)
-            target = planes[channels].transpose(1, 2, 3, 0)  # seen as NHWC
-            _add_windows(z, target, 0, slice(0, input_hw[0]), padding)
-
-    threads.map_chunks(run, _channel_jobs(c))
-    return planes.transpose(1, 0, 2, 3)
-
-
-def _channel_jobs(count: int) -> list[slice]:
-    """``range(count)`` cut into one contiguous run per worker thread."""
-    parts = min(threads.workers(), count)
-    bounds = [count * i // parts for i in range(parts + 1)]
-    return [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _pad_asymmetric(
