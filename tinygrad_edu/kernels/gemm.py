@@ -62,13 +62,13 @@ def im2col_conv(
             np.copyto(columns[:count].reshape(block.shape), block)  # the im2col copy
             target = out[part, rows].reshape(-1, k)
             np.matmul(columns[:count].reshape(-1, kh * kw * c), kernel, out=target)
-            bias_relu(target, bias, relu)
+            _bias_relu(target, bias, relu)
 
     threads.map_chunks(run, jobs)
     return out
 
 
-def bias_relu(y: np.ndarray, bias: np.ndarray | None, relu: bool) -> None:
+def _bias_relu(y: np.ndarray, bias: np.ndarray | None, relu: bool) -> None:
     """``y += bias; y = max(y, 0)`` in place, on a chunk that is still in cache."""
     if bias is not None:
         y += bias
@@ -185,7 +185,7 @@ def stored_kernel_conv(
     def run(share: Sequence[slice]) -> None:
         for channels in share:  # output channels: rows of the kernel and of y
             np.matmul(kernel[channels], columns, out=y[channels])
-            bias_relu(y[channels], None if bias is None else bias[channels, None], relu)
+            _bias_relu(y[channels], None if bias is None else bias[channels, None], relu)
 
     threads.map_chunks(run, _channel_jobs(k))
     return y.reshape(k, n, ho, wo).transpose(1, 0, 2, 3)
