@@ -712,8 +712,8 @@ def test_gated_ops_route_inf_and_nan_like_pytorch(name, dtype, size, data):
     xt = Tensor(x, requires_grad=True)
     (ours,) = tg.grad(ours_fn(xt), [xt], grad_outputs=g)
     (theirs,) = torch_grad(torch, lambda t: torch_fn(torch, t), [x], g)
-    # PyTorch's hardsigmoid multiplies by a float32 1/6 even in float64 (0.25 -> 0.25000000745)
-    assert_same_floats(ours.data, theirs, rtol=1e-7 if name == "hardsigmoid" else 0.0)
+    # PyTorch multiplies by a float32 1/6, even in float64 (0.25 -> 0.25000000745): 2 ulp
+    assert_same_floats(ours.data, theirs, rtol=2.5e-7 if name == "hardsigmoid" else 0.0)
 
 
 @given(st.sampled_from(["maximum", "minimum"]), st.sampled_from(FLOATS), st.data())
@@ -813,3 +813,54 @@ def test_conv2d_relu_second_order_on_the_stored_kernel_path(case):
     inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
     with stored_kernel_everywhere() if stored else contextlib.nullcontext(), workers(2):
         assert tg.gradgradcheck(fn, inputs, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("last_out", ["first_in", "second_in"])
+def test_blas_limit_spans_overlapping_kernels_and_is_restored_by_the_last_out(parallel, last_out):
+    """Two callers overlap; BLAS stays on one thread until the last one leaves, and that one
+    restores it even when the limit was set from the other thread."""
+    parallel(2)
+    before = blas_threads()
+    blas_has_threads = bool(before) and max(before) > 1
+    release = {name: threading.Event() for name in ("first_in", "second_in")}
+    entered = {name: threading.Event() for name in ("first_in", "second_in")}
+
+    def caller(name):
+        def run(share):  # the caller's own share waits; the worker's is free for the other
+            if share == [0]:
+                entered[name].set()
+                assert release[name].wait(TIMEOUT)
+
+        threads.map_chunks(run, [0, 1])
+
+    first = threading.Thread(target=caller, args=("first_in",), daemon=True)
+    first.start()
+    assert entered["first_in"].wait(TIMEOUT)
+    second = threading.Thread(target=caller, args=("second_in",), daemon=True)
+    second.start()
+    assert entered["second_in"].wait(TIMEOUT)
+    early, late = ("second_in", "first_in") if last_out == "first_in" else ("first_in", "second_in")
+    release[early].set()
+    (first if early == "first_in" else second).join(TIMEOUT)
+    assert not (first if early == "first_in" else second).is_alive()
+    assert all(n == 1 for n in blas_threads())  # the other kernel still runs
+    release[late].set()
+    for t in (first, second):
+        t.join(TIMEOUT)
+        assert not t.is_alive()
+    assert blas_threads() == before
+    if blas_has_threads:  # and BLAS can still be limited and restored afterwards
+        threads.map_chunks(lambda share: None, [0, 1])
+        assert blas_threads() == before
+
+
+def test_a_base_exception_in_a_workers_share_reaches_the_caller(parallel):
+    parallel(2)
+
+    def run(share):
+        if share[0] == 1:
+            raise KeyboardInterrupt
+
+    outcome = run_in_thread(lambda: threads.map_chunks(run, [0, 1]))
+    assert outcome[0][0] == "error" and isinstance(outcome[0][1], KeyboardInterrupt)
+    threads.map_chunks(lambda share: None, [0, 1])  # the pool still serves
