@@ -434,11 +434,12 @@ def test_max_pool_2x2_and_its_scatter_are_exact(case, data):
     )
     with np.errstate(over="ignore"):
         g = np.array(g_values, dtype=x.dtype).reshape(n, c, ho, wo)
+    g_view = layout_variant(g, data.draw(st.sampled_from(LAYOUTS)))
     results = []
     for k in (1, count):
         with pool_threads_everywhere(), workers(k):
             y, got = pooling.max_pool2d(x, 2, 2)
-            scattered = pooling.max_pool2d_scatter(g, got, x.shape, 2, 2)
+            scattered = pooling.max_pool2d_scatter(g_view, got, x.shape, 2, 2)
         results.append((y, got, scattered))
     y, got, scattered = results[0]
     assert y.shape == (n, c, ho, wo) and y.dtype == x.dtype
@@ -716,6 +717,18 @@ def test_gated_ops_route_inf_and_nan_like_pytorch(name, dtype, size, data):
     assert_same_floats(ours.data, theirs, rtol=2.5e-7 if name == "hardsigmoid" else 0.0)
 
 
+@given(st.sampled_from(sorted(GATED)), st.sampled_from(FLOATS), st.integers(1, 12), st.data())
+def test_gated_ops_forward_mode_routes_inf_and_nan_like_pytorch(name, dtype, size, data):
+    """The same gate in forward mode: an inf or NaN tangent where the slope is 0 gives +0."""
+    torch = pytest.importorskip("torch")
+    x = np.array(data.draw(st.lists(st.sampled_from(KINKS), min_size=size, max_size=size)), dtype)
+    t = np.array(data.draw(st.lists(st.sampled_from(POISON), min_size=size, max_size=size)), dtype)
+    ours_fn, torch_fn = GATED[name]
+    _, ours = tg.jvp(ours_fn, [Tensor(x)], [Tensor(t)])
+    _, theirs = torch.func.jvp(lambda a: torch_fn(torch, a), (torch.tensor(x),), (torch.tensor(t),))
+    assert_same_floats(ours.data, theirs.numpy(), rtol=2.5e-7 if name == "hardsigmoid" else 0.0)
+
+
 @given(st.sampled_from(["maximum", "minimum"]), st.sampled_from(FLOATS), st.data())
 def test_maximum_minimum_route_inf_and_nan_like_pytorch(name, dtype, data):
     """Ties split the gradient in half; the losing side gets +0 even for an inf or NaN."""
@@ -770,6 +783,41 @@ def test_conv2d_relu_with_inf_and_nan_where_the_relu_is_off_matches_pytorch(case
         assert mine.dtype == other.dtype and np.isfinite(mine.data).all()
         scale = np.abs(other).max() + 1e-30
         np.testing.assert_allclose(mine.data, other, rtol=0, atol=rtol * scale)
+
+
+@given(conv_relu_cases(), st.sampled_from(FLOATS), st.sampled_from([np.inf, -np.inf]))
+def test_conv2d_relu_forward_mode_with_an_infinite_tangent_matches_pytorch(case, dtype, inf):
+    """One infinite input pixel in the tangent: outputs it reaches get an infinite tangent,
+    except where the ReLU is off, which get +0 (PyTorch's relu JVP), on both paths."""
+    torch = pytest.importorskip("torch")
+    n, c, k, kh, stride, padding, h, seed, stored = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, h)).astype(dtype)
+    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    tx = rng.standard_normal(x.shape).astype(dtype)
+    tx[rng.integers(n), rng.integers(c), rng.integers(h), rng.integers(h)] = inf
+    path = stored_kernel_everywhere() if stored else contextlib.nullcontext()
+    with path, workers(2), np.errstate(invalid="ignore"):  # inf arithmetic is the point
+        _, ours = tg.jvp(
+            lambda a: F.conv2d_relu(a, Tensor(w), Tensor(b), stride, padding), [Tensor(x)], [tx]
+        )
+    _, theirs = torch.func.jvp(
+        lambda a: torch.nn.functional.conv2d(
+            a, torch.tensor(w), torch.tensor(b), stride, padding
+        ).relu(),
+        (torch.tensor(x),),
+        (torch.tensor(tx),),
+    )
+    theirs = theirs.numpy()
+    ours = ours.data
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+    finite = np.isfinite(theirs)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    scale = np.abs(theirs[finite]).max(initial=0) + 1e-30
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=0, atol=rtol * scale)
+    np.testing.assert_array_equal(ours[theirs == 0] == 0, True)
 
 
 def _away_from(values: np.ndarray, kinks, margin: float = 1e-2) -> bool:
