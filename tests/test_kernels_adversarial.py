@@ -211,6 +211,32 @@ def test_stored_kernel_input_grad_is_the_transpose(case, with_mask):
 
 
 @given(
+    st.sampled_from([(3, 64, 3, 1, 1), (32, 32, 3, 1, 1), (4, 5, 3, 2, 1), (4, 5, 2, 1, 0)]),
+    st.sampled_from(["default", "fast"]),
+    st.sampled_from(FLOATS),
+    st.integers(0, 2**16),
+)
+def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, prec, dtype, seed):
+    """col2im, Winograd F2/F4 and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
+    NaN gives exactly the result of ``g`` zeroed there."""
+    c, k, kh, stride, padding = shape
+    rng = np.random.default_rng(seed)
+    h = 6
+    ho = out_size(h, kh, stride, padding)
+    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
+    g = rng.standard_normal((2, k, ho, ho)).astype(dtype)
+    mask = rng.choice(np.array([-1.0, 0.0, -0.0, 1.0, np.nan], dtype), size=g.shape)
+    off = ~(mask > 0)
+    poisoned = np.where(off, rng.choice(np.array(POISON, dtype), size=g.shape), g).astype(dtype)
+    clean = np.where(off, 0.0, g).astype(dtype)
+    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding, prec)
+    assert path != K.STORED_KERNEL
+    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask, precision=prec)
+    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding, precision=prec)
+    np.testing.assert_array_equal(masked, plain)
+
+
+@given(
     st.sampled_from([(np.float32, np.float32), (np.float32, np.float64), (np.float64, np.float32)]),
     st.booleans(),
     st.integers(1, 3),
