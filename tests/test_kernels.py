@@ -273,3 +273,17 @@ def test_the_stored_kernel_rule_and_its_vgg_layers():
         grad = K.conv2d_input_grad(y, weight, (8, 8), 1, 1)
     assert relative_error(y, reference_conv(x, weight, 1, 1)) <= TOLERANCE
     assert relative_error(grad, reference_input_grad(y, weight, (8, 8), 1, 1)) <= TOLERANCE
+
+
+def test_an_empty_batch_on_the_stored_kernel_path_gives_empty_results():
+    """No pixels at all is "few pixels" too: both passes give (0, ...) arrays, no reshape error."""
+    weight = np.zeros((512, 512, 3, 3), dtype=np.float32)
+    empty = np.zeros((0, 512, 8, 8), dtype=np.float32)
+    assert K.forward_path(weight.shape, empty.shape, 1, 1) == K.STORED_KERNEL
+    assert K.conv2d(empty, weight, 1, 1, bias=np.zeros(512, np.float32), relu=True).shape == (
+        0,
+        512,
+        8,
+        8,
+    )
+    assert K.conv2d_input_grad(empty, weight, (8, 8), 1, 1, mask=empty).shape == (0, 512, 8, 8)

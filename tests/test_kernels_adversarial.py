@@ -261,12 +261,6 @@ def test_stored_kernel_with_a_bias_wider_than_the_result(dtypes, relu, stride):
     assert np.all(error <= TOLERANCE[narrow] * summed + 1e-12 * np.abs(bias).max())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernels/conv.py::conv2d: a bias narrower than result_type(x, w) takes the "
-    "'wider bias' branch and casts the result to result_type(x, bias), ignoring w: "
-    "x float32, w float64, bias float32 gives float32 (without a bias: float64)",
-)
 @pytest.mark.parametrize("stored", [True, False])
 def test_a_narrower_bias_does_not_narrow_the_result(stored):
     rng = np.random.default_rng(0)
@@ -280,11 +274,6 @@ def test_a_narrower_bias_does_not_narrow_the_result(stored):
     assert biased.dtype == np.result_type(x, w, bias) == np.float64
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the same bug through nn.functional.conv2d: a float32 input, float64 weights and a "
-    "float32 bias give a float32 output (float64 without the bias)",
-)
 def test_a_narrower_bias_does_not_narrow_the_public_conv2d():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
@@ -568,23 +557,25 @@ def test_set_workers_from_another_thread_while_kernels_run(parallel):
     errors: list[float] = []
 
     def compute():
-        with stored_kernel_everywhere():
-            while not stop.is_set():
-                errors.append(np.abs(K.conv2d(x, w, 1, 1) - exact).max())
+        while not stop.is_set():
+            errors.append(np.abs(K.conv2d(x, w, 1, 1) - exact).max())
 
     def toggle():
-        for count in [2, 3, 4, 3, 2, 4] * 10:  # not 1: its race is the xfail test below
+        for count in [2, 3, 4, 3, 2, 4] * 10:  # not 1: its race has its own test below
             threads.set_workers(count)
             time.sleep(0.001)
         stop.set()
 
-    computers = [threading.Thread(target=compute, daemon=True) for _ in range(2)]
-    for t in computers:
-        t.start()
-    run_in_thread(toggle)
-    for t in computers:
-        t.join(TIMEOUT)
-        assert not t.is_alive(), "a kernel deadlocked while set_workers ran"
+    # patched once, here: two threads patching and restoring a module global would interleave
+    # and could leave the lowered thresholds behind for every later test
+    with stored_kernel_everywhere():
+        computers = [threading.Thread(target=compute, daemon=True) for _ in range(2)]
+        for t in computers:
+            t.start()
+        run_in_thread(toggle)
+        for t in computers:
+            t.join(TIMEOUT)
+            assert not t.is_alive(), "a kernel deadlocked while set_workers ran"
     assert errors and max(errors) < 1e-12
     parallel(2)
     threads.map_chunks(lambda share: None, [0, 1])  # the current pool: one worker
@@ -598,21 +589,15 @@ def _pool_threads() -> int:
     return sum(t.name.startswith("tinygrad_edu_") and t.is_alive() for t in threading.enumerate())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernels/threads.py::map_chunks: if set_workers(1) lands (from another thread) between "
-    "map_chunks reading workers() and _enter_parallel, a pool of 0 threads is created, the other "
-    "shares are queued with nobody to run them, and done.get() waits forever",
-)
 def test_set_workers_to_one_racing_a_starting_kernel_does_not_deadlock(parallel):
     parallel(3)
     original = threads._enter_parallel
 
-    def late_enter():  # another thread's set_workers(1) lands in the race window
+    def late_enter(*args):  # another thread's set_workers(1) lands in the race window
         other = threading.Thread(target=threads.set_workers, args=(1,))
         other.start()
         other.join()
-        return original()
+        return original(*args)
 
     ran: list[int] = []
     with pytest.MonkeyPatch.context() as patch:

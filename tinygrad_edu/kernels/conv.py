@@ -98,11 +98,14 @@ def conv2d(
     saves one or two passes over the whole output. The result is a fresh array. ``layouts``: see
     :func:`kernel_layout`.
     """
-    if bias is not None and bias.dtype != np.result_type(x, w):  # a wider bias: add it after
+    dtype = np.result_type(x, w)
+    if bias is not None and np.result_type(dtype, bias) != dtype:  # a wider bias: add it after
         wide = conv2d(x, w, stride, padding, precision=precision, layouts=layouts)
-        wide = wide.astype(np.result_type(x, bias))
+        wide = wide.astype(np.result_type(dtype, bias))
         wide += bias.reshape(1, -1, 1, 1)
         return np.maximum(wide, 0, out=wide) if relu else wide
+    if bias is not None:  # as narrow or narrower: in the result's dtype, fused per chunk
+        bias = bias.astype(dtype, copy=False)
     x_nhwc = nhwc(x)
     path = forward_path(w.shape, x.shape, stride, padding, precision)
     if path == STORED_KERNEL:

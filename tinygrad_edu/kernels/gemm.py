@@ -141,7 +141,8 @@ def stored_kernel_input_grad(
     def run(share: Sequence[slice]) -> None:
         for channels in share:
             z = kernel[:, kh * kw * channels.start : kh * kw * channels.stop].T @ columns
-            z = z.reshape(-1, kh, kw, n, ho, wo).transpose(3, 4, 5, 1, 2, 0)
+            width = channels.stop - channels.start
+            z = z.reshape(width, kh, kw, n, ho, wo).transpose(3, 4, 5, 1, 2, 0)
             target = planes[channels].transpose(1, 2, 3, 0)  # seen as NHWC
             _add_windows(z, target, 0, slice(0, input_hw[0]), padding)
 

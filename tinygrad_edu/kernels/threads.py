@@ -132,8 +132,8 @@ def set_workers(count: int) -> None:
 
 
 def map_chunks(run: Callable[[Sequence[Job]], None], jobs: Sequence[Job]) -> None:
-    """Call ``run`` on disjoint shares of ``jobs`` (round-robin), one share per thread: the
-    first in the calling thread, the others in the pool's workers.
+    """Call ``run`` on disjoint shares of ``jobs`` (round-robin), one per thread: the first in
+    the calling thread, the others queued for the pool's workers (an idle worker may take two).
 
     ``run`` gets its share as a list and must only write what those jobs own; it typically
     allocates its scratch buffers once and reuses them for every job of its share. Every share
@@ -146,7 +146,7 @@ def map_chunks(run: Callable[[Sequence[Job]], None], jobs: Sequence[Job]) -> Non
         return
     shares = [list(jobs[i::count]) for i in range(count)]
     done: queue.SimpleQueue = queue.SimpleQueue()
-    pool = _enter_parallel()
+    pool = _enter_parallel(count)
     try:
         for index in range(1, count):
             pool.tasks.put((run, shares[index], index, done))
@@ -177,12 +177,13 @@ def _close_retired() -> None:
             _retired.pop().close()
 
 
-def _enter_parallel() -> _Pool:
-    """Limit BLAS to one thread (first caller in) and return the shared pool."""
+def _enter_parallel(count: int) -> _Pool:
+    """Limit BLAS to one thread (first caller in) and return the shared pool, with at least one
+    worker for a caller of ``count`` shares (``workers()`` may have changed since it counted)."""
     global _pool, _active, _blas_limit
     with _lock:
         if _pool is None:
-            _pool = _Pool(workers() - 1)
+            _pool = _Pool(max(workers(), count) - 1)
         if _active == 0:
             _blas_limit = _changing_blas(lambda: _blas().limit(limits=1))
         _active += 1
