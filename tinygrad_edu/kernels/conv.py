@@ -226,15 +226,8 @@ def conv2d_input_grad(
     g_nhwc = nhwc(g)
     mask_nhwc = None if mask is None else nhwc(mask)
     path = input_grad_path(w.shape, g.shape, input_hw, stride, padding, precision)
-    if path in (STORED_KERNEL, "col2im"):
-        if mask_nhwc is not None:
-            g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
-        if path == STORED_KERNEL:
-            return gemm.stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
-        kernel = kernel_layout(w, "col2im", gemm.col2im_matrix, layouts)
-        return as_nchw(gemm.col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     scheme = _SCHEMES.get(path)
-    if scheme is not None:
+    if scheme is not None:  # Winograd folds the mask into its chunk copy
         if scheme.flip_order is not None:  # the forward's transformed kernel serves both
             u = _winograd_kernel(w, scheme, layouts).transpose(0, 2, 1)
             y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
@@ -249,6 +242,11 @@ def conv2d_input_grad(
         return as_nchw(y)
     if mask_nhwc is not None:
         g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
+    if path == STORED_KERNEL:
+        return gemm.stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
+    if path == "col2im":
+        kernel = kernel_layout(w, "col2im", gemm.col2im_matrix, layouts)
+        return as_nchw(gemm.col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
         dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), dtype=g.dtype)
