@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import gemm, winograd
+from . import buffers, gemm, winograd
 from .layout import as_nchw, chunks, nhwc, pad, select, windows
 from .layout_cache import LAYOUTS
 
@@ -241,7 +241,8 @@ def conv2d_input_grad(
             y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
         return as_nchw(y)
     if mask_nhwc is not None:
-        g_nhwc = select(g_nhwc, mask_nhwc > 0, np.empty_like(g_nhwc))
+        keep = np.greater(mask_nhwc, 0, out=buffers.empty(mask_nhwc.shape, dtype=bool))
+        g_nhwc = select(g_nhwc, keep, buffers.empty(g_nhwc.shape, dtype=g_nhwc.dtype))
     if path == STORED_KERNEL:
         return gemm.stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
     if path == "col2im":
@@ -249,7 +250,7 @@ def conv2d_input_grad(
         return as_nchw(gemm.col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
-        dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), dtype=g.dtype)
+        dilated = buffers.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), g.dtype)
         dilated[:, ::stride, ::stride] = g_nhwc
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
@@ -270,7 +271,7 @@ def _pad_asymmetric(
     """Pad (or crop) a dilated gradient so a valid convolution yields at least ``h x w`` pixels."""
     n, gh, gw, k = g.shape
     target_h, target_w = h + kh - 1, w + kw - 1
-    out = np.zeros((n, target_h, target_w, k), dtype=g.dtype)
+    out = buffers.zeros((n, target_h, target_w, k), dtype=g.dtype)
     src_h0, dst_h0 = max(0, -pad_h), max(0, pad_h)
     src_w0, dst_w0 = max(0, -pad_w), max(0, pad_w)
     rows = min(gh - src_h0, target_h - dst_h0)

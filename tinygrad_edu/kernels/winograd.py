@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import threads
+from . import buffers, threads
 from .layout import blocks, select
 
 #: bytes of transformed tiles per chunk (small enough to stay in cache)
@@ -210,7 +210,7 @@ def conv3x3(
     u = u.astype(dtype, copy=False)
     order = tuple(range(a)) if order is None else tuple(order)
     th, tw = -(-h // m), -(-width // m)
-    result = np.empty((n, m * th, m * tw, k), dtype=dtype)
+    result = buffers.empty((n, m * th, m * tw, k), dtype=dtype)
     row_bytes = a * a * tw * max(c, k) * np.dtype(dtype).itemsize  # one tile row, transformed
     chunks = blocks(n, th, row_bytes, budget, min_rows=-(-MIN_TILES // tw))
     if not chunks:  # an empty batch, or empty images
@@ -227,11 +227,11 @@ def conv3x3(
     def run(share: Sequence[tuple[slice, slice, slice]]) -> None:
         """One worker's chunks, through buffers allocated once (fresh large allocations cost a
         page fault per 4 KiB)."""
-        padded = np.zeros((images, m * band + 2, m * tw + 2, c), dtype=dtype)
-        rows_buffer = np.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
-        v = np.empty((a * a, images * band * tw, c), dtype=dtype)
-        mm = np.empty((a * a, images * band * tw, width_k), dtype=dtype)
-        out_rows = np.empty((m, images * band * tw * a * width_k), dtype=dtype)
+        padded = buffers.zeros((images, m * band + 2, m * tw + 2, c), dtype=dtype)
+        rows_buffer = buffers.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
+        v = buffers.empty((a * a, images * band * tw, c), dtype=dtype)
+        mm = buffers.empty((a * a, images * band * tw, width_k), dtype=dtype)
+        out_rows = buffers.empty((m, images * band * tw * a * width_k), dtype=dtype)
         for part, tile_rows, channels in share:
             i0, count = part.start, part.stop - part.start
             t0, rows = tile_rows.start, tile_rows.stop - tile_rows.start
