@@ -191,8 +191,8 @@ def conv3x3(
     ``bias`` (K,) is added to and ``relu`` applied on the output.
 
     Works through chunks small enough for the transformed tiles to stay in cache: several whole
-    images when they are small, else bands of tile rows of one image. The chunk buffers are
-    allocated once and reused (fresh large allocations cost a page fault per 4 KiB).
+    images when they are small, else bands of tile rows of one image. Each worker takes its
+    chunk buffers once per call, from the pool of reused memory (:mod:`.buffers`).
     ``chunk_budget`` (bytes, default :data:`CHUNK_BUDGET`) sets the chunk size; ``u`` is
     ``transform_kernel(w, scheme)`` when the caller has it already.
 
@@ -225,8 +225,7 @@ def conv3x3(
     ]
 
     def run(share: Sequence[tuple[slice, slice, slice]]) -> None:
-        """One worker's chunks, through buffers allocated once (fresh large allocations cost a
-        page fault per 4 KiB)."""
+        """One worker's chunks, through buffers taken once (:mod:`.buffers`)."""
         padded = buffers.empty((images, m * band + 2, m * tw + 2, c), dtype=dtype)
         padded[:, :, 0] = padded[:, :, width + 1 :] = 0  # the side borders; rows: per chunk
         rows_buffer = buffers.empty((a, images * band * (m * tw + 2) * c), dtype=dtype)
