@@ -36,8 +36,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-#: smaller arrays come from NumPy: the C allocator reuses small blocks without new pages
-MIN_BYTES = 256 * 2**10
+#: smaller arrays come from NumPy: glibc keeps them in its heap and reuses their pages (pooling
+#: the 0.3-1 MiB scratch arrays of a batch-1 iteration only added misses)
+MIN_BYTES = 4 * 2**20
 #: most bytes of free buffers kept for reuse
 MAX_FREE_BYTES = 512 * 2**20
 #: a free buffer serves a request at most this many times smaller than itself
