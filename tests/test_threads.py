@@ -4,12 +4,17 @@ Promises: the blocks a kernel is cut into cover every (image, row) once, as cont
 and give each worker one when they can; every kernel path gives the definition's numbers
 whatever the worker count and chunk size (float64, to roundoff); BLAS gets its thread count back
 after a parallel kernel, even one that raised; errors in a worker reach the caller; a kernel
-called from inside a worker runs serially instead of deadlocking.
+called from inside a worker runs serially instead of deadlocking; a forked child runs parallel
+kernels (a fresh pool, fresh locks, BLAS's threads back).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -17,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_kernels import reference_conv, reference_input_grad, relative_error
 
+from tinygrad_edu.kernels import buffers, gemm, layout, pooling, threads
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import gemm, layout, pooling, threads
 from tinygrad_edu.kernels import winograd as W
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="the threads extra is not installed")
@@ -215,4 +220,95 @@ def test_kernels_called_from_several_user_threads_at_once(workers):
         caller.join()
     for i, x in enumerate(images):
         assert relative_error(results[i], reference_conv(x, weight, 1, 1)) <= 1e-12
+    assert blas_threads() == before
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def in_forked_child(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Run ``check`` in a forked child; fail if it returns False, raises or hangs."""
+    pid = os.fork()
+    if pid == 0:  # the child reports through its exit status only
+        code = 1
+        try:
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the forked child hung for {timeout} s (a deadlock)")
+        time.sleep(0.02)
+    assert os.waitstatus_to_exitcode(done[1]) == 0, "the check failed in the forked child"
+
+
+def _conv_case() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((4, 64, 16, 16)), rng.standard_normal((64, 64, 3, 3))
+
+
+@needs_fork
+def test_a_forked_child_runs_parallel_kernels(workers):
+    """The parent's workers do not exist in the child: it must not wait for them."""
+    workers(2)
+    x, w = _conv_case()
+    expected = K.conv2d(x, w, 1, 1)  # the parent's pool is up
+    in_forked_child(lambda: np.array_equal(K.conv2d(x, w, 1, 1), expected))
+
+
+@needs_fork
+def test_locks_held_at_fork_time_do_not_hang_the_child(workers):
+    """Another thread holds the pool's lock and the buffer pool's lock while the process forks."""
+    workers(2)
+    x, w = _conv_case()
+    expected = K.conv2d(x, w, 1, 1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with threads._lock, buffers.POOL._lock:
+            holding.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait()
+    try:
+        in_forked_child(
+            lambda: (
+                np.array_equal(K.conv2d(x, w, 1, 1), expected)
+                and buffers.empty(2 * buffers.POOL.min_bytes, np.uint8).size > 0
+            )
+        )
+    finally:
+        release.set()
+        holder.join()
+
+
+@needs_fork
+def test_a_child_forked_during_a_parallel_kernel_gets_blas_threads_back(workers):
+    """While a parallel kernel runs (in another thread), BLAS is held to one thread; the child
+    must not inherit that limit with nobody left to lift it."""
+    workers(2)
+    before = blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+
+    def run(share):
+        inside.set()
+        leave.wait()
+
+    kernel = threading.Thread(target=threads.map_chunks, args=(run, [0, 1]))
+    kernel.start()
+    inside.wait()
+    try:
+        assert blas_threads() == [1] * len(before)
+        x, w = _conv_case()
+        in_forked_child(
+            lambda: blas_threads() == before and np.isfinite(K.conv2d(x, w, 1, 1)).all()
+        )
+    finally:
+        leave.set()
+        kernel.join()
     assert blas_threads() == before

@@ -28,9 +28,11 @@ from NumPy.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import sysconfig
 import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,6 +77,7 @@ class BufferPool:
         self._lock = threading.Lock()
         self._buffers: list[np.ndarray] = []  # least recently handed out first
         self._peak_in_use = 0  # the most bytes of buffers in use at once
+        _POOLS.add(self)
 
     def empty(self, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
         """Like :func:`numpy.empty`: an uninitialised C-contiguous array."""
@@ -147,6 +150,19 @@ class BufferPool:
             del self._buffers[i]
         return dropped_bytes
 
+
+_POOLS: weakref.WeakSet[BufferPool] = weakref.WeakSet()
+
+
+def _unlock_after_fork() -> None:
+    """In a forked child only the forking thread exists: a lock another thread held when the
+    process forked would stay locked, so every pool gets a new one."""
+    for pool in list(_POOLS):
+        pool._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_after_fork)
 
 #: the pool the kernels allocate from
 POOL = BufferPool()

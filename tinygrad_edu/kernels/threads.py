@@ -15,6 +15,11 @@ without it, or on one core, the chunks run one after another in the calling thre
 The limit is process-wide while a parallel kernel runs: BLAS calls made meanwhile by *other*
 threads of the program also get one thread.
 
+After ``os.fork()`` (``multiprocessing``'s default start method on Linux) the child has only the
+forking thread: the workers are gone, and a lock another thread held stays locked. The child
+therefore starts afresh -- a new pool on its first parallel kernel -- and BLAS gets its threads
+back if a parallel kernel was running in the parent.
+
 The calling thread runs the first share itself and hands the others to idle workers through a
 queue: a hand-off costs tens of microseconds, and a batch-1 VGG iteration makes ~40 of them.
 Kernels share their work among the workers (BLAS on one thread) whenever it can be cut, rather
@@ -199,6 +204,21 @@ def _leave_parallel() -> None:
             _changing_blas(_blas_limit.restore_original_limits)
             _blas_limit = None
             _close_retired()
+
+
+def _start_afresh_after_fork() -> None:
+    """In a forked child: forget the parent's workers, locks and BLAS limit."""
+    global _pool, _lock, _active, _blas_limit
+    _lock = threading.Lock()
+    _pool = None
+    _retired.clear()
+    if _blas_limit is not None:  # a parallel kernel was running in another thread
+        _changing_blas(_blas_limit.restore_original_limits)
+    _active, _blas_limit = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_start_afresh_after_fork)
 
 
 def _changing_blas(change: Callable[[], Job]) -> Job:
