@@ -96,6 +96,14 @@ def test_free_buffers_are_bounded() -> None:
     assert pool.free_bytes() <= 3000 and big.nbytes == 20000
 
 
+def test_free_buffers_are_bounded_when_a_buffer_is_reused_too() -> None:
+    pool = BufferPool(min_bytes=0, max_free_bytes=3000)
+    arrays = [pool.empty(size, np.uint8) for size in (1000, 2000, 3000, 4000)]
+    del arrays  # 10000 bytes free
+    reused = pool.empty(1000, np.uint8)  # a hit: the oldest free buffers go beyond the bound
+    assert pool.free_bytes() <= 3000 and pool.held_bytes() <= 4000 + reused.nbytes
+
+
 def test_release_drops_every_free_buffer() -> None:
     pool = BufferPool(min_bytes=0)
     kept = pool.empty(100, np.uint8)

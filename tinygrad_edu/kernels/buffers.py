@@ -18,8 +18,9 @@ Bounds. Arrays under :data:`MIN_BYTES` come from NumPy directly. A free buffer s
 of its size or up to :data:`SLACK` times smaller (the smallest that fits). When none fits, a new
 buffer is made, and free buffers are dropped, least recently used first, until the pool holds no
 more than the most its buffers were ever in use at once -- so the pool never raises the peak
-memory of a loop above its first pass -- and at most :data:`MAX_FREE_BYTES` of them.
-:func:`release` drops every free buffer.
+memory of a loop above its first pass. Whenever it hands out a buffer, it keeps at most
+:data:`MAX_FREE_BYTES` of free ones. :func:`release` drops every free buffer at once. A long-lived
+array may hold a buffer up to :data:`SLACK` times its size.
 
 Where reference counts are not exact (not CPython, or a free-threaded build), every array comes
 from NumPy.
@@ -28,6 +29,7 @@ from NumPy.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 import sysconfig
@@ -80,19 +82,29 @@ class BufferPool:
         _POOLS.add(self)
 
     def empty(self, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
-        """Like :func:`numpy.empty`: an uninitialised C-contiguous array."""
+        """Like :func:`numpy.empty`: an uninitialised C-contiguous array.
+
+        From NumPy instead: small arrays, dtypes holding Python objects (reused bytes would be
+        stale pointers) or sub-arrays, and shapes NumPy refuses (its own error then)."""
         dtype = np.dtype(dtype)
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if nbytes < self.min_bytes or not EXACT_COUNTS:
-            return np.empty(shape, dtype=dtype)
+        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        dims = tuple(operator.index(d) for d in dims)  # Python ints: no wrap-around
+        nbytes = math.prod(dims) * dtype.itemsize
+        plain = not (dtype.hasobject or dtype.subdtype is not None)
+        if not (EXACT_COUNTS and plain and min(dims, default=0) >= 0):
+            return np.empty(dims, dtype=dtype)
+        if not self.min_bytes <= nbytes <= sys.maxsize:
+            return np.empty(dims, dtype=dtype)
         with self._lock:  # the view holds a reference before another thread looks at the buffer
-            return self._take(nbytes).view(dtype).reshape(shape)
+            return self._take(nbytes).view(dtype).reshape(dims)
 
     def zeros(self, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
-        """Like :func:`numpy.zeros` (:meth:`empty`, then one pass of zeros)."""
+        """Like :func:`numpy.zeros` (:meth:`empty`, then every byte zeroed)."""
         out = self.empty(shape, dtype)
-        out.fill(0)
+        if out.base is None:  # from NumPy: an object dtype is filled with 0, as np.zeros does
+            out.fill(0)
+        else:
+            out.reshape(-1).view(np.uint8).fill(0)  # all bits 0: '' for strings, 0 for numbers
         return out
 
     def held_bytes(self) -> int:
@@ -121,17 +133,21 @@ class BufferPool:
     def _take(self, nbytes: int) -> np.ndarray:
         """``nbytes`` of the smallest free buffer that holds them (at most ``slack`` times
         larger), or of a new buffer -- then free buffers go until the pool holds no more than
-        its peak in use, and at most ``max_free_bytes`` of them."""
+        its peak in use; at most ``max_free_bytes`` of them stay either way."""
         free = self._free()
         fits = [i for i in free if nbytes <= self._buffers[i].nbytes <= self.slack * nbytes]
         if fits:
-            buffer = self._buffers.pop(min(fits, key=lambda i: self._buffers[i].nbytes))
+            fit = min(fits, key=lambda i: self._buffers[i].nbytes)
+            free.remove(fit)
+            buffer = self._buffers.pop(fit)
+            free = [i - 1 if i > fit else i for i in free]  # those after ``fit`` moved down
+            self._drop(free, keep_bytes=self.max_free_bytes)
         else:
+            buffer = np.empty(nbytes, dtype=np.uint8)  # may raise: then nothing changed
             held = sum(self._buffers[i].nbytes for i in free)
             in_use = sum(b.nbytes for b in self._buffers) - held + nbytes
             self._peak_in_use = max(self._peak_in_use, in_use)
             self._drop(free, keep_bytes=min(self.max_free_bytes, self._peak_in_use - in_use))
-            buffer = np.empty(nbytes, dtype=np.uint8)
         self._buffers.append(buffer)
         return buffer[:nbytes]
 

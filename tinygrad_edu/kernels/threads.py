@@ -91,7 +91,9 @@ class _Pool:
         _inside.worker = True
         while (task := self.tasks.get()) is not None:
             run, share, index, done = task
-            done.put((index, _failure(run, share)))
+            outcome = _failure(run, share)
+            del task, run, share  # before the caller wakes: nothing of its kernel stays alive
+            done.put((index, outcome))
 
     def close(self) -> None:
         for _ in range(self.count):
