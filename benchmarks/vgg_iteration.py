@@ -4,7 +4,8 @@ The iteration is the filter-visualisation step: forward 128x128 images to ``bloc
 the mean activation of one filter per image, and compute its gradient with respect to the input
 (weights frozen). The filters are the ones each image excites most, so the gradients are not all
 zero. Both frameworks run the same weights (random, or ``--weights PATH`` for a Keras/PyTorch
-file) in the same process, in alternating rounds. Printed per batch size:
+file) in the same process, in alternating rounds; ours frozen (``Module.freeze``) as the
+visualisation CLI runs them. Printed per batch size:
 
 * the minimum time per iteration over ``--rounds`` rounds and the spread (max/min), per
   contender, and the ratio of the minima against PyTorch;
@@ -211,7 +212,7 @@ def layer_table(model, batch: int, size: int, rounds: int, now) -> None:
 
 
 def main(args: argparse.Namespace = ARGS) -> dict:
-    model = vgg16(args.weights, rng=0) if args.weights else vgg16(rng=0).requires_grad_(False)
+    model = (vgg16(args.weights, rng=0) if args.weights else vgg16(rng=0)).freeze()
     try:
         import torch
 

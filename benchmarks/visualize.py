@@ -96,7 +96,7 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
     if weights is None:
         raise SystemExit("--document needs --weights (the document's workload uses real weights)")
     layer, filters, steps = "block3_conv3", 16, 20
-    model = vgg16(weights)
+    model = vgg16(weights).freeze()
     chosen = filter_indices(model, layer, filters)
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as out:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.document:
         return document_workload(args.weights, args.repeat, args.clock == "cpu")
 
-    model = vgg16(args.weights) if args.weights else vgg16(rng=0).requires_grad_(False)
+    model = (vgg16(args.weights) if args.weights else vgg16(rng=0)).freeze()
     ours_layers = resolve_layers(args.ours or [args.layer])
     start = time.perf_counter()
     for layer in ours_layers:

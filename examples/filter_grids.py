@@ -34,7 +34,7 @@ def main() -> None:
         return
     fast = bool(os.environ.get("TINYGRAD_EDU_FAST"))
     filters, steps, size = (16, 5, 64) if fast else (64, 20, 128)
-    model = vgg16(weights)
+    model = vgg16(weights).freeze()
     start = time.perf_counter()
     results = visualize_filters(model, "block1_conv1", filters, steps=steps, size=size)
     grid = stitch([image for _, image, _ in best(results, 16)], n=4, margin=5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -223,6 +225,74 @@ def test_layout_cache_is_bounded():
     for w in kept:
         cache.get(w, "copy", np.copy)
     assert len(cache._entries) == 1  # each entry needs 1600 bytes: only the newest fits
+
+
+def test_a_frozen_kernel_is_recognised_without_a_copy_or_a_comparison(monkeypatch):
+    from tinygrad_edu.kernels import layout_cache
+    from tinygrad_edu.kernels.layout_cache import LayoutCache, frozen_copy, is_frozen
+
+    compared = []
+    monkeypatch.setattr(layout_cache, "_same", lambda a, b: compared.append(1) or True)
+    cache = LayoutCache(min_bytes=0)
+    calls = []
+
+    def make(w):
+        calls.append(1)
+        return w * 2
+
+    w = frozen_copy(np.arange(12.0).reshape(3, 4))
+    assert is_frozen(w) and not w.flags.writeable
+    for _ in range(3):
+        np.testing.assert_array_equal(cache.get(w, "double", make), w * 2)
+    assert len(calls) == 1 and compared == []
+    (entry,) = cache._entries.values()
+    assert entry.nbytes == w.nbytes  # the layout only: no copy of the kernel
+    ident = id(w)
+    del w  # a new frozen array may get the dead one's id: it must not get its layouts
+    for value in range(5):
+        v = frozen_copy(np.full((3, 4), float(value)))
+        np.testing.assert_array_equal(cache.get(v, "double", make), v * 2)
+        if id(v) == ident:
+            break
+        del v
+    assert compared == []
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    ("make", "frozen"),
+    [
+        (lambda: np.arange(4.0), False),
+        (lambda: _read_only(np.arange(4.0)), False),  # its owner may make it writable again
+        (lambda: _read_only(np.frombuffer(bytearray(32), np.float64)), False),  # mutable memory
+        (lambda: np.frombuffer(bytes(32), np.float64), True),
+        (lambda: np.frombuffer(bytes(32), np.float64)[::2].reshape(2, 1), True),  # its views too
+    ],
+)
+def test_frozen_means_no_one_can_write(make, frozen):
+    from tinygrad_edu.kernels.layout_cache import frozen_copy, is_frozen
+
+    a = make()
+    assert is_frozen(a) == frozen
+    if frozen:
+        with pytest.raises(ValueError):
+            a.flags.writeable = True
+    else:
+        a.flags.writeable = True  # proof that it could change
+        copy_ = frozen_copy(a)
+        assert is_frozen(copy_) and np.array_equal(copy_, a) and not np.shares_memory(copy_, a)
+
+
+def test_a_frozen_model_convolves_as_the_plain_one():
+    layer = nn.Conv2d(64, 64, 3, padding=1, rng=0)
+    frozen = copy.deepcopy(layer).freeze()
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 64, 8, 8)).astype(np.float32))
+    for _ in range(2):  # the second call takes the cached layouts
+        np.testing.assert_array_equal(frozen(x).data, layer(x).data)
 
 
 def test_conv_results_follow_in_place_weight_updates():

@@ -75,6 +75,18 @@ def test_every_format_loads_the_same_weights(kind, files, reference):
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_a_frozen_model_loads_weights_and_stays_frozen(files, reference):
+    from tinygrad_edu.io.weights import read_weights
+    from tinygrad_edu.kernels.layout_cache import is_frozen
+
+    model = vgg16(rng=2).freeze()
+    kind, arrays = read_weights(files["npz"])
+    model.load_weights(arrays, kind)
+    for key, value in reference[1].items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+    assert all(is_frozen(p.data) for p in model.parameters())
+
+
 def test_layer_names_and_stopping_points(reference):
     model = reference[0]
     assert model.layer_names[:3] == ["block1_conv1", "block1_conv2", "block1_pool"]

@@ -105,7 +105,7 @@ def run_visualize(args: argparse.Namespace) -> int:
         raise ValueError("--parameterization and --tv apply to --mode improved only")
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
-    model = vgg16(args.weights)
+    model = vgg16(args.weights).freeze()  # never trained here: constant weights
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
     started = time.perf_counter()

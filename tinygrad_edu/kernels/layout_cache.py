@@ -9,15 +9,40 @@ It can never serve a stale layout: each entry keeps a copy of the kernel it was 
 is used only while the current kernel is still equal to it (``np.array_equal``, about 7x cheaper
 than the re-layout). Weights edited in place, by an optimizer or by hand, simply miss. Memory is
 bounded; the least recently used kernels are dropped first.
+
+A *frozen* kernel (:func:`frozen_copy`: read-only, over an immutable ``bytes`` object, so
+nothing can write it) needs neither the copy nor the comparison: its entry holds a weak
+reference to the kernel, and serves it for as long as that very array lives.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def frozen_copy(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``a`` that no one can make writable again: C-ordered, over an
+    immutable ``bytes`` object (``a`` itself when it is frozen already)."""
+    a = np.asarray(a)
+    if is_frozen(a):
+        return a
+    return np.frombuffer(a.tobytes(), dtype=a.dtype).reshape(a.shape)
+
+
+def is_frozen(a: np.ndarray) -> bool:
+    """Whether ``a``'s contents can never change: read-only down to an immutable ``bytes``
+    object (NumPy refuses to make such an array writable)."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return type(a) is bytes
+
 
 #: kernels smaller than this are re-laid out every time (cheap, and not worth the memory): the
 #: Winograd transform of a 32x32x3x3 kernel (36 KiB) takes ~0.06 ms, of a 64x64x3x3 one ~1 ms
@@ -28,12 +53,26 @@ MAX_BYTES = 512 * 2**20
 
 @dataclass
 class _Entry:
-    source: np.ndarray
+    """The layouts of one kernel, and how to recognise it: a copy of its contents, or (frozen)
+    a weak reference to the array itself."""
+
+    source: np.ndarray | weakref.ref
     layouts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, w: np.ndarray) -> _Entry:
+        return cls(weakref.ref(w) if is_frozen(w) else np.array(w, copy=True))
+
+    def holds(self, w: np.ndarray) -> bool:
+        """Whether the layouts are ``w``'s."""
+        if isinstance(self.source, weakref.ref):
+            return self.source() is w
+        return _same(self.source, w)
 
     @property
     def nbytes(self) -> int:
-        return self.source.nbytes + sum(a.nbytes for a in self.layouts.values())
+        copy = self.source.nbytes if isinstance(self.source, np.ndarray) else 0
+        return copy + sum(a.nbytes for a in self.layouts.values())
 
 
 class LayoutCache:
@@ -47,9 +86,8 @@ class LayoutCache:
         if w.nbytes < self.min_bytes:
             return make(w)
         entry = self._entries.get(id(w))
-        if entry is None or not _same(entry.source, w):
-            entry = _Entry(np.array(w, copy=True))
-            self._entries[id(w)] = entry
+        if entry is None or not entry.holds(w):
+            entry = self._entries[id(w)] = _Entry.of(w)
         self._entries.move_to_end(id(w))
         layout = entry.layouts.get(kind)
         if layout is None:

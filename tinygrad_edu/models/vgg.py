@@ -35,6 +35,7 @@ from ..io.download import KNOWN, fetch
 from ..io.errors import WeightsError
 from ..io.weights import read_weights
 from ..nn import functional as F
+from ..nn.module import load_into
 from ..tensor import Tensor
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, Tensor)
@@ -247,7 +248,7 @@ class VGG16(nn.Module):
                     "not numbers"
                 )
         for key, parameter in expected.items():
-            parameter.data[...] = state[key]
+            load_into(parameter, state[key])
 
     def _describe(self, key: str) -> str:
         """``features.5.weight`` -> ``layer block2_conv1 (features.5.weight)``."""
