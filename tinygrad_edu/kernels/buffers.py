@@ -86,26 +86,28 @@ class BufferPool:
 
         From NumPy instead: small arrays, dtypes holding Python objects (reused bytes would be
         stale pointers) or sub-arrays, and shapes NumPy refuses (its own error then)."""
-        dtype = np.dtype(dtype)
-        dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        dims = tuple(operator.index(d) for d in dims)  # Python ints: no wrap-around
-        nbytes = math.prod(dims) * dtype.itemsize
-        plain = not (dtype.hasobject or dtype.subdtype is not None)
-        if not (EXACT_COUNTS and plain and min(dims, default=0) >= 0):
-            return np.empty(dims, dtype=dtype)
-        if not self.min_bytes <= nbytes <= sys.maxsize:
+        dims, dtype = _dims(shape), np.dtype(dtype)
+        nbytes = self._pooled_bytes(dims, dtype)
+        if nbytes is None:
             return np.empty(dims, dtype=dtype)
         with self._lock:  # the view holds a reference before another thread looks at the buffer
             return self._take(nbytes).view(dtype).reshape(dims)
 
     def zeros(self, shape: Shape, dtype: DTypeLike = np.float64) -> np.ndarray:
-        """Like :func:`numpy.zeros` (:meth:`empty`, then every byte zeroed)."""
-        out = self.empty(shape, dtype)
-        if out.base is None:  # from NumPy: an object dtype is filled with 0, as np.zeros does
-            out.fill(0)
-        else:
-            out.reshape(-1).view(np.uint8).fill(0)  # all bits 0: '' for strings, 0 for numbers
+        """Like :func:`numpy.zeros`: from the pool, every byte zeroed (0, and '' for strings)."""
+        dims, dtype = _dims(shape), np.dtype(dtype)
+        if self._pooled_bytes(dims, dtype) is None:
+            return np.zeros(dims, dtype=dtype)
+        out = self.empty(dims, dtype)
+        out.reshape(-1).view(np.uint8).fill(0)
         return out
+
+    def _pooled_bytes(self, dims: tuple[int, ...], dtype: np.dtype) -> int | None:
+        """The bytes of an array the pool would hand out, ``None`` for one NumPy should make."""
+        nbytes = math.prod(dims) * dtype.itemsize
+        plain = not (dtype.hasobject or dtype.subdtype is not None)
+        fits = min(dims, default=0) >= 0 and self.min_bytes <= nbytes <= sys.maxsize
+        return nbytes if EXACT_COUNTS and plain and fits else None
 
     def held_bytes(self) -> int:
         """Bytes of all buffers the pool keeps, in use or free."""
@@ -165,6 +167,12 @@ class BufferPool:
         for i in reversed(dropped):
             del self._buffers[i]
         return dropped_bytes
+
+
+def _dims(shape: Shape) -> tuple[int, ...]:
+    """``shape`` as a tuple of Python ints (NumPy integers would wrap around when multiplied)."""
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return tuple(operator.index(d) for d in dims)
 
 
 _POOLS: weakref.WeakSet[BufferPool] = weakref.WeakSet()

@@ -218,7 +218,7 @@ class Module:
         Each parameter's ``.data`` becomes a read-only copy over an immutable ``bytes`` object
         (:func:`~tinygrad_edu.kernels.layout_cache.frozen_copy`), so nothing can change it: an
         in-place edit raises NumPy's "read-only" error. In exchange the convolutions reuse
-        their re-laid-out kernels without comparing the weights on every call (3-4 ms of a
+        their re-laid-out kernels without comparing the weights on every call (1-3 ms of a
         batch-1 VGG16 iteration) and keep no copy of them. For inference and visualisation;
         :meth:`load_state_dict` still works (the loaded values are frozen too), and
         :meth:`unfreeze` undoes it.
