@@ -765,16 +765,23 @@ def conv_relu_cases(draw):
     return n, c, k, kh, stride, padding, h, draw(st.integers(0, 2**16)), draw(st.booleans())
 
 
+def conv_relu_arrays(case, dtype) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """The generator of a :func:`conv_relu_cases` case and the ``x, w, b`` it drew first."""
+    n, c, k, kh, _, _, h, seed, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, h)).astype(dtype)
+    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    return rng, x, w, b
+
+
 @given(conv_relu_cases(), st.sampled_from(FLOATS))
 def test_conv2d_relu_with_inf_and_nan_where_the_relu_is_off_matches_pytorch(case, dtype):
     """Upstream inf/NaN where ``relu`` output 0 reach neither x, w nor b (PyTorch's
     threshold_backward), on the default and on the stored-kernel path."""
     torch = pytest.importorskip("torch")
-    n, c, k, kh, stride, padding, h, seed, stored = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, h)).astype(dtype)
-    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
-    b = rng.standard_normal(k).astype(dtype)
+    n, _, k, kh, stride, padding, h, _, stored = case
+    rng, x, w, b = conv_relu_arrays(case, dtype)
     ho = out_size(h, kh, stride, padding)
     pre = reference_conv(x, w, stride, padding) + b.reshape(1, -1, 1, 1)
     g = rng.standard_normal((n, k, ho, ho)).astype(dtype)
@@ -801,11 +808,8 @@ def test_conv2d_relu_forward_mode_with_an_infinite_tangent_matches_pytorch(case,
     """One infinite input pixel in the tangent: outputs it reaches get an infinite tangent,
     except where the ReLU is off, which get +0 (PyTorch's relu JVP), on both paths."""
     torch = pytest.importorskip("torch")
-    n, c, k, kh, stride, padding, h, seed, stored = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c, h, h)).astype(dtype)
-    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
-    b = rng.standard_normal(k).astype(dtype)
+    n, c, _, _, stride, padding, h, _, stored = case
+    rng, x, w, b = conv_relu_arrays(case, dtype)
     tx = rng.standard_normal(x.shape).astype(dtype)
     tx[rng.integers(n), rng.integers(c), rng.integers(h), rng.integers(h)] = inf
     path = stored_kernel_everywhere() if stored else contextlib.nullcontext()

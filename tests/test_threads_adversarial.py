@@ -34,6 +34,7 @@ from test_kernels import (
     reference_input_grad,
     relative_error,
 )
+from test_kernels_adversarial import workers
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
@@ -79,12 +80,8 @@ def kernel_settings(
             patch.setattr(pooling, "MIN_SHARED_BYTES", share_bytes)
         if share_channels is not None:
             patch.setattr(W, "MIN_SHARED_CHANNELS", share_channels)
-        before = threads.workers()
-        threads.set_workers(count)
-        try:
+        with workers(count):
             yield
-        finally:
-            threads.set_workers(before)
 
 
 #: chunk budgets (one byte: a row per block), sharing thresholds (1: share anything)
