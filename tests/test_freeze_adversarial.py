@@ -113,8 +113,8 @@ def test_every_layer_frozen_equals_plain_forward_input_grads_and_second_order(ki
     assert all(is_frozen(p.data) for p in frozen.parameters())
     rng = np.random.default_rng(2)
     x_data = rng.standard_normal(shape).astype(dtype)
-    for call in range(2):  # the second call may take cached layouts
-        xs = [Tensor(x_data.copy(), requires_grad=True) for _ in range(2)]
+    for _ in range(2):  # the second call may take cached layouts
+        xs = [Tensor(x_data.copy(), requires_grad=True) for _model in (plain, frozen)]
         outs = [model(x) for model, x in zip((plain, frozen), xs)]
         same(outs[0].data, outs[1].data)
         weights = rng.standard_normal(outs[0].shape).astype(dtype)
@@ -123,9 +123,9 @@ def test_every_layer_frozen_equals_plain_forward_input_grads_and_second_order(ki
         same(grads[0].data, grads[1].data)
         second = [tg.grad((g * g).sum(), [x])[0] for g, x in zip(grads, xs)]
         same(second[0].data, second[1].data)
-    for (name, p), (_, q) in zip(plain.named_parameters(), frozen.named_parameters()):
+    for p, q in zip(plain.parameters(), frozen.parameters()):
         same(p.data, q.data)  # nothing moved
-    for (name, b), (_, c) in zip(plain.named_buffers(), frozen.named_buffers()):
+    for b, c in zip(plain.buffers(), frozen.buffers()):
         same(b.data, c.data)  # BatchNorm's running statistics updated alike (train mode)
 
 
@@ -255,7 +255,7 @@ def test_the_layout_cache_under_threads():
                 w = frozen_copy(values) if i % 2 else values
                 if not np.array_equal(cache.get(w, "k", lambda w: w * 2), values * 2):
                     errors.append("a wrong layout")
-        except Exception as exc:  # noqa: BLE001 -- any failure is the finding
+        except Exception as exc:  # any failure is the finding
             errors.append(repr(exc))
 
     interval = sys.getswitchinterval()
@@ -347,7 +347,7 @@ def test_freeze_twice_and_unfreeze_twice():
     writable = [p.data for p in model.parameters()]
     model.unfreeze()
     assert all(p.data is a for p, a in zip(model.parameters(), writable))
-    for (name, value), p in zip(before.items(), model.parameters()):
+    for value, p in zip(before.values(), model.parameters()):
         same(p.data, value)
         assert p.requires_grad and p.data.flags.writeable
 
@@ -434,7 +434,7 @@ def test_partial_loads_into_a_frozen_model():
 def test_a_bad_entry_changes_nothing_in_a_frozen_model(bad):
     frozen = _mlp().freeze()
     before = {name: t.data for name, t in frozen._state_tensors().items()}
-    state = {**frozen.state_dict(), **{k: np.full_like(v, 5) for k, v in frozen.state_dict().items()}}
+    state = {k: np.full_like(v, 5) for k, v in frozen.state_dict().items()}
     state.update(bad)
     with pytest.raises(nn.StateDictError):
         frozen.load_state_dict(state)
@@ -445,9 +445,7 @@ def test_a_bad_entry_changes_nothing_in_a_frozen_model(bad):
 @settings(max_examples=40, deadline=None)
 @given(
     st.sampled_from([np.int64, np.int8, np.uint16, np.bool_, np.float64, np.float16]),
-    st.lists(
-        st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=6, max_size=6
-    ),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=6, max_size=6),
 )
 def test_loading_other_dtypes_into_frozen_params_equals_loading_into_plain(dtype, values):
     with np.errstate(all="ignore"):
@@ -469,7 +467,7 @@ def test_a_checkpoint_of_a_frozen_model_round_trips(tmp_path):
     target = _mlp().freeze()
     target.load_state_dict(tg.load(tmp_path / "frozen.npz"))
     assert all(is_frozen(p.data) for p in target.parameters())
-    for (name, p), (_, q) in zip(source.named_parameters(), target.named_parameters()):
+    for p, q in zip(source.parameters(), target.parameters()):
         same(p.data, q.data)
 
 
@@ -569,6 +567,7 @@ def test_a_compiled_step_over_a_frozen_feature_extractor_equals_eager():
     eager[0].freeze(), compiled[0].freeze()
     e_opt = tg.optim.SGD(list(eager.parameters()), lr=0.1, momentum=0.5)
     c_opt = tg.optim.SGD(list(compiled.parameters()), lr=0.1, momentum=0.5)
+
     def error(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         e = model(x) - y
         return (e * e).mean()
@@ -646,14 +645,98 @@ def test_a_frozen_vgg_computes_as_the_plain_one_and_refuses_bad_weights_untouche
     for _ in range(2):
         same(frozen(x, until="block2_conv2").data, plain(x, until="block2_conv2").data)
     state = plain.state_dict()
-    arrays = {p: frozen._parameters for p in ()}  # placeholder to keep names explicit
     arrays = {k: v[::-1].copy() if v.ndim == 4 else v for k, v in state.items()}
     kept = {name: p.data for name, p in frozen.named_parameters()}
     bad = {**arrays, "features.28.weight": np.zeros((3, 3), np.float32)}
-    with pytest.raises(WeightsError, match="features.28.weight"):
+    with pytest.raises(WeightsError, match=r"features\.28\.weight"):
         frozen.load_weights(bad, "npz")
     assert all(p.data is kept[name] for name, p in frozen.named_parameters())
     frozen.load_weights(arrays, "npz")
     plain.load_weights(arrays, "npz")
     assert all(is_frozen(p.data) for p in frozen.parameters())
     same(frozen(x, until="block2_conv2").data, plain(x, until="block2_conv2").data)
+
+
+# ----------------------------------------------------------------------------- more cache attacks
+@pytest.mark.parametrize("first", ["plain", "frozen"])
+@pytest.mark.parametrize(
+    "reinterpret",
+    [
+        lambda a: a.view(np.int32),  # the very same bytes as another dtype
+        lambda a: a.reshape(32, 128, 3, 3),  # the very same bytes as another shape
+        lambda a: a.reshape(64, 64, 9)[..., :4].reshape(64, 64, 2, 2).copy(),  # a smaller kernel
+    ],
+)
+def test_a_dead_kernels_id_with_the_same_bytes_as_another_dtype_or_shape(first, reinterpret):
+    cache = LayoutCache(min_bytes=0)
+
+    def make(w):
+        return np.ascontiguousarray(w.reshape(w.shape[0], -1).T).copy()
+
+    base = np.random.default_rng(0).standard_normal((64, 64, 3, 3)).astype(np.float32)
+    w = frozen_array(base) if first == "frozen" else base.copy()
+    cache.get(w, "t", make)
+    values = np.ascontiguousarray(reinterpret(base))
+    ident = id(w)
+    del w
+    v = reuse_id(ident, values)
+    layout = cache.get(v, "t", make)
+    same(layout, make(values))
+
+
+def test_a_reload_between_forward_and_backward_gives_frozen_and_plain_the_same_gradient():
+    plain = nn.Conv2d(64, 64, 3, padding=1, rng=0)
+    frozen = frozen_twin(plain)
+    new = nn.Conv2d(64, 64, 3, padding=1, rng=1).state_dict()
+    data = np.random.default_rng(0).standard_normal((1, 64, 5, 5)).astype(np.float32)
+    grads = []
+    for model in (plain, frozen):
+        x = Tensor(data.copy(), requires_grad=True)
+        y = model(x)
+        model.load_state_dict(new)
+        grads.append(tg.grad((y * y).sum(), [x])[0].data)
+    same(grads[0], grads[1])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a dead frozen kernel's cache entry (weakref without callback) keeps its layouts until "
+    "LRU eviction at MAX_BYTES (512 MiB): reloading a frozen Conv2d(128, 128, 3) 10 times leaves "
+    "10 entries / 10 MiB, the plain layer 1 entry / 1.6 MiB",
+)
+def test_a_dead_frozen_kernels_layouts_are_freed():
+    import gc
+    import weakref
+
+    cache = LayoutCache(min_bytes=0)
+    w = frozen_copy(np.ones((8, 8)))
+    layout = weakref.ref(cache.get(w, "t", lambda w: w * 2))
+    del w
+    gc.collect()
+    assert layout() is None and len(cache._entries) == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="requires_grad_(True) on a frozen model, as VGG16's docs suggest for fine-tuning, "
+    "trains into read-only arrays: Optimizer.step raises NumPy's 'output array is read-only' "
+    "(no parameter named, no hint to unfreeze()) after updating the parameters before it",
+)
+def test_a_step_into_frozen_arrays_fails_clearly_and_changes_nothing():
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Linear(4, 1, rng=1))
+    model[1].freeze()
+    model.requires_grad_(True)
+    optimizer = tg.optim.Adam(model.parameters(), lr=0.1)
+    model(Tensor(np.ones((2, 3)))).sum().backward()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match="frozen"):
+        optimizer.step()
+    for name, value in model.state_dict().items():
+        same(value, before[name])
+
+
+def test_unfreeze_turns_tracking_on_for_every_parameter_as_documented():
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Linear(4, 1, rng=1))
+    model[0].requires_grad_(False)  # a choice freeze/unfreeze does not remember
+    model.freeze().unfreeze()
+    assert all(p.requires_grad for p in model.parameters())
