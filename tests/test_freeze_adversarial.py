@@ -655,6 +655,17 @@ def test_a_frozen_vgg_computes_as_the_plain_one_and_refuses_bad_weights_untouche
     plain.load_weights(arrays, "npz")
     assert all(is_frozen(p.data) for p in frozen.parameters())
     same(frozen(x, until="block2_conv2").data, plain(x, until="block2_conv2").data)
+    keras = {}  # Keras layouts: loading them hands load_into transposed, non-contiguous views
+    for name, (path, _) in plain.keras_layers.items():
+        if "_conv" in name:
+            keras[f"{name}/0"] = np.ascontiguousarray(state[f"{path}.weight"].transpose(2, 3, 1, 0))
+            keras[f"{name}/1"] = state[f"{path}.bias"]
+    frozen.load_weights(keras, "keras_h5")
+    plain.load_weights(keras, "keras_h5")
+    for p, q in zip(plain.parameters(), frozen.parameters()):
+        same(p.data, q.data)
+        assert is_frozen(q.data) and q.data.flags.c_contiguous
+    same(frozen(x, until="block2_conv2").data, plain(x, until="block2_conv2").data)
 
 
 # ----------------------------------------------------------------------------- more cache attacks
@@ -740,3 +751,43 @@ def test_unfreeze_turns_tracking_on_for_every_parameter_as_documented():
     model[0].requires_grad_(False)  # a choice freeze/unfreeze does not remember
     model.freeze().unfreeze()
     assert all(p.requires_grad for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- classes of convs
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 2, 4]))
+    cin = groups * draw(st.sampled_from([1, 3, 16, 32]))  # 32x32x3x3 float32: cached
+    cout = groups * draw(st.sampled_from([1, 2, 16, 32]))
+    k = draw(st.integers(1, 3))
+    dilation, stride = draw(st.integers(1, 2)), draw(st.sampled_from([1, 2, (1, 2)]))
+    padding = draw(st.integers(0, 2))
+    size = max(dilation * (k - 1) + 1 - 2 * padding, 1) + draw(st.integers(0, 4))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    input_dtype = draw(st.sampled_from([dtype, np.float64, np.float32]))
+    return groups, cin, cout, k, dilation, stride, padding, size, dtype, input_dtype
+
+
+@settings(max_examples=20, deadline=None)
+@given(conv_configs(), st.booleans())
+def test_conv_classes_frozen_equals_plain(config, frozen_input):
+    groups, cin, cout, k, dilation, stride, padding, size, dtype, input_dtype = config
+    plain = _perturbed(
+        nn.Conv2d(cin, cout, k, stride, padding, dilation, groups, rng=0, dtype=dtype)
+    )
+    frozen = frozen_twin(plain)
+    data = np.random.default_rng(cin + cout).standard_normal((2, cin, size, size))
+    data = data.astype(input_dtype)
+    if frozen_input:  # a frozen *input* must not be written either
+        data = frozen_copy(data)
+    for _ in range(2):
+        xs = [Tensor(data, requires_grad=True) for _model in (plain, frozen)]
+        ys = [model(x) for model, x in zip((plain, frozen), xs)]
+        same(ys[0].data, ys[1].data)
+        grads = [tg.grad((y * y).sum(), [x])[0] for x, y in zip(xs, ys)]
+        same(grads[0].data, grads[1].data)
+        tangent = np.ones_like(data)
+        jvps = [tg.jvp(model, (Tensor(data),), (Tensor(tangent),)) for model in (plain, frozen)]
+        for a, b in zip(jvps[0], jvps[1]):
+            same(a.data, b.data)
+    assert is_frozen(data) == frozen_input
