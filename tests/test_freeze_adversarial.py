@@ -791,3 +791,16 @@ def test_conv_classes_frozen_equals_plain(config, frozen_input):
         for a, b in zip(jvps[0], jvps[1]):
             same(a.data, b.data)
     assert is_frozen(data) == frozen_input
+
+
+def test_parameter_gradients_of_a_frozen_model_asked_for_explicitly_equal_the_plain_ones():
+    plain = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, rng=0), nn.ReLU(), nn.Flatten())
+    frozen = frozen_twin(plain).requires_grad_(True)  # tracked again, arrays still frozen
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 32, 4, 4)).astype(np.float32))
+    grads = []
+    for model in (plain, frozen):
+        loss = (model(x) * model(x)).sum()
+        grads.append(tg.grad(loss, list(model.parameters()), create_graph=True))
+    for g, h in zip(*grads):
+        same(g.data, h.data)
+    assert all(is_frozen(p.data) for p in frozen.parameters())
