@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 
 from .axes import Axis, normalize_axes
+from .kernels.layout_cache import frozen_copy, is_frozen
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
 
 _FLOAT_KINDS = "f"
+#: the attributes a pickle or a deep copy of a Tensor carries
+_STATE = ("_hooks", "_node", "data", "grad", "requires_grad")
 
 
 class Tensor:
@@ -138,6 +141,20 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
         return self.data.item()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
+        in the copy (NumPy alone would hand back a writable one)."""
+        state = {name: getattr(self, name) for name in _STATE}
+        state["frozen"] = is_frozen(self.data)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        frozen = state.pop("frozen", False)
+        for name, value in state.items():
+            setattr(self, name, value)
+        if frozen:
+            self.data = frozen_copy(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")

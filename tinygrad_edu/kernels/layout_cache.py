@@ -12,11 +12,15 @@ bounded; the least recently used kernels are dropped first.
 
 A *frozen* kernel (:func:`frozen_copy`: read-only, over an immutable ``bytes`` object, so
 nothing can write it) needs neither the copy nor the comparison: its entry holds a weak
-reference to the kernel, and serves it for as long as that very array lives.
+reference to the kernel, and serves it for as long as that very array lives; the entry goes when
+the array does (or at the next lookup, if the cache was busy then).
+
+Thread-safe: the bookkeeping runs under a lock, the re-layouts outside it.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,7 +31,7 @@ import numpy as np
 
 def frozen_copy(a: np.ndarray) -> np.ndarray:
     """A read-only copy of ``a`` that no one can make writable again: C-ordered, over an
-    immutable ``bytes`` object (``a`` itself when it is frozen already)."""
+    immutable ``bytes`` object (``a`` itself, in whatever order, when it is frozen already)."""
     a = np.asarray(a)
     if is_frozen(a):
         return a
@@ -60,8 +64,9 @@ class _Entry:
     layouts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, w: np.ndarray) -> _Entry:
-        return cls(weakref.ref(w) if is_frozen(w) else np.array(w, copy=True))
+    def of(cls, w: np.ndarray, on_death: Callable[[weakref.ref], None]) -> _Entry:
+        """An empty entry for ``w``; ``on_death`` is called when a frozen ``w`` dies."""
+        return cls(weakref.ref(w, on_death) if is_frozen(w) else np.array(w, copy=True))
 
     def holds(self, w: np.ndarray) -> bool:
         """Whether the layouts are ``w``'s."""
@@ -81,19 +86,43 @@ class LayoutCache:
     def __init__(self, max_bytes: int = MAX_BYTES, min_bytes: int = MIN_BYTES) -> None:
         self.max_bytes, self.min_bytes = max_bytes, min_bytes
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._dead: list[weakref.ref] = []  # references to frozen kernels that died
 
     def get(self, w: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         if w.nbytes < self.min_bytes:
             return make(w)
-        entry = self._entries.get(id(w))
-        if entry is None or not entry.holds(w):
-            entry = self._entries[id(w)] = _Entry.of(w)
-        self._entries.move_to_end(id(w))
-        layout = entry.layouts.get(kind)
+        with self._lock:
+            self._drop_dead()
+            entry = self._entries.get(id(w))
+            if entry is None or not entry.holds(w):
+                entry = self._entries[id(w)] = _Entry.of(w, self._forget)
+            self._entries.move_to_end(id(w))
+            layout = entry.layouts.get(kind)
         if layout is None:
-            layout = entry.layouts[kind] = make(w)
-            self._evict()
+            layout = make(w)  # outside the lock: other kernels' lookups go on meanwhile
+            with self._lock:
+                layout = entry.layouts.setdefault(kind, layout)  # or another thread's, first
+                self._evict()
         return layout
+
+    def _forget(self, dead: weakref.ref) -> None:
+        """A frozen kernel died: drop its entry now, or at the next lookup if the lock is taken
+        (perhaps by this very thread, deep inside :meth:`get`)."""
+        self._dead.append(dead)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop_dead()
+            finally:
+                self._lock.release()
+
+    def _drop_dead(self) -> None:
+        """Drop the entries of frozen kernels that died (their layouts can never be used)."""
+        while self._dead:
+            ref = self._dead.pop()
+            for key, entry in list(self._entries.items()):
+                if entry.source is ref:
+                    del self._entries[key]
 
     def _evict(self) -> None:
         total = sum(e.nbytes for e in self._entries.values())

@@ -301,7 +301,8 @@ def vgg16(weights: str | os.PathLike | None = None, rng=None) -> VGG16:
     dict (zip or legacy layout, read without PyTorch), a ``.safetensors`` or an ``.npz`` file --
     the format is detected from the content -- or ``"keras"`` / ``"torchvision"`` to download the
     canonical file into the cache. The classifier is built when the file carries it. Loaded
-    weights are frozen (``requires_grad=False``); call ``requires_grad_(True)`` to fine-tune.
+    weights track no gradient (``requires_grad=False``); call ``requires_grad_(True)`` to
+    fine-tune, or :meth:`~tinygrad_edu.nn.Module.freeze` to make them constant.
     """
     if weights is None:
         return VGG16(include_top=False, rng=rng)

@@ -213,7 +213,7 @@ class Module:
         return self
 
     def freeze(self: M) -> M:
-        """Make every parameter constant: no gradient tracking, and an immutable array.
+        """Make every parameter constant: no gradient tracking, no ``.grad``, an immutable array.
 
         Each parameter's ``.data`` becomes a read-only copy over an immutable ``bytes`` object
         (:func:`~tinygrad_edu.kernels.layout_cache.frozen_copy`), so nothing can change it: an
@@ -225,6 +225,7 @@ class Module:
         """
         for parameter in self.parameters():
             parameter.requires_grad_(False)
+            parameter.grad = None  # an optimizer must not step it
             parameter.data = frozen_copy(parameter.data)
         return self
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..graph import enable_grad
+from ..kernels.layout_cache import is_frozen
 from ..tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -89,10 +90,17 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+        stepped = [(p, group) for group in self.param_groups for p in group["params"]]
+        stepped = [(p, group) for p, group in stepped if p.grad is not None]
+        for i, (p, _) in enumerate(stepped):  # before any update: all or nothing
+            if is_frozen(p.data):
+                raise ValueError(
+                    f"{type(self).__name__}.step: parameter {i} with a gradient (shape "
+                    f"{p.shape}) is frozen and cannot change; call unfreeze() on its module "
+                    "to train it"
+                )
+        for p, group in stepped:
+            self.update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
         return loss
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
