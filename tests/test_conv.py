@@ -287,6 +287,45 @@ def test_frozen_means_no_one_can_write(make, frozen):
         assert is_frozen(copy_) and np.array_equal(copy_, a) and not np.shares_memory(copy_, a)
 
 
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_slice_taken_afresh_finds_its_entry(freeze):
+    """A grouped convolution slices its kernel anew on every call: each group's slice must find
+    the layouts of the last call's equal slice, and different slices must not share them."""
+    from tinygrad_edu.kernels.layout_cache import LayoutCache, frozen_copy
+
+    cache = LayoutCache(min_bytes=0)
+    calls = []
+
+    def make(w):
+        calls.append(1)
+        return w * 2
+
+    w = np.arange(24.0).reshape(4, 6)
+    w = frozen_copy(w) if freeze else w
+    for _ in range(3):
+        for group in range(2):
+            part = w[2 * group : 2 * group + 2]  # a new view object every time
+            np.testing.assert_array_equal(cache.get(part, "double", make), part * 2)
+        np.testing.assert_array_equal(cache.get(w[:, :3], "double", make), w[:, :3] * 2)
+    assert len(calls) == 3 and len(cache._entries) == 3
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_grouped_convolution_reuses_its_layouts(freeze, monkeypatch):
+    layer = nn.Conv2d(128, 128, 3, padding=1, groups=2, rng=0)
+    layer = layer.freeze() if freeze else layer
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 128, 6, 6)).astype(np.float32))
+    first = layer(x).data  # each group's Winograd kernel transform, once
+    transforms = []
+    original = winograd.transform_kernel
+    monkeypatch.setattr(
+        winograd, "transform_kernel", lambda *a, **k: transforms.append(1) or original(*a, **k)
+    )
+    for _ in range(3):
+        np.testing.assert_array_equal(layer(x).data, first)
+    assert transforms == []
+
+
 def test_a_frozen_model_convolves_as_the_plain_one():
     layer = nn.Conv2d(64, 64, 3, padding=1, rng=0)
     frozen = copy.deepcopy(layer).freeze()

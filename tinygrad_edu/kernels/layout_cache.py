@@ -58,20 +58,20 @@ MAX_BYTES = 512 * 2**20
 @dataclass
 class _Entry:
     """The layouts of one kernel, and how to recognise it: a copy of its contents, or (frozen)
-    a weak reference to the array itself."""
+    a weak reference to the array that owns its memory (the entry's key says where in it)."""
 
     source: np.ndarray | weakref.ref
     layouts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def of(cls, w: np.ndarray, on_death: Callable[[weakref.ref], None]) -> _Entry:
-        """An empty entry for ``w``; ``on_death`` is called when a frozen ``w`` dies."""
-        return cls(weakref.ref(w, on_death) if is_frozen(w) else np.array(w, copy=True))
+        """An empty entry for ``w``; ``on_death`` is called when a frozen ``w``'s memory dies."""
+        return cls(weakref.ref(_owner(w), on_death) if is_frozen(w) else np.array(w, copy=True))
 
     def holds(self, w: np.ndarray) -> bool:
-        """Whether the layouts are ``w``'s."""
+        """Whether the layouts are ``w``'s (found under ``w``'s :func:`_place`)."""
         if isinstance(self.source, weakref.ref):
-            return self.source() is w
+            return self.source() is _owner(w)
         return _same(self.source, w)
 
     @property
@@ -85,19 +85,20 @@ class LayoutCache:
 
     def __init__(self, max_bytes: int = MAX_BYTES, min_bytes: int = MIN_BYTES) -> None:
         self.max_bytes, self.min_bytes = max_bytes, min_bytes
-        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._entries: OrderedDict[Place, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._dead: list[weakref.ref] = []  # references to frozen kernels that died
 
     def get(self, w: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         if w.nbytes < self.min_bytes:
             return make(w)
+        place = _place(w)
         with self._lock:
             self._drop_dead()
-            entry = self._entries.get(id(w))
+            entry = self._entries.get(place)
             if entry is None or not entry.holds(w):
-                entry = self._entries[id(w)] = _Entry.of(w, self._forget)
-            self._entries.move_to_end(id(w))
+                entry = self._entries[place] = _Entry.of(w, self._forget)
+            self._entries.move_to_end(place)
             layout = entry.layouts.get(kind)
         if layout is None:
             layout = make(w)  # outside the lock: other kernels' lookups go on meanwhile
@@ -129,6 +130,23 @@ class LayoutCache:
         while total > self.max_bytes and len(self._entries) > 1:
             _, dropped = self._entries.popitem(last=False)
             total -= dropped.nbytes
+
+
+#: where a kernel's values are: its memory's owner (by ``id``), the byte offset in it, shape,
+#: strides and dtype -- so a slice taken afresh on every call (a grouped convolution's kernels)
+#: finds the entry of the last call's equal slice
+Place = tuple[int, int, tuple[int, ...], tuple[int, ...], str]
+
+
+def _owner(w: np.ndarray) -> np.ndarray:
+    """The array whose memory ``w`` views (``w`` itself when it is not a view of an array)."""
+    return w.base if isinstance(w.base, np.ndarray) else w
+
+
+def _place(w: np.ndarray) -> Place:
+    owner = _owner(w)
+    offset = w.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+    return id(owner), offset, w.shape, w.strides, w.dtype.str
 
 
 def _same(cached: np.ndarray, current: np.ndarray) -> bool:
