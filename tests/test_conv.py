@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.kernels import conv as conv_kernels
-from tinygrad_edu.kernels import gemm, winograd
+from tinygrad_edu.kernels import gemm, layout_cache, winograd
+from tinygrad_edu.kernels.frozen import frozen_copy, is_frozen
+from tinygrad_edu.kernels.layout_cache import LayoutCache
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import arrays
 
@@ -198,15 +200,21 @@ def test_vgg_sized_layer_float32_agrees_with_pytorch():
 
 
 # ----------------------------------------------------------------------------- layout cache
-def test_layout_cache_never_serves_a_stale_layout():
-    from tinygrad_edu.kernels.layout_cache import LayoutCache
-
-    cache = LayoutCache(min_bytes=0)
-    calls = []
+def counting_double():
+    """A re-layout for the cache (``w * 2``) and the list its calls are counted in."""
+    calls: list[int] = []
 
     def make(w):
         calls.append(1)
         return w * 2
+
+    return make, calls
+
+
+def test_layout_cache_never_serves_a_stale_layout():
+
+    cache = LayoutCache(min_bytes=0)
+    make, calls = counting_double()
 
     w = np.arange(12.0).reshape(3, 4)
     np.testing.assert_array_equal(cache.get(w, "double", make), w * 2)
@@ -218,7 +226,6 @@ def test_layout_cache_never_serves_a_stale_layout():
 
 
 def test_layout_cache_is_bounded():
-    from tinygrad_edu.kernels.layout_cache import LayoutCache
 
     cache = LayoutCache(max_bytes=3 * 800, min_bytes=0)
     kept = [np.full(100, float(i)) for i in range(5)]  # 800 bytes each, plus an 800-byte layout
@@ -228,17 +235,11 @@ def test_layout_cache_is_bounded():
 
 
 def test_a_frozen_kernel_is_recognised_without_a_copy_or_a_comparison(monkeypatch):
-    from tinygrad_edu.kernels import layout_cache
-    from tinygrad_edu.kernels.layout_cache import LayoutCache, frozen_copy, is_frozen
 
     compared = []
     monkeypatch.setattr(layout_cache, "_same", lambda a, b: compared.append(1) or True)
     cache = LayoutCache(min_bytes=0)
-    calls = []
-
-    def make(w):
-        calls.append(1)
-        return w * 2
+    make, calls = counting_double()
 
     w = frozen_copy(np.arange(12.0).reshape(3, 4))
     assert is_frozen(w) and not w.flags.writeable
@@ -274,7 +275,6 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     ],
 )
 def test_frozen_means_no_one_can_write(make, frozen):
-    from tinygrad_edu.kernels.layout_cache import frozen_copy, is_frozen
 
     a = make()
     assert is_frozen(a) == frozen
@@ -291,14 +291,9 @@ def test_frozen_means_no_one_can_write(make, frozen):
 def test_a_slice_taken_afresh_finds_its_entry(freeze):
     """A grouped convolution slices its kernel anew on every call: each group's slice must find
     the layouts of the last call's equal slice, and different slices must not share them."""
-    from tinygrad_edu.kernels.layout_cache import LayoutCache, frozen_copy
 
     cache = LayoutCache(min_bytes=0)
-    calls = []
-
-    def make(w):
-        calls.append(1)
-        return w * 2
+    make, calls = counting_double()
 
     w = np.arange(24.0).reshape(4, 6)
     w = frozen_copy(w) if freeze else w

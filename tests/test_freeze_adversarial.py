@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.compile import compile as tg_compile
-from tinygrad_edu.kernels.layout_cache import LAYOUTS, LayoutCache, frozen_copy, is_frozen
+from tinygrad_edu.kernels.frozen import frozen_copy, is_frozen
+from tinygrad_edu.kernels.layout_cache import LAYOUTS, LayoutCache
 
 
 def frozen_twin(module: nn.Module) -> nn.Module:

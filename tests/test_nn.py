@@ -377,7 +377,7 @@ def test_load_state_dict_refuses_non_numeric_arrays_before_assigning_anything():
 
 # ----------------------------------------------------------------------------- freeze
 def test_freeze_makes_every_parameter_constant_and_unfreeze_undoes_it():
-    from tinygrad_edu.kernels.layout_cache import is_frozen
+    from tinygrad_edu.kernels.frozen import is_frozen
 
     model = nn.Sequential(nn.Linear(3, 5, rng=0), nn.Sigmoid(), nn.Linear(5, 1, rng=1))
     before = model.state_dict()
@@ -398,7 +398,7 @@ def test_freeze_makes_every_parameter_constant_and_unfreeze_undoes_it():
 
 
 def test_a_frozen_model_loads_a_state_dict_and_stays_frozen():
-    from tinygrad_edu.kernels.layout_cache import is_frozen
+    from tinygrad_edu.kernels.frozen import is_frozen
 
     model = nn.Linear(3, 2, rng=0).freeze()
     state = {"weight": np.full((2, 3), 2, dtype=np.int64), "bias": np.array([1.0, -1.0])}

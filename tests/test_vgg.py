@@ -77,7 +77,7 @@ def test_every_format_loads_the_same_weights(kind, files, reference):
 
 def test_a_frozen_model_loads_weights_and_stays_frozen(files, reference):
     from tinygrad_edu.io.weights import read_weights
-    from tinygrad_edu.kernels.layout_cache import is_frozen
+    from tinygrad_edu.kernels.frozen import is_frozen
 
     model = vgg16(rng=2).freeze()
     kind, arrays = read_weights(files["npz"])

@@ -20,14 +20,12 @@ from typing import Any
 import numpy as np
 
 from .axes import Axis, normalize_axes
-from .kernels.layout_cache import frozen_copy, is_frozen
+from .kernels.frozen import frozen_copy, is_frozen
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
 
 _FLOAT_KINDS = "f"
-#: the attributes a pickle or a deep copy of a Tensor carries
-_STATE = ("_hooks", "_node", "data", "grad", "requires_grad")
 
 
 class Tensor:
@@ -145,7 +143,7 @@ class Tensor:
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
         in the copy (NumPy alone would hand back a writable one)."""
-        state = {name: getattr(self, name) for name in _STATE}
+        state = {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
         state["frozen"] = is_frozen(self.data)
         return state
 

@@ -11,6 +11,7 @@ The differentiable ops in :mod:`tinygrad_edu.ops` call these for the heavy arith
 * :mod:`.layout` -- NHWC views, padding, window views and chunking shared by the above;
 * :mod:`.layout_cache` -- re-laid-out kernels of frozen weights, reused while their content is
   unchanged;
+* :mod:`.frozen` -- arrays whose contents can never change (frozen parameters);
 * :mod:`.buffers` -- a caching allocator: large outputs and scratch arrays reuse the memory of
   arrays nobody references any more;
 * :mod:`.threads` -- the worker threads every kernel shares its chunks among.

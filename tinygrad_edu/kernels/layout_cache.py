@@ -10,7 +10,7 @@ is used only while the current kernel is still equal to it (``np.array_equal``, 
 than the re-layout). Weights edited in place, by an optimizer or by hand, simply miss. Memory is
 bounded; the least recently used kernels are dropped first.
 
-A *frozen* kernel (:func:`frozen_copy`: read-only, over an immutable ``bytes`` object, so
+A *frozen* kernel (:func:`.frozen.frozen_copy`: read-only, over an immutable ``bytes`` object, so
 nothing can write it) needs neither the copy nor the comparison: its entry holds a weak
 reference to the kernel, and serves it for as long as that very array lives; the entry goes when
 the array does (or at the next lookup, if the cache was busy then).
@@ -28,25 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def frozen_copy(a: np.ndarray) -> np.ndarray:
-    """A read-only copy of ``a`` that no one can make writable again: C-ordered, over an
-    immutable ``bytes`` object (``a`` itself, in whatever order, when it is frozen already)."""
-    a = np.asarray(a)
-    if is_frozen(a):
-        return a
-    return np.frombuffer(a.tobytes(), dtype=a.dtype).reshape(a.shape)
-
-
-def is_frozen(a: np.ndarray) -> bool:
-    """Whether ``a``'s contents can never change: read-only down to an immutable ``bytes``
-    object (NumPy refuses to make such an array writable)."""
-    while isinstance(a, np.ndarray):
-        if a.flags.writeable:
-            return False
-        a = a.base
-    return type(a) is bytes
-
+from .frozen import is_frozen
 
 #: kernels smaller than this are re-laid out every time (cheap, and not worth the memory): the
 #: Winograd transform of a 32x32x3x3 kernel (36 KiB) takes ~0.06 ms, of a 64x64x3x3 one ~1 ms

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from ..kernels.layout_cache import frozen_copy, is_frozen
+from ..kernels.frozen import frozen_copy, is_frozen
 from ..tensor import ArrayLike, Tensor
 
 M = TypeVar("M", bound="Module")
@@ -216,7 +216,7 @@ class Module:
         """Make every parameter constant: no gradient tracking, no ``.grad``, an immutable array.
 
         Each parameter's ``.data`` becomes a read-only copy over an immutable ``bytes`` object
-        (:func:`~tinygrad_edu.kernels.layout_cache.frozen_copy`), so nothing can change it: an
+        (:func:`~tinygrad_edu.kernels.frozen.frozen_copy`), so nothing can change it: an
         in-place edit raises NumPy's "read-only" error. In exchange the convolutions reuse
         their re-laid-out kernels without comparing the weights on every call (1-3 ms of a
         batch-1 VGG16 iteration) and keep no copy of them. For inference and visualisation;

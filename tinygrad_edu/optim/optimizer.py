@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..graph import enable_grad
-from ..kernels.layout_cache import is_frozen
+from ..kernels.frozen import is_frozen
 from ..tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -90,8 +90,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        stepped = [(p, group) for group in self.param_groups for p in group["params"]]
-        stepped = [(p, group) for p, group in stepped if p.grad is not None]
+        stepped = [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
         for i, (p, _) in enumerate(stepped):  # before any update: all or nothing
             if is_frozen(p.data):
                 raise ValueError(
