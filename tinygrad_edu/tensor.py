@@ -52,13 +52,14 @@ class Tensor:
     Tensor([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_hooks", "_node", "data", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_hooks", "_node", "_version", "data", "grad", "requires_grad")
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self._node = None
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -71,8 +72,19 @@ class Tensor:
         t.grad = None
         t._node = node
         t._hooks = None
+        t._version = 0
         t.requires_grad = node is not None
         return t
+
+    def _bump_version(self) -> None:
+        """Record that ``data`` was changed in place (or rebound to a new array).
+
+        Every op recorded for backward remembers its inputs' versions; the backward sweep refuses
+        to run a VJP whose inputs changed since, instead of silently mixing old and new values.
+        Whatever updates a tensor's values in place -- optimizers, ``load_state_dict``,
+        ``copy_``, BatchNorm's running statistics -- calls this.
+        """
+        self._version += 1
 
     # ----------------------------------------------------------------- array protocol and info
     @property
