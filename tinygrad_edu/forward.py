@@ -34,6 +34,7 @@ the output's tangent. Tangent rules are ordinary Tensor ops, so
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -51,10 +52,19 @@ class JVPError(TypeError):
     """An op's JVP broke the contract (not a Tensor, or a shape that does not broadcast)."""
 
 
-#: the open forward-mode levels, outermost first
-_levels: list[ForwardMode] = []
-#: levels at or above this number ignore new ops: one of them is computing a tangent rule
-_quiet_from: float = math.inf
+class _ForwardState(threading.local):
+    """Forward mode's bookkeeping, one per thread like the engine's observers.
+
+    ``levels`` -- the open forward-mode levels, outermost first; ``quiet_from`` -- levels at or
+    above this number ignore new ops: one of them is computing a tangent rule.
+    """
+
+    def __init__(self) -> None:
+        self.levels: list[ForwardMode] = []
+        self.quiet_from: float = math.inf
+
+
+_state = _ForwardState()
 
 
 class ForwardMode(Observer):
@@ -77,19 +87,19 @@ class ForwardMode(Observer):
         self._tangents[id(primal)] = (primal, tangent)
 
     def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
-        global _quiet_from
-        if self.level >= _quiet_from or not self._tangents:
+        state = _state
+        if self.level >= state.quiet_from or not self._tangents:
             return
         tangents = tuple([self.tangent(x) for x in inputs])
         if all(t is None for t in tangents):
             return
-        outer_quiet, _quiet_from = _quiet_from, self.level
+        outer_quiet, state.quiet_from = state.quiet_from, self.level
         try:
             tangent = op.jvp(tangents, out, *inputs)
             if tangent is not None:
                 self.set_tangent(out, _broadcast_tangent(op, tangent, out))
         finally:
-            _quiet_from = outer_quiet
+            state.quiet_from = outer_quiet
 
 
 def _broadcast_tangent(op: Op, tangent: Any, out: Tensor) -> Tensor:
@@ -120,7 +130,7 @@ def share_tangents(source: Tensor, target: Tensor) -> None:
     For transforms that must start from a fresh leaf (reverse mode needs ``requires_grad``) which
     stands for ``source``: without this, an outer forward mode would lose track of it.
     """
-    for level in _levels:
+    for level in _state.levels:
         tangent = level.tangent(source)
         if tangent is not None:
             level.set_tangent(target, tangent)
@@ -177,15 +187,15 @@ def jvp(
     # distinct tensors (f(x, x) has two inputs), still linked to outer levels and to any graph
     with enable_grad() if any(p.requires_grad for p in primals) else nullcontext():
         inputs = [p.reshape(p.shape) for p in primals]
-    level = ForwardMode(len(_levels) + 1)
+    level = ForwardMode(len(_state.levels) + 1)
     for x, t in zip(inputs, tangents):
         level.set_tangent(x, t)
-    _levels.append(level)
+    _state.levels.append(level)
     try:
         with observe(level):
             outputs, single = _as_outputs(f(*inputs), "jvp")
     finally:
-        _levels.remove(level)
+        _state.levels.remove(level)
     tangent_outputs = [
         t if (t := level.tangent(o)) is not None else Tensor.zeros(o.shape, dtype=o.dtype)
         for o in outputs
