@@ -322,6 +322,15 @@ def test_batch_norm_updates_running_statistics_like_pytorch():
         F.batch_norm(Tensor(x), Tensor(np.zeros(2)), Tensor(np.ones(3)))
 
 
+def test_batch_norm_bumps_the_running_statistics_it_updates():
+    x = Tensor(np.random.default_rng(5).standard_normal((4, 3)))
+    mean, var, weight = Tensor(np.zeros(3)), Tensor(np.ones(3)), Tensor(np.ones(3))
+    F.batch_norm(x, mean, var, weight, training=True)
+    assert (mean._version, var._version, weight._version, x._version) == (1, 1, 0, 0)
+    F.batch_norm(x, mean, var, weight, training=False)
+    assert (mean._version, var._version) == (1, 1)
+
+
 @given(st.sampled_from([((3, 4), (4,)), ((2, 2, 3), (3,)), ((2, 2, 3), (2, 3))]), st.data())
 def test_layer_norm(shapes, data):
     shape, normalized = shapes

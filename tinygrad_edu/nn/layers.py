@@ -354,11 +354,10 @@ class _BatchNorm(Module):
                 f"{x.shape[1]} channels"
             )
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
-        return F.batch_norm(
+        counting = self.training and self.track_running_stats
+        if counting and self.momentum is None:  # cumulative moving average
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
+        y = F.batch_norm(
             x,
             self.running_mean,
             self.running_var,
@@ -368,6 +367,10 @@ class _BatchNorm(Module):
             momentum,
             self.eps,
         )
+        if counting:  # only once the batch was accepted
+            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._bump_version()
+        return y
 
     def extra_repr(self) -> str:
         return (
@@ -442,6 +445,7 @@ class Embedding(Module):
         self.weight = init.normal((num_embeddings, embedding_dim), rng=rng, dtype=dtype)
         if padding_idx is not None:
             self.weight.data[padding_idx] = 0
+            self.weight._bump_version()
 
     def forward(self, indices) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)

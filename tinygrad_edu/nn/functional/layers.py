@@ -620,6 +620,8 @@ def batch_norm(
                 1 - momentum
             ) * running_mean.data + momentum * mean.data.reshape(channels)
             running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+            running_mean._bump_version()
+            running_var._bump_version()
     else:
         centred = x - running_mean.reshape(shape)
         var = running_var.reshape(shape)
