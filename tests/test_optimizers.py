@@ -258,6 +258,95 @@ def test_step_lr_by_formula_and_scheduler_state_round_trip():
     assert fresh.get_last_lr() == sched.get_last_lr() == [fresh_opt.param_groups[0]["lr"]]
 
 
+PAIRS = {
+    "StepLR+Cosine": lambda m, o: [m.StepLR(o, 3, 0.5), m.CosineAnnealingLR(o, 7, eta_min=0.01)],
+    "Cosine+StepLR": lambda m, o: [m.CosineAnnealingLR(o, 5), m.StepLR(o, 2, 0.1)],
+    "StepLR+StepLR": lambda m, o: [m.StepLR(o, 2, 0.5), m.StepLR(o, 3, 0.1)],
+    "OneCycle+StepLR": lambda m, o: [m.OneCycleLR(o, 1.0, total_steps=30), m.StepLR(o, 4, 0.5)],
+    "StepLR+OneCycle": lambda m, o: [m.StepLR(o, 4, 0.5), m.OneCycleLR(o, 1.0, total_steps=30)],
+    "Cosine+Cosine": lambda m, o: [m.CosineAnnealingLR(o, 4), m.CosineAnnealingLR(o, 9, 0.1)],
+}
+
+
+def _composed_rates(module, make_optimizer, pair: str, steps: int = 24) -> list[float]:
+    opt = make_optimizer()
+    schedulers = PAIRS[pair](module, opt)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_two_schedulers_on_one_optimizer_compose_like_pytorch(pair):
+    """Each scheduler's step applies its own change to the current rate (PyTorch's chainable
+    form); they used to overwrite each other, the last one's closed form winning."""
+    torch = pytest.importorskip("torch")
+    ours = _composed_rates(
+        lr_scheduler, lambda: optim.SGD([Tensor(np.zeros(1))], lr=0.5, momentum=0.9), pair
+    )
+    theirs = _composed_rates(
+        torch.optim.lr_scheduler,
+        lambda: torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5, momentum=0.9),
+        pair,
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_composed_step_and_cosine_schedules_multiply():
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=1.0)
+    step = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    cosine = lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    rates = []
+    for _ in range(5):
+        rates.append(opt.param_groups[0]["lr"])
+        step.step()
+        cosine.step()
+    expected = [1.0, 0.8535533905932737, 0.25, 0.07322330470336313, 0.0]  # cosine x step
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
+    assert cosine.get_last_lr() == [opt.param_groups[0]["lr"]]  # the last one to step
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "match"),
+    [
+        ({"last_epoch": "3"}, TypeError, "'last_epoch' must be like"),
+        ({"last_epoch": 2.0}, ValueError, "'last_epoch' must be an int >= -1"),
+        ({"last_epoch": -5}, ValueError, "'last_epoch' must be an int >= -1"),
+        ({"base_lrs": [0.5, 0.5]}, TypeError, "'base_lrs' must be a list of 1"),
+        ({"base_lrs": ["0.5"]}, TypeError, "'base_lrs' must be like"),
+        ({"optimizer": None}, ValueError, r"unknown keys \['optimizer'\]"),
+        ({"bogus": 1}, ValueError, "unknown keys"),
+        ({"_step_count": None}, TypeError, "'_step_count'"),
+    ],
+)
+def test_a_malformed_scheduler_state_changes_nothing(edit, error, match):
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=0.5)
+    sched = lr_scheduler.StepLR(opt, step_size=2)
+    sched.step()
+    before = sched.state_dict()
+    with pytest.raises(error, match=match):
+        sched.load_state_dict({**before, **edit})
+    assert sched.state_dict() == before and sched.optimizer is opt
+    with pytest.raises(TypeError, match="expected a dict"):
+        sched.load_state_dict([("last_epoch", 3)])
+
+
+def test_a_refused_scheduler_step_changes_nothing():
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=0.1, momentum=0.9)
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=2)
+    sched.step()
+    sched.step()
+    before = sched.state_dict(), dict(opt.param_groups[0])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="total_steps=2"):
+            sched.step()
+    assert sched.state_dict() == before[0] and opt.param_groups[0] == before[1]
+
+
 def test_one_cycle_refuses_to_run_past_its_end_and_bad_arguments():
     opt = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=0.1, momentum=0.9)
     sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=2)
