@@ -707,3 +707,107 @@ def test_a_read_only_parameter_gets_a_read_only_array_of_the_loaded_values():
     layer.load_state_dict({"weight": np.full((2, 2), 3.0)}, strict=False)
     np.testing.assert_array_equal(layer.weight.data, np.full((2, 2), 3.0))
     assert not layer.weight.data.flags.writeable and layer.weight.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- constructors
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (
+            lambda: nn.Conv2d(2, 2, 3, stride=2, padding="same"),
+            ValueError,
+            "padding='same' is not supported for strided convolutions",
+        ),
+        (lambda: nn.Conv2d(2, 2, 3, padding="full"), ValueError, "'valid' or 'same'"),
+        (lambda: nn.Conv2d(2, 2, 3, padding=-1), ValueError, "padding must be >= 0"),
+        (lambda: nn.Conv2d(2, 2, 3, stride=0), ValueError, "stride must be >= 1"),
+        (lambda: nn.Conv2d(2, 2, 3, dilation=(1, 0)), ValueError, "dilation must be >= 1"),
+        (lambda: nn.Conv2d(2, 2, (3,)), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.Conv2d(2, 2, 2.5), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.Conv2d(2.0, 2, 3), ValueError, "in_channels must be a positive int"),
+        (lambda: nn.Conv2d(0, 2, 3), ValueError, "in_channels must be a positive int"),
+        (lambda: nn.Conv2d(4, 4, 3, groups=0), ValueError, "groups must be a positive int"),
+        (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError, "groups=4 must divide"),
+        (lambda: nn.Conv2d(2, 2, 3, dtype=np.int64), TypeError, "floating-point"),
+        (lambda: nn.Conv2d(2, 2, 3, dtype="nonsense"), TypeError, "floating-point"),
+        (lambda: nn.ConvTranspose2d(2, 2, 3, padding="same"), ValueError, "pair of ints"),
+        (
+            lambda: nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2),
+            ValueError,
+            "output_padding",
+        ),
+        (lambda: nn.ConvTranspose2d(2, 2, 3, stride=(1, 0)), ValueError, "stride must be >= 1"),
+        (lambda: nn.Linear(3, -1), ValueError, "out_features must be a positive int"),
+        (lambda: nn.Linear(3, 2, dtype=np.int32), TypeError, "floating-point"),
+        (lambda: nn.MaxPool2d(0), ValueError, "kernel_size must be >= 1"),
+        (lambda: nn.MaxPool2d(2, padding=2), ValueError, "at most half the kernel"),
+        (lambda: nn.MaxPool2d(2, stride=-1), ValueError, "stride must be >= 1"),
+        (lambda: nn.MaxPool2d(2, dilation=0), ValueError, "dilation must be >= 1"),
+        (lambda: nn.AvgPool2d((2, 2, 2)), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.AdaptiveAvgPool2d(0), ValueError, "output_size must be an int >= 1"),
+        (lambda: nn.AdaptiveAvgPool2d((2, 2, 2)), ValueError, "output_size"),
+        (lambda: nn.Upsample(), ValueError, "exactly one of size and scale_factor"),
+        (lambda: nn.Upsample(size=2, mode="bicubic"), ValueError, "mode must be one of"),
+        (lambda: nn.Upsample(scale_factor=-2), ValueError, "scale_factor must be a finite"),
+        (lambda: nn.Upsample(size=(0, 2)), ValueError, "size must be >= 1"),
+        (lambda: nn.Upsample(size=2, align_corners=True), ValueError, "align_corners only"),
+        (lambda: nn.Dropout("0.5"), ValueError, r"p must lie in \[0, 1\]"),
+        (lambda: nn.BatchNorm2d(0), ValueError, "num_features must be a positive int"),
+        (lambda: nn.BatchNorm1d(3, momentum=2.0), ValueError, r"momentum must lie in \[0, 1\]"),
+        (lambda: nn.BatchNorm1d(3, eps=-1e-5), ValueError, "eps must be a number >= 0"),
+        (lambda: nn.LayerNorm(()), ValueError, "at least one axis"),
+        (lambda: nn.LayerNorm((3, 0)), ValueError, r"normalized_shape\[1\] must be a positive"),
+        (lambda: nn.Embedding(4, 2, padding_idx=4), ValueError, r"padding_idx must be an int"),
+        (lambda: nn.Embedding(4, 2, padding_idx=-5), ValueError, r"padding_idx must be an int"),
+        (lambda: nn.Flatten("1"), TypeError, "start_axis must be an int"),
+    ],
+)
+def test_layer_constructors_refuse_what_would_only_fail_at_the_first_call(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_pytorch_refuses_strided_same_padding_in_the_constructor_too():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        torch.nn.Conv2d(2, 2, 3, stride=2, padding="same")
+
+
+_SETTING = st.one_of(
+    st.integers(-1, 3),
+    st.tuples(st.integers(-1, 3), st.integers(-1, 3)),
+    st.sampled_from(["same", "valid", "full", 2.5, None, (1, 2, 3), True]),
+)
+
+
+@st.composite
+def layer_and_input(draw):
+    """A layer built from random, often invalid settings, and an input it should accept."""
+    kind = draw(st.sampled_from(["conv", "conv_t", "max", "avg", "adaptive", "upsample"]))
+    s = {name: draw(_SETTING) for name in ("a", "b", "c", "d", "e")}
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 4, 12, 12)).astype(np.float32))
+    builders = {
+        "conv": lambda: nn.Conv2d(4, 2, s["a"], s["b"], s["c"], s["d"], rng=0),
+        "conv_t": lambda: nn.ConvTranspose2d(4, 2, s["a"], s["b"], s["c"], s["e"], 1, True, s["d"]),
+        "max": lambda: nn.MaxPool2d(s["a"], s["b"], s["c"], s["d"]),
+        "avg": lambda: nn.AvgPool2d(s["a"], s["b"], s["c"]),
+        "adaptive": lambda: nn.AdaptiveAvgPool2d(s["a"]),
+        "upsample": lambda: nn.Upsample(s["a"], s["b"], draw(st.sampled_from(["nearest", "x"]))),
+    }
+    return kind, builders[kind], x
+
+
+@given(layer_and_input())
+def test_a_layer_that_constructs_accepts_a_big_enough_input(case):
+    """The class of bug: settings a constructor accepted that fail at the first call. Whatever
+    the settings, the constructor refuses them with a ValueError/TypeError, or the layer runs."""
+    kind, build, x = case
+    try:
+        layer = build()
+    except (ValueError, TypeError) as error:
+        names = {"conv": "Conv2d", "conv_t": "ConvTranspose2d", "max": "MaxPool2d"}
+        names |= {"avg": "AvgPool2d", "adaptive": "AdaptiveAvgPool2d", "upsample": "Upsample"}
+        assert str(error).startswith(f"{names[kind]}: ")  # ours, naming the layer
+        return
+    y = layer(x)
+    assert y.ndim == 4 and (np.isfinite(y.data).all() or kind == "max")

@@ -131,6 +131,25 @@ def test_conv_errors_name_what_is_wrong():
         F.conv2d(x, w, groups=2, stride=(1, 2, 3))
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda x: F.conv2d(x, Tensor(np.ones((2, 2, 3, 3))), stride=2.5), "stride must be an int"),
+        (lambda x: F.conv2d(x, Tensor(np.ones((2, 2, 3, 3))), padding=None), "padding must be"),
+        (lambda x: F.max_pool2d(x, 2.5), "kernel_size must be an int"),
+        (lambda x: F.adaptive_avg_pool2d(x, 2.5), "output_size must be an int >= 1"),
+        (lambda x: F.adaptive_avg_pool2d(x, "ab"), "output_size must be an int >= 1"),
+        (lambda x: F.interpolate(x, scale_factor=0.0), "scale_factor must be a finite number"),
+        (lambda x: F.interpolate(x, scale_factor=float("inf")), "scale_factor must be a finite"),
+        (lambda x: F.interpolate(x, size=2.5), "size must be an int"),
+    ],
+)
+def test_layer_functions_name_settings_that_are_not_numbers(call, match):
+    """These escaped as NumPy's or Python's own errors ("'float' object is not iterable")."""
+    with pytest.raises(ValueError, match=match):
+        call(Tensor(np.ones((1, 2, 6, 6))))
+
+
 # ----------------------------------------------------------------------------- pooling
 @st.composite
 def pool_geometry(draw, dilated: bool = True):
