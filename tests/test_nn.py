@@ -631,16 +631,18 @@ _GOOD_VALUES = {
         max_size=4,
     ),
     st.booleans(),
-    st.booleans(),
+    st.sampled_from(["writable", "frozen", "read-only"]),
 )
-def test_a_malformed_state_dict_changes_nothing(edits, strict, frozen):
+def test_a_malformed_state_dict_changes_nothing(edits, strict, arrays):
     """Random malformed entries (wrong shapes and types, strings, None, dicts, missing and extra
     keys, floats for the integer counter) anywhere in the dict: refused with one
     StateDictError and nothing changed; well-formed ones (read-only, other dtypes, lists,
-    Tensors) load completely."""
+    Tensors) load completely, into writable, frozen and read-only arrays alike."""
     net = _bn_net()
-    if frozen:
+    if arrays == "frozen":
         net.freeze()
+    for t in net._state_tensors().values() if arrays == "read-only" else ():
+        t.data = np.lib.stride_tricks.as_strided(t.data, writeable=False)
     source = {k: v + 1 for k, v in net.state_dict().items()}
     keys = list(source)
     state: dict = dict(source)
