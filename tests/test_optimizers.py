@@ -430,7 +430,10 @@ def test_resuming_from_an_npz_checkpoint_is_bit_for_bit(config, tmp_path):
 # ----------------------------------------------------------------------------- refusals
 def test_a_single_tensor_or_an_unordered_collection_is_refused_like_pytorch():
     p = Tensor(np.ones((3, 2)), requires_grad=True)
-    with pytest.raises(TypeError, match="iterable of Tensors or dicts, but got Tensor"):
+    with pytest.raises(
+        TypeError,
+        match="given to the optimizer should be an iterable of Tensors or dicts, but got Tensor",
+    ):
         optim.SGD(p, lr=0.1)  # it used to iterate the rows and hold views of them
     with pytest.raises(TypeError, match=r"ordered collection.*set"):
         optim.Adam({p})

@@ -48,7 +48,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[ParamGroup] = []
         self.state: dict[int, dict[str, Any]] = {}
-        groups = _ordered(params, f"{name}: the params argument")
+        groups = _ordered(params, f"{name}: params argument given to the optimizer")
         if not groups:
             raise ValueError(f"{name} got an empty parameter list")
         if not isinstance(groups[0], Mapping):
