@@ -218,11 +218,8 @@ UNDOCUMENTED = frozenset(
         "nn.functional.relu",
         "nn.functional.sigmoid",
         "nn.functional.tanh",
-        "optim.lr_scheduler.CosineAnnealingLR.get_lr",
         "optim.lr_scheduler.LRScheduler.get_lr",
-        "optim.lr_scheduler.LRScheduler.load_state_dict",
         "optim.lr_scheduler.OneCycleLR.get_lr",
-        "optim.lr_scheduler.StepLR.get_lr",
         "models.vgg.VGG16.conv_layer_names",
     }
 )

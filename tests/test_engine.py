@@ -348,3 +348,51 @@ def test_the_sweep_frees_each_activation_once_its_vjp_ran(ask):
             loss.backward()
     assert alive[0] == 6 and alive[-1] <= 2  # the sweep's own references: the current tensor
     assert alive == sorted(alive, reverse=True)
+
+
+# ----------------------------------------------------------------------------- gradient hooks
+# A hook may replace a gradient only by a Tensor of the same shape and dtype (PyTorch's rule):
+# anything else would change .grad's shape, be broadcast into the graph, or crash later.
+
+
+def _shape_changer(g: Tensor) -> Tensor:
+    return g[:2]
+
+
+@pytest.mark.parametrize("on", ["leaf", "intermediate"])
+@pytest.mark.parametrize(
+    ("hook", "error", "message"),
+    [
+        (_shape_changer, RuntimeError, r"'_shape_changer' has changed the size.*\(3,\).*\(2,\)"),
+        (lambda g: g.reshape(3, 1) * Tensor(np.ones((1, 3))), RuntimeError, r"\(3, 3\)"),
+        (lambda g: g.sum(), RuntimeError, r"changed the size.*shape \(\)"),
+        (lambda g: Tensor(g.data.astype(np.float32)), RuntimeError, "changed the type.*float32"),
+        (lambda g: g.data * 2, TypeError, "returned a ndarray"),
+        (lambda g: 5, TypeError, "returned a int"),
+    ],
+)
+def test_a_hook_may_not_change_the_gradients_shape_dtype_or_type(on, hook, error, message):
+    x = leaf([1.0, 2.0, 3.0])
+    y = x * 2
+    (x if on == "leaf" else y).register_hook(hook)
+    with pytest.raises(error, match=message):
+        (y * y).sum().backward()
+    assert x.grad is None
+
+
+def test_torch_refuses_the_same_hooks():
+    torch = pytest.importorskip("torch")
+    for hook in (lambda g: g[:2], lambda g: g.float(), lambda g: 5):
+        x = torch.ones(3, dtype=torch.float64, requires_grad=True)
+        x.register_hook(hook)
+        with pytest.raises((RuntimeError, TypeError)):
+            (x * 2).sum().backward()
+
+
+def test_hooks_returning_equal_shapes_and_dtypes_chain():
+    x = leaf([1.0, 2.0])
+    x.register_hook(lambda g: g * 3)
+    x.register_hook(lambda g: None)
+    x.register_hook(lambda g: g + 1)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [7.0, 13.0])

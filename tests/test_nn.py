@@ -421,3 +421,395 @@ def test_an_optimizer_leaves_frozen_parameters_alone():
     optimizer.step()
     assert model[0].weight.data is frozen and model[0].weight.grad is None
     assert model[1].weight.grad is not None
+
+
+# ----------------------------------------------------------------------------- versions
+def _versions(module: nn.Module) -> dict[str, int]:
+    return {name: t._version for name, t in module._state_tensors().items()}
+
+
+def test_load_state_dict_bumps_exactly_the_loaded_tensors():
+    net = nn.Sequential(nn.Linear(3, 4, rng=0), nn.BatchNorm1d(4), nn.Linear(4, 2, rng=1))
+    before = _versions(net)
+    net.load_state_dict({"0.weight": np.ones((4, 3)), "1.running_mean": np.ones(4)}, strict=False)
+    after = _versions(net)
+    assert {k for k in after if after[k] != before[k]} == {"0.weight", "1.running_mean"}
+    assert after["0.weight"] == before["0.weight"] + 1
+    net.freeze()  # a read-only array is replaced: bumped as well
+    before = _versions(net)
+    net.load_state_dict(net.state_dict())
+    assert all(after == before[k] + 1 for k, after in _versions(net).items())
+
+
+def test_freeze_and_unfreeze_bump_the_parameters_they_rebind():
+    net = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Linear(4, 2, rng=1))
+    net[0].freeze()
+    assert [p._version for p in net.parameters()] == [1, 1, 0, 0]
+    net.freeze()  # already frozen arrays are kept, not rebound
+    assert [p._version for p in net.parameters()] == [1, 1, 1, 1]
+    net[1].unfreeze()
+    assert [p._version for p in net.parameters()] == [1, 1, 2, 2]
+
+
+def test_a_training_batchnorm_bumps_its_buffers_once_per_batch_and_eval_does_not():
+    bn = nn.BatchNorm1d(3)
+    x = Tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    bn(x)
+    bn(x)
+    assert [t._version for t in bn.buffers()] == [2, 2, 2]
+    assert [p._version for p in bn.parameters()] == [0, 0]
+    bn.eval()(x)
+    assert [t._version for t in bn.buffers()] == [2, 2, 2]
+
+
+def test_a_refused_batch_leaves_batchnorm_counting_nothing():
+    bn = nn.BatchNorm1d(3, momentum=None)
+    with pytest.raises(ValueError, match="more than one value"):
+        bn(Tensor(np.ones((1, 3), np.float32)))
+    assert int(bn.num_batches_tracked.data) == 0 and bn.num_batches_tracked._version == 0
+    bn(Tensor(np.arange(6, dtype=np.float32).reshape(2, 3)))
+    np.testing.assert_allclose(bn.running_mean.data, [1.5, 2.5, 3.5])  # momentum 1/1
+
+
+def test_embedding_padding_row_zeroed_in_place_is_a_new_version():
+    assert nn.Embedding(4, 2, padding_idx=1).weight._version == 1
+    assert nn.Embedding(4, 2).weight._version == 0
+
+
+# ----------------------------------------------------------------------------- member names
+class _Holder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(np.ones(2))
+        self.register_buffer("stat", Tensor(np.zeros(2)))
+        self.child = nn.Linear(2, 2, rng=0)
+        self.note = "plain attribute"
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda m, t: m.register_parameter("child.weight", t), KeyError, 'contain "."'),
+        (lambda m, t: m.register_parameter("", t), KeyError, "empty"),
+        (lambda m, t: m.register_parameter(3, t), TypeError, "should be a string"),
+        (lambda m, t: m.register_parameter("stat", t), KeyError, "'stat' already exists"),
+        (lambda m, t: m.register_parameter("child", t), KeyError, "'child' already exists"),
+        (lambda m, t: m.register_parameter("forward", t), KeyError, "'forward' already exists"),
+        (lambda m, t: m.register_parameter("note", t), KeyError, "'note' already exists"),
+        (lambda m, t: m.register_parameter("w", np.ones(2)), TypeError, "Tensor or None"),
+        (lambda m, t: m.register_buffer("a.b", t), KeyError, 'contain "."'),
+        (lambda m, t: m.register_buffer("", t), KeyError, "empty"),
+        (lambda m, t: m.register_buffer(None, t), TypeError, "should be a string"),
+        (lambda m, t: m.register_buffer("weight", t), KeyError, "'weight' already exists"),
+        (lambda m, t: m.register_buffer("training", t), KeyError, "'training' already exists"),
+        (lambda m, t: m.add_module("a.b", nn.Tanh()), KeyError, 'contain "."'),
+        (lambda m, t: m.add_module("", nn.Tanh()), KeyError, "empty"),
+        (lambda m, t: m.add_module(0, nn.Tanh()), TypeError, "should be a string"),
+        (lambda m, t: m.add_module("weight", nn.Tanh()), KeyError, "'weight' already exists"),
+        (lambda m, t: m.add_module("x", t), TypeError, "Module or None"),
+        (lambda m, t: setattr(m, "child.weight", t), KeyError, 'contain "."'),
+        (lambda m, t: setattr(m, "", nn.Tanh()), KeyError, "empty"),
+        (lambda m, t: setattr(m, "forward", t), KeyError, "'forward' already exists"),
+        (lambda m, t: setattr(m, "eval", nn.Tanh()), KeyError, "'eval' already exists"),
+    ],
+)
+def test_member_names_are_refused_like_pytorch_and_nothing_changes(call, error, message):
+    module = _Holder()
+    before = (module.state_dict(), dict(module.__dict__), list(module.named_modules()))
+    with pytest.raises(error, match=message):
+        call(module, Tensor(np.full(2, 5.0)))
+    assert list(module.state_dict()) == list(before[0])
+    assert dict(module.__dict__) == before[1]
+    assert list(module.named_modules()) == before[2]
+
+
+def test_members_can_still_be_replaced_and_plain_attributes_become_members():
+    module = _Holder()
+    module.register_parameter("weight", nn.Parameter(np.zeros(2)))  # same kind: replaced
+    module.register_buffer("stat", None)
+    module.note = Tensor(np.ones(1))  # a plain attribute may become a parameter (PyTorch)
+    module.add_module("child", nn.Tanh())
+    module.add_module("extra", None)
+    assert list(module.state_dict()) == ["weight", "note"]
+    assert module.extra is None and isinstance(module.child, nn.Tanh)
+
+
+_NAMES = ["w", "b", "", ".", "a.b", "child", "forward", "training", "stat", "weight"]
+
+
+def _register(module: nn.Module, kind: str, name: str) -> None:
+    tensor, child = Tensor(np.zeros(1)), nn.Linear(1, 1, rng=0)
+    if kind == "parameter":
+        module.register_parameter(name, tensor)
+    elif kind == "buffer":
+        module.register_buffer(name, tensor)
+    elif kind == "module":
+        module.add_module(name, child)
+    else:
+        setattr(module, name, tensor if kind == "setattr-tensor" else child)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["parameter", "buffer", "module", "setattr-tensor", "setattr-module"]),
+            st.sampled_from(_NAMES),
+        ),
+        max_size=12,
+    )
+)
+def test_every_member_is_reachable_by_its_state_dict_name(actions):
+    """Whatever sequence of registrations is tried, each either raises and changes nothing, or
+    leaves a module whose state_dict names exactly its tensors, each reachable by its path."""
+    module = nn.Sequential(_Holder())
+    inner = module[0]
+    for kind, name in actions:
+        before = (list(module.state_dict()), dict(inner.__dict__))
+        try:
+            _register(inner, kind, name)
+        except (KeyError, TypeError):
+            assert (list(module.state_dict()), dict(inner.__dict__)) == before
+        state = module._state_tensors()
+        for path, t in state.items():
+            owner = module
+            for part in path.split("."):
+                owner = getattr(owner, part) if part else None
+            assert owner is t, path
+        members = [*inner._parameters.values(), *inner._buffers.values()]
+        assert {id(t) for t in members if t is not None} <= {id(t) for t in state.values()}
+
+
+# ----------------------------------------------------------------------------- load_state_dict
+def _bn_net() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(3, 4, rng=0), nn.BatchNorm1d(4), nn.Linear(4, 2, rng=1))
+
+
+def _snapshot(module: nn.Module) -> dict[str, tuple]:
+    return {
+        k: (t.data, t.data.copy(), t._version, t.data.flags.writeable)
+        for k, t in module._state_tensors().items()
+    }
+
+
+def _unchanged(module: nn.Module, snapshot: dict[str, tuple]) -> None:
+    for key, t in module._state_tensors().items():
+        array, values, version, writeable = snapshot[key]
+        assert t.data is array and t._version == version, key
+        assert t.data.flags.writeable == writeable, key
+        np.testing.assert_array_equal(t.data, values)
+
+
+_BAD_VALUES = {
+    "wrong shape": lambda v: np.zeros((*v.shape, 1)),
+    "transposed": lambda v: np.zeros(v.shape[::-1]) if v.ndim == 2 else np.zeros(v.size + 1),
+    "string": lambda v: "0.5",
+    "string array": lambda v: np.full(v.shape, "x"),
+    "None": lambda v: None,
+    "nested dict": lambda v: {"data": v},
+    "ragged list": lambda v: [[1.0], [1.0, 2.0]],
+    "object array": lambda v: np.full(v.shape, None, dtype=object),
+    "complex": lambda v: v.astype(complex),
+    "float into an int buffer": lambda v: v.astype(np.float64) + 0.5,
+    "a module": lambda v: nn.Tanh(),
+}
+_GOOD_VALUES = {
+    "same": lambda v: v,
+    "read-only": lambda v: np.lib.stride_tricks.as_strided(v, writeable=False),
+    "other dtype": lambda v: v.astype(np.float64 if v.dtype.kind == "f" else np.int32),
+    "list": lambda v: v.tolist(),
+    "tensor": lambda v: Tensor(v.copy(), dtype=v.dtype),
+}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10),
+            st.sampled_from([*_BAD_VALUES, *_GOOD_VALUES, "drop", "extra key", "int key"]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+    st.sampled_from(["writable", "frozen", "read-only"]),
+)
+def test_a_malformed_state_dict_changes_nothing(edits, strict, arrays):
+    """Random malformed entries (wrong shapes and types, strings, None, dicts, missing and extra
+    keys, floats for the integer counter) anywhere in the dict: refused with one
+    StateDictError and nothing changed; well-formed ones (read-only, other dtypes, lists,
+    Tensors) load completely, into writable, frozen and read-only arrays alike."""
+    net = _bn_net()
+    if arrays == "frozen":
+        net.freeze()
+    for t in net._state_tensors().values() if arrays == "read-only" else ():
+        t.data = np.lib.stride_tricks.as_strided(t.data, writeable=False)
+    source = {k: v + 1 for k, v in net.state_dict().items()}
+    keys = list(source)
+    state: dict = dict(source)
+    bad_keys, bad_structure = set(), False
+    for position, edit in edits:
+        key = keys[position % len(keys)]
+        if edit == "drop":
+            state.pop(key, None)
+            bad_keys.discard(key)
+            bad_structure |= strict
+        elif edit in ("extra key", "int key"):
+            state["extra" if edit == "extra key" else 7] = np.zeros(1)
+            bad_structure |= strict
+        elif edit in _BAD_VALUES:
+            if edit == "float into an int buffer" and source[key].dtype.kind == "f":
+                continue
+            state[key] = _BAD_VALUES[edit](source[key])
+            bad_keys.add(key)
+        elif key in state:
+            state[key] = _GOOD_VALUES[edit](source[key])
+            bad_keys.discard(key)
+    bad = bad_structure or bool(bad_keys)
+    snapshot = _snapshot(net)
+    if bad:
+        with pytest.raises(nn.StateDictError):
+            net.load_state_dict(state, strict=strict)
+        _unchanged(net, snapshot)
+        return
+    result = net.load_state_dict(state, strict=strict)
+    assert set(result.missing_keys) == set(keys) - set(state)
+    for key, t in net._state_tensors().items():
+        array, values, version, writeable = snapshot[key]
+        expected = source[key] if key in state else values
+        np.testing.assert_array_equal(t.data, expected.astype(t.dtype))
+        assert t._version == version + (key in state)
+        assert t.data.flags.writeable == writeable
+        assert (t.data is array) == (writeable or key not in state)
+
+
+def test_load_state_dict_refuses_what_is_not_a_mapping():
+    with pytest.raises(TypeError, match="mapping of names to arrays, got list"):
+        small_net().load_state_dict([("0.weight", np.zeros((4, 3)))])
+
+
+def test_load_state_dict_names_every_problem_at_once():
+    state = small_net().state_dict()
+    state["0.bias"], state["2.weight"] = None, np.zeros(3)
+    with pytest.raises(nn.StateDictError, match=r"'0\.bias' holds a NoneType.*'2\.weight'"):
+        small_net().load_state_dict(state)
+
+
+def test_loading_arrays_that_alias_each_other_swaps_correctly():
+    net = nn.Sequential(nn.Linear(2, 2, rng=0), nn.Linear(2, 2, rng=1))
+    w0, w1 = net[0].weight.data.copy(), net[1].weight.data.copy()
+    swapped = {"0.weight": net[1].weight.data, "1.weight": net[0].weight.data}
+    net.load_state_dict(swapped, strict=False)
+    np.testing.assert_array_equal(net[0].weight.data, w1)
+    np.testing.assert_array_equal(net[1].weight.data, w0)
+
+
+def test_a_read_only_parameter_gets_a_read_only_array_of_the_loaded_values():
+    layer = nn.Linear(2, 2, rng=0)
+    layer.weight.data = np.lib.stride_tricks.as_strided(layer.weight.data, writeable=False)
+    layer.load_state_dict({"weight": np.full((2, 2), 3.0)}, strict=False)
+    np.testing.assert_array_equal(layer.weight.data, np.full((2, 2), 3.0))
+    assert not layer.weight.data.flags.writeable and layer.weight.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- constructors
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (
+            lambda: nn.Conv2d(2, 2, 3, stride=2, padding="same"),
+            ValueError,
+            "padding='same' is not supported for strided convolutions",
+        ),
+        (lambda: nn.Conv2d(2, 2, 3, padding="full"), ValueError, "'valid' or 'same'"),
+        (lambda: nn.Conv2d(2, 2, 3, padding=-1), ValueError, "padding must be >= 0"),
+        (lambda: nn.Conv2d(2, 2, 3, stride=0), ValueError, "stride must be >= 1"),
+        (lambda: nn.Conv2d(2, 2, 3, dilation=(1, 0)), ValueError, "dilation must be >= 1"),
+        (lambda: nn.Conv2d(2, 2, (3,)), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.Conv2d(2, 2, 2.5), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.Conv2d(2.0, 2, 3), ValueError, "in_channels must be a positive int"),
+        (lambda: nn.Conv2d(0, 2, 3), ValueError, "in_channels must be a positive int"),
+        (lambda: nn.Conv2d(4, 4, 3, groups=0), ValueError, "groups must be a positive int"),
+        (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError, "groups=4 must divide"),
+        (lambda: nn.Conv2d(2, 2, 3, dtype=np.int64), TypeError, "floating-point"),
+        (lambda: nn.Conv2d(2, 2, 3, dtype="nonsense"), TypeError, "floating-point"),
+        (lambda: nn.ConvTranspose2d(2, 2, 3, padding="same"), ValueError, "pair of ints"),
+        (
+            lambda: nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2),
+            ValueError,
+            "output_padding",
+        ),
+        (lambda: nn.ConvTranspose2d(2, 2, 3, stride=(1, 0)), ValueError, "stride must be >= 1"),
+        (lambda: nn.Linear(3, -1), ValueError, "out_features must be a positive int"),
+        (lambda: nn.Linear(3, 2, dtype=np.int32), TypeError, "floating-point"),
+        (lambda: nn.MaxPool2d(0), ValueError, "kernel_size must be >= 1"),
+        (lambda: nn.MaxPool2d(2, padding=2), ValueError, "at most half the kernel"),
+        (lambda: nn.MaxPool2d(2, stride=-1), ValueError, "stride must be >= 1"),
+        (lambda: nn.MaxPool2d(2, dilation=0), ValueError, "dilation must be >= 1"),
+        (lambda: nn.AvgPool2d((2, 2, 2)), ValueError, "kernel_size must be an int or a pair"),
+        (lambda: nn.AdaptiveAvgPool2d(0), ValueError, "output_size must be an int >= 1"),
+        (lambda: nn.AdaptiveAvgPool2d((2, 2, 2)), ValueError, "output_size"),
+        (lambda: nn.Upsample(), ValueError, "exactly one of size and scale_factor"),
+        (lambda: nn.Upsample(size=2, mode="bicubic"), ValueError, "mode must be one of"),
+        (lambda: nn.Upsample(scale_factor=-2), ValueError, "scale_factor must be a finite"),
+        (lambda: nn.Upsample(size=(0, 2)), ValueError, "size must be >= 1"),
+        (lambda: nn.Upsample(size=2, align_corners=True), ValueError, "align_corners only"),
+        (lambda: nn.Dropout("0.5"), ValueError, r"p must lie in \[0, 1\]"),
+        (lambda: nn.BatchNorm2d(0), ValueError, "num_features must be a positive int"),
+        (lambda: nn.BatchNorm1d(3, momentum=2.0), ValueError, r"momentum must lie in \[0, 1\]"),
+        (lambda: nn.BatchNorm1d(3, eps=-1e-5), ValueError, "eps must be a number >= 0"),
+        (lambda: nn.LayerNorm(()), ValueError, "at least one axis"),
+        (lambda: nn.LayerNorm((3, 0)), ValueError, r"normalized_shape\[1\] must be a positive"),
+        (lambda: nn.Embedding(4, 2, padding_idx=4), ValueError, r"padding_idx must be an int"),
+        (lambda: nn.Embedding(4, 2, padding_idx=-5), ValueError, r"padding_idx must be an int"),
+        (lambda: nn.Flatten("1"), TypeError, "start_axis must be an int"),
+    ],
+)
+def test_layer_constructors_refuse_what_would_only_fail_at_the_first_call(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_pytorch_refuses_strided_same_padding_in_the_constructor_too():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        torch.nn.Conv2d(2, 2, 3, stride=2, padding="same")
+
+
+_SETTING = st.one_of(
+    st.integers(-1, 3),
+    st.tuples(st.integers(-1, 3), st.integers(-1, 3)),
+    st.sampled_from(["same", "valid", "full", 2.5, None, (1, 2, 3), True]),
+)
+
+
+@st.composite
+def layer_and_input(draw):
+    """A layer built from random, often invalid settings, and an input it should accept."""
+    kind = draw(st.sampled_from(["conv", "conv_t", "max", "avg", "adaptive", "upsample"]))
+    s = {name: draw(_SETTING) for name in ("a", "b", "c", "d", "e")}
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 4, 12, 12)).astype(np.float32))
+    builders = {
+        "conv": lambda: nn.Conv2d(4, 2, s["a"], s["b"], s["c"], s["d"], rng=0),
+        "conv_t": lambda: nn.ConvTranspose2d(4, 2, s["a"], s["b"], s["c"], s["e"], 1, True, s["d"]),
+        "max": lambda: nn.MaxPool2d(s["a"], s["b"], s["c"], s["d"]),
+        "avg": lambda: nn.AvgPool2d(s["a"], s["b"], s["c"]),
+        "adaptive": lambda: nn.AdaptiveAvgPool2d(s["a"]),
+        "upsample": lambda: nn.Upsample(s["a"], s["b"], draw(st.sampled_from(["nearest", "x"]))),
+    }
+    return kind, builders[kind], x
+
+
+@given(layer_and_input())
+def test_a_layer_that_constructs_accepts_a_big_enough_input(case):
+    """The class of bug: settings a constructor accepted that fail at the first call. Whatever
+    the settings, the constructor refuses them with a ValueError/TypeError, or the layer runs."""
+    kind, build, x = case
+    try:
+        layer = build()
+    except (ValueError, TypeError) as error:
+        names = {"conv": "Conv2d", "conv_t": "ConvTranspose2d", "max": "MaxPool2d"}
+        names |= {"avg": "AvgPool2d", "adaptive": "AdaptiveAvgPool2d", "upsample": "Upsample"}
+        assert str(error).startswith(f"{names[kind]}: ")  # ours, naming the layer
+        return
+    y = layer(x)
+    assert y.ndim == 4 and (np.isfinite(y.data).all() or kind == "max")

@@ -131,6 +131,25 @@ def test_conv_errors_name_what_is_wrong():
         F.conv2d(x, w, groups=2, stride=(1, 2, 3))
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda x: F.conv2d(x, Tensor(np.ones((2, 2, 3, 3))), stride=2.5), "stride must be an int"),
+        (lambda x: F.conv2d(x, Tensor(np.ones((2, 2, 3, 3))), padding=None), "padding must be"),
+        (lambda x: F.max_pool2d(x, 2.5), "kernel_size must be an int"),
+        (lambda x: F.adaptive_avg_pool2d(x, 2.5), "output_size must be an int >= 1"),
+        (lambda x: F.adaptive_avg_pool2d(x, "ab"), "output_size must be an int >= 1"),
+        (lambda x: F.interpolate(x, scale_factor=0.0), "scale_factor must be a finite number"),
+        (lambda x: F.interpolate(x, scale_factor=float("inf")), "scale_factor must be a finite"),
+        (lambda x: F.interpolate(x, size=2.5), "size must be an int"),
+    ],
+)
+def test_layer_functions_name_settings_that_are_not_numbers(call, match):
+    """These escaped as NumPy's or Python's own errors ("'float' object is not iterable")."""
+    with pytest.raises(ValueError, match=match):
+        call(Tensor(np.ones((1, 2, 6, 6))))
+
+
 # ----------------------------------------------------------------------------- pooling
 @st.composite
 def pool_geometry(draw, dilated: bool = True):
@@ -320,6 +339,15 @@ def test_batch_norm_updates_running_statistics_like_pytorch():
         F.batch_norm(Tensor(np.ones((1, 3))), None, None, training=True)
     with pytest.raises(tg.ShapeError, match=r"running_mean has shape \(2,\)"):
         F.batch_norm(Tensor(x), Tensor(np.zeros(2)), Tensor(np.ones(3)))
+
+
+def test_batch_norm_bumps_the_running_statistics_it_updates():
+    x = Tensor(np.random.default_rng(5).standard_normal((4, 3)))
+    mean, var, weight = Tensor(np.zeros(3)), Tensor(np.ones(3)), Tensor(np.ones(3))
+    F.batch_norm(x, mean, var, weight, training=True)
+    assert (mean._version, var._version, weight._version, x._version) == (1, 1, 0, 0)
+    F.batch_norm(x, mean, var, weight, training=False)
+    assert (mean._version, var._version) == (1, 1)
 
 
 @given(st.sampled_from([((3, 4), (4,)), ((2, 2, 3), (3,)), ((2, 2, 3), (2, 3))]), st.data())

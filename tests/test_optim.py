@@ -90,3 +90,27 @@ def test_matches_pytorch(name):
         ours.step()
         theirs.step()
     np.testing.assert_allclose(p.data, pt.detach().numpy(), rtol=1e-12)
+
+
+OPTIMIZERS = {
+    "SGD": lambda ps: optim.SGD(ps, lr=0.1),
+    "SGD-momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "Adam": lambda ps: optim.Adam(ps, lr=0.1, amsgrad=True),
+    "AdamW": lambda ps: optim.AdamW(ps, lr=0.1),
+    "RMSprop": lambda ps: optim.RMSprop(ps, lr=0.1, momentum=0.5, centered=True),
+    "Adagrad": lambda ps: optim.Adagrad(ps, lr=0.1),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_step_bumps_the_version_of_every_updated_parameter_and_nothing_else(name):
+    """backward refuses a VJP whose inputs changed since the forward: a step in between must
+    be visible as a new version of exactly the parameters it changed."""
+    params = [Tensor(np.full(3, float(i + 1)), requires_grad=True) for i in range(3)]
+    opt = OPTIMIZERS[name](params)
+    params[0].grad, params[2].grad = Tensor(np.ones(3)), Tensor(np.ones(3))
+    grads = [params[0].grad, params[2].grad]
+    for step in range(1, 3):
+        opt.step()
+        assert [p._version for p in params] == [step, 0, step]
+        assert [g._version for g in grads] == [0, 0]

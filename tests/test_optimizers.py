@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn, optim
@@ -255,6 +258,95 @@ def test_step_lr_by_formula_and_scheduler_state_round_trip():
     assert fresh.get_last_lr() == sched.get_last_lr() == [fresh_opt.param_groups[0]["lr"]]
 
 
+PAIRS = {
+    "StepLR+Cosine": lambda m, o: [m.StepLR(o, 3, 0.5), m.CosineAnnealingLR(o, 7, eta_min=0.01)],
+    "Cosine+StepLR": lambda m, o: [m.CosineAnnealingLR(o, 5), m.StepLR(o, 2, 0.1)],
+    "StepLR+StepLR": lambda m, o: [m.StepLR(o, 2, 0.5), m.StepLR(o, 3, 0.1)],
+    "OneCycle+StepLR": lambda m, o: [m.OneCycleLR(o, 1.0, total_steps=30), m.StepLR(o, 4, 0.5)],
+    "StepLR+OneCycle": lambda m, o: [m.StepLR(o, 4, 0.5), m.OneCycleLR(o, 1.0, total_steps=30)],
+    "Cosine+Cosine": lambda m, o: [m.CosineAnnealingLR(o, 4), m.CosineAnnealingLR(o, 9, 0.1)],
+}
+
+
+def _composed_rates(module, make_optimizer, pair: str, steps: int = 24) -> list[float]:
+    opt = make_optimizer()
+    schedulers = PAIRS[pair](module, opt)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_two_schedulers_on_one_optimizer_compose_like_pytorch(pair):
+    """Each scheduler's step applies its own change to the current rate (PyTorch's chainable
+    form); they used to overwrite each other, the last one's closed form winning."""
+    torch = pytest.importorskip("torch")
+    ours = _composed_rates(
+        lr_scheduler, lambda: optim.SGD([Tensor(np.zeros(1))], lr=0.5, momentum=0.9), pair
+    )
+    theirs = _composed_rates(
+        torch.optim.lr_scheduler,
+        lambda: torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5, momentum=0.9),
+        pair,
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_composed_step_and_cosine_schedules_multiply():
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=1.0)
+    step = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    cosine = lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    rates = []
+    for _ in range(5):
+        rates.append(opt.param_groups[0]["lr"])
+        step.step()
+        cosine.step()
+    expected = [1.0, 0.8535533905932737, 0.25, 0.07322330470336313, 0.0]  # cosine x step
+    np.testing.assert_allclose(rates, expected, rtol=1e-12, atol=1e-15)
+    assert cosine.get_last_lr() == [opt.param_groups[0]["lr"]]  # the last one to step
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "match"),
+    [
+        ({"last_epoch": "3"}, TypeError, "'last_epoch' must be like"),
+        ({"last_epoch": 2.0}, ValueError, "'last_epoch' must be an int >= -1"),
+        ({"last_epoch": -5}, ValueError, "'last_epoch' must be an int >= -1"),
+        ({"base_lrs": [0.5, 0.5]}, TypeError, "'base_lrs' must be a list of 1"),
+        ({"base_lrs": ["0.5"]}, TypeError, "'base_lrs' must be like"),
+        ({"optimizer": None}, ValueError, r"unknown keys \['optimizer'\]"),
+        ({"bogus": 1}, ValueError, "unknown keys"),
+        ({"_step_count": None}, TypeError, "'_step_count'"),
+    ],
+)
+def test_a_malformed_scheduler_state_changes_nothing(edit, error, match):
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=0.5)
+    sched = lr_scheduler.StepLR(opt, step_size=2)
+    sched.step()
+    before = sched.state_dict()
+    with pytest.raises(error, match=match):
+        sched.load_state_dict({**before, **edit})
+    assert sched.state_dict() == before and sched.optimizer is opt
+    with pytest.raises(TypeError, match="expected a dict"):
+        sched.load_state_dict([("last_epoch", 3)])
+
+
+def test_a_refused_scheduler_step_changes_nothing():
+    opt = optim.SGD([Tensor(np.zeros(1))], lr=0.1, momentum=0.9)
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=2)
+    sched.step()
+    sched.step()
+    before = sched.state_dict(), dict(opt.param_groups[0])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="total_steps=2"):
+            sched.step()
+    assert sched.state_dict() == before[0] and opt.param_groups[0] == before[1]
+
+
 def test_one_cycle_refuses_to_run_past_its_end_and_bad_arguments():
     opt = optim.SGD([Tensor(np.zeros(1), requires_grad=True)], lr=0.1, momentum=0.9)
     sched = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=2)
@@ -333,3 +425,267 @@ def test_resuming_from_an_npz_checkpoint_is_bit_for_bit(config, tmp_path):
         np.testing.assert_array_equal(a, b.data)
     with pytest.raises(ValueError, match="unexpected key 'bogus'"):
         optim.unflatten_state_dict({"bogus": np.zeros(1)})
+
+
+# ----------------------------------------------------------------------------- refusals
+def test_a_single_tensor_or_an_unordered_collection_is_refused_like_pytorch():
+    p = Tensor(np.ones((3, 2)), requires_grad=True)
+    with pytest.raises(
+        TypeError,
+        match="given to the optimizer should be an iterable of Tensors or dicts, but got Tensor",
+    ):
+        optim.SGD(p, lr=0.1)  # it used to iterate the rows and hold views of them
+    with pytest.raises(TypeError, match=r"ordered collection.*set"):
+        optim.Adam({p})
+    with pytest.raises(TypeError, match=r"ordered collection.*dict"):
+        optim.SGD({"params": [p]}, lr=0.1)
+    with pytest.raises(TypeError, match="but got int"):
+        optim.SGD(5, lr=0.1)
+    with pytest.raises(TypeError, match="ordered collection"):
+        optim.SGD([{"params": {p}}], lr=0.1)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"but got torch\.FloatTensor"):
+        torch.optim.SGD(torch.ones(3, requires_grad=True), lr=0.1)
+
+
+def test_duplicate_and_non_leaf_parameters_are_refused():
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match="more than one group"):
+        optim.SGD([{"params": [a, b]}, {"params": [b]}], lr=0.1)
+    with pytest.raises(ValueError, match="appears twice in its group"):
+        optim.Adam([a, b, a])
+    with pytest.raises(ValueError, match="not a leaf"):
+        optim.SGD([a * 2], lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda p: optim.SGD([p], lr="0.1"), TypeError, "lr must be a finite number"),
+        (lambda p: optim.SGD([p], lr=float("nan")), TypeError, "lr must be a finite number"),
+        (lambda p: optim.SGD([p], lr=0.1, nesterov=1), TypeError, "nesterov must be True"),
+        (lambda p: optim.Adam([p], betas="ab"), TypeError, "betas must be a finite number"),
+        (lambda p: optim.Adam([p], betas=(0.9,)), ValueError, "betas must be 2 numbers"),
+        (lambda p: optim.Adam([p], betas=(0.9, "x")), TypeError, "betas must be a finite"),
+        (lambda p: optim.RMSprop([p], momentum=None), TypeError, "momentum must be a finite"),
+        (lambda p: optim.SGD([{"params": [p], "lr": [0.1]}], lr=0.1), TypeError, "lr"),
+    ],
+)
+def test_hyperparameters_of_the_wrong_type_are_named(make, error, match):
+    with pytest.raises(error, match=match):
+        make(Tensor(np.ones(1), requires_grad=True))
+
+
+def _resize(p: Tensor) -> None:
+    p.data, p.grad = np.zeros(5), Tensor(np.ones(5))  # its state keeps the old shape
+
+
+@pytest.mark.parametrize(
+    ("spoil", "match"),
+    [
+        (lambda p: setattr(p, "grad", Tensor(np.ones(1))), r"gradient of shape \(1,\)"),
+        (lambda p: setattr(p, "grad", Tensor(np.ones((2, 3)))), r"gradient of shape \(2, 3\)"),
+        (lambda p: setattr(p, "data", np.ones(3)[::1].view()), None),
+        (lambda p: p.data.setflags(write=False), "read-only"),
+        (_resize, r"exp_avg' of shape \(3,\), the parameter \(5,\)"),
+    ],
+)
+def test_a_step_that_cannot_update_every_parameter_updates_none(spoil, match):
+    """A bad last parameter (gradient or state of another shape, a read-only array) used to be
+    found after the first ones were updated, or broadcast silently."""
+    first, last = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    opt = optim.Adam([first, last], lr=0.1)
+    for p in (first, last):
+        p.grad = Tensor(np.ones(p.shape))
+    opt.step()
+    before = copy.deepcopy(opt.state_dict()), first.data.copy(), first._version
+    spoil(last)
+    if match is None:  # a harmless change: stepping still works
+        opt.step()
+        return
+    with pytest.raises(ValueError, match=match):
+        opt.step()
+    assert_same(opt.state_dict(), before[0])
+    np.testing.assert_array_equal(first.data, before[1])
+    assert first._version == before[2]
+
+
+def test_changing_a_group_setting_that_needs_new_state_is_refused_before_any_update():
+    p, q = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    opt = optim.Adam([p, q], lr=0.1)
+    p.grad, q.grad = Tensor(np.ones(2)), Tensor(np.ones(2))
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True  # Adam would look for max_exp_avg_sq
+    start = p.data.copy()
+    with pytest.raises(ValueError, match=r"lacks \['max_exp_avg_sq'\]"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, start)
+
+
+# ----------------------------------------------------------------------------- malformed state
+def assert_same(a, b) -> None:
+    """Equal nested structures: same types, equal arrays (dtype and values)."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b
+
+
+def _first_array_key(state: dict) -> str | None:
+    return next((k for k, v in state[0].items() if isinstance(v, np.ndarray)), None)
+
+
+def _spoil_array(value):
+    def spoil(sd, name):
+        key = _first_array_key(sd["state"]) or "momentum_buffer"
+        sd["state"][0][key] = value(sd["state"][0].get(key, np.zeros((2, 3))))
+
+    return spoil
+
+
+def _spoil_step(value):
+    def spoil(sd, name):
+        if "step" not in sd["state"][0]:
+            sd["state"][0]["momentum_buffer"] = "abc"  # SGD keeps no step: spoil what it keeps
+        else:
+            sd["state"][0]["step"] = value
+
+    return spoil
+
+
+def _foreign_state(sd, name):
+    adam_like = {"step": 1, "exp_avg": np.zeros((2, 3)), "exp_avg_sq": np.zeros((2, 3))}
+    sd["state"][0] = adam_like if name in ("SGD", "Adagrad") else {"momentum_buffer": np.ones(1)}
+    if name == "Adagrad":
+        sd["state"][0] = {"step": 1, "momentum_buffer": np.zeros((2, 3))}
+
+
+def _drop_required(sd, name):
+    if name == "SGD":
+        sd["state"][1]["bogus"] = np.zeros(4)
+    else:
+        sd["state"][0].pop(next(k for k in sd["state"][0] if k != "step"))
+
+
+def _foreign_group(sd, name):
+    foreign = {"momentum": 0.9, "dampening": 0.0, "nesterov": False}
+    if name == "SGD":
+        foreign = {"betas": (0.9, 0.999), "amsgrad": False}
+    sd["param_groups"][0] = {**foreign, "lr": 0.1, "params": sd["param_groups"][0]["params"]}
+
+
+MALFORMED = {
+    "not a dict": lambda sd, name: sd.clear(),
+    "param_groups a dict": lambda sd, name: sd.update(param_groups={"0": sd["param_groups"][0]}),
+    "state a list": lambda sd, name: sd.update(state=list(sd["state"].values())),
+    "group without params": lambda sd, name: sd["param_groups"][0].pop("params"),
+    "params a string": lambda sd, name: sd["param_groups"][0].update(params="0"),
+    "params of bools": lambda sd, name: sd["param_groups"][1].update(params=[True]),
+    "one param too many": lambda sd, name: sd["param_groups"][1]["params"].append(7),
+    "duplicate position": lambda sd, name: sd["param_groups"][1].update(params=[0]),
+    "extra group": lambda sd, name: sd["param_groups"].append(dict(sd["param_groups"][0])),
+    "missing group": lambda sd, name: sd["param_groups"].pop(),
+    "group a string": lambda sd, name: sd["param_groups"].__setitem__(0, "lr=0.1"),
+    "lr a string": lambda sd, name: sd["param_groups"][0].update(lr="0.1"),
+    "lr negative": lambda sd, name: sd["param_groups"][1].update(lr=-1.0),
+    "lr None": lambda sd, name: sd["param_groups"][1].update(lr=None),
+    "unknown hyperparameter": lambda sd, name: sd["param_groups"][0].update(bogus=1),
+    "scheduler key a string": lambda sd, name: sd["param_groups"][0].update(initial_lr="1"),
+    "group of another optimizer": _foreign_group,
+    "unknown position": lambda sd, name: sd["state"].update({9: sd["state"][0]}),
+    "string position": lambda sd, name: sd["state"].update({"0": sd["state"].pop(0)}),
+    "entry a string": lambda sd, name: sd["state"].update({0: "exp_avg"}),
+    "array a string": _spoil_array(lambda v: "abc"),
+    "array too long": _spoil_array(lambda v: np.zeros(v.size + 1)),
+    "array transposed": _spoil_array(lambda v: np.zeros(v.shape[::-1])),
+    "array of strings": _spoil_array(lambda v: np.full(v.shape, "a")),
+    "array of objects": _spoil_array(lambda v: np.full(v.shape, None, dtype=object)),
+    "array a list": _spoil_array(lambda v: v.tolist()),
+    "array of bools": _spoil_array(lambda v: v > 0),
+    "step a string": _spoil_step("3"),
+    "step negative": _spoil_step(-1),
+    "step a float": _spoil_step(3.0),
+    "step a bool": _spoil_step(True),
+    "step None": _spoil_step(None),
+    "state of another optimizer": _foreign_state,
+    "required state missing": _drop_required,
+}
+OPTIMIZERS = ["SGD-momentum-dampening", "Adam-decay-amsgrad", "RMSprop-centered-momentum"]
+OPTIMIZERS += ["Adagrad-decay", "AdamW"]
+
+
+def _trained(config: str):
+    start, targets = problem(3)
+    params = [Tensor(s.copy(), requires_grad=True) for s in start]
+    opt = getattr(optim, _class(config))(
+        [{"params": [params[0]]}, {"params": [params[1]], "lr": 0.05}], **CONFIGS[config][0]
+    )
+    for step in range(5, 7):  # both parameters active: state for both
+        _losses(params, [Tensor(t) for t in targets], step).backward()
+        opt.step()
+    return params, opt
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from(OPTIMIZERS),
+    st.lists(st.sampled_from(sorted(MALFORMED)), min_size=1, max_size=3, unique=True),
+)
+def test_a_malformed_optimizer_state_changes_nothing(config, spoilers):
+    """Malformed structures and values (a group without params, mismatched counts, strings,
+    wrong shapes, bad step counts, another optimizer's state or groups, unknown keys) are
+    refused with an error from load_state_dict itself, nothing changes, and the next step
+    equals that of an untouched optimizer."""
+    params, opt = _trained(config)
+    twin_params, twin = _trained(config)
+    name = _class(config)
+    saved = copy.deepcopy(opt.state_dict())
+    before = copy.deepcopy(opt.state_dict()), [p.data.copy() for p in params]
+    versions = [p._version for p in params]
+    arrays = {id(v) for s in opt.state.values() for v in s.values()}
+    for spoil in spoilers:
+        # an earlier spoiler may have removed what this one edits: still malformed
+        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+            MALFORMED[spoil](saved, name)
+    with pytest.raises((TypeError, ValueError), match=f"^{name}.load_state_dict: "):
+        opt.load_state_dict(saved)
+    assert_same(opt.state_dict(), before[0])
+    assert {id(v) for s in opt.state.values() for v in s.values()} == arrays
+    assert [p._version for p in params] == versions
+    for p, data in zip(params, before[1]):
+        np.testing.assert_array_equal(p.data, data)
+    _, targets = problem(3)
+    for ps, o in ((params, opt), (twin_params, twin)):
+        o.zero_grad()
+        _losses(ps, [Tensor(t) for t in targets], 7).backward()
+        o.step()
+    for p, q in zip(params, twin_params):
+        np.testing.assert_array_equal(p.data, q.data)
+    assert_same(opt.state_dict(), twin.state_dict())
+
+
+@pytest.mark.parametrize("config", OPTIMIZERS)
+def test_a_well_formed_state_still_loads_with_cast_and_unaliased_arrays(config):
+    params, opt = _trained(config)
+    saved = opt.state_dict()
+    for values in saved["state"].values():  # float32 moments: cast to the parameters' float64
+        values.update({k: v.astype(np.float32) for k, v in values.items() if k != "step"})
+    fresh = getattr(optim, _class(config))(
+        [{"params": [params[0]]}, {"params": [params[1]], "lr": 0.05}], **CONFIGS[config][0]
+    )
+    fresh.load_state_dict(saved)
+    for position, p in enumerate(params):
+        for key, value in fresh.state[id(p)].items():
+            if key != "step":
+                assert value.dtype == p.dtype and value is not saved["state"][position][key]
+    assert fresh.param_groups[1]["lr"] == 0.05

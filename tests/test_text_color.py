@@ -97,6 +97,11 @@ def test_augmented_round_trip_and_layout():
         np.testing.assert_array_equal(a, b)
 
 
+def test_from_augmented_bumps_the_weights_it_writes_into():
+    model = from_augmented(to_augmented(build_mlp(rng=0)))
+    assert all(p._version == 1 for p in model.parameters())
+
+
 def test_from_augmented_checks_the_chain_of_shapes():
     with pytest.raises(ValueError, match=r"W\^2 has shape \(2, 4\).*W\^1.*produces 5"):
         from_augmented([np.zeros((5, 4)), np.zeros((2, 4))])

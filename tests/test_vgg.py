@@ -80,8 +80,10 @@ def test_a_frozen_model_loads_weights_and_stays_frozen(files, reference):
     from tinygrad_edu.kernels.frozen import is_frozen
 
     model = vgg16(rng=2).freeze()
+    versions = [p._version for p in model.parameters()]
     kind, arrays = read_weights(files["npz"])
     model.load_weights(arrays, kind)
+    assert [p._version for p in model.parameters()] == [v + 1 for v in versions]  # new values
     for key, value in reference[1].items():
         np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
     assert all(is_frozen(p.data) for p in model.parameters())

@@ -264,11 +264,34 @@ def _reaching(outputs: Sequence[Tensor], targets: set[int]) -> dict[int, Tensor]
 
 
 def _run_hooks(tensor: Tensor, g: Tensor) -> Tensor:
+    """``g`` after ``tensor``'s hooks, each of which may return a replacement.
+
+    As in PyTorch, a replacement must be a Tensor of the gradient's shape and dtype: anything
+    else raises (``TypeError``, ``RuntimeError``) naming the hook, before it could change
+    ``.grad`` or be broadcast into the rest of the graph.
+    """
     if tensor._hooks:
         for hook in list(tensor._hooks):
             replaced = hook(g)
-            if replaced is not None:
-                g = replaced
+            if replaced is None:
+                continue
+            name = getattr(hook, "__qualname__", None) or repr(hook)
+            if not isinstance(replaced, Tensor):
+                raise TypeError(
+                    f"hook {name!r} returned a {type(replaced).__name__}; a gradient hook must "
+                    "return a Tensor or None"
+                )
+            if replaced.shape != g.shape:
+                raise RuntimeError(
+                    f"hook {name!r} has changed the size of value: it was given a gradient of "
+                    f"shape {g.shape} and returned shape {replaced.shape}"
+                )
+            if replaced.dtype != g.dtype:
+                raise RuntimeError(
+                    f"hook {name!r} has changed the type of value: it was given a {g.dtype} "
+                    f"gradient and returned {replaced.dtype}"
+                )
+            g = replaced
     return g
 
 

@@ -3,7 +3,9 @@ activations, ``Flatten`` and ``Sequential`` -- each a thin module over :mod:`.fu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -11,11 +13,38 @@ from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .functional import layers as F_layers
 from .module import Module, Parameter
 
 
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
+def _positive_ints(layer: str, **sizes: Any) -> None:
+    """``ValueError`` naming ``layer`` unless every size is an int > 0."""
+    for name, value in sizes.items():
+        if not _is_int(value) or value <= 0:
+            raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _float_dtype(layer: str, dtype: Any) -> np.dtype:
+    """``dtype`` as a floating-point NumPy dtype (parameters are trained), else ``TypeError``."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        raise TypeError(f"{layer}: dtype must be a floating-point type, got {dtype!r}")
+    return resolved
+
+
+def _check_number(layer: str, name: str, value: Any, low: float, high: float = math.inf) -> None:
+    """``ValueError`` unless ``value`` is a real number in ``[low, high]``."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not low <= value <= high:
+        limits = f"lie in [{low:g}, {high:g}]" if high < math.inf else f"be a number >= {low:g}"
+        raise ValueError(f"{layer}: {name} must {limits}, got {value!r}")
 
 
 def _parameters(shape, bias: bool, bound: float, rng, dtype, initialise: bool, bias_size=None):
@@ -51,11 +80,8 @@ class Linear(Module):
         initialise: bool = True,
     ) -> None:
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(
-                f"Linear needs positive sizes, got in_features={in_features}, "
-                f"out_features={out_features}"
-            )
+        _positive_ints("Linear", in_features=in_features, out_features=out_features)
+        dtype = _float_dtype("Linear", dtype)
         self.in_features, self.out_features = in_features, out_features
         self.weight, self.bias = _parameters(
             (out_features, in_features), bias, 1.0 / np.sqrt(in_features), rng, dtype, initialise
@@ -76,14 +102,10 @@ def _conv_parameters(shape, fan_in: int, bias: bool, rng, dtype, initialise: boo
 def _checked_conv_sizes(
     layer: str, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int], groups: int
 ) -> tuple[int, int]:
-    """The kernel's ``(kh, kw)``, after checking that every size is positive and ``groups``
-    divides both channel counts."""
-    kh, kw = _pair(kernel_size)
-    if min(in_channels, out_channels, kh, kw, groups) <= 0:
-        raise ValueError(
-            f"{layer} needs positive sizes, got in={in_channels}, out={out_channels}, "
-            f"kernel={kernel_size}, groups={groups}"
-        )
+    """The kernel's ``(kh, kw)``, after checking that every size is a positive int and
+    ``groups`` divides both channel counts."""
+    _positive_ints(layer, in_channels=in_channels, out_channels=out_channels, groups=groups)
+    kh, kw = F_layers._pair(kernel_size, "kernel_size", layer, 1)
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"{layer}: groups={groups} must divide in_channels={in_channels} and "
@@ -119,6 +141,10 @@ class Conv2d(Module):
     ) -> None:
         super().__init__()
         kh, kw = _checked_conv_sizes("Conv2d", in_channels, out_channels, kernel_size, groups)
+        strides = F_layers._pair(stride, "stride", "Conv2d", 1)
+        F_layers._pair(dilation, "dilation", "Conv2d", 1)
+        F_layers.check_conv_padding(padding, strides, "Conv2d")
+        dtype = _float_dtype("Conv2d", dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.dilation, self.groups = dilation, groups
@@ -167,6 +193,10 @@ class ConvTranspose2d(Module):
         kh, kw = _checked_conv_sizes(
             "ConvTranspose2d", in_channels, out_channels, kernel_size, groups
         )
+        F_layers.check_conv_transpose_settings(
+            stride, padding, output_padding, dilation, "ConvTranspose2d"
+        )
+        dtype = _float_dtype("ConvTranspose2d", dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), stride, padding
         self.output_padding, self.groups, self.dilation = output_padding, groups, dilation
@@ -210,6 +240,7 @@ class MaxPool2d(Module):
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
+        F_layers.check_pool_settings(kernel_size, stride, padding, dilation, "MaxPool2d")
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
@@ -238,6 +269,7 @@ class AvgPool2d(Module):
         count_include_pad: bool = True,
     ) -> None:
         super().__init__()
+        F_layers.check_pool_settings(kernel_size, stride, padding, 1, "AvgPool2d")
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -257,6 +289,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: int | tuple[int | None, int | None]) -> None:
         super().__init__()
+        F_layers.check_output_size(output_size, "AdaptiveAvgPool2d")
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:
@@ -277,6 +310,7 @@ class Upsample(Module):
         align_corners: bool | None = None,
     ) -> None:
         super().__init__()
+        F_layers.check_resize_settings(size, scale_factor, mode, align_corners, "Upsample")
         self.size, self.scale_factor = size, scale_factor
         self.mode, self.align_corners = mode, align_corners
 
@@ -299,8 +333,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must lie in [0, 1], got {p}")
+        _check_number("Dropout", "p", p, 0.0, 1.0)
         self.p = p
         self.generator = np.random.default_rng(rng)
 
@@ -327,8 +360,12 @@ class _BatchNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        if num_features <= 0:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive")
+        layer = type(self).__name__
+        _positive_ints(layer, num_features=num_features)
+        _check_number(layer, "eps", eps, 0.0)
+        if momentum is not None:
+            _check_number(layer, "momentum", momentum, 0.0, 1.0)
+        dtype = _float_dtype(layer, dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
@@ -354,11 +391,10 @@ class _BatchNorm(Module):
                 f"{x.shape[1]} channels"
             )
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
-        return F.batch_norm(
+        counting = self.training and self.track_running_stats
+        if counting and self.momentum is None:  # cumulative moving average
+            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
+        y = F.batch_norm(
             x,
             self.running_mean,
             self.running_var,
@@ -368,6 +404,10 @@ class _BatchNorm(Module):
             momentum,
             self.eps,
         )
+        if counting:  # only once the batch was accepted
+            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._bump_version()
+        return y
 
     def extra_repr(self) -> str:
         return (
@@ -402,8 +442,15 @@ class LayerNorm(Module):
     ) -> None:
         super().__init__()
         shape = (
-            (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+            (normalized_shape,)
+            if isinstance(normalized_shape, (int, np.integer))
+            else tuple(normalized_shape)
         )
+        if not shape:
+            raise ValueError("LayerNorm: normalized_shape must name at least one axis")
+        _positive_ints("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        _check_number("LayerNorm", "eps", eps, 0.0)
+        dtype = _float_dtype("LayerNorm", dtype)
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
         self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
@@ -433,15 +480,21 @@ class Embedding(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        if num_embeddings <= 0 or embedding_dim <= 0:
+        _positive_ints("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
+        if padding_idx is not None and (
+            not _is_int(padding_idx) or not -num_embeddings <= padding_idx < num_embeddings
+        ):
             raise ValueError(
-                f"Embedding needs positive sizes, got {num_embeddings}, {embedding_dim}"
+                f"Embedding: padding_idx must be an int in [-{num_embeddings}, {num_embeddings}), "
+                f"got {padding_idx!r}"
             )
+        dtype = _float_dtype("Embedding", dtype)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         self.weight = init.normal((num_embeddings, embedding_dim), rng=rng, dtype=dtype)
         if padding_idx is not None:
             self.weight.data[padding_idx] = 0
+            self.weight._bump_version()
 
     def forward(self, indices) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)
@@ -484,6 +537,8 @@ class Flatten(Module):
 
     def __init__(self, start_axis: int = 1) -> None:
         super().__init__()
+        if not _is_int(start_axis):
+            raise TypeError(f"Flatten: start_axis must be an int, got {start_axis!r}")
         self.start_axis = start_axis
 
     def forward(self, x: Tensor) -> Tensor:

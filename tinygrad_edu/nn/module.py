@@ -59,12 +59,69 @@ class Parameter(Tensor):
 
 
 def load_into(tensor: Tensor, value: np.ndarray) -> None:
-    """Copy ``value`` into ``tensor`` in place (cast to its dtype), or, when the tensor is frozen
-    (:meth:`Module.freeze`), give it a frozen array of the new values."""
-    if is_frozen(tensor.data):
-        tensor.data = frozen_copy(np.asarray(value, dtype=tensor.dtype).reshape(tensor.shape))
-    else:
+    """Copy ``value`` (of ``tensor``'s shape) into ``tensor`` and bump its version.
+
+    A writable array is updated in place (cast to its dtype), so whoever holds the tensor sees
+    the new values. A read-only one gets a new array of the values instead, read-only again:
+    frozen (:meth:`Module.freeze`) when it was frozen.
+    """
+    if tensor.data.flags.writeable:
         tensor.data[...] = value
+    else:
+        tensor.data = _read_only_like(tensor.data, value)
+    tensor._bump_version()
+
+
+def _read_only_like(old: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``value`` in ``old``'s dtype and shape, frozen when ``old`` is."""
+    new = np.array(value, dtype=old.dtype).reshape(old.shape)
+    if is_frozen(old):
+        return frozen_copy(new)
+    new.flags.writeable = False
+    return new
+
+
+def _check_member_name(module: Module, kind: str, name: Any, taken: bool) -> None:
+    """PyTorch's rules for the name of a new parameter, buffer or child: a non-empty ``str``
+    without ``"."`` (dotted names are paths in ``state_dict``) that is not ``taken`` by
+    another attribute."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string, got {type(name).__name__} {name!r}")
+    if not name:
+        raise KeyError(f'{kind} name can\'t be empty string ""')
+    if "." in name:
+        raise KeyError(f'{kind} name can\'t contain ".", got {name!r}')
+    if taken:
+        raise KeyError(f"attribute {name!r} already exists in {type(module).__name__}")
+
+
+def _loadable(key: str, raw: Any, tensor: Tensor) -> np.ndarray | str:
+    """``raw`` as an array that fits ``tensor``, or a sentence saying why it does not."""
+    data = raw.data if isinstance(raw, Tensor) else raw
+    if not isinstance(data, (np.ndarray, np.generic, list, tuple, int, float)):
+        return f"key {key!r} holds a {type(raw).__name__}, not an array"
+    try:
+        value = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        return f"key {key!r} holds no array of numbers ({error})"
+    if value.dtype.kind not in "biuf":
+        return f"key {key!r} holds {value.dtype} data, not numbers"
+    if value.shape != tensor.shape:
+        return (
+            f"key {key!r} has shape {value.shape} but the module's tensor has shape {tensor.shape}"
+        )
+    if not np.can_cast(value.dtype, tensor.dtype, "same_kind"):
+        return f"key {key!r} holds {value.dtype} data, which does not fit a {tensor.dtype} tensor"
+    if not tensor.data.flags.writeable:
+        return _read_only_like(tensor.data, value)  # made before anything changes
+    return value
+
+
+def _unshared(value: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
+    """``value``, copied when it may share memory with an array about to be overwritten."""
+    if any(np.may_share_memory(value, target) for target in targets):
+        return value.copy()
+    return value
 
 
 class Module:
@@ -83,20 +140,26 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def _check_initialised(self, name: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
                 f"{type(self).__name__}.__init__ must call super().__init__() before assigning "
                 f"attribute {name!r}"
             )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._check_initialised(name)
         if name in self._buffers and (value is None or isinstance(value, Tensor)):
             self._buffers[name] = value  # a buffer stays a buffer when replaced
+        elif isinstance(value, (Tensor, Module)):
+            table = "_parameters" if isinstance(value, Tensor) else "_modules"
+            if name not in self.__dict__[table]:  # a new member: not a method or property
+                kind = "parameter" if table == "_parameters" else "module"
+                _check_member_name(self, kind, name, hasattr(type(self), name))
+            self._forget(name)
+            self.__dict__[table][name] = value
         else:
             self._forget(name)
-            if isinstance(value, Tensor):
-                self._parameters[name] = value
-            elif isinstance(value, Module):
-                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -109,23 +172,56 @@ class Module:
         self._non_persistent.discard(name)
         self._modules.pop(name, None)
 
+    def _taken(self, name: Any, table: str) -> bool:
+        """Whether ``name`` is an attribute other than a member in ``table``."""
+        return isinstance(name, str) and hasattr(self, name) and name not in self.__dict__[table]
+
     def register_parameter(self, name: str, parameter: Tensor | None) -> None:
-        """Add a parameter (``None`` declares an absent one, like a layer without bias)."""
+        """Add a parameter (``None`` declares an absent one, like a layer without bias).
+
+        As in PyTorch, ``name`` must be a non-empty ``str`` without ``"."`` that is not already
+        another attribute (``KeyError``/``TypeError`` otherwise).
+        """
         if parameter is not None and not isinstance(parameter, Tensor):
-            raise TypeError(f"register_parameter: {name!r} must be a Tensor or None")
+            raise TypeError(
+                f"register_parameter: {name!r} must be a Tensor or None, got "
+                f"{type(parameter).__name__}"
+            )
+        self._check_initialised(name)
+        _check_member_name(self, "parameter", name, self._taken(name, "_parameters"))
         setattr(self, name, parameter)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
-        """Add a buffer: state that is not trained; saved in ``state_dict`` when ``persistent``."""
+        """Add a buffer: state that is not trained; saved in ``state_dict`` when ``persistent``.
+
+        ``name`` follows :meth:`register_parameter`'s rules.
+        """
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None")
-        if "." in name or not name:
-            raise KeyError(f"register_buffer: invalid buffer name {name!r}")
+            raise TypeError(
+                f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}"
+            )
+        self._check_initialised(name)
+        _check_member_name(self, "buffer", name, self._taken(name, "_buffers"))
         self._forget(name)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
         object.__setattr__(self, name, tensor)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add a child module under ``name`` (:meth:`register_parameter`'s rules for names);
+        ``setattr(self, name, module)`` for names computed at run time."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(
+                f"add_module: {name!r} must be a Module or None, got {type(module).__name__}"
+            )
+        self._check_initialised(name)
+        _check_member_name(self, "module", name, self._taken(name, "_modules"))
+        if module is None:
+            self._forget(name)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, module)
 
     # ------------------------------------------------------------------ running
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -226,7 +322,10 @@ class Module:
         for parameter in self.parameters():
             parameter.requires_grad_(False)
             parameter.grad = None  # an optimizer must not step it
-            parameter.data = frozen_copy(parameter.data)
+            frozen = frozen_copy(parameter.data)
+            if frozen is not parameter.data:
+                parameter.data = frozen
+                parameter._bump_version()
         return self
 
     def unfreeze(self: M) -> M:
@@ -234,6 +333,7 @@ class Module:
         for parameter in self.parameters():
             if is_frozen(parameter.data):
                 parameter.data = parameter.data.copy()
+                parameter._bump_version()
             parameter.requires_grad_(True)
         return self
 
@@ -256,40 +356,45 @@ class Module:
     ) -> IncompatibleKeys:
         """Copy arrays into the parameters and buffers (in place, so optimizers keep working).
 
-        With ``strict=True`` every entry must be present and no extra key allowed. Shapes must
-        always match exactly. Errors raise :class:`StateDictError` naming the keys and shapes;
-        nothing is modified unless the whole dict fits.
+        With ``strict=True`` every entry must be present and no extra key allowed; with
+        ``strict=False`` the returned ``(missing_keys, unexpected_keys)`` lists them. Every
+        entry given must be an array (or Tensor, or nested list) of real numbers of exactly the
+        tensor's shape, castable to its dtype (no floats into integer buffers). All entries are
+        checked before any tensor changes: one :class:`StateDictError` names every problem and
+        nothing is modified. Each loaded tensor's version is bumped; a read-only (e.g. frozen)
+        array is replaced by a read-only array of the new values.
         """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"{where}: expected a mapping of names to arrays, got {type(state_dict).__name__}"
+            )
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing keys {missing}")
-            if unexpected:
-                parts.append(f"unexpected keys {unexpected}")
-            raise StateDictError(f"{type(self).__name__}.load_state_dict: " + "; ".join(parts))
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
         updates = []
         for key, tensor in own.items():
-            if key not in state_dict:
-                continue
-            value = np.asarray(
-                state_dict[key].data if isinstance(state_dict[key], Tensor) else state_dict[key]
-            )
-            if value.shape != tensor.shape:
-                raise StateDictError(
-                    f"{type(self).__name__}.load_state_dict: key {key!r} has shape {value.shape} "
-                    f"but the module's tensor has shape {tensor.shape}"
-                )
-            if value.dtype.kind not in "biuf":
-                raise StateDictError(
-                    f"{type(self).__name__}.load_state_dict: key {key!r} holds {value.dtype} "
-                    "data, not numbers"
-                )
-            updates.append((tensor, value))
-        for tensor, value in updates:
-            load_into(tensor, value)
+            if key in state_dict:
+                value = _loadable(key, state_dict[key], tensor)
+                if isinstance(value, str):
+                    problems.append(value)
+                else:
+                    updates.append((tensor, value))
+        if problems:
+            raise StateDictError(f"{where}: " + "; ".join(problems))
+        targets = [tensor.data for tensor, _ in updates]
+        updates = [(tensor, _unshared(value, targets)) for tensor, value in updates]
+        for tensor, value in updates:  # nothing here can fail
+            if tensor.data.flags.writeable:
+                tensor.data[...] = value
+            else:
+                tensor.data = value  # the read-only array _loadable prepared
+            tensor._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ display

@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, decayed
+from .optimizer import (
+    Optimizer,
+    ParamGroup,
+    Params,
+    StateSpec,
+    check_nonnegative,
+    decayed,
+)
 
 
 class Adagrad(Optimizer):
@@ -41,6 +48,9 @@ class Adagrad(Optimizer):
         check_nonnegative(
             "Adagrad", group, "lr_decay", "weight_decay", "initial_accumulator_value", "eps"
         )
+
+    def state_spec(self, group: ParamGroup) -> StateSpec:
+        return {"step": "count", "sum": "array"}
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         if not state:

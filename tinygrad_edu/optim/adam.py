@@ -21,7 +21,14 @@ import math
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, decayed
+from .optimizer import (
+    Optimizer,
+    ParamGroup,
+    Params,
+    StateSpec,
+    check_nonnegative,
+    decayed,
+)
 
 
 class Adam(Optimizer):
@@ -53,6 +60,15 @@ class Adam(Optimizer):
         if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
             raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {group['betas']}")
         check_nonnegative(name, group, "eps", "weight_decay")
+
+    def state_spec(self, group: ParamGroup) -> StateSpec:
+        amsgrad = "array" if group["amsgrad"] else "optional"
+        return {
+            "step": "count",
+            "exp_avg": "array",
+            "exp_avg_sq": "array",
+            "max_exp_avg_sq": amsgrad,
+        }
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         if not state:

@@ -2,15 +2,20 @@ r"""Learning-rate schedulers: set ``group["lr"]`` of an optimizer as training ad
 
 PyTorch's protocol: construct the scheduler after the optimizer (it records each group's
 ``initial_lr`` and sets the first rate), call ``optimizer.step()`` then ``scheduler.step()``
-once per epoch (or per batch for :class:`OneCycleLR`). Each rate here is the closed form in the
-scheduler's counter ``last_epoch`` :math:`t`:
+once per epoch (or per batch for :class:`OneCycleLR`). As in PyTorch, :class:`StepLR` and
+:class:`CosineAnnealingLR` are *chainable*: each step multiplies the group's **current** rate
+by the change its schedule makes from step :math:`t - 1` to :math:`t` (counter
+``last_epoch``), so several schedulers on one optimizer compose (their factors multiply) instead
+of overwriting each other. Alone, they follow the closed forms
 
 * :class:`StepLR` -- :math:`\eta_t = \eta_0 \gamma^{\lfloor t / s \rfloor}`,
 * :class:`CosineAnnealingLR` --
-  :math:`\eta_t = \eta_{min} + \tfrac12 (\eta_0 - \eta_{min})(1 + \cos(\pi t / T))`,
+  :math:`\eta_t = \eta_{min} + \tfrac12 (\eta_0 - \eta_{min})(1 + \cos(\pi t / T))`
+  (the factor applies to :math:`\eta - \eta_{min}`),
 * :class:`OneCycleLR` -- warm up from ``max_lr / div_factor`` to ``max_lr`` over the first
   ``pct_start`` of the steps, then anneal to ``initial_lr / final_div_factor`` (cosine or
-  linear), cycling momentum (or Adam's :math:`\beta_1`) the opposite way.
+  linear), cycling momentum (or Adam's :math:`\beta_1`) the opposite way; it sets the rate
+  outright (PyTorch's OneCycleLR is not chainable either).
 
 >>> import numpy as np
 >>> from tinygrad_edu import Tensor, optim
@@ -27,8 +32,12 @@ scheduler's counter ``last_epoch`` :math:`t`:
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from .optimizer import Optimizer
 
@@ -52,17 +61,31 @@ class LRScheduler:
                 )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._step_count = 0
+        self._is_initial = True  # the constructor's step keeps the current rates
         self.step()
+        self._is_initial = False
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
 
+    def _current_lrs(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
     def step(self) -> None:
-        """Advance one step and write the new rates into the optimizer's groups."""
+        """Advance one step and write the new rates into the optimizer's groups (nothing
+        changes when :meth:`get_lr` raises, e.g. past :class:`OneCycleLR`'s end)."""
         self.last_epoch += 1
-        self._last_lr = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+        self._step_count += 1
+        try:
+            rates = self.get_lr()
+        except Exception:
+            self.last_epoch -= 1
+            self._step_count -= 1
+            raise
+        for group, lr in zip(self.optimizer.param_groups, rates):
             group["lr"] = lr
+        self._last_lr = self._current_lrs()
 
     def get_last_lr(self) -> list[float]:
         """The rates set by the latest :meth:`step`, one per parameter group."""
@@ -70,10 +93,61 @@ class LRScheduler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (which has its own ``state_dict``)."""
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.__dict__.update(state_dict)
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (all or nothing).
+
+        Only this scheduler's own keys are accepted, each with the structure and kind of the
+        current value (numbers, flags, strings, lists of the same length), and the counters
+        ``last_epoch`` >= -1 and ``_step_count`` >= 0 must be ints; otherwise ``TypeError`` or
+        ``ValueError`` names the key and nothing changes.
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{where}: expected a dict, got {type(state_dict).__name__}")
+        own = self.state_dict()
+        unknown = [k for k in state_dict if k not in own]
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown keys {unknown} (a {type(self).__name__} has {sorted(own)})"
+            )
+        for key, value in state_dict.items():
+            problem = _mismatch(value, own[key])
+            if problem:
+                raise TypeError(f"{where}: {key!r} {problem}")
+        for key, low in (("last_epoch", -1), ("_step_count", 0)):
+            value = state_dict.get(key, own[key])
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{where}: {key!r} must be an int >= {low}, got {value!r}")
+        self.__dict__.update(copy.deepcopy(dict(state_dict)))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _mismatch(value: Any, like: Any) -> str | None:
+    """Why ``value`` does not have the structure and kind of ``like``, or ``None``."""
+    if isinstance(like, (bool, np.bool_)):
+        ok = isinstance(value, (bool, np.bool_))
+    elif isinstance(like, (int, float, np.integer, np.floating)):
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        )
+    elif isinstance(like, str):
+        ok = isinstance(value, str)
+    elif isinstance(like, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(like):
+            return f"must be a list of {len(like)} entries, got {value!r}"
+        return next(filter(None, (_mismatch(v, w) for v, w in zip(value, like))), None)
+    elif isinstance(like, Mapping):
+        if not isinstance(value, Mapping) or set(value) != set(like):
+            return f"must be a dict with keys {sorted(like)}, got {value!r}"
+        return next(filter(None, (_mismatch(value[k], like[k]) for k in like)), None)
+    else:
+        ok = value is None if like is None else True
+    return None if ok else f"must be like {like!r}, got {value!r}"
 
 
 class StepLR(LRScheduler):
@@ -88,8 +162,10 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        factor = self.gamma ** (self.last_epoch // self.step_size)
-        return [base * factor for base in self.base_lrs]
+        """The current rates, times ``gamma`` when ``last_epoch`` is a multiple of the step."""
+        if self.last_epoch == 0 or self.last_epoch % self.step_size:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -104,8 +180,21 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+        """PyTorch's recursive form: the current rate's distance to ``eta_min`` scaled by the
+        ratio of consecutive cosine terms (the closed form when resuming at the first step)."""
+        t, T, low = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:
+            cosine = (1 + math.cos(t * math.pi / T)) / 2
+            return [low + (base - low) * cosine for base in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:  # the bottom of the cosine: the ratio would be 0 / 0
+            rise = (1 - math.cos(math.pi / T)) / 2
+            return [
+                lr + (base - low) * rise for lr, base in zip(self._current_lrs(), self.base_lrs)
+            ]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [low + (lr - low) * ratio for lr in self._current_lrs()]
 
 
 class OneCycleLR(LRScheduler):

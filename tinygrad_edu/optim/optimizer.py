@@ -17,6 +17,8 @@ optimizer over the same parameters resumes bit for bit after :meth:`Optimizer.lo
 from __future__ import annotations
 
 import copy
+import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,17 +31,26 @@ from ..tensor import Tensor
 ParamGroup = dict[str, Any]
 Params = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 
+#: group keys the schedulers add (:mod:`.lr_scheduler`); a saved group may carry them
+SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"})
+
+#: what a parameter's state may hold: "count" (an int >= 0), "array" (the parameter's shape),
+#: "optional" (an array or None); required keys are the ones not marked "optional"
+StateSpec = dict[str, str]
+
 
 class Optimizer:
-    """Base class: subclasses define :meth:`update` for one parameter and :meth:`check`."""
+    """Base class: subclasses define :meth:`update` for one parameter, :meth:`check` and
+    :meth:`state_spec`."""
 
     def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
+        name = type(self).__name__
         self.defaults = dict(defaults)
         self.param_groups: list[ParamGroup] = []
         self.state: dict[int, dict[str, Any]] = {}
-        groups = list(params)
+        groups = _ordered(params, f"{name}: params argument given to the optimizer")
         if not groups:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+            raise ValueError(f"{name} got an empty parameter list")
         if not isinstance(groups[0], Mapping):
             groups = [{"params": groups}]
         for group in groups:
@@ -47,32 +58,58 @@ class Optimizer:
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
-        """Add a group (a dict with ``"params"``); missing hyperparameters take the defaults."""
+        """Add a group (a dict with ``"params"``); missing hyperparameters take the defaults.
+
+        Parameters must be leaf Tensors, each in one group only; hyperparameters must have
+        the type of the constructor's defaults (numbers, flags, pairs) and lie in range.
+        """
         name = type(self).__name__
         if not isinstance(group, Mapping) or "params" not in group:
             raise TypeError(f"{name}: a parameter group must be a dict with a 'params' key")
         params = group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
+        params = [params] if isinstance(params, Tensor) else _ordered(params, f"{name}: params")
         if not params:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} is empty")
         taken = {id(p) for g in self.param_groups for p in g["params"]}
+        seen: set[int] = set()
         for position, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(
                     f"{name}: parameter {position} is a {type(p).__name__}, not a Tensor"
                 )
+            if p._node is not None:
+                raise ValueError(
+                    f"{name}: parameter {position} is not a leaf (it is the result of an op); "
+                    "optimize the tensors it was computed from"
+                )
             if id(p) in taken:
                 raise ValueError(f"{name}: parameter {position} appears in more than one group")
-            taken.add(id(p))
-        full = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
+            if id(p) in seen:
+                raise ValueError(f"{name}: parameter {position} appears twice in its group")
+            seen.add(id(p))
+        hyperparameters = {k: v for k, v in group.items() if k != "params"}
+        full = self._checked({**self.defaults, **hyperparameters}, f"{name}")
         full["params"] = params
-        if full["lr"] < 0:
-            raise ValueError(f"{name}: learning rate must be >= 0, got {full['lr']}")
-        self.check(full)
         self.param_groups.append(full)
+
+    def _checked(self, group: ParamGroup, where: str) -> ParamGroup:
+        """``group`` with pairs as tuples, after checking each hyperparameter's type against
+        the constructor's default and its range (:meth:`check`)."""
+        group = dict(group)
+        for key, default in _signature_defaults(type(self)).items():
+            if key in group:
+                group[key] = _of_kind(group[key], default, f"{where}: {key}")
+        if group["lr"] < 0:
+            raise ValueError(f"{where}: learning rate must be >= 0, got {group['lr']}")
+        self.check(group)
+        return group
 
     def check(self, group: ParamGroup) -> None:
         """Raise ``ValueError`` for hyperparameters out of range (subclasses override)."""
+
+    def state_spec(self, group: ParamGroup) -> StateSpec:
+        """The keys a parameter's (non-empty) state holds under ``group``'s settings."""
+        return {}
 
     # ------------------------------------------------------------------ stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -85,22 +122,40 @@ class Optimizer:
                     p.grad = Tensor._wrap(np.zeros_like(p.data))
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Update every parameter that has a ``.grad``; ``closure`` re-evaluates the loss."""
+        """Update every parameter that has a ``.grad``; ``closure`` re-evaluates the loss.
+
+        Every parameter to update is checked first (writable, floating point, a gradient and
+        state of its shape), so a step either updates all of them or raises and changes
+        nothing. Each updated parameter's version is bumped.
+        """
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
         stepped = [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
-        for i, (p, _) in enumerate(stepped):  # before any update: all or nothing
-            if is_frozen(p.data):
-                raise ValueError(
-                    f"{type(self).__name__}.step: parameter {i} with a gradient (shape "
-                    f"{p.shape}) is frozen and cannot change; call unfreeze() on its module "
-                    "to train it"
-                )
+        for i, (p, group) in enumerate(stepped):  # before any update: all or nothing
+            problem = self._step_problem(p, group, self.state.get(id(p), {}))
+            if problem:
+                raise ValueError(f"{type(self).__name__}.step: parameter {i} {problem}")
         for p, group in stepped:
             self.update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+            p._bump_version()  # ops that saved p before this step must not use its new values
         return loss
+
+    def _step_problem(self, p: Tensor, group: ParamGroup, state: dict) -> str | None:
+        """Why ``p`` cannot be stepped now, or ``None``."""
+        if is_frozen(p.data):
+            return (
+                f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
+                "unfreeze() on its module to train it"
+            )
+        if not p.data.flags.writeable:
+            return f"(shape {p.shape}) has a read-only array"
+        if p.dtype.kind != "f":
+            return f"is {p.dtype}; only floating-point parameters can be trained"
+        if p.grad.shape != p.shape or p.grad.dtype.kind not in "biuf":
+            return f"of shape {p.shape} has a {p.grad.dtype} gradient of shape {p.grad.shape}"
+        return _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         """Update ``p.data`` in place from ``grad`` (never modify ``grad``: it may be shared)."""
@@ -128,44 +183,101 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyperparameters and state saved by :meth:`state_dict` (all or nothing).
 
-        The optimizer must hold the same number of groups and parameters, with state arrays
-        of the parameters' shapes; otherwise ``ValueError`` names the group or parameter.
+        Everything is checked before anything changes: the same number of groups and of
+        parameters per group, distinct integer positions, hyperparameters this optimizer
+        knows (plus the schedulers' keys) of the right types and ranges, and per parameter
+        exactly the state this optimizer keeps (:meth:`state_spec`): integer step counts
+        >= 0 and numeric arrays of the parameter's shape (cast to its dtype). Anything else
+        raises ``TypeError``/``ValueError`` naming the group, parameter or key.
         """
-        name = type(self).__name__
+        where = f"{type(self).__name__}.load_state_dict"
         try:
             saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'"
-            ) from None
+        except (KeyError, TypeError, IndexError):
+            raise ValueError(f"{where}: expected a dict with 'state' and 'param_groups'") from None
+        groups, by_position = self._loaded_groups(saved_groups, where)
+        state = self._loaded_state(saved_state, groups, by_position, where)
+        for group, loaded in zip(self.param_groups, groups):  # nothing here can fail
+            group.update(loaded)
+        self.state = state
+
+    def _loaded_groups(
+        self, saved_groups: Any, where: str
+    ) -> tuple[list[ParamGroup], dict[int, tuple[Tensor, ParamGroup]]]:
+        """The checked hyperparameters of each saved group, and position -> (param, group)."""
+        if not isinstance(saved_groups, (list, tuple)):
+            raise TypeError(
+                f"{where}: 'param_groups' must be a list, got {type(saved_groups).__name__}"
+            )
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
-                f"{name}.load_state_dict: the state has {len(saved_groups)} parameter groups, "
+                f"{where}: the state has {len(saved_groups)} parameter groups, "
                 f"the optimizer {len(self.param_groups)}"
             )
-        by_position: dict[int, Tensor] = {}
+        groups: list[ParamGroup] = []
+        by_position: dict[int, tuple[Tensor, ParamGroup]] = {}
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            if len(saved["params"]) != len(group["params"]):
+            at = f"{where}: group {index}"
+            if not isinstance(saved, Mapping) or "params" not in saved:
+                raise TypeError(f"{at} must be a dict with a 'params' key")
+            positions = saved["params"]
+            if not isinstance(positions, (list, tuple)) or not all(map(_is_int, positions)):
+                raise TypeError(f"{at}: 'params' must be a list of integer positions")
+            if len(positions) != len(group["params"]):
                 raise ValueError(
-                    f"{name}.load_state_dict: group {index} has {len(saved['params'])} "
-                    f"parameters in the state, {len(group['params'])} in the optimizer"
+                    f"{at} has {len(positions)} parameters in the state, "
+                    f"{len(group['params'])} in the optimizer"
                 )
-            by_position.update(zip(saved["params"], group["params"]))
-        new_state: dict[int, dict[str, Any]] = {}
+            unknown = [
+                k for k in saved if k != "params" and k not in group and k not in SCHEDULER_KEYS
+            ]
+            if unknown:
+                raise ValueError(
+                    f"{at}: unknown hyperparameters {unknown} for {type(self).__name__} "
+                    f"(it has {sorted(self.defaults)})"
+                )
+            merged = {k: v for k, v in group.items() if k != "params"}
+            merged.update(copy.deepcopy({k: v for k, v in saved.items() if k != "params"}))
+            for key in SCHEDULER_KEYS & merged.keys():
+                merged[key] = _of_kind(merged[key], 0.0, f"{at}: {key}")
+            try:
+                checked = self._checked(merged, at)
+            except ValueError as error:
+                raise ValueError(f"{at}: {error}") from None
+            groups.append(checked)
+            for position, p in zip(positions, group["params"]):
+                if int(position) in by_position:
+                    raise ValueError(f"{at}: position {position} appears twice")
+                by_position[int(position)] = (p, checked)
+        return groups, by_position
+
+    def _loaded_state(
+        self,
+        saved_state: Any,
+        groups: list[ParamGroup],
+        by_position: dict[int, tuple[Tensor, ParamGroup]],
+        where: str,
+    ) -> dict[int, dict[str, Any]]:
+        """The checked state, keyed by parameter identity, with arrays cast to each parameter's
+        dtype (new arrays: the caller's are never aliased)."""
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"{where}: 'state' must be a dict, got {type(saved_state).__name__}")
+        state: dict[int, dict[str, Any]] = {}
         for position, values in saved_state.items():
-            if position not in by_position:
-                raise ValueError(f"{name}.load_state_dict: state for unknown parameter {position}")
-            p = by_position[position]
-            for key, value in values.items():
-                if isinstance(value, np.ndarray) and value.shape != p.shape:
-                    raise ValueError(
-                        f"{name}.load_state_dict: state {key!r} of parameter {position} has "
-                        f"shape {value.shape}, the parameter {p.shape}"
-                    )
-            new_state[id(p)] = copy.deepcopy(dict(values))
-        for saved, group in zip(saved_groups, self.param_groups):
-            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
-        self.state = new_state
+            at = f"{where}: state of parameter {position!r}"
+            if not _is_int(position) or int(position) not in by_position:
+                raise ValueError(f"{at}: no parameter has this position")
+            if not isinstance(values, Mapping):
+                raise TypeError(f"{at} must be a dict, got {type(values).__name__}")
+            p, group = by_position[int(position)]
+            spec = self.state_spec(group)
+            problem = _state_problem(values, spec, p.shape, type(self).__name__)
+            if problem:
+                raise ValueError(f"{at} {problem}")
+            state[id(p)] = {
+                key: _state_value(value, spec[key], p.dtype) for key, value in values.items()
+            }
+        return state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -173,6 +285,102 @@ class Optimizer:
             lines.append(f"Parameter Group {index}")
             lines.extend(f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params")
         return "\n".join([*lines, ")"])
+
+
+def _ordered(items: Any, what: str) -> list[Any]:
+    """``items`` as a list, refusing a single Tensor, a dict and unordered sets (PyTorch)."""
+    if isinstance(items, Tensor):
+        raise TypeError(
+            f"{what} should be an iterable of Tensors or dicts, but got Tensor (wrap a single "
+            "parameter in a list)"
+        )
+    if isinstance(items, (set, frozenset, Mapping)):
+        raise TypeError(
+            f"{what} must be an ordered collection (a list) of Tensors or dicts, not a "
+            f"{type(items).__name__}: the order of parameters is what state_dict() records"
+        )
+    try:
+        return list(items)
+    except TypeError:
+        raise TypeError(
+            f"{what} should be an iterable of Tensors or dicts, but got {type(items).__name__}"
+        ) from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(value)
+    )
+
+
+def _of_kind(value: Any, default: Any, what: str) -> Any:
+    """``value`` checked to be of ``default``'s kind: a flag, a finite number or a tuple of
+    them (a list becomes a tuple); other defaults (``None``) accept anything."""
+    if isinstance(default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{what} must be True or False, got {value!r}")
+        return bool(value)
+    if isinstance(default, (int, float)):
+        if not _is_real(value):
+            raise TypeError(f"{what} must be a finite number, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(f"{what} must be {len(default)} numbers, got {value!r}")
+        if len(value) != len(default):
+            raise ValueError(f"{what} must be {len(default)} numbers, got {value!r}")
+        return tuple(_of_kind(v, d, what) for v, d in zip(value, default))
+    return value
+
+
+def _signature_defaults(cls: type) -> dict[str, Any]:
+    """The constructor's keyword defaults: the kinds its hyperparameters must have."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+
+
+def _state_problem(
+    state: Mapping[str, Any], spec: StateSpec, shape: tuple, name: str
+) -> str | None:
+    """Why ``state`` is not what ``spec`` describes for a parameter of ``shape``, or ``None``."""
+    if not state:
+        return None  # not stepped yet: the first update creates the state
+    unknown = [k for k in state if k not in spec]
+    if unknown:
+        return f"has unknown keys {unknown} ({name} keeps {sorted(spec)})"
+    missing = [k for k, kind in spec.items() if kind != "optional" and k not in state]
+    if missing:
+        return f"lacks {missing} (a {name} state holds {sorted(spec)})"
+    for key, value in state.items():
+        kind = spec[key]
+        if kind == "count":
+            if not _is_int(value) or value < 0:
+                return f"has {key} = {value!r}; it must be an int >= 0"
+        elif not (kind == "optional" and value is None):
+            array = value.data if isinstance(value, Tensor) else value
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+                return f"has {key} of type {type(value).__name__}; it must be a numeric array"
+            if array.shape != shape:
+                return f"has {key!r} of shape {array.shape}, the parameter {shape}"
+    return None
+
+
+def _state_value(value: Any, kind: str, dtype: np.dtype) -> Any:
+    """A checked state entry as the optimizer keeps it: an int, or a new array of ``dtype``."""
+    if kind == "count":
+        return int(value)
+    if value is None:
+        return None
+    return np.array(value.data if isinstance(value, Tensor) else value, dtype=dtype)
 
 
 def decayed(grad: np.ndarray, p: Tensor, weight_decay: float) -> np.ndarray:

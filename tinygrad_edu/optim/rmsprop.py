@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, decayed
+from .optimizer import (
+    Optimizer,
+    ParamGroup,
+    Params,
+    StateSpec,
+    check_nonnegative,
+    decayed,
+)
 
 
 class RMSprop(Optimizer):
@@ -43,6 +50,14 @@ class RMSprop(Optimizer):
 
     def check(self, group: ParamGroup) -> None:
         check_nonnegative("RMSprop", group, "alpha", "eps", "weight_decay", "momentum")
+
+    def state_spec(self, group: ParamGroup) -> StateSpec:
+        return {
+            "step": "count",
+            "square_avg": "array",
+            "momentum_buffer": "array" if group["momentum"] > 0 else "optional",
+            "grad_avg": "array" if group["centered"] else "optional",
+        }
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         if not state:

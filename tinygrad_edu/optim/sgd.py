@@ -17,7 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, ParamGroup, Params, check_nonnegative, decayed
+from .optimizer import (
+    Optimizer,
+    ParamGroup,
+    Params,
+    StateSpec,
+    check_nonnegative,
+    decayed,
+)
 
 
 class SGD(Optimizer):
@@ -50,6 +57,9 @@ class SGD(Optimizer):
         check_nonnegative("SGD", group, "momentum", "weight_decay", "dampening")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening 0")
+
+    def state_spec(self, group: ParamGroup) -> StateSpec:
+        return {"momentum_buffer": "optional"}
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         d = decayed(grad, p, group["weight_decay"])

@@ -77,6 +77,8 @@ def from_augmented(matrices: Sequence[np.ndarray]) -> nn.Sequential:
         layer = nn.Linear(matrix.shape[1] - 1, matrix.shape[0], dtype=dtype)
         layer.weight.data[...] = matrix[:, :-1]
         layer.bias.data[...] = matrix[:, -1]
+        layer.weight._bump_version()
+        layer.bias._bump_version()
         modules += [layer, nn.Sigmoid()]
     return nn.Sequential(*modules)
 

@@ -63,12 +63,44 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ----------------------------------------------------------------------------- helpers
 def _pair(value: Pair | Sequence[int], name: str, op: str, minimum: int = 0) -> tuple[int, int]:
     """``(v, v)`` for an int, the pair itself for a 2-sequence; checks ``>= minimum``."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if isinstance(value, (int, np.integer)):
+        pair = (value, value)
+    else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     return int(pair[0]), int(pair[1])
+
+
+def check_conv_padding(padding: Pair | str, stride: tuple[int, int], op: str) -> None:
+    """``padding`` is ``"valid"``, ``"same"`` (stride 1 only, as in PyTorch) or ints >= 0."""
+    if not isinstance(padding, str):
+        _pair(padding, "padding", op)
+    elif padding not in ("valid", "same"):
+        raise ValueError(f"{op}: padding string must be 'valid' or 'same', not {padding!r}")
+    elif padding == "same" and stride != (1, 1):
+        raise ValueError(
+            f"{op}: padding='same' is not supported for strided convolutions ('same' needs "
+            f"stride 1, got {stride})"
+        )
+
+
+def check_conv_transpose_settings(
+    stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair, op: str
+) -> tuple[tuple[int, int], ...]:
+    """``(stride, padding, output_padding, dilation)`` as pairs, each in range: strides and
+    dilations >= 1, paddings >= 0, ``output_padding`` below the stride or the dilation."""
+    stride, padding = _pair(stride, "stride", op, 1), _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op, 1)
+    extra = _pair(output_padding, "output_padding", op)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding {extra} must be smaller than the stride {stride} or the "
+            f"dilation {dilation}"
+        )
+    return stride, padding, extra, dilation
 
 
 def _need_nchw(x: Tensor, op: str) -> None:
@@ -160,10 +192,7 @@ def _convolve(
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"conv2d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     if isinstance(padding, str):
-        if padding not in ("valid", "same"):
-            raise ValueError(f"conv2d: padding string must be 'valid' or 'same', not {padding!r}")
-        if padding == "same" and stride != (1, 1):
-            raise ValueError(f"conv2d: padding='same' needs stride 1, got {stride}")
+        check_conv_padding(padding, stride, "conv2d")
         sides = (0,) * 4 if padding == "valid" else _same_padding(weight.shape[2:], dilation)
         if sides[0] != sides[1] or sides[2] != sides[3]:
             x, padding = pad(x, sides), (0, 0)
@@ -222,9 +251,9 @@ def conv_transpose2d(
     the same output size.
     """
     op = "conv_transpose2d"
-    stride, padding = _pair(stride, "stride", op, 1), _pair(padding, "padding", op)
-    dilation = _pair(dilation, "dilation", op, 1)
-    extra = _pair(output_padding, "output_padding", op)
+    stride, padding, extra, dilation = check_conv_transpose_settings(
+        stride, padding, output_padding, dilation, op
+    )
     if x.ndim != 4 or weight.ndim != 4:
         raise ShapeError(
             f"{op}: needs input (N, C, H, W) and weight (C, K, kh, kw), got {x.shape} and "
@@ -239,11 +268,6 @@ def conv_transpose2d(
         raise ShapeError(
             f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
             f"{weight.shape[0]} (weight shape {weight.shape})"
-        )
-    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
-        raise ValueError(
-            f"{op}: output_padding {extra} must be smaller than the stride {stride} or the "
-            f"dilation {dilation}"
         )
     out_channels = weight.shape[1] * groups
     if bias is not None and bias.shape != (out_channels,):
@@ -373,6 +397,14 @@ def _pool_geometry(
 
 def _pool_args(x, kernel_size, stride, padding, dilation, op):
     _need_nchw(x, op)
+    return check_pool_settings(kernel_size, stride, padding, dilation, op)
+
+
+def check_pool_settings(
+    kernel_size: Pair, stride: Pair | None, padding: Pair, dilation: Pair, op: str
+) -> tuple[tuple[int, int], ...]:
+    """``(kernel, stride, padding, dilation)`` as pairs: kernel, stride (default: the kernel)
+    and dilation >= 1, padding >= 0 and at most half the kernel."""
     kernel = _pair(kernel_size, "kernel_size", op, 1)
     stride = kernel if stride is None else _pair(stride, "stride", op, 1)
     padding = _pair(padding, "padding", op)
@@ -470,18 +502,34 @@ def adaptive_avg_pool2d(x: Tensor, output_size: int | Sequence[int | None]) -> T
     ``None`` in ``output_size`` keeps that axis's size. Applied as :math:`A_h X A_w^T`.
     """
     _need_nchw(x, "adaptive_avg_pool2d")
-    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    if len(sizes) != 2:
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or pair, got {sizes}")
+    sizes = check_output_size(output_size, "adaptive_avg_pool2d")
     matrices = []
     for n, m in zip(x.shape[2:], sizes):
-        m = n if m is None else int(m)
-        if m < 1:
-            raise ValueError(f"adaptive_avg_pool2d: output sizes must be >= 1, got {sizes}")
+        m = n if m is None else m
         i = np.arange(m)
         starts, ends = (i * n) // m, -((-(i + 1) * n) // m)
         matrices.append(_averaging_matrix(starts, ends, n, ends - starts, x.dtype))
     return _separable(x, *matrices)
+
+
+def check_output_size(
+    output_size: int | Sequence[int | None], op: str
+) -> tuple[int | None, int | None]:
+    """``output_size`` as a pair of ints >= 1 or ``None`` (keep that axis)."""
+    if output_size is None or isinstance(output_size, (int, np.integer)):
+        sizes = (output_size, output_size)
+    else:
+        sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else ()
+    if len(sizes) != 2 or not all(m is None or (_is_int(m) and m >= 1) for m in sizes):
+        raise ValueError(
+            f"{op}: output_size must be an int >= 1 or a pair of them (or None), got "
+            f"{output_size!r}"
+        )
+    return tuple(None if m is None else int(m) for m in sizes)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 # ----------------------------------------------------------------------------- resizing
@@ -506,22 +554,12 @@ def interpolate(
     matrices applied with ``matmul``.
     """
     _need_nchw(x, "interpolate")
-    if mode not in INTERPOLATE_MODES:
-        raise ValueError(f"interpolate: mode must be one of {INTERPOLATE_MODES}, got {mode!r}")
-    if align_corners is not None and mode != "bilinear":
-        raise ValueError("interpolate: align_corners only applies to mode='bilinear'")
-    if (size is None) == (scale_factor is None):
-        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    sizes, factors = check_resize_settings(size, scale_factor, mode, align_corners, "interpolate")
     in_hw = x.shape[2:]
-    if size is not None:
-        out_hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if sizes is not None:
+        out_hw = sizes
         ratios = [n / m for n, m in zip(in_hw, out_hw)]
     else:
-        factors = (
-            (scale_factor, scale_factor)
-            if isinstance(scale_factor, (int, float))
-            else tuple(scale_factor)
-        )
         out_hw = tuple(math.floor(n * f) for n, f in zip(in_hw, factors))
         ratios = [1.0 / f for f in factors]
     if len(out_hw) != 2 or min(out_hw) < 1:
@@ -538,6 +576,35 @@ def interpolate(
         for n, m, r in zip(in_hw, out_hw, ratios)
     )
     return x[:, :, rows][:, :, :, cols]
+
+
+def check_resize_settings(
+    size: int | Sequence[int] | None,
+    scale_factor: float | Sequence[float] | None,
+    mode: str,
+    align_corners: bool | None,
+    op: str,
+) -> tuple[tuple[int, int] | None, tuple[float, float] | None]:
+    """``(size, scale_factor)`` as pairs (one of them ``None``) after checking the mode,
+    ``align_corners`` (bilinear only), sizes (ints >= 1) and factors (finite, > 0)."""
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"{op}: mode must be one of {INTERPOLATE_MODES}, got {mode!r}")
+    if align_corners is not None and mode != "bilinear":
+        raise ValueError(f"{op}: align_corners only applies to mode='bilinear'")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size and scale_factor")
+    if size is not None:
+        return _pair(size, "size", op, 1), None
+    factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+    real = (int, float, np.integer, np.floating)
+    if len(factors) != 2 or not all(
+        isinstance(f, real) and not isinstance(f, bool) and 0 < f < math.inf for f in factors
+    ):
+        raise ValueError(
+            f"{op}: scale_factor must be a finite number > 0 or a pair of them, got "
+            f"{scale_factor!r}"
+        )
+    return None, (float(factors[0]), float(factors[1]))
 
 
 def _linear_matrix(n: int, m: int, ratio: float, align_corners: bool, dtype) -> Tensor:
@@ -620,6 +687,8 @@ def batch_norm(
                 1 - momentum
             ) * running_mean.data + momentum * mean.data.reshape(channels)
             running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+            running_mean._bump_version()
+            running_var._bump_version()
     else:
         centred = x - running_mean.reshape(shape)
         var = running_var.reshape(shape)
