@@ -146,6 +146,36 @@ def test_batchnorm_running_statistics_changed_after_an_eval_forward_are_detected
         loss.backward()
 
 
+@pytest.mark.parametrize(
+    "view",
+    [lambda t: t.reshape(2, 1), lambda t: t[::-1], lambda t: t.T, lambda t: t.reshape(1, 2)[0]],
+    ids=["reshape", "reversed slice", "transpose", "reshape then index"],
+)
+def test_a_view_shares_its_bases_version_like_pytorch(view):
+    """``x * buffer.reshape(...)``: mul saves the view, so a later change of the buffer must be
+    seen through it (and a change through the view seen by ops that saved the buffer)."""
+    x = _weights()
+    buffer = Tensor(np.array([3.0, 4.0]))
+    loss = (x * view(buffer).reshape(2)).sum()
+    _copy(buffer)
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        loss.backward()
+    loss = (x * buffer).sum()
+    with tg.no_grad():
+        view(buffer).fill_(0.0)
+    with pytest.raises(RuntimeError, match=MODIFIED):
+        loss.backward()
+
+
+def test_a_view_of_a_tensor_at_version_n_is_not_refused_for_that():
+    w = _weights()
+    _copy(w)
+    _copy(w)  # version 2 before the forward pass
+    loss = (w.reshape(2, 1) * 3).sum()
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [3.0, 3.0])
+
+
 def test_a_result_changed_in_place_under_no_grad_is_detected():
     x = _weights()
     y = x.exp()  # exp's VJP reads its output

@@ -171,11 +171,10 @@ def _check_unchanged(node: Op, out: Tensor) -> None:
 
     The VJP reads the tensors' *current* arrays; had an optimizer step (or ``copy_``,
     ``load_state_dict`` ...) changed one since the forward pass, the gradient would silently mix
-    old and new values. Each recorded op saved its inputs' version counters; a result starts at
-    version 0.
+    old and new values. Each recorded op saved its inputs' and its output's version counters.
     """
-    if out._version_counter[0]:
-        _modified(node, "its output", out, 0)
+    if out._version_counter[0] != node.saved_output_version:
+        _modified(node, "its output", out, node.saved_output_version)
     for position, (x, version) in enumerate(zip(node.inputs, node.saved_versions)):
         if x._version_counter[0] != version:
             _modified(node, f"input {position}", x, version)

@@ -186,6 +186,8 @@ class Op:
     #: the inputs' ``_version`` counters when the op was recorded; backward refuses to apply the
     #: VJP if any input was changed in place since (its VJP would read the new values)
     saved_versions: tuple[int, ...] = ()
+    #: the output's ``_version`` when recorded: 0, unless it is a view sharing an input's counter
+    saved_output_version: int = 0
     #: creation counter: a node is always created after its inputs' nodes, so sorting nodes by
     #: decreasing sequence number is a topological order for the backward sweep
     sequence: int = 0
@@ -227,12 +229,26 @@ class Op:
                     node = op
                     break
         out = tensor_class._wrap(data, node)
+        if data.base is not None:
+            _share_version_with_viewed_input(op, inputs, out)
         for observer in state.forward_observers:
             observer.op_applied(op, inputs, out)
         return out
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _share_version_with_viewed_input(op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+    """A result that is a NumPy view of an input's memory (reshape, transpose, basic indexing)
+    shares that input's version counter, as PyTorch's views do: a later in-place change through
+    either one is then seen by every op that saved the other."""
+    base = out.data.base
+    for t in inputs:
+        if t.data is base or t.data.base is base:
+            out._version_counter = t._version_counter
+            op.saved_output_version = t._version_counter[0]
+            return
 
 
 class Released(Op):
