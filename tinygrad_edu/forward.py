@@ -34,6 +34,7 @@ the output's tangent. Tangent rules are ordinary Tensor ops, so
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -51,10 +52,18 @@ class JVPError(TypeError):
     """An op's JVP broke the contract (not a Tensor, or a shape that does not broadcast)."""
 
 
-#: the open forward-mode levels, outermost first
-_levels: list[ForwardMode] = []
-#: levels at or above this number ignore new ops: one of them is computing a tangent rule
-_quiet_from: float = math.inf
+class _State(threading.local):
+    """Forward mode's state, one per thread (like grad mode): a ``jvp`` in one thread neither
+    sees nor silences the ops of another."""
+
+    def __init__(self) -> None:
+        #: the open forward-mode levels, outermost first
+        self.levels: list[ForwardMode] = []
+        #: levels at or above this number ignore new ops: one of them is computing a tangent rule
+        self.quiet_from: float = math.inf
+
+
+_state = _State()
 
 
 class ForwardMode(Observer):
@@ -77,19 +86,19 @@ class ForwardMode(Observer):
         self._tangents[id(primal)] = (primal, tangent)
 
     def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
-        global _quiet_from
-        if self.level >= _quiet_from or not self._tangents:
+        state = _state
+        if self.level >= state.quiet_from or not self._tangents or self not in state.levels:
             return
         tangents = tuple([self.tangent(x) for x in inputs])
         if all(t is None for t in tangents):
             return
-        outer_quiet, _quiet_from = _quiet_from, self.level
+        outer_quiet, state.quiet_from = state.quiet_from, self.level
         try:
             tangent = op.jvp(tangents, out, *inputs)
             if tangent is not None:
                 self.set_tangent(out, _broadcast_tangent(op, tangent, out))
         finally:
-            _quiet_from = outer_quiet
+            state.quiet_from = outer_quiet
 
 
 def _broadcast_tangent(op: Op, tangent: Any, out: Tensor) -> Tensor:
@@ -120,10 +129,22 @@ def share_tangents(source: Tensor, target: Tensor) -> None:
     For transforms that must start from a fresh leaf (reverse mode needs ``requires_grad``) which
     stands for ``source``: without this, an outer forward mode would lose track of it.
     """
-    for level in _levels:
+    for level in _state.levels:
         tangent = level.tangent(source)
         if tangent is not None:
             level.set_tangent(target, tangent)
+
+
+def carries_tangent(value: Any) -> bool:
+    """Whether ``value`` (a Tensor, or a list, tuple or dict holding some) carries a tangent at
+    an open forward-mode level of this thread: computing on its plain array would drop it."""
+    if isinstance(value, Tensor):
+        return any(level.tangent(value) is not None for level in _state.levels)
+    if isinstance(value, (list, tuple)):
+        return any(carries_tangent(v) for v in value)
+    if isinstance(value, dict):
+        return any(carries_tangent(v) for v in value.values())
+    return False
 
 
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
@@ -177,15 +198,16 @@ def jvp(
     # distinct tensors (f(x, x) has two inputs), still linked to outer levels and to any graph
     with enable_grad() if any(p.requires_grad for p in primals) else nullcontext():
         inputs = [p.reshape(p.shape) for p in primals]
-    level = ForwardMode(len(_levels) + 1)
+    levels = _state.levels
+    level = ForwardMode(len(levels) + 1)
     for x, t in zip(inputs, tangents):
         level.set_tangent(x, t)
-    _levels.append(level)
+    levels.append(level)
     try:
         with observe(level):
             outputs, single = _as_outputs(f(*inputs), "jvp")
     finally:
-        _levels.remove(level)
+        levels.remove(level)
     tangent_outputs = [
         t if (t := level.tangent(o)) is not None else Tensor.zeros(o.shape, dtype=o.dtype)
         for o in outputs
@@ -193,15 +215,15 @@ def jvp(
     return _packed(outputs, single), _packed(tangent_outputs, single)
 
 
-def differentiable_copy(primal: Any) -> Tensor:
+def differentiable_copy(primal: Any, linked: bool = True) -> Tensor:
     """A tensor that stands for ``primal`` and can be handed to :func:`~tinygrad_edu.grad`.
 
-    A tensor that already requires grad gets a fresh identity node (so reverse mode over this
-    transform still reaches it); any other becomes a new leaf with ``requires_grad=True`` that
-    carries its tangents at the open forward-mode levels.
+    A tensor that already requires grad gets a fresh identity node when ``linked`` (so reverse
+    mode over this transform still reaches it); any other becomes a new leaf with
+    ``requires_grad=True`` that carries its tangents at the open forward-mode levels.
     """
     primal = _as_tensor(primal)
-    if primal.requires_grad:
+    if primal.requires_grad and linked:
         with enable_grad():
             return primal.reshape(primal.shape)
     if primal.dtype.kind != "f":
@@ -209,6 +231,13 @@ def differentiable_copy(primal: Any) -> Tensor:
     leaf = Tensor(primal.data, requires_grad=True)
     share_tangents(primal, leaf)
     return leaf
+
+
+def _unrecorded(tensor: Tensor) -> Tensor:
+    """``tensor`` cut off from the graph, still carrying its tangents (forward mode)."""
+    detached = tensor.detach()
+    share_tangents(tensor, detached)
+    return detached
 
 
 def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[..., tuple]]:
@@ -220,11 +249,18 @@ def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[...
     the outputs: a Tensor for a single output, a tuple for several. The results are themselves
     differentiable when a primal or ``v`` requires grad, and carry tangents when called inside
     :func:`jvp`.
+
+    Like ``torch.func.vjp``, the transform works under ``no_grad()`` too (the function's own
+    graph is recorded regardless), but then nothing links the outputs or the gradients to the
+    primals' graph: they do not require grad, and a later ``backward()`` does not reach the
+    primals through them.
     """
-    inputs = [differentiable_copy(p) for p in primals]
+    recording = is_grad_enabled()
+    inputs = [differentiable_copy(p, linked=recording) for p in primals]
     with enable_grad():
         outputs, single = _as_outputs(f(*inputs), "vjp")
-    differentiable = any(p.requires_grad for p in primals if isinstance(p, Tensor))
+    differentiable = recording and any(p.requires_grad for p in primals if isinstance(p, Tensor))
+    returned = outputs if recording else [_unrecorded(o) for o in outputs]
 
     def vjp_fn(cotangents: Any) -> tuple[Tensor, ...]:
         given = [cotangents] if single else list(cotangents)
@@ -255,4 +291,4 @@ def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[...
             Tensor.zeros(x.shape, dtype=x.dtype) if g is None else g for g, x in zip(grads, inputs)
         )
 
-    return _packed(outputs, single), vjp_fn
+    return _packed(returned, single), vjp_fn
