@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..func import side_effect
 from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
@@ -355,6 +356,7 @@ class _BatchNorm(Module):
             )
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
+            side_effect("batch_norm", "updates its running statistics on every call in training")
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.data)
