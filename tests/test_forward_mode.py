@@ -349,6 +349,8 @@ def test_forward_mode_levels_are_per_thread():
                     (Tensor(np.ones(2)),),
                 )
                 assert d2y.item() == pytest.approx(float(np.sum(6 * x.data)), rel=1e-12)
+                h = tg.hessian(lambda t: (t**3).sum())(x)  # forward over reverse
+                np.testing.assert_allclose(h.data, np.diag(6 * x.data), rtol=1e-12)
         except BaseException as err:  # reported by the main thread
             errors.append(err)
 

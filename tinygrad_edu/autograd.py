@@ -140,6 +140,7 @@ def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -
             delivered[id(tensor)] = g
             remaining -= 1
         node = tensor._node
+        _check_unchanged(node, tensor)
         input_grads = node.vjp(g, tensor, *node.inputs)  # 3. the op's derivative rule
         if input_grads.__class__ is not tuple:
             input_grads = (input_grads,)
@@ -163,6 +164,30 @@ def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -
         else:
             delivered[id(leaf)] = g
     return delivered
+
+
+def _check_unchanged(node: Op, out: Tensor) -> None:
+    """Refuse a VJP whose inputs or output were changed in place after the op was recorded.
+
+    The VJP reads the tensors' *current* arrays; had an optimizer step (or ``copy_``,
+    ``load_state_dict`` ...) changed one since the forward pass, the gradient would silently mix
+    old and new values. Each recorded op saved its inputs' version counters; a result starts at
+    version 0.
+    """
+    if out._version_counter[0]:
+        _modified(node, "its output", out, 0)
+    for position, (x, version) in enumerate(zip(node.inputs, node.saved_versions)):
+        if x._version_counter[0] != version:
+            _modified(node, f"input {position}", x, version)
+
+
+def _modified(node: Op, which: str, tensor: Tensor, expected: int) -> None:
+    raise RuntimeError(
+        f"one of the tensors needed for gradient computation has been modified by an in-place "
+        f"operation: {which} of op '{node.name}' (shape {tensor.shape}, {tensor.dtype}) is at "
+        f"version {tensor._version}; expected version {expected}. Run backward() before changing "
+        "it (e.g. optimizer.step() after loss.backward()), or change a copy"
+    )
 
 
 def _discover(tensor: Tensor, heap: list, leaves: list[Tensor]) -> None:

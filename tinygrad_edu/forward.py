@@ -52,18 +52,19 @@ class JVPError(TypeError):
     """An op's JVP broke the contract (not a Tensor, or a shape that does not broadcast)."""
 
 
-class _State(threading.local):
-    """Forward mode's state, one per thread (like grad mode): a ``jvp`` in one thread neither
-    sees nor silences the ops of another."""
+class _ForwardState(threading.local):
+    """Forward mode's bookkeeping, one per thread like the engine's observers.
+
+    ``levels`` -- the open forward-mode levels, outermost first; ``quiet_from`` -- levels at or
+    above this number ignore new ops: one of them is computing a tangent rule.
+    """
 
     def __init__(self) -> None:
-        #: the open forward-mode levels, outermost first
         self.levels: list[ForwardMode] = []
-        #: levels at or above this number ignore new ops: one of them is computing a tangent rule
         self.quiet_from: float = math.inf
 
 
-_state = _State()
+_state = _ForwardState()
 
 
 class ForwardMode(Observer):
@@ -87,7 +88,7 @@ class ForwardMode(Observer):
 
     def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
         state = _state
-        if self.level >= state.quiet_from or not self._tangents or self not in state.levels:
+        if self.level >= state.quiet_from or not self._tangents:
             return
         tangents = tuple([self.tangent(x) for x in inputs])
         if all(t is None for t in tangents):
@@ -198,16 +199,15 @@ def jvp(
     # distinct tensors (f(x, x) has two inputs), still linked to outer levels and to any graph
     with enable_grad() if any(p.requires_grad for p in primals) else nullcontext():
         inputs = [p.reshape(p.shape) for p in primals]
-    levels = _state.levels
-    level = ForwardMode(len(levels) + 1)
+    level = ForwardMode(len(_state.levels) + 1)
     for x, t in zip(inputs, tangents):
         level.set_tangent(x, t)
-    levels.append(level)
+    _state.levels.append(level)
     try:
         with observe(level):
             outputs, single = _as_outputs(f(*inputs), "jvp")
     finally:
-        levels.remove(level)
+        _state.levels.remove(level)
     tangent_outputs = [
         t if (t := level.tangent(o)) is not None else Tensor.zeros(o.shape, dtype=o.dtype)
         for o in outputs

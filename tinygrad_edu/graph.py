@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -42,8 +43,25 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_grad_enabled = True
 _sequence = itertools.count(1)
+
+
+class _EngineState(threading.local):
+    """The engine's switches, one set per thread (as in PyTorch): a ``no_grad()`` block or a
+    ``trace()`` in one thread never changes what another thread records or reports.
+
+    ``grad_enabled`` -- whether :meth:`Op.apply` records; ``observers`` -- the registered
+    observers, outermost first; ``forward_observers`` -- those of them that override
+    ``op_applied``, kept as a tuple so ``apply`` tests one attribute.
+    """
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.observers: list[Observer] = []
+        self.forward_observers: tuple[Observer, ...] = ()
+
+
+_state = _EngineState()
 
 
 class ShapeError(ValueError):
@@ -55,25 +73,28 @@ class VJPError(TypeError):
 
 
 def is_grad_enabled() -> bool:
-    """Whether new operations are currently recorded for backward."""
-    return _grad_enabled
+    """Whether new operations are currently recorded for backward (in this thread)."""
+    return _state.grad_enabled
 
 
 class _GradMode:
-    """Context manager and decorator that sets grad mode for its block."""
+    """Context manager and decorator that sets grad mode for its block, in the calling thread.
+
+    The mode to restore is kept per thread too, so one instance may be entered by several
+    threads at once (a decorated function called from a thread pool).
+    """
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._previous: list[bool] = []
+        self._previous = threading.local()
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = self.enabled
+        stack = self._previous.__dict__.setdefault("stack", [])
+        stack.append(_state.grad_enabled)
+        _state.grad_enabled = self.enabled
 
     def __exit__(self, *exc_info: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous.pop()
+        _state.grad_enabled = self._previous.stack.pop()
 
     def __call__(self, fn: F) -> F:
         @functools.wraps(fn)
@@ -121,31 +142,26 @@ class Observer:
         """The sweep ended (normally or by an exception)."""
 
 
-_observers: list[Observer] = []
-#: the observers that override ``op_applied``, kept as a tuple so ``apply`` tests one global
-forward_observers: tuple[Observer, ...] = ()
-
-
 def _overrides(observer: Observer, method: str) -> bool:
     return getattr(type(observer), method) is not getattr(Observer, method)
 
 
 def observers() -> tuple[Observer, ...]:
-    """The registered observers, outermost first."""
-    return tuple(_observers)
+    """The observers registered in this thread, outermost first."""
+    return tuple(_state.observers)
 
 
 @contextlib.contextmanager
 def observe(observer: Observer) -> Iterator[Observer]:
-    """Register ``observer`` for the duration of the block."""
-    global forward_observers
-    _observers.append(observer)
-    forward_observers = tuple(o for o in _observers if _overrides(o, "op_applied"))
+    """Register ``observer`` for the duration of the block; it watches this thread only."""
+    state = _state
+    state.observers.append(observer)
+    state.forward_observers = tuple(o for o in state.observers if _overrides(o, "op_applied"))
     try:
         yield observer
     finally:
-        _observers.remove(observer)
-        forward_observers = tuple(o for o in _observers if _overrides(o, "op_applied"))
+        state.observers.remove(observer)
+        state.forward_observers = tuple(o for o in state.observers if _overrides(o, "op_applied"))
 
 
 # ---------------------------------------------------------------------------------- the Op
@@ -167,6 +183,9 @@ class Op:
     name: ClassVar[str] = "op"
     inputs: tuple[Tensor, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
+    #: the inputs' ``_version`` counters when the op was recorded; backward refuses to apply the
+    #: VJP if any input was changed in place since (its VJP would read the new values)
+    saved_versions: tuple[int, ...] = ()
     #: creation counter: a node is always created after its inputs' nodes, so sorting nodes by
     #: decreasing sequence number is a topological order for the backward sweep
     sequence: int = 0
@@ -197,16 +216,18 @@ class Op:
             data = np.asarray(data)
         tensor_class = type(inputs[0])  # every op has a Tensor input: graph.py needs no import
         node = None
-        if _grad_enabled:
+        state = _state
+        if state.grad_enabled:
             for t in inputs:
                 if t.requires_grad:
                     op.inputs = inputs
                     op.needs_input_grad = tuple([t.requires_grad for t in inputs])
+                    op.saved_versions = tuple([t._version_counter[0] for t in inputs])
                     op.sequence = next(_sequence)
                     node = op
                     break
         out = tensor_class._wrap(data, node)
-        for observer in forward_observers:
+        for observer in state.forward_observers:
             observer.op_applied(op, inputs, out)
         return out
 

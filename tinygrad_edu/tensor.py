@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .axes import Axis, normalize_axes
+from .graph import is_grad_enabled
 from .kernels.frozen import frozen_copy, is_frozen
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
@@ -52,14 +53,22 @@ class Tensor:
     Tensor([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("__weakref__", "_hooks", "_node", "_version", "data", "grad", "requires_grad")
+    __slots__ = (
+        "__weakref__",
+        "_hooks",
+        "_node",
+        "_version_counter",
+        "data",
+        "grad",
+        "requires_grad",
+    )
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self._node = None
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
-        self._version = 0
+        self._version_counter = [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -72,19 +81,88 @@ class Tensor:
         t.grad = None
         t._node = node
         t._hooks = None
-        t._version = 0
+        t._version_counter = [0]
         t.requires_grad = node is not None
         return t
+
+    # ------------------------------------------------------------------------ in-place changes
+    @property
+    def _version(self) -> int:
+        """How many times ``data`` was changed in place (PyTorch's ``t._version``).
+
+        Every op recorded for backward remembers its inputs' versions, and the backward sweep
+        refuses to apply a VJP whose inputs (or output) changed since: the VJP would read the new
+        values and silently mix them with the old ones. :meth:`detach` shares the counter, since
+        it shares the memory.
+        """
+        return self._version_counter[0]
 
     def _bump_version(self) -> None:
         """Record that ``data`` was changed in place (or rebound to a new array).
 
-        Every op recorded for backward remembers its inputs' versions; the backward sweep refuses
-        to run a VJP whose inputs changed since, instead of silently mixing old and new values.
-        Whatever updates a tensor's values in place -- optimizers, ``load_state_dict``,
-        ``copy_``, BatchNorm's running statistics -- calls this.
+        Whatever updates a tensor's values in place -- the in-place methods below, optimizers,
+        ``load_state_dict``, BatchNorm's running statistics -- calls this.
         """
-        self._version += 1
+        self._version_counter[0] += 1
+
+    def copy_(self, src: ArrayLike) -> Tensor:
+        """Copy ``src`` into this tensor in place (broadcast to its shape, cast to its dtype).
+
+        Like PyTorch, this is refused on a tensor that takes part in recording -- a leaf that
+        requires grad (outside ``no_grad()``) or a recorded result -- since the graph could no
+        longer say what was computed from which values. Use it under ``no_grad()`` to set
+        parameters. Ops recorded before the copy refuse to go backward afterwards.
+        """
+        values = src.data if isinstance(src, Tensor) else np.asarray(src)
+        self._check_writable("copy_")
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"copy_: cannot copy {values.dtype} values into a {self.dtype} tensor")
+        try:
+            target_shape = np.broadcast_shapes(values.shape, self.shape)
+        except ValueError:
+            target_shape = None
+        if target_shape != self.shape:
+            raise ValueError(
+                f"copy_: source of shape {values.shape} does not broadcast to the tensor's shape "
+                f"{self.shape}"
+            )
+        np.copyto(self.data, values, casting="unsafe")
+        self._bump_version()
+        return self
+
+    def zero_(self) -> Tensor:
+        """Set every element to zero in place (see :meth:`copy_` for when this is refused)."""
+        return self.fill_(0)
+
+    def fill_(self, value: float | bool) -> Tensor:
+        """Set every element to ``value`` in place (see :meth:`copy_` for when this is refused)."""
+        if isinstance(value, Tensor):
+            if value.size != 1:
+                raise ValueError(f"fill_: the value must have one element, got shape {value.shape}")
+            value = value.item()
+        if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+            raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
+        self._check_writable("fill_")
+        self.data.fill(value)
+        self._bump_version()
+        return self
+
+    def _check_writable(self, method: str) -> None:
+        if self._node is not None and is_grad_enabled():
+            raise RuntimeError(
+                f"{method}: in-place changes of a recorded result are not supported; compute a "
+                "new tensor instead (out-of-place)"
+            )
+        if self.requires_grad and self._node is None and is_grad_enabled():
+            raise RuntimeError(
+                f"{method}: a leaf tensor that requires grad cannot be changed in place while "
+                "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
+            )
+        if not self.data.flags.writeable:
+            raise ValueError(
+                f"{method}: the tensor's array is read-only (a frozen parameter, or read-only "
+                "memory); unfreeze it or build a new tensor"
+            )
 
     # ----------------------------------------------------------------- array protocol and info
     @property
@@ -227,8 +305,11 @@ class Tensor:
         return remove
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut off from the graph."""
-        return Tensor._wrap(self.data)
+        """A new leaf sharing this tensor's data (and in-place version counter), cut off from
+        the graph."""
+        detached = Tensor._wrap(self.data)
+        detached._version_counter = self._version_counter
+        return detached
 
     def zero_grad(self) -> None:
         """Clear the accumulated gradient (sets ``.grad`` to ``None``)."""
