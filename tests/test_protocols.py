@@ -270,3 +270,28 @@ def test_ufunc_at_cannot_write_into_a_tensor():
     np.testing.assert_array_equal(y.data, [1.0, 4.0])  # nothing changed
     with pytest.raises(TypeError, match="at cannot write"):
         np.add.at(Tensor(np.ones(2)), [0], 1.0)
+
+
+IN_PLACE_WRITERS = {
+    "copyto": lambda t: np.copyto(t, np.full(t.shape, 7.0)),
+    "put": lambda t: np.put(t, [0], [7.0]),
+    "place": lambda t: np.place(t, np.ones(t.shape, dtype=bool), [7.0]),
+    "putmask": lambda t: np.putmask(t, np.ones(t.shape, dtype=bool), 7.0),
+    "fill_diagonal": lambda t: np.fill_diagonal(t, 7.0),
+    "put_along_axis": lambda t: np.put_along_axis(t, np.zeros((1, 2), dtype=int), 7.0, 0),
+    "ufunc.at": lambda t: np.multiply.at(t, [0], 7.0),
+    "ravel view": lambda t: np.ravel(t).__setitem__(0, 7.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE_WRITERS))
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_numpy_calls_cannot_change_a_tensor_in_place(name, requires_grad):
+    """NumPy functions that write into an argument (or a view of it) would change a Tensor's array
+    behind the graph's back (no version bump, so a later backward mixes old and new values)."""
+    t = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=requires_grad)
+    version = t._version
+    with pytest.raises((TypeError, ValueError), match=r"in place|read-only|no differentiable"):
+        IN_PLACE_WRITERS[name](t)
+    np.testing.assert_array_equal(t.data, np.arange(4.0).reshape(2, 2))  # nothing changed
+    assert t._version == version

@@ -125,8 +125,12 @@ def _as_tensor(value: Any) -> Tensor:
 
 
 def _plain(value: Any) -> Any:
+    """Tensors as read-only views of their arrays: a NumPy call that would write into one
+    (``np.copyto``, ``np.put``, ``np.fill_diagonal`` ...) fails instead of changing it unseen."""
     if isinstance(value, Tensor):
-        return value.data
+        view = value.data.view()
+        view.flags.writeable = False
+        return view
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value
@@ -154,7 +158,16 @@ def _dropped(operands: Any) -> str | None:
 
 def _on_plain_arrays(name: str, compute: Callable[[], Any], operands: Any) -> Any:
     dropped = _dropped(operands)
-    result = compute()
+    try:
+        result = compute()
+    except ValueError as err:
+        if "read-only" not in str(err):
+            raise
+        raise TypeError(
+            f"np.{name} writes into a Tensor's array in place, unseen by the graph (a recorded "
+            "op may have saved it); use Tensor operations (t.copy_(...) to overwrite it "
+            "whole), or apply it to a copy (t.numpy().copy())"
+        ) from err
     if dropped and np.asarray(result).dtype.kind in "fc":
         raise TypeError(
             f"np.{name} has no differentiable version in tinygrad_edu and would drop {dropped}; "
