@@ -78,6 +78,22 @@ def _softmax_draw(data):
     return [x], {"axis": data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")}
 
 
+def _softmax_axes_draw(data):
+    """Several axes at once (a tuple, maybe negative, in any order) or all of them (None)."""
+    shape = data.draw(shapes(min_dims=1), label="shape")
+    x = data.draw(arrays(shape, low=-3, high=3), label="x")
+    ndim = len(shape)
+    several = st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim).filter(
+        lambda a: len({i % ndim for i in a}) == len(a)
+    )
+    return [x], {"axis": data.draw(st.one_of(st.none(), several.map(tuple)), label="axis")}
+
+
+def _torch_log_softmax_axes(x, axis):
+    """PyTorch's softmax takes one dim; over several it is ``x - logsumexp(x, dims)``."""
+    return x - _torch().logsumexp(x, dim=_dim(x, axis), keepdim=True)
+
+
 def _matmul_draw(data):
     sa, sb = data.draw(matmul_shapes(), label="shapes")
     return [data.draw(arrays(sa), label="a"), data.draw(arrays(sb), label="b")], {}
@@ -513,6 +529,15 @@ def _tensordot_draw(data):
     return [data.draw(arrays(sa), label="a"), data.draw(arrays(sb), label="b")], {"dims": dims}
 
 
+def _through_wider(x):
+    """``x * x`` computed in a wider float dtype and cast back to ``x``'s (ours or PyTorch's)."""
+    if isinstance(x, Tensor):
+        wide = x.astype(np.longdouble)
+        return (wide * wide).astype(x.dtype)
+    wide = x.to(_torch().float64)
+    return (wide * wide).to(x.dtype)
+
+
 def _activation(name: str, **params):
     """``F.<name>(x, **params)`` for us and for PyTorch."""
     return (
@@ -556,6 +581,9 @@ SPECS = [
     OpSpec("rsub_scalar", _unary(), lambda x: 1.0 - x, lambda x: 1.0 - x),
     OpSpec("rdiv_scalar", _unary({"away_from_zero": 0.5}), lambda x: 3.0 / x, lambda x: 3.0 / x),
     OpSpec("neg", _unary(), lambda x: -x, lambda x: -x),
+    OpSpec(  # the cast op both ways: float80 where NumPy has it, so float64 loses nothing
+        "cast", _unary(), lambda x: _through_wider(x), lambda x: _through_wider(x)
+    ),
     OpSpec("matmul", _matmul_draw, lambda a, b: a @ b, lambda a, b: a @ b),
     OpSpec("abs", _unary({"away_from_zero": 0.1}), lambda x: x.abs(), lambda x: x.abs()),
     OpSpec("exp", _unary(), lambda x: x.exp(), lambda x: x.exp()),
@@ -581,6 +609,18 @@ SPECS = [
         _softmax_draw,
         lambda x, axis: x.log_softmax(axis),
         lambda x, axis: x.log_softmax(axis),
+    ),
+    OpSpec(
+        "softmax_axes",
+        _softmax_axes_draw,
+        lambda x, axis: x.softmax(axis),
+        lambda x, axis: _torch_log_softmax_axes(x, axis).exp(),
+    ),
+    OpSpec(
+        "log_softmax_axes",
+        _softmax_axes_draw,
+        lambda x, axis: x.log_softmax(axis),
+        _torch_log_softmax_axes,
     ),
     OpSpec(
         "reshape",

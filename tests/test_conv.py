@@ -428,3 +428,70 @@ def test_conv_relu_and_masked_input_grad_jvps_match_finite_differences(case, see
     jvp = grad_op.jvp((Tensor(tg_), Tensor(tw)), z, Tensor(g), Tensor(w))
     expected = grad_op.forward(tg_, w) + grad_op.forward(g, tw)
     np.testing.assert_allclose(jvp.data, expected, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------ max pooling ties, every path
+@st.composite
+def pooling_cases(draw):
+    """Any kernel, stride, dilation, padding and ceil_mode PyTorch accepts, on small inputs with
+    values from {0, 1, 2} (float64): most windows hold tied maxima."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    side = [draw(st.integers(max(1, s - 2 * p), s + 4)) for s, p in zip(span, padding)]
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    x = draw(arrays((n, c, *side), dtype=np.float64, low=0, high=2, spacing=1.0))
+    return x, kernel, stride, dilation, padding, draw(st.booleans())
+
+
+def _reference_max_pool(x, g, kernel, stride, dilation, padding, out_hw):
+    """Plain loops: each window's first maximum in row-major order receives its gradient. A
+    window inside the padding alone is -inf and sends none; returns ``(gradient, whether some
+    window is such)`` (PyTorch's backward writes out of bounds there: no oracle)."""
+    grad, padding_only = np.zeros_like(x), False
+    h, w = x.shape[2:]
+    for n, c, i, j in np.ndindex(x.shape[0], x.shape[1], *out_hw):
+        best = None
+        for a, b in np.ndindex(*kernel):
+            r = i * stride[0] - padding[0] + a * dilation[0]
+            q = j * stride[1] - padding[1] + b * dilation[1]
+            inside = 0 <= r < h and 0 <= q < w
+            if inside and (best is None or x[n, c, r, q] > x[n, c, best[0], best[1]]):
+                best = (r, q)
+        if best is None:
+            padding_only = True
+        else:
+            grad[n, c, best[0], best[1]] += g[n, c, i, j]
+    return grad, padding_only
+
+
+@given(case=pooling_cases(), seed=st.integers(0, 2**16))
+def test_max_pool_sends_tied_gradients_to_the_first_maximum_on_every_path(case, seed):
+    """Square or not, strided equally or not, dilated, padded, ceil_mode: the gradient of a tied
+    window goes to its first maximum (it was split evenly off the square-kernel path)."""
+    x, kernel, stride, dilation, padding, ceil_mode = case
+    options = {"stride": stride, "dilation": dilation, "padding": padding, "ceil_mode": ceil_mode}
+    ours = Tensor(x, requires_grad=True)
+    y = F.max_pool2d(ours, kernel, **options)
+    g = np.random.default_rng(seed).standard_normal(y.shape)
+    (gx,) = tg.grad(y, [ours], grad_outputs=Tensor(g))
+    expected, padding_only = _reference_max_pool(
+        x, g, kernel, stride, dilation, padding, y.shape[2:]
+    )
+    np.testing.assert_allclose(gx.data, expected, rtol=1e-12, atol=1e-12)
+    u = np.random.default_rng(seed + 1).standard_normal(x.shape)  # forward mode: <g, J u>
+    _, tangent = tg.jvp(lambda t: F.max_pool2d(t, kernel, **options), (Tensor(x),), (Tensor(u),))
+    np.testing.assert_allclose(np.vdot(g, tangent.data), np.vdot(expected, u), rtol=1e-10)
+    try:
+        import torch
+    except ImportError:
+        return
+    if padding_only:  # PyTorch's backward corrupts memory there (its index is out of range)
+        return
+    theirs = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(theirs, kernel, **options)
+    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    (gxt,) = torch.autograd.grad(yt, [theirs], torch.tensor(g))
+    np.testing.assert_allclose(gx.data, gxt.numpy(), rtol=1e-12, atol=1e-12)

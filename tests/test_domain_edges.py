@@ -227,3 +227,86 @@ def test_fused_conv_relu_gives_no_nan_for_an_inf_upstream_where_the_relu_was_off
     y = F.conv2d_relu(x, w, padding=1)
     (with_zero,) = tg.grad(y, [x], grad_outputs=Tensor(np.where(off, 0.0, finite)))
     np.testing.assert_array_equal(with_inf.data, with_zero.data)
+
+
+# ------------------------------------------------------------------------ derivatives at kinks
+def _torch_module():
+    return pytest.importorskip("torch")
+
+
+#: name -> (ours, PyTorch's, the kinks): each piecewise function at exactly its break points
+KINKS = {
+    "relu": (F.relu, lambda t: _torch_module().nn.functional.relu(t), [0.0]),
+    "leaky_relu": (
+        lambda x: F.leaky_relu(x, 0.2),
+        lambda t: _torch_module().nn.functional.leaky_relu(t, 0.2),
+        [0.0],
+    ),
+    "hardtanh": (
+        lambda x: F.hardtanh(x, -0.5, 2.0),
+        lambda t: _torch_module().nn.functional.hardtanh(t, -0.5, 2.0),
+        [-0.5, 2.0],
+    ),
+    "relu6": (F.relu6, lambda t: _torch_module().nn.functional.relu6(t), [0.0, 6.0]),
+    "hardsigmoid": (  # PyTorch's own hardsigmoid rounds its slope 1/6 to float32
+        F.hardsigmoid,
+        lambda t: _torch_module().nn.functional.relu6(t + 3) / 6,
+        [-3.0, 3.0],
+    ),
+    "hardswish": (F.hardswish, lambda t: _torch_module().nn.functional.hardswish(t), [-3.0, 3.0]),
+    "elu": (F.elu, lambda t: _torch_module().nn.functional.elu(t), [0.0]),
+    "elu_alpha": (
+        lambda x: F.elu(x, 0.5),
+        lambda t: _torch_module().nn.functional.elu(t, 0.5),
+        [0.0],
+    ),
+    "celu": (
+        lambda x: F.celu(x, 0.5),
+        lambda t: _torch_module().nn.functional.celu(t, 0.5),
+        [0.0],
+    ),
+    "selu": (F.selu, lambda t: _torch_module().nn.functional.selu(t), [0.0]),
+    "softplus_threshold": (
+        lambda x: F.softplus(x, beta=2.0, threshold=4.0),
+        lambda t: _torch_module().nn.functional.softplus(t, beta=2.0, threshold=4.0),
+        [2.0],
+    ),
+    "clip": (lambda x: x.clip(-1.0, 0.5), lambda t: t.clamp(-1.0, 0.5), [-1.0, 0.5]),
+    "clip_lower": (lambda x: x.clip(0.0, None), lambda t: t.clamp(min=0.0), [0.0]),
+    "clip_upper": (lambda x: x.clip(None, 0.0), lambda t: t.clamp(max=0.0), [0.0]),
+    "abs": (lambda x: x.abs(), lambda t: t.abs(), [0.0]),
+    "sign": (lambda x: x.sign(), lambda t: t.sign(), [0.0]),
+    "floor": (lambda x: x.floor(), lambda t: t.floor(), [1.0]),
+    "norm_1": (lambda x: x.norm(1).reshape(1), lambda t: t.norm(1).reshape(1), [0.0]),
+    "maximum_tie": (
+        lambda x: x.maximum(Tensor(np.array(1.0))),
+        lambda t: _torch_module().maximum(t, _torch_module().tensor(1.0, dtype=t.dtype)),
+        [1.0],
+    ),
+    "minimum_tie": (
+        lambda x: x.minimum(Tensor(np.array(1.0))),
+        lambda t: _torch_module().minimum(t, _torch_module().tensor(1.0, dtype=t.dtype)),
+        [1.0],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINKS))
+def test_derivatives_at_every_kink_agree_with_pytorch_in_both_modes(name):
+    """Each piecewise op at exactly its break points (and just beside them): the one-sided
+    choice there is PyTorch's (hardswish' at -3/3 was -0.5/1.5, PyTorch's 0/1), and forward
+    mode agrees with reverse mode."""
+    torch = _torch_module()
+    ours, theirs, kinks = KINKS[name]
+    points = np.array(sorted({p + d for p in kinks for d in (-1e-3, 0.0, 1e-3)}))
+    x = Tensor(points, requires_grad=True)
+    (g,) = tg.grad(ours(x).sum(), [x])
+    xt = torch.tensor(points, requires_grad=True)
+    (gt,) = torch.autograd.grad(theirs(xt).sum(), [xt])
+    np.testing.assert_allclose(g.data, gt.numpy(), rtol=1e-12, atol=1e-15, err_msg=name)
+    _, tangent = tg.jvp(lambda t: ours(t).sum(), (Tensor(points),), (Tensor(np.ones_like(points)),))
+    assert tangent.item() == pytest.approx(float(g.data.sum()), rel=1e-12, abs=1e-15)
+    for p, gi in zip(points, g.data):  # forward mode point by point, not only the sum
+        e = Tensor(np.array([p]))
+        _, t = tg.jvp(lambda t: ours(t).sum(), (e,), (Tensor(np.ones(1)),))
+        assert t.item() == pytest.approx(gi, rel=1e-12, abs=1e-15), (name, p)

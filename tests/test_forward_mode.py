@@ -324,3 +324,39 @@ def test_ops_outside_the_table_in_both_modes_and_second_order(name):
     tensors = [Tensor(a, requires_grad=True) for a in arrays]
     assert tg.gradcheck(fn, tensors, modes=("rev", "fwd"))
     assert tg.gradgradcheck(fn, tensors, modes=("fwd",))
+
+
+# ------------------------------------------------------------------------------------- threads
+def test_forward_mode_levels_are_per_thread():
+    """Two threads in jvp at once: neither sees, silences nor renumbers the other's levels (a
+    rule being computed in one thread used to make the other's ops invisible: zero tangents)."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def work(scale: float) -> None:
+        try:
+            barrier.wait()
+            for _ in range(200):
+                x = Tensor(np.array([1.0, 2.0]) * scale)
+                _, dy = jvp(lambda t: (t * t).exp().sum(), (x,), (Tensor(np.ones(2)),))
+                expected = float(np.sum(2 * x.data * np.exp(x.data**2)))
+                assert dy.item() == pytest.approx(expected, rel=1e-12)
+                _, (_, d2y) = jvp(  # a second level inside the first
+                    lambda t: jvp(lambda s: (s**3).sum(), (t,), (Tensor(np.ones(2)),)),
+                    (x,),
+                    (Tensor(np.ones(2)),),
+                )
+                assert d2y.item() == pytest.approx(float(np.sum(6 * x.data)), rel=1e-12)
+                h = tg.hessian(lambda t: (t**3).sum())(x)  # forward over reverse
+                np.testing.assert_allclose(h.data, np.diag(6 * x.data), rtol=1e-12)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (0.5, 0.25)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.forward import jvp, vjp
 from tinygrad_edu.func import hessian, hvp, jacfwd, jacobian, jacrev
@@ -194,3 +195,162 @@ def test_bad_arguments_are_named():
         jacobian(lambda x: x, mode="sideways")
     with pytest.raises(ValueError, match="scalar"):
         hvp(lambda x: x * 2, (x,), (x,))
+
+
+# ------------------------------------------------------------------ dtypes across forward/reverse
+FLOATS = (np.float32, np.float64)
+
+
+def _cubed(c):
+    return lambda x: ((x * c) ** 3).sum()
+
+
+def _second_order_paths(f, x):
+    """The Hessian of ``f`` at ``x`` by every route that mixes the two modes."""
+    ones = Tensor(np.ones(x.shape, dtype=x.dtype))
+    return {
+        "hessian": hessian(f)(x),
+        "jacfwd(jacrev)": jacfwd(jacrev(f))(x),
+        "jacrev(jacrev)": jacrev(jacrev(f))(x),
+        "jacrev(jacfwd)": jacrev(jacfwd(f))(x),
+        "hvp": hvp(f, (x,), (ones,))[1][0],
+    }
+
+
+@pytest.mark.parametrize("x_dtype", FLOATS)
+@pytest.mark.parametrize("c_dtype", FLOATS)
+def test_second_derivatives_survive_mixed_dtypes(x_dtype, c_dtype):
+    """Forward over reverse through a float32 input meeting a float64 constant: the gradient's
+    cast back to float32 must keep its tangent (it gave zeros)."""
+    values = np.array([1.0, 2.0, -0.5])
+    c = np.array([1.5, 2.0, 0.5], dtype=c_dtype)
+    x = Tensor(values.astype(x_dtype))
+    expected = np.diag(6 * c.astype(np.float64) ** 3 * values)  # d^2/dx^2 (c x)^3
+    rtol = 1e-12 if np.float32 not in (x_dtype, c_dtype) else 1e-5
+    for route, h in _second_order_paths(_cubed(Tensor(c)), x).items():
+        want = np.diag(expected) if route == "hvp" else expected
+        np.testing.assert_allclose(h.data, want, rtol=rtol, err_msg=route)
+        assert h.dtype == x_dtype, route
+
+
+@pytest.mark.parametrize("x_dtype", FLOATS)
+@pytest.mark.parametrize("c_dtype", FLOATS)
+def test_grad_returns_the_input_dtype_and_stays_differentiable(x_dtype, c_dtype):
+    x = Tensor(np.array([1.0, -2.0], dtype=x_dtype), requires_grad=True)
+    c = Tensor(np.array([0.5, 3.0], dtype=c_dtype))
+    for create_graph in (False, True):
+        (g,) = tg.grad(_cubed(c)(x), [x], create_graph=create_graph)
+        assert g.dtype == x_dtype
+        assert g.requires_grad == create_graph
+    (gg,) = tg.grad(g.sum(), [x])  # the cast is part of the recorded graph
+    np.testing.assert_allclose(gg.data, 6 * c.data.astype(float) ** 3 * [1.0, -2.0], rtol=1e-5)
+    assert gg.dtype == x_dtype
+
+
+def test_grad_of_mixed_dtypes_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.array([1.0, 2.0, -0.5], dtype=np.float32)
+    c = np.array([1.5, 2.0, 0.5])
+    (g,) = tg.grad(_cubed(Tensor(c))(xt := Tensor(x, requires_grad=True)), [xt], create_graph=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    (gt,) = torch.autograd.grad(((theirs * torch.tensor(c)) ** 3).sum(), theirs, create_graph=True)
+    assert str(g.dtype) == str(gt.dtype).removeprefix("torch.")
+    ht = torch.func.hessian(lambda t: ((t * torch.tensor(c)) ** 3).sum())(torch.tensor(x))
+    np.testing.assert_allclose(hessian(_cubed(Tensor(c)))(Tensor(x)).data, ht.numpy(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ vjp under no_grad, argnums
+def test_vjp_under_no_grad_records_nothing_like_torch_func():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with tg.no_grad():
+        out, vjp_fn = vjp(lambda t: (t * t * t).sum(), x)
+        (g,) = vjp_fn(Tensor(np.array(1.0)))
+    np.testing.assert_allclose(g.data, [3.0, 12.0])  # the transform still works
+    for t in (out, g):
+        assert not t.requires_grad and t._node is None  # nothing links them to x's graph
+    (g_again,) = vjp_fn(Tensor(np.array(2.0)))  # outside no_grad later: still not linked to x
+    assert not g_again.requires_grad
+    assert x.grad is None
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor([1.0, 2.0], requires_grad=True)
+    with torch.no_grad():
+        out_t, vjp_t = torch.func.vjp(lambda t: (t * t * t).sum(), xt)
+        (gt,) = vjp_t(torch.tensor(1.0))
+    assert out_t.requires_grad == out.requires_grad and gt.requires_grad == g.requires_grad
+    np.testing.assert_allclose(g.data, gt.numpy())
+
+
+def test_transforms_under_no_grad_give_plain_results():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with tg.no_grad():
+        h = hessian(_cubed(Tensor(np.ones(2))))(x)
+        j = jacrev(lambda t: t**3)(x)
+        _, (hv,) = hvp(_cubed(Tensor(np.ones(2))), (x,), (Tensor(np.ones(2)),))
+    np.testing.assert_allclose(h.data, np.diag([6.0, 12.0]))
+    np.testing.assert_allclose(j.data, np.diag([3.0, 12.0]))
+    np.testing.assert_allclose(hv.data, [6.0, 12.0])
+    assert not any(t.requires_grad for t in (h, j, hv))
+
+
+@pytest.mark.parametrize("transform", [jacrev, jacfwd, hessian, jacobian])
+@pytest.mark.parametrize("argnums", [(0, 0), (1, -1), (0, 1, 0)])
+def test_duplicate_argnums_are_refused(transform, argnums):
+    a, b = Tensor(np.ones(2)), Tensor(np.ones(2))
+    with pytest.raises(ValueError, match="twice"):
+        transform(lambda a, b: (a * b).sum(), argnums)(a, b)
+
+
+# ------------------------------------------------------------------ randomness and state updates
+def _bn_model():
+    from tinygrad_edu import nn
+
+    return nn.BatchNorm1d(3)
+
+
+def _dropout_model():
+    from tinygrad_edu import nn
+
+    return nn.Dropout(0.5, rng=0)
+
+
+REPEATING = {
+    "jacfwd": lambda f, x: jacfwd(f)(x),
+    "hessian": lambda f, x: hessian(f)(x),
+    "jacobian_auto": lambda f, x: jacobian(f)(x),
+    "jacobian_fwd": lambda f, x: jacobian(f, mode="fwd")(x),
+}
+
+
+@pytest.mark.parametrize("make", [_bn_model, _dropout_model], ids=["batch_norm", "dropout"])
+@pytest.mark.parametrize("route", sorted(REPEATING))
+def test_transforms_that_rerun_the_function_refuse_randomness_and_state_updates(make, route):
+    model = make()
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 3)))
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"(dropout|batch_norm) .* evaluates the function"):
+        REPEATING[route](lambda t: (model(t) ** 2).sum(), x)
+    for k, v in model.state_dict().items():  # refused before any update
+        np.testing.assert_array_equal(v, state[k])
+    model.eval()  # deterministic and stateless: allowed, and the same as reverse mode
+    got = REPEATING[route](lambda t: (model(t) ** 2).sum(), x)
+    if route != "hessian":
+        np.testing.assert_allclose(got.data, jacrev(lambda t: (model(t) ** 2).sum())(x).data)
+
+
+@pytest.mark.parametrize("make", [_bn_model, _dropout_model], ids=["batch_norm", "dropout"])
+def test_transforms_that_run_the_function_once_accept_training_mode(make):
+    model = make()
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 3)))
+    f = lambda t: (model(t) ** 2).sum()  # noqa: E731
+    assert jacrev(f)(x).shape == (4, 3)
+    assert jvp(f, (x,), (Tensor(np.ones((4, 3))),))[1].shape == ()
+    assert vjp(f, x)[1](Tensor(np.array(1.0)))[0].shape == (4, 3)
+    assert hvp(f, (x,), (Tensor(np.ones((4, 3))),))[1][0].shape == (4, 3)
+
+
+def test_jacfwd_refuses_randomness_like_torch_func():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        torch.func.jacfwd(lambda t: torch.nn.functional.dropout(t, 0.5))(torch.ones(3))
+    with pytest.raises(RuntimeError, match="dropout"):
+        jacfwd(lambda t: tg.nn.functional.dropout(t, 0.5))(Tensor(np.ones(3)))

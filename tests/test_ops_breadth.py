@@ -8,10 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.nn import functional as F
+from tinygrad_edu.testing import arrays, axes, shapes
 
 ACTIVATIONS = {
     "leaky_relu": F.leaky_relu,
@@ -128,13 +131,75 @@ def test_elementwise_ties_split_the_gradient_like_pytorch(op):
 
 
 @pytest.mark.parametrize("method", ["max", "min"])
-def test_reductions_share_ties_and_return_values(method):
+def test_reductions_over_one_axis_send_ties_to_the_first_and_return_values(method):
+    """``max(axis)`` is ``torch.max(x, dim)``: the gradient goes to the first extreme (it was
+    split evenly, which is ``torch.amax``'s rule, kept by :meth:`Tensor.amax`)."""
     x = _x([[1.0, 5.0, 5.0], [2.0, 2.0, -1.0]])
     y = getattr(x, method)(axis=1)
     assert isinstance(y, Tensor) and y.shape == (2,)
     (g,) = tg.grad(y.sum(), [x])
+    expected = [[0, 1, 0], [1, 0, 0]] if method == "max" else [[1, 0, 0], [0, 0, 1]]
+    np.testing.assert_array_equal(g.data, expected)
+    (g,) = tg.grad(getattr(x, "a" + method)(axis=1).sum(), [x])
     expected = [[0, 0.5, 0.5], [0.5, 0.5, 0]] if method == "max" else [[1, 0, 0], [0, 0, 1]]
     np.testing.assert_array_equal(g.data, expected)
+
+
+def _reference_extreme(x, g, method, axis, keepdims):
+    """Plain NumPy: over one axis (``max``/``min`` with an int) the first extreme of each slice
+    gets the gradient; otherwise the tied extremes share it equally."""
+    pick = np.max if method.endswith("max") else np.min
+    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else axis
+    axes = tuple(a % max(x.ndim, 1) for a in axes) if x.ndim else ()
+    g = g if keepdims else np.expand_dims(g, axes)
+    if method in ("max", "min") and isinstance(axis, int) and x.ndim:
+        first = (np.argmax if method == "max" else np.argmin)(x, axis=axes[0], keepdims=True)
+        share = np.zeros_like(x)
+        np.put_along_axis(share, first, 1.0, axis=axes[0])
+    else:
+        winners = (x == pick(x, axis=axes, keepdims=True)).astype(float)
+        share = winners / winners.sum(axis=axes, keepdims=True)
+    return share * g
+
+
+def _torch_extreme(torch, t, method, axis, keepdims):
+    if method in ("max", "min") and isinstance(axis, int) and t.ndim:
+        return getattr(torch, method)(t, dim=axis, keepdim=keepdims).values
+    if method in ("max", "min") and axis is None and not keepdims:
+        return getattr(torch, method)(t)  # torch.max(x): the maxima share the gradient
+    name = {"max": "amax", "min": "amin"}.get(method, method)
+    dims = tuple(range(t.ndim)) if axis is None else axis
+    return getattr(torch, name)(t, dim=dims, keepdim=keepdims) if t.ndim else t * 1
+
+
+@given(data=st.data())
+def test_max_and_min_with_ties_route_gradients_like_pytorch(data):
+    """Integer-valued inputs (many ties), every spelling of the axes, both modes: ``max``/``min``
+    over one axis pick the first extreme, over all axes or a tuple (and ``amax``/``amin``
+    always) share it -- as torch.max(dim) / torch.max() / torch.amax do."""
+    shape = data.draw(shapes(min_dims=0), label="shape")
+    x = data.draw(arrays(shape, low=0, high=2, spacing=1.0), label="x")
+    method = data.draw(st.sampled_from(["max", "min", "amax", "amin"]), label="method")
+    axis = data.draw(axes(len(shape)) if shape else st.none(), label="axis")
+    keepdims = data.draw(st.booleans(), label="keepdims")
+    t = _x(x)
+    y = getattr(t, method)(axis=axis, keepdims=keepdims)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    (gx,) = tg.grad(y, [t], grad_outputs=Tensor(g))
+    expected = _reference_extreme(x, g, method, axis, keepdims)
+    np.testing.assert_allclose(gx.data, expected, rtol=1e-12, atol=1e-15)
+    u = np.random.default_rng(1).standard_normal(x.shape)
+    _, ju = tg.jvp(lambda a: getattr(a, method)(axis=axis, keepdims=keepdims), (_x(x),), (_x(u),))
+    np.testing.assert_allclose(np.vdot(g, ju.data), np.vdot(expected, u), rtol=1e-10, atol=1e-12)
+    try:
+        import torch
+    except ImportError:
+        return
+    xt = torch.tensor(x, requires_grad=True)
+    yt = _torch_extreme(torch, xt, method, axis, keepdims)
+    np.testing.assert_array_equal(y.data, yt.detach().numpy())
+    (gt,) = torch.autograd.grad(yt, [xt], torch.tensor(g).reshape(yt.shape))
+    np.testing.assert_allclose(gx.data, gt.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_norm_gradient_at_zero_is_zero_like_pytorch():
@@ -389,3 +454,58 @@ def test_piecewise_constant_ops_have_a_zero_gradient_not_none(name):
     np.testing.assert_array_equal(g.data, np.zeros(3))
     (g,) = tg.grad((x // 2.0).sum(), [x])
     np.testing.assert_array_equal(g.data, np.zeros(3))
+
+
+# ------------------------------------------------------------------------ softmax family edges
+EMPTY_SHAPES = [(0,), (2, 0), (0, 3), (2, 0, 3)]
+
+
+def _every_axis(ndim):
+    singles = [*range(ndim), *range(-ndim, 0)]
+    return [*singles, None, tuple(range(ndim)), tuple(range(ndim))[::-1]]
+
+
+@pytest.mark.parametrize("method", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("shape", EMPTY_SHAPES, ids=str)
+def test_softmax_family_of_empty_tensors_matches_pytorch(method, shape):
+    """Zero-size inputs, over every axis spelling: an empty result (softmax, log_softmax) or
+    -inf for an empty sum (logsumexp), as in PyTorch -- not NumPy's zero-size error."""
+    for axis in _every_axis(len(shape)):
+        x = _x(np.zeros(shape))
+        y = getattr(x, method)(axis)
+        (g,) = tg.grad(y.sum(), [x])
+        assert g.shape == shape
+        zeros = (_x(np.zeros(shape)),)
+        _, tangent = tg.jvp(lambda t, a=axis: getattr(t, method)(a), zeros, zeros)
+        assert tangent.shape == y.shape
+        torch = pytest.importorskip("torch")
+        t = torch.zeros(shape, dtype=torch.float64)
+        dims = tuple(range(len(shape))) if axis is None else axis
+        if method == "logsumexp":
+            expected = torch.logsumexp(t, dim=dims)
+        elif isinstance(dims, int):
+            expected = getattr(torch, method)(t, dim=dims)
+        else:  # PyTorch's softmax takes one dim: the same maths through logsumexp
+            lsm = t - torch.logsumexp(t, dim=dims, keepdim=True)
+            expected = lsm.exp() if method == "softmax" else lsm
+        np.testing.assert_array_equal(y.data, expected.numpy())
+
+
+@given(data=st.data())
+def test_softmax_over_several_axes_normalises_their_joint_slices(data):
+    shape = data.draw(shapes(min_dims=1), label="shape")
+    x = data.draw(arrays(shape, low=-3, high=3), label="x")
+    axis = data.draw(axes(len(shape), allow_none=True), label="axis")
+    merged = tuple(range(len(shape))) if axis is None else axis
+    merged = (merged,) if isinstance(merged, int) else merged
+    y = _x(x).softmax(axis)
+    np.testing.assert_allclose(y.data.sum(axis=merged), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(_x(x).log_softmax(axis).exp().data, y.data, rtol=1e-12)
+
+
+def test_softmax_refuses_a_repeated_or_missing_axis_by_name():
+    x = _x(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="repeats an axis"):
+        x.softmax((1, -1))
+    with pytest.raises(ValueError, match="out of range"):
+        x.log_softmax(2)

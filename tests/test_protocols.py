@@ -186,3 +186,112 @@ def test_a_numpy_function_we_lack_refuses_a_tensor_that_requires_grad():
     with pytest.raises(TypeError, match=r"np\.diff has no differentiable version"):
         np.diff(x)
     np.testing.assert_array_equal(np.diff(Tensor(np.array([1.0, 2.0]))), [1.0])
+
+
+# ------------------------------------------------------------------ both modes of autodiff agree
+FLOAT_UFUNCS = sorted(
+    {
+        u
+        for u in vars(np).values()
+        if isinstance(u, np.ufunc)
+        and u.signature is None  # not matmul's gufunc
+        and ("d->d" if u.nin == 1 else "dd->d") in u.types
+    },
+    key=lambda u: u.__name__,
+)
+
+FUNCTIONS_WITHOUT_RULES = [
+    lambda t: np.diff(t),
+    lambda t: np.sort(t),
+    lambda t: np.convolve(t, np.ones(2)),
+    lambda t: np.cross(t, np.ones(3)),
+    lambda t: np.interp(t, [0.0, 1.0], [0.0, 2.0]),
+    lambda t: np.outer(t, t),
+    lambda t: np.add.accumulate(t),
+    lambda t: np.multiply.reduce(t),
+]
+
+
+def _outcome(transform, f, x):
+    """``("ok", value)`` or ``("refused", None)`` for a TypeError naming the lost graph/tangent."""
+    try:
+        return "ok", transform(f, x)
+    except TypeError as err:
+        assert "no differentiable version" in str(err), err
+        return "refused", None
+
+
+def _forward(f, x):
+    return tg.jvp(f, (x,), (Tensor(np.ones(x.shape)),))[1].data
+
+
+def _reverse(f, x):
+    return tg.jacrev(f)(x).data.reshape(-1, x.size).sum(axis=1)
+
+
+NUMPY_CALLS = {
+    **{f"{u.__name__}(t)": lambda t, u=u: u(t) for u in FLOAT_UFUNCS if u.nin == 1},
+    **{f"{u.__name__}(t, c)": lambda t, u=u: u(t, 0.7) for u in FLOAT_UFUNCS if u.nin == 2},
+    **{f"{u.__name__}(c, t)": lambda t, u=u: u(0.7, t) for u in FLOAT_UFUNCS if u.nin == 2},
+    **{f"function {i}": f for i, f in enumerate(FUNCTIONS_WITHOUT_RULES)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_CALLS))
+def test_forward_and_reverse_mode_agree_on_every_numpy_call(name):
+    """Every float ufunc (either operand) and a few NumPy functions: forward mode either computes
+    what reverse mode computes, or both refuse -- never a silent zero tangent (np.arctan2 in
+    jvp returned zeros where jacrev raised)."""
+    f, x = NUMPY_CALLS[name], Tensor(np.array([0.3, 0.45, 0.8]))
+    with np.errstate(all="ignore"):
+        (fwd, j_fwd), (rev, j_rev) = _outcome(_forward, f, x), _outcome(_reverse, f, x)
+    assert fwd == rev
+    if fwd == "ok":
+        np.testing.assert_allclose(j_fwd, j_rev, rtol=1e-12, atol=1e-12)
+
+
+def test_jvp_through_a_ufunc_without_a_rule_raises_like_jacrev():
+    x = Tensor(np.array([0.5, 1.5]))
+    for transform in (
+        lambda f: tg.jvp(f, (x,), (Tensor(np.ones(2)),)),
+        lambda f: tg.jacfwd(f)(x),
+        lambda f: tg.jacrev(f)(x),
+        lambda f: tg.hessian(lambda t: f(t).sum())(x),
+    ):
+        with pytest.raises(TypeError, match=r"np\.arctan2 has no differentiable version"):
+            transform(lambda t: np.arctan2(t, 1.0))
+
+
+def test_ufunc_at_cannot_write_into_a_tensor():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * x
+    with pytest.raises(TypeError, match=r"np\.add\.at cannot write into a Tensor"):
+        np.add.at(y, [0], 1.0)
+    np.testing.assert_array_equal(y.data, [1.0, 4.0])  # nothing changed
+    with pytest.raises(TypeError, match="at cannot write"):
+        np.add.at(Tensor(np.ones(2)), [0], 1.0)
+
+
+IN_PLACE_WRITERS = {
+    "copyto": lambda t: np.copyto(t, np.full(t.shape, 7.0)),
+    "put": lambda t: np.put(t, [0], [7.0]),
+    "place": lambda t: np.place(t, np.ones(t.shape, dtype=bool), [7.0]),
+    "putmask": lambda t: np.putmask(t, np.ones(t.shape, dtype=bool), 7.0),
+    "fill_diagonal": lambda t: np.fill_diagonal(t, 7.0),
+    "put_along_axis": lambda t: np.put_along_axis(t, np.zeros((1, 2), dtype=int), 7.0, 0),
+    "ufunc.at": lambda t: np.multiply.at(t, [0], 7.0),
+    "ravel view": lambda t: np.ravel(t).__setitem__(0, 7.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE_WRITERS))
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_numpy_calls_cannot_change_a_tensor_in_place(name, requires_grad):
+    """NumPy functions that write into an argument (or a view of it) would change a Tensor's array
+    behind the graph's back (no version bump, so a later backward mixes old and new values)."""
+    t = Tensor(np.arange(4.0).reshape(2, 2), requires_grad=requires_grad)
+    version = t._version
+    with pytest.raises((TypeError, ValueError), match=r"in place|read-only|no differentiable"):
+        IN_PLACE_WRITERS[name](t)
+    np.testing.assert_array_equal(t.data, np.arange(4.0).reshape(2, 2))  # nothing changed
+    assert t._version == version

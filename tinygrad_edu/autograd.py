@@ -388,7 +388,8 @@ def grad(
                 f"grad: input {position} (shape {tensor.shape}) was not used to compute the "
                 "outputs; pass allow_unused=True to get None for it"
             )
-        if g is not None and g.dtype != tensor.dtype and not create_graph:
-            g = Tensor._wrap(g.data.astype(tensor.dtype))
+        if g is not None and g.dtype != tensor.dtype:
+            with graph._GradMode(create_graph):  # the cast op: its graph (create_graph) and
+                g = g.astype(tensor.dtype)  # forward-mode tangents (hessian) survive
         results.append(g)
     return results

@@ -136,6 +136,18 @@ def share_tangents(source: Tensor, target: Tensor) -> None:
             level.set_tangent(target, tangent)
 
 
+def carries_tangent(value: Any) -> bool:
+    """Whether ``value`` (a Tensor, or a list, tuple or dict holding some) carries a tangent at
+    an open forward-mode level of this thread: computing on its plain array would drop it."""
+    if isinstance(value, Tensor):
+        return any(level.tangent(value) is not None for level in _state.levels)
+    if isinstance(value, (list, tuple)):
+        return any(carries_tangent(v) for v in value)
+    if isinstance(value, dict):
+        return any(carries_tangent(v) for v in value.values())
+    return False
+
+
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
     if isinstance(value, Tensor):
         return value
@@ -203,15 +215,15 @@ def jvp(
     return _packed(outputs, single), _packed(tangent_outputs, single)
 
 
-def differentiable_copy(primal: Any) -> Tensor:
+def differentiable_copy(primal: Any, linked: bool = True) -> Tensor:
     """A tensor that stands for ``primal`` and can be handed to :func:`~tinygrad_edu.grad`.
 
-    A tensor that already requires grad gets a fresh identity node (so reverse mode over this
-    transform still reaches it); any other becomes a new leaf with ``requires_grad=True`` that
-    carries its tangents at the open forward-mode levels.
+    A tensor that already requires grad gets a fresh identity node when ``linked`` (so reverse
+    mode over this transform still reaches it); any other becomes a new leaf with
+    ``requires_grad=True`` that carries its tangents at the open forward-mode levels.
     """
     primal = _as_tensor(primal)
-    if primal.requires_grad:
+    if primal.requires_grad and linked:
         with enable_grad():
             return primal.reshape(primal.shape)
     if primal.dtype.kind != "f":
@@ -219,6 +231,13 @@ def differentiable_copy(primal: Any) -> Tensor:
     leaf = Tensor(primal.data, requires_grad=True)
     share_tangents(primal, leaf)
     return leaf
+
+
+def _unrecorded(tensor: Tensor) -> Tensor:
+    """``tensor`` cut off from the graph, still carrying its tangents (forward mode)."""
+    detached = tensor.detach()
+    share_tangents(tensor, detached)
+    return detached
 
 
 def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[..., tuple]]:
@@ -230,11 +249,18 @@ def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[...
     the outputs: a Tensor for a single output, a tuple for several. The results are themselves
     differentiable when a primal or ``v`` requires grad, and carry tangents when called inside
     :func:`jvp`.
+
+    Like ``torch.func.vjp``, the transform works under ``no_grad()`` too (the function's own
+    graph is recorded regardless), but then nothing links the outputs or the gradients to the
+    primals' graph: they do not require grad, and a later ``backward()`` does not reach the
+    primals through them.
     """
-    inputs = [differentiable_copy(p) for p in primals]
+    recording = is_grad_enabled()
+    inputs = [differentiable_copy(p, linked=recording) for p in primals]
     with enable_grad():
         outputs, single = _as_outputs(f(*inputs), "vjp")
-    differentiable = any(p.requires_grad for p in primals if isinstance(p, Tensor))
+    differentiable = recording and any(p.requires_grad for p in primals if isinstance(p, Tensor))
+    returned = outputs if recording else [_unrecorded(o) for o in outputs]
 
     def vjp_fn(cotangents: Any) -> tuple[Tensor, ...]:
         given = [cotangents] if single else list(cotangents)
@@ -265,4 +291,4 @@ def vjp(f: Callable[..., Outputs], *primals: Any) -> tuple[Outputs, Callable[...
             Tensor.zeros(x.shape, dtype=x.dtype) if g is None else g for g, x in zip(grads, inputs)
         )
 
-    return _packed(outputs, single), vjp_fn
+    return _packed(returned, single), vjp_fn

@@ -24,7 +24,9 @@ one entry per output. Everything is built from Tensor ops, so the transforms nes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,58 @@ def _positions(argnums: Argnums, count: int) -> tuple[int, ...]:
     for p in positions:
         if not isinstance(p, int) or not -count <= p < count:
             raise ValueError(f"argnums {argnums!r} does not fit a call with {count} argument(s)")
-    return tuple(p % count for p in positions)
+    normalized = tuple(p % count for p in positions)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(
+            f"argnums {argnums!r} names an argument twice (positions {normalized}); each "
+            "argument can be differentiated once, as in torch.func"
+        )
+    return normalized
+
+
+# ------------------------------------------------------------------ functions with side effects
+class _Reruns(threading.local):
+    """Per thread: the transforms (innermost last) currently evaluating a function several
+    times, which must see the same pure function on every evaluation."""
+
+    def __init__(self) -> None:
+        self.by: list[str] = []
+
+
+_reruns = _Reruns()
+
+
+@contextlib.contextmanager
+def _evaluating_repeatedly(who: str, how: str) -> Iterator[None]:
+    """While the block runs, :func:`side_effect` refuses: ``who`` evaluates ``f`` ``how``."""
+    _reruns.by.append(f"{who} evaluates the function {how}")
+    try:
+        yield
+    finally:
+        _reruns.by.pop()
+
+
+def side_effect(op: str, effect: str) -> None:
+    """Report that the running code is not a pure function of its inputs.
+
+    Called by the ops that draw random numbers or update state (``dropout``'s mask,
+    ``batch_norm``'s running statistics in training). Inside a transform that evaluates the
+    function several times -- :func:`jacfwd` and :func:`hessian` once per input element,
+    :func:`jacobian`'s size probe -- each evaluation would see a different function (new masks,
+    statistics updated many times), so the transform refuses, as ``torch.func`` does. Anywhere
+    else this does nothing.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the op, what it does, and which transform evaluates the function repeatedly.
+    """
+    if _reruns.by:
+        raise RuntimeError(
+            f"{op} {effect}, but {_reruns.by[-1]}, so the evaluations would not compute the same "
+            "function (torch.func refuses this too). Put the model in eval() mode (or pass "
+            "training=False), or use jacrev / vjp / jvp, which evaluate it once"
+        )
 
 
 def _restricted(f: Callable, args: Sequence[Any], positions: tuple[int, ...]) -> Callable:
@@ -119,7 +172,9 @@ def jacfwd(f: Callable, argnums: Argnums = 0) -> Callable:
     """A function returning the Jacobian of ``f`` by forward mode, one JVP per input element.
 
     Each column :math:`J e_j` is one :func:`~tinygrad_edu.forward.jvp` pass, ``n`` in all, where
-    ``n`` is the number of elements of the differentiated arguments.
+    ``n`` is the number of elements of the differentiated arguments. So ``f`` must be a pure
+    function: randomness or state updates (dropout, batch norm in training mode) raise
+    ``RuntimeError`` (see :func:`side_effect`), as in ``torch.func``.
     """
 
     def jacobian_fn(*args: Any) -> Any:
@@ -128,20 +183,21 @@ def jacfwd(f: Callable, argnums: Argnums = 0) -> Callable:
         chosen = [args[p] for p in positions]
         columns: list[list[Any]] = []  # per argument: the tangent outputs of each column
         outputs: Any = None
-        for i, x in enumerate(chosen):
-            columns.append([])
-            for index in range(x.size):
-                tangents = [
-                    _unit(y.shape, index, y.dtype)
-                    if j == i
-                    else Tensor.zeros(y.shape, dtype=y.dtype)
-                    for j, y in enumerate(chosen)
-                ]
-                outputs, tangent_out = jvp(_restricted(f, args, positions), chosen, tangents)
-                columns[i].append(_as_outputs(tangent_out, "jacfwd")[0])
-        if outputs is None:  # every differentiated argument is empty: evaluate for the shapes
-            with no_grad():
-                outputs = f(*args)
+        with _evaluating_repeatedly("jacfwd", "once per input element"):
+            for i, x in enumerate(chosen):
+                columns.append([])
+                for index in range(x.size):
+                    tangents = [
+                        _unit(y.shape, index, y.dtype)
+                        if j == i
+                        else Tensor.zeros(y.shape, dtype=y.dtype)
+                        for j, y in enumerate(chosen)
+                    ]
+                    outputs, tangent_out = jvp(_restricted(f, args, positions), chosen, tangents)
+                    columns[i].append(_as_outputs(tangent_out, "jacfwd")[0])
+            if outputs is None:  # every differentiated argument is empty: evaluate for shapes
+                with no_grad():
+                    outputs = f(*args)
         outputs, single_out = _as_outputs(outputs, "jacfwd")
         result = [
             [
@@ -174,7 +230,8 @@ def jacobian(f: Callable, argnums: Argnums = 0, mode: str = "auto") -> Callable:
         chosen = mode
         if chosen == "auto":
             positions = _positions(argnums, len(args))
-            with no_grad():
+            how = "once more to choose a mode (pass mode='rev' or 'fwd' to skip that)"
+            with no_grad(), _evaluating_repeatedly("jacobian(mode='auto')", how):
                 outputs, _ = _as_outputs(f(*args), "jacobian")
             n = sum(np.size(args[p]) for p in positions)
             chosen = "fwd" if n < sum(o.size for o in outputs) else "rev"

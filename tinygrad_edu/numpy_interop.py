@@ -5,7 +5,8 @@ call (``np.sum``, ``np.stack``, ...) to :meth:`Tensor.__array_function__`; both 
 with a Tensor method of the same meaning run that method, so they are differentiable. Anything
 else is computed on the plain arrays -- which is harmless when no operand needs a gradient or
 the result is boolean/integer (``np.isnan``, ``np.allclose``), and raises ``TypeError``
-otherwise, because returning an ndarray would silently cut the graph.
+otherwise, because returning an ndarray would silently cut the graph -- or, inside ``jvp``,
+``jacfwd`` or ``hessian``, drop the forward-mode tangent (the same error in both modes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .forward import carries_tangent
 from .ops import einsum, tensordot, where
 from .tensor import Tensor
 
@@ -123,8 +125,12 @@ def _as_tensor(value: Any) -> Tensor:
 
 
 def _plain(value: Any) -> Any:
+    """Tensors as read-only views of their arrays: a NumPy call that would write into one
+    (``np.copyto``, ``np.put``, ``np.fill_diagonal`` ...) fails instead of changing it unseen."""
     if isinstance(value, Tensor):
-        return value.data
+        view = value.data.view()
+        view.flags.writeable = False
+        return view
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     return value
@@ -140,13 +146,32 @@ def _needs_grad(values: Any) -> bool:
     return False
 
 
+def _dropped(operands: Any) -> str | None:
+    """What computing on the plain arrays of ``operands`` would drop: a graph (reverse mode), a
+    tangent (forward mode: ``jvp``, ``jacfwd``, ``hessian``), or nothing (``None``)."""
+    if _needs_grad(operands):
+        return "the graph of a tensor that requires grad"
+    if carries_tangent(operands):
+        return "the forward-mode tangent of a tensor inside jvp/jacfwd/hessian"
+    return None
+
+
 def _on_plain_arrays(name: str, compute: Callable[[], Any], operands: Any) -> Any:
-    result = compute()
-    if _needs_grad(operands) and np.asarray(result).dtype.kind in "fc":
+    dropped = _dropped(operands)
+    try:
+        result = compute()
+    except ValueError as err:
+        if "read-only" not in str(err):
+            raise
         raise TypeError(
-            f"np.{name} has no differentiable version in tinygrad_edu and would drop the graph "
-            "of a tensor that requires grad; use the Tensor method, or pass t.detach() / t.data "
-            "if you want plain values"
+            f"np.{name} writes into a Tensor's array in place, unseen by the graph (a recorded "
+            "op may have saved it); use Tensor operations (t.copy_(...) to overwrite it "
+            "whole), or apply it to a copy (t.numpy().copy())"
+        ) from err
+    if dropped and np.asarray(result).dtype.kind in "fc":
+        raise TypeError(
+            f"np.{name} has no differentiable version in tinygrad_edu and would drop {dropped}; "
+            "use the Tensor method, or pass t.detach() / t.data if you want plain values"
         )
     return result
 
@@ -159,6 +184,11 @@ def ufunc(fn: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
         return getattr(_as_tensor(first), name)(*rest)
     if "out" in kwargs:
         raise TypeError(f"np.{fn.__name__}(..., out=...) cannot write into a Tensor")
+    if method == "at":  # in place: the graph's saved values would change unseen
+        raise TypeError(
+            f"np.{fn.__name__}.at cannot write into a Tensor in place (a recorded op may have "
+            "saved its values); use Tensor ops such as scatter_add, or apply it to t.data"
+        )
     plain = [_plain(x) for x in inputs]
     result = _on_plain_arrays(
         fn.__name__, lambda: getattr(fn, method)(*plain, **kwargs), (inputs, kwargs)

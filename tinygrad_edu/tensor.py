@@ -811,8 +811,9 @@ class Tensor:
         dim: Axis = None,
         keepdim: bool | None = None,
     ) -> Tensor:
-        """Largest values (not indices: see :meth:`argmax`); ties share the gradient equally
-        (like ``torch.amax``)."""
+        """Largest values (not indices: see :meth:`argmax`). Ties as in PyTorch: over one axis
+        the gradient goes to the first maximum (``torch.max(x, dim)``), over all axes or a tuple
+        the maxima share it equally (``torch.max(x)``, ``torch.amax``; see :meth:`amax`)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("max", axis, keepdims, dim, keepdim)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
@@ -825,12 +826,10 @@ class Tensor:
         dim: Axis = None,
         keepdim: bool | None = None,
     ) -> Tensor:
-        """Smallest values; ties share the gradient equally (like ``torch.amin``)."""
+        """Smallest values; ties like :meth:`max` (the first minimum over one axis)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("min", axis, keepdims, dim, keepdim)
         return ops.Min.apply(self, axis=axis, keepdims=keepdims)
-
-    amax, amin = max, min
 
     def prod(
         self,
@@ -1227,3 +1226,5 @@ def _weak_scalar_dtype(tensor_dtype: np.dtype, scalar: bool | int | float) -> np
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
 # and every op module builds on the Tensor class defined above.
 from . import autograd, numpy_interop, ops  # noqa: E402
+
+Tensor.amax, Tensor.amin = ops.amax, ops.amin  # ties always shared, as torch.amax

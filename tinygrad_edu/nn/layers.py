@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..func import side_effect
 from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
@@ -392,8 +393,10 @@ class _BatchNorm(Module):
             )
         momentum = 0.0 if self.momentum is None else self.momentum
         counting = self.training and self.track_running_stats
-        if counting and self.momentum is None:  # cumulative moving average
-            momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
+        if counting:
+            side_effect("batch_norm", "updates its running statistics on every call in training")
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / (float(self.num_batches_tracked.data) + 1)
         y = F.batch_norm(
             x,
             self.running_mean,

@@ -84,8 +84,9 @@ def _hardswish_array(x: np.ndarray) -> np.ndarray:
 
 
 def _hardswish_chain(g, x, y):
-    inside = where(x.data <= 3, x / 3 + 0.5, 1.0)
-    return g * where(x.data < -3, 0.0, inside)
+    """0 up to -3, x/3 + 1/2 strictly between, 1 from 3 on: PyTorch's values at the kinks."""
+    inside = where(x.data < 3, x / 3 + 0.5, 1.0)
+    return g * where(x.data <= -3, 0.0, inside)
 
 
 # ==================================================================================== the table
@@ -125,7 +126,7 @@ Hardsigmoid = unary("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1),
                     lambda g, x, y: gate(g, _between(x, -3, 3)) / 6,
                     "min(max(x/6 + 1/2, 0), 1);  dy/dx = [-3 < x < 3] / 6")
 Hardswish   = unary("hardswish",  _hardswish_array, _hardswish_chain,
-                    "x relu6(x + 3) / 6;  dy/dx = 0, x/3 + 1/2 or 1")
+                    "x relu6(x + 3) / 6;  dy/dx = 0 (x <= -3), x/3 + 1/2 or 1 (x >= 3)")
 LogSigmoid  = unary("logsigmoid", lambda x: -np.logaddexp(0, -x),
                     lambda g, x, y: g * (-x).sigmoid(),
                     "log sigmoid(x) = -softplus(-x);  dy/dx = sigmoid(-x)")

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor
+from ..tensor import Tensor, _torch_axes
 from .common import Axis, constant, kept_shape, normalize_axes
 from .elementwise import where
 
@@ -45,27 +45,42 @@ class Sum(Op):
 
 
 class Max(Op):
-    r"""y = max of x over ``axis``.
+    r"""y = max of x over ``axis``; the gradient goes to the maxima, as in PyTorch.
 
-    :math:`\bar x = \bar y\, [x = y] / n` where ``n`` counts the maxima (ties share the
-    gradient, like ``torch.amax``); the indicator is a constant, so second derivatives are 0.
-    :math:`\dot y = \sum \dot x\, [x = y] / n`.
+    ``ties="first"`` sends all of :math:`\bar y` to the first maximum along the one reduced axis
+    (``torch.max(x, dim)``, whose index is the first maximum; max pooling); ``ties="split"``
+    shares it equally among the tied maxima, :math:`\bar x = \bar y\, [x = y] / n`
+    (``torch.amax``, and ``torch.max(x)`` over all elements). The default is ``"first"`` for an
+    integer ``axis`` and ``"split"`` for ``None`` or a tuple, PyTorch's rule for ``max``. Either
+    way the weights are constants, so second derivatives are 0, and
+    :math:`\dot y = \sum \dot x \cdot` weight.
     """
 
     name = "max"
     extreme = staticmethod(np.max)
+    first = staticmethod(np.argmax)
 
-    def __init__(self, axis: Axis, keepdims: bool) -> None:
-        self.axis, self.keepdims = axis, keepdims
+    def __init__(self, axis: Axis, keepdims: bool, ties: str | None = None) -> None:
+        if ties is None:
+            ties = "first" if isinstance(axis, (int, np.integer)) else "split"
+        if ties not in ("first", "split"):
+            raise ValueError(f"{self.name}: ties must be 'first' or 'split', got {ties!r}")
+        self.axis, self.keepdims, self.ties = axis, keepdims, ties
 
     def forward(self, x):
         if x.size == 0:
             raise ValueError(f"{self.name} of an empty tensor (shape {x.shape}) has no value")
         self.axes = axes = normalize_axes(self.axis, x.ndim)
         self.kept_shape = kept_shape(x.shape, axes)
-        kept = self.extreme(x, axis=axes, keepdims=True)
-        winners = (x == kept).astype(x.dtype)
-        self.share = winners / winners.sum(axis=axes, keepdims=True)
+        if self.ties == "first" and len(axes) == 1:
+            index = self.first(x, axis=axes[0], keepdims=True)
+            kept = np.take_along_axis(x, index, axis=axes[0])
+            self.share = np.zeros(x.shape, dtype=x.dtype)
+            np.put_along_axis(self.share, index, 1, axis=axes[0])
+        else:
+            kept = self.extreme(x, axis=axes, keepdims=True)
+            winners = (x == kept).astype(x.dtype)
+            self.share = winners / winners.sum(axis=axes, keepdims=True)
         return kept if self.keepdims else np.squeeze(kept, axis=axes)
 
     def vjp(self, g, out, x):
@@ -81,25 +96,33 @@ class Min(Max):
 
     name = "min"
     extreme = staticmethod(np.min)
+    first = staticmethod(np.argmin)
+
+
+def _shifted(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``x - max(x)`` over ``axes``: every exponent <= 0 (softmax is shift invariant)."""
+    return x - np.max(x, axis=axes, keepdims=True)
 
 
 class Softmax(Op):
-    r"""y_i = e^{x_i} / \sum_j e^{x_j} along ``axis``.
+    r"""y_i = e^{x_i} / \sum_j e^{x_j} along ``axis`` (one axis or a tuple of axes).
 
     :math:`\bar x = y \odot (\bar y - \sum_j \bar y_j y_j)`; the Jacobian
     :math:`\mathrm{diag}(y) - y y^T` is symmetric, so the JVP is the same formula applied to
     :math:`\dot x`. The forward subtracts the maximum first (softmax is shift invariant), so
-    ``x = 1000`` cannot overflow.
+    ``x = 1000`` cannot overflow. An empty input gives an empty output, as in PyTorch.
     """
 
     name = "softmax"
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: Axis) -> None:
         self.axis = axis
 
     def forward(self, x):
-        (self.axis,) = normalize_axes(self.axis, x.ndim) or (0,)
-        e = np.exp(x - np.max(x, axis=self.axis, keepdims=True))
+        self.axis = normalize_axes(self.axis, x.ndim)  # () for 0-d: its softmax is 1
+        if x.size == 0:
+            return x.copy()  # nothing to normalise, as in PyTorch
+        e = np.exp(_shifted(x, self.axis))
         return e / np.sum(e, axis=self.axis, keepdims=True)
 
     def vjp(self, g, out, x):
@@ -112,7 +135,7 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
-    r"""y_i = x_i - \log \sum_j e^{x_j} along ``axis``.
+    r"""y_i = x_i - \log \sum_j e^{x_j} along ``axis`` (one axis or a tuple of axes).
 
     :math:`\bar x = \bar y - \mathrm{softmax}(x) \sum_j \bar y_j`, with softmax = e^y, and
     :math:`\dot y = \dot x - \sum_j \mathrm{softmax}(x)_j \dot x_j`. Computed as
@@ -121,12 +144,14 @@ class LogSoftmax(Op):
 
     name = "log_softmax"
 
-    def __init__(self, axis: int) -> None:
+    def __init__(self, axis: Axis) -> None:
         self.axis = axis
 
     def forward(self, x):
-        (self.axis,) = normalize_axes(self.axis, x.ndim) or (0,)
-        z = x - np.max(x, axis=self.axis, keepdims=True)
+        self.axis = normalize_axes(self.axis, x.ndim)
+        if x.size == 0:
+            return x.copy()
+        z = _shifted(x, self.axis)
         return z - np.log(np.sum(np.exp(z), axis=self.axis, keepdims=True))
 
     def vjp(self, g, out, x):
@@ -195,8 +220,9 @@ class LogSumExp(Op):
 
     def forward(self, x):
         self.axes = axes = normalize_axes(self.axis, x.ndim)
-        if x.size == 0:
-            return np.log(np.sum(np.exp(x), axis=axes, keepdims=self.keepdims))
+        if x.size == 0:  # log 0 = -inf where the reduced axes are empty, as in PyTorch
+            with np.errstate(divide="ignore"):
+                return np.log(np.sum(np.exp(x), axis=axes, keepdims=self.keepdims))
         m = np.max(x, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf): nothing to shift
         with np.errstate(divide="ignore"):
@@ -334,6 +360,37 @@ class Norm(Op):
 
 
 # ================================================================ composites of the ops above
+def amax(
+    x: Tensor,
+    axis: Axis = None,
+    keepdims: bool = False,
+    *,
+    dim: Axis = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Largest values over ``axis``; tied maxima always share the gradient equally
+    (``torch.amax``, unlike ``max`` over one axis, which picks the first)."""
+    return _extreme(Max, "amax", x, axis, keepdims, dim, keepdim)
+
+
+def amin(
+    x: Tensor,
+    axis: Axis = None,
+    keepdims: bool = False,
+    *,
+    dim: Axis = None,
+    keepdim: bool | None = None,
+) -> Tensor:
+    """Smallest values over ``axis``; tied minima share the gradient equally (``torch.amin``)."""
+    return _extreme(Min, "amin", x, axis, keepdims, dim, keepdim)
+
+
+def _extreme(op: type[Max], name: str, x, axis, keepdims, dim, keepdim) -> Tensor:
+    if dim is not None or keepdim is not None:
+        axis, keepdims = _torch_axes(name, axis, keepdims, dim, keepdim)
+    return op.apply(x, axis=axis, keepdims=keepdims, ties="split")
+
+
 def _count(x: Tensor, axis: Axis) -> int:
     return int(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]))
 
@@ -359,8 +416,8 @@ def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = Fals
         return Norm.apply(x, axis=axis, keepdims=keepdims)
     if p == 1:
         return x.abs().sum(axis=axis, keepdims=keepdims)
-    if p == math.inf:
-        return x.abs().max(axis=axis, keepdims=keepdims)
+    if p == math.inf:  # ties share the gradient, as in torch.linalg.vector_norm
+        return amax(x.abs(), axis=axis, keepdims=keepdims)
     if p == -math.inf:
-        return x.abs().min(axis=axis, keepdims=keepdims)
+        return amin(x.abs(), axis=axis, keepdims=keepdims)
     raise ValueError(f"norm: p must be 1, 2, 'fro', inf or -inf, got {p!r}")

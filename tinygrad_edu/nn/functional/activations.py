@@ -45,13 +45,14 @@ def tanh(x: Tensor) -> Tensor:
     return x.tanh()
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    r""":math:`e^{x_i} / \sum_j e^{x_j}` along ``dim``."""
+def softmax(x: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
+    r""":math:`e^{x_i} / \sum_j e^{x_j}` along ``dim`` (or jointly over a tuple of dims; an empty
+    input gives an empty output, as in PyTorch)."""
     return x.softmax(dim)
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    r""":math:`x_i - \log \sum_j e^{x_j}` along ``dim``."""
+def log_softmax(x: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
+    r""":math:`x_i - \log \sum_j e^{x_j}` along ``dim`` (or jointly over a tuple of dims)."""
     return x.log_softmax(dim)
 
 

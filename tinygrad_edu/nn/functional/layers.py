@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ... import ops
+from ...func import side_effect
 from ...graph import ShapeError
 from ...ops.common import constant
 from ...tensor import Tensor
@@ -637,6 +638,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: RNG = None) -
         return x
     if p == 1.0:
         return x * 0.0
+    side_effect("dropout", "draws a new random mask on every call")
     keep = np.random.default_rng(rng).random(x.shape) >= p
     return x * constant((keep / (1.0 - p)).astype(x.dtype))
 
@@ -682,6 +684,7 @@ def batch_norm(
         centred = x - mean
         var = (centred * centred).mean(axis=axes, keepdims=True)
         if training and running_mean is not None and running_var is not None:
+            side_effect("batch_norm", "updates its running statistics on every call in training")
             unbiased = var.data.reshape(channels) * (count / max(count - 1, 1))
             running_mean.data[...] = (
                 1 - momentum
