@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -368,3 +369,19 @@ def test_wcag_training_has_its_own_folder_and_title(tmp_path, monkeypatch, capsy
         "White or black text? The 3-5-2-1 network trained on the document's 10 colours",
     ]
     capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- special files
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("action", [["predict", "#fff"], ["explain"]])
+def test_a_fifo_as_checkpoint_is_a_one_line_error_not_a_hang(action, tmp_path, capsys):
+    """``predict --checkpoint FIFO`` used to wait forever for a writer."""
+    fifo = tmp_path / "weights.npz"
+    os.mkfifo(fifo)
+    outcome = []
+    argv = ["text-color", *action, "--checkpoint", str(fifo)]
+    worker = threading.Thread(target=lambda: outcome.append(main(argv)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert outcome == [2], "the command blocked on the FIFO"
+    assert "is a FIFO (named pipe), not a regular file" in _one_line_error(capsys)
