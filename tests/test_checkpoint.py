@@ -70,7 +70,7 @@ def test_checkpoints_get_ordinary_file_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
-# ----------------------------------------------------------------------------- every atomic writer
+# ----------------------------------------------------------------------------- every file writer
 def _explorer_page(path):
     x = Tensor(np.ones(2), requires_grad=True)
     with tg.trace() as recorded:
@@ -105,6 +105,7 @@ def _raw(path):
     return path
 
 
+#: every writer of files (all but the DOT render, which is below ``io`` in the layers, are atomic)
 WRITERS = {
     "tg.save": lambda path: tg.save({"w": np.zeros(1)}, path),
     "atomic_write": _raw,

@@ -137,6 +137,17 @@ def test_no_name_can_change_the_structure_of_the_dot_graph(name, op):
     assert nodes["s0"]["label"].startswith(f"0: {_visible_text(op)} -> ()\n|grad out| = ")
 
 
+@given(op=_NAMES)
+def test_the_trace_table_has_one_row_per_step_whatever_the_op_names(op):
+    x = Tensor(np.ones(2), requires_grad=True)
+    with tg.trace() as recorded:
+        (x * 2).sum().backward()
+    recorded.steps[:] = [replace(s, op=op) for s in recorded.steps]
+    rows = str(recorded).splitlines()
+    assert len(rows) == len(recorded.steps) + 2
+    assert all(row.split()[0] == str(i) for i, row in enumerate(rows[2:]))
+
+
 @pytest.mark.skipif(dot.shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
 @pytest.mark.parametrize("name", HOSTILE)
 def test_graphviz_draws_hostile_names_literally_and_nothing_else(name, tmp_path):

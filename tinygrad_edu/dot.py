@@ -5,7 +5,7 @@ and the norm of ``.grad`` once backward has run), an ellipse per op, arrows in t
 forward computation. Every string in it -- names, op names, labels -- goes through :func:`quote`,
 so no name can add attributes or break the graph. :func:`render` turns that text into PNG or SVG
 when Graphviz's ``dot`` program is installed, and otherwise writes the ``.dot`` file and says how
-to render it; either file is written atomically.
+to render it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from .io.atomic import atomic_write
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -108,17 +106,14 @@ def render(dot_text: str, path: str | os.PathLike) -> tuple[Path, str | None]:
     executable = shutil.which("dot")
     if executable is None:
         dot_path = path.with_suffix(".dot")
-        with atomic_write(dot_path) as handle:
-            handle.write(dot_text.encode("utf-8"))
+        dot_path.write_text(dot_text, encoding="utf-8")
         hint = (
             f"Graphviz 'dot' was not found, so the graph was written as DOT text to {dot_path}; "
             f"install Graphviz (e.g. apt-get install graphviz) and run: dot -T{fmt} {dot_path} "
             f"-o {path}"
         )
         return dot_path, hint
-    image = subprocess.run(
-        [executable, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, check=True
-    ).stdout
-    with atomic_write(path) as handle:
-        handle.write(image)
+    subprocess.run(
+        [executable, f"-T{fmt}", "-o", str(path)], input=dot_text.encode("utf-8"), check=True
+    )
     return path, None

@@ -229,7 +229,8 @@ class Trace(Observer):
             ins = ", ".join(str(shape) for shape in s.input_shapes)
             grads_in = ", ".join("-" if n is None else f"{n:.3g}" for n in s.grad_input_norms)
             out_norm = "-" if s.grad_output_norm is None else f"{s.grad_output_norm:.3g}"
-            rows.append((str(s.index), s.op, ins, str(s.output_shape), out_norm, grads_in))
+            op = s.op if s.op.isprintable() else repr(s.op)  # a newline must not add a row
+            rows.append((str(s.index), op, ins, str(s.output_shape), out_norm, grads_in))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
