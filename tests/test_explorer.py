@@ -398,3 +398,6 @@ def test_a_script_with_a_syntax_error_or_an_exit_status(tmp_path, capsys):
     assert (
         capsys.readouterr().err == f"tinygrad-edu: error: explore: {leaving} exited with status 3\n"
     )
+    leaving.write_text("import sys\nsys.exit('gave up')\n")
+    assert main(["explore", str(leaving)]) == 1
+    assert capsys.readouterr().err == f"tinygrad-edu: error: explore: {leaving} exited: gave up\n"

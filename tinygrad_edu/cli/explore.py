@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import runpy
-import sys
 import sysconfig
 import traceback
 from pathlib import Path
@@ -65,9 +64,12 @@ def _run_script(path: Path) -> None:
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as done:
-        if done.code not in (None, 0):
-            status = done.code if isinstance(done.code, int) else 1
-            raise ScriptError(f"{_PREFIX}{path} exited with status {done.code}\n", status) from None
+        if isinstance(done.code, int) and done.code:
+            raise ScriptError(
+                f"{_PREFIX}{path} exited with status {done.code}\n", done.code
+            ) from None
+        if done.code is not None and not isinstance(done.code, int):  # sys.exit("message")
+            raise ScriptError(f"{_PREFIX}{path} exited: {done.code}\n") from None
     except Exception as err:
         raise ScriptError(_user_traceback(err, path)) from None
 
@@ -92,7 +94,7 @@ def _is_library(filename: str) -> bool:
     if filename.startswith("<"):  # <frozen runpy>, <string>: never the user's file
         return True
     resolved = Path(filename).resolve()
-    return any(resolved.is_relative_to(root) for root in roots) or resolved == Path(sys.executable)
+    return any(resolved.is_relative_to(root) for root in roots)
 
 
 def run(args: argparse.Namespace) -> int:
