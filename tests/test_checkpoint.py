@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
+from tinygrad_edu.io import atomic_write
 
 
 def test_round_trip_of_a_model(tmp_path):
@@ -63,3 +68,105 @@ def test_checkpoints_get_ordinary_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# ----------------------------------------------------------------------------- every file writer
+def _explorer_page(path):
+    x = Tensor(np.ones(2), requires_grad=True)
+    with tg.trace() as recorded:
+        (x * 2).sum().backward()
+    return recorded.to_html(path)
+
+
+def _png(path):
+    pytest.importorskip("PIL")
+    from tinygrad_edu.vis import save_png
+
+    save_png(path, np.zeros((4, 4, 3), np.uint8))
+    return path
+
+
+def _figure(path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_edu.models.text_color.figure import draw_figure
+
+    return draw_figure(path, np.ones((2, 3)) / 2, np.array([0.2, 0.8]))
+
+
+def _dot_file(path):
+    from tinygrad_edu import dot
+
+    return dot.render("digraph g { a -> b; }", path)[0]
+
+
+def _raw(path):
+    with atomic_write(path) as handle:
+        handle.write(b"bytes")
+    return path
+
+
+#: every writer of files (all but the DOT render, which is below ``io`` in the layers, are atomic)
+WRITERS = {
+    "tg.save": lambda path: tg.save({"w": np.zeros(1)}, path),
+    "atomic_write": _raw,
+    "explorer page": _explorer_page,
+    "png image": _png,
+    "figure": _figure,
+    "dot": _dot_file,
+}
+SUFFIX = {"explorer page": ".html", "png image": ".png", "figure": ".png", "dot": ".svg"}
+
+
+@contextlib.contextmanager
+def _umask(mask: int):
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_get_0666_less_the_umask_like_open(writer, mask, expected, tmp_path):
+    with _umask(mask):
+        path = WRITERS[writer](tmp_path / f"new{SUFFIX.get(writer, '.npz')}")
+    assert stat.S_IMODE(path.stat().st_mode) == expected
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_replaced_file_keeps_its_permission_bits(writer, tmp_path):
+    """A private (0600) checkpoint or page stays private when it is written again."""
+    path = WRITERS[writer](tmp_path / f"file{SUFFIX.get(writer, '.npz')}")
+    for mode in (0o600, 0o640, 0o604):
+        path.chmod(mode)
+        with _umask(0o022):
+            assert WRITERS[writer](path) == path
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert sorted(os.listdir(tmp_path)) == [path.name], "a temporary file was left behind"
+
+
+@given(existing=st.one_of(st.none(), st.integers(0, 0o777)), mask=st.integers(0, 0o777))
+def test_written_modes_are_what_open_would_leave(tmp_path_factory, existing, mask):
+    """Any umask and any existing mode: replaced files keep their bits, new ones follow the umask,
+    and the umask itself is never changed (even for a moment: it is not read by setting it)."""
+    path = tmp_path_factory.mktemp("modes") / "m.npz"
+    if existing is not None:
+        path.write_bytes(b"old")
+        path.chmod(existing)
+    with _umask(mask):
+        tg.save({"w": np.zeros(1)}, path)
+        assert os.umask(mask) == mask
+    assert stat.S_IMODE(path.stat().st_mode) == (0o666 & ~mask if existing is None else existing)
+
+
+def test_a_symlink_at_the_destination_is_replaced_not_followed(tmp_path):
+    target = tmp_path / "target.npz"
+    target.write_bytes(b"precious")
+    target.chmod(0o600)
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    with _umask(0o022):
+        tg.save({"w": np.zeros(1)}, link)
+    assert not link.is_symlink() and stat.S_IMODE(link.stat().st_mode) == 0o644
+    assert target.read_bytes() == b"precious"

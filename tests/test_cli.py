@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +236,152 @@ def test_training_is_reproducible(tmp_path):
     b = np.load(tmp_path / "b" / "text_color.npz")
     for key in a.files:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+# ----------------------------------------------------------------------------- version, ranges
+def test_version_is_the_package_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"tinygrad-edu {metadata.version('tinygrad_edu')}\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["visualize", "--size", "100000"],
+        ["visualize", "--grid", "100000"],
+        ["visualize", "--filters", "100000"],
+        ["visualize", "--batch", "1000000"],
+        ["visualize", "--steps", str(10**9)],
+        ["visualize", "--size", "4"],
+        ["text-color", "train", "--data", "wcag", "--samples", str(10**12)],
+        ["text-color", "train", "--max-iteration", str(10**12)],
+        ["text-color", "train", "--samples", "9" * 5000],  # beyond int()'s digit limit
+    ],
+)
+def test_sizes_that_would_exhaust_memory_are_refused_up_front(argv, tmp_path, capsys):
+    """They used to end in a MemoryError traceback after loading everything."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = _one_line_error(capsys)
+    assert f"argument {argv[-2]}:" in err and "tinygrad-edu" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_times_size_is_bounded_before_the_weights_load(tmp_path, capsys):
+    argv = ["visualize", "--batch", "256", "--size", "512", "--weights", "unused.h5"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert "pixels at once" in _one_line_error(capsys) and not (tmp_path / "out").exists()
+
+
+#: numeric options whose size costs neither memory nor time (seeds, rates, weights, an index)
+UNBOUNDED = {"--seed", "--lr", "--target", "--step-size", "--tv", "--sweep"}
+
+
+def _numeric_options():
+    from tinygrad_edu.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.option_strings and action.type not in (None, str, Path):
+                yield path, action.option_strings[0]
+
+    return list(walk(build_parser(), []))
+
+
+def test_the_survey_of_numeric_options_is_complete():
+    found = {option for _, option in _numeric_options()}
+    assert {"--size", "--grid", "--samples", "--max-iteration", "--batch"} <= found
+
+
+@pytest.mark.parametrize("command, option", _numeric_options())
+def test_every_numeric_option_has_a_range(command, option, capsys):
+    """A new count or size without an upper limit fails here unless listed in UNBOUNDED."""
+    positionals = {"explore": ["text-color"], "predict": ["#fff"]}.get(command[-1], [])
+    for value in ("ten", *(() if option in UNBOUNDED else ("-1", str(10**12)))):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, *positionals, option, value])
+        assert exit_info.value.code == 2 and f"argument {option}" in _one_line_error(capsys)
+
+
+# ----------------------------------------------------------------------------- Ctrl-C, memory
+@pytest.mark.parametrize(
+    "argv, where",
+    [
+        (["text-color", "train", "--no-progress"], "tinygrad_edu.cli.text_color.train"),
+        (["visualize", "--weights", "x.npz"], "tinygrad_edu.cli.visualize.vgg16"),
+        (["explore", "text-color"], "tinygrad_edu.cli.explore._text_color"),
+    ],
+)
+@pytest.mark.parametrize("error, status", [(KeyboardInterrupt, 130), (MemoryError, 1)])
+def test_interrupts_and_exhausted_memory_end_in_one_line(
+    argv, where, error, status, tmp_path, monkeypatch, capsys
+):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(where, fail)
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == status
+    message = _one_line_error(capsys)
+    assert ("interrupted" if error is KeyboardInterrupt else "ran out of memory") in message
+    assert list(tmp_path.rglob("*.*")) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
+def test_ctrl_c_during_training_exits_130_and_writes_nothing(tmp_path):
+    command = [sys.executable, "-m", "tinygrad_edu.cli", "text-color", "train", "--target", "0"]
+    command += ["--max-iteration", "10000000", "--no-progress", "--out", str(tmp_path / "out")]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    time.sleep(4)  # imports done, training under way
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert err == "tinygrad-edu: interrupted: text-color train stopped, no file half-written\n"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ----------------------------------------------------------------------------- wcag runs
+def test_wcag_training_has_its_own_folder_and_title(tmp_path, monkeypatch, capsys):
+    """--data wcag used to overwrite the document model and title it "the document's colours"."""
+    from tinygrad_edu.models.text_color import figure
+
+    titles = []
+    monkeypatch.setattr(figure, "draw_figure", lambda path, *a, **k: titles.append(k["title"]))
+    monkeypatch.chdir(tmp_path)
+    argv = ["text-color", "train", *QUIET, "--max-iteration", "20"]
+    assert main([*argv, "--data", "wcag", "--samples", "30"]) == 0
+    assert (tmp_path / "runs" / "text_color_wcag" / "text_color.npz").is_file()
+    assert not (tmp_path / "runs" / "text_color").exists()
+    assert main(argv) == 0
+    assert (tmp_path / "runs" / "text_color" / "text_color.npz").is_file()
+    assert titles == [
+        "White or black text? The 3-5-2-1 network trained on 30 random WCAG-labelled colours "
+        "(the first 10 shown)",
+        "White or black text? The 3-5-2-1 network trained on the document's 10 colours",
+    ]
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- special files
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("action", [["predict", "#fff"], ["explain"]])
+def test_a_fifo_as_checkpoint_is_a_one_line_error_not_a_hang(action, tmp_path, capsys):
+    """``predict --checkpoint FIFO`` used to wait forever for a writer."""
+    fifo = tmp_path / "weights.npz"
+    os.mkfifo(fifo)
+    outcome = []
+    argv = ["text-color", *action, "--checkpoint", str(fifo)]
+    worker = threading.Thread(target=lambda: outcome.append(main(argv)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert outcome == [2], "the command blocked on the FIFO"
+    assert "is a FIFO (named pipe), not a regular file" in _one_line_error(capsys)

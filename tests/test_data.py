@@ -72,3 +72,74 @@ def test_bad_arguments_are_explained():
         DataLoader(np.ones(3), 0)
     with pytest.raises(TypeError, match="__len__ and __getitem__"):
         DataLoader(42)
+
+
+class Samples:
+    """A generic dataset over a list of ready-made samples."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [("red", "<U3"), (b"x", "|S1"), (None, "object"), ({"a": 1}, "object"), (object(), "object")],
+)
+def test_strings_and_objects_are_refused_not_batched(value, shown):
+    loader = DataLoader(Samples([(np.ones(2), value)] * 3), batch_size=2)
+    with pytest.raises(TypeError, match=rf"field 1 of the samples at index 0 holds {shown} data"):
+        next(iter(loader))
+    with pytest.raises(TypeError, match=r"array 0 holds <U1 data, not numbers"):
+        TensorDataset(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match=r"array 1 holds object data"):
+        DataLoader(TensorDataset(np.ones(2), np.array([None, 1])))
+
+
+def test_ragged_samples_are_refused_instead_of_losing_fields():
+    """``zip`` used to drop the fields that only some samples have."""
+    ragged = Samples([(np.ones(2), 1, 5.0), (np.ones(2), 0)])
+    with pytest.raises(ValueError, match=r"samples 0 and 1 differ in structure \(a tuple of 3 and"):
+        next(iter(DataLoader(ragged, batch_size=2)))
+    mixed = Samples([(np.ones(2), 1), np.ones(2)])
+    with pytest.raises(ValueError, match=r"differ in structure \(a tuple of 2 and not a tuple\)"):
+        next(iter(DataLoader(mixed, batch_size=2)))
+    shapes = Samples([(np.ones(2), 1), (np.ones(3), 0)])
+    with pytest.raises(ValueError, match=r"field 0 of the samples differ in shape \(\(2,\) at"):
+        next(iter(DataLoader(shapes, batch_size=2)))
+    nested = Samples([[[1, 2], [3]], [[1, 2], [3, 4]]])
+    with pytest.raises(ValueError, match=r"the samples at index 0 is not an array"):
+        next(iter(DataLoader(nested, batch_size=2)))
+
+
+_FIELDS = st.one_of(
+    st.sampled_from([(), (2,), (3,), (2, 2)]).map(np.ones),
+    st.integers(-3, 3),
+    st.floats(-1, 1),
+    st.booleans(),
+    st.sampled_from(["text", None, b"raw"]),
+)
+_SAMPLES = st.one_of(_FIELDS, st.lists(_FIELDS, min_size=1, max_size=3).map(tuple))
+
+
+@given(st.lists(_SAMPLES, min_size=1, max_size=6), st.integers(1, 4))
+def test_any_generic_dataset_batches_exactly_or_says_why(samples, batch_size):
+    """Every batch holds every field of every sample, stacked -- or it is a clear TypeError
+    (not numbers) or ValueError (different structure or shapes); never a silent loss."""
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        try:
+            (batch,) = DataLoader(Samples(chunk), batch_size=batch_size)
+        except (TypeError, ValueError) as err:
+            assert str(err).startswith("DataLoader: "), err
+            continue
+        columns = list(zip(*chunk)) if isinstance(chunk[0], tuple) else [chunk]
+        fields = batch if isinstance(batch, tuple) else (batch,)
+        assert len(fields) == len(columns) and all(len(c) == len(chunk) for c in columns)
+        for field, column in zip(fields, columns):
+            np.testing.assert_array_equal(field.data, np.stack([np.asarray(v) for v in column]))

@@ -164,6 +164,28 @@ def test_symlink_to_a_good_copy_is_not_trusted(server, tmp_path):
     assert not path.is_symlink() and REQUESTS["/counted.bin"] == before + 1
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_in_the_cache_is_replaced_without_blocking(server, tmp_path):
+    os.mkfifo(tmp_path / "weights.bin")  # opening it for reading would wait for a writer
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            fetch(_remote(f"{server}/weights.bin", md5=MD5), tmp_path, progress=False)
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert done, "fetch blocked on the FIFO in the cache"
+    assert done[0].is_file() and done[0].read_bytes() == PAYLOAD
+
+
+def test_a_directory_in_the_cache_is_named(server, tmp_path):
+    (tmp_path / "weights.bin").mkdir()
+    with pytest.raises(DownloadError, match=r"weights\.bin is a directory, where the cache keeps"):
+        fetch(_remote(f"{server}/weights.bin", md5=MD5), tmp_path, progress=False)
+
+
 def test_planted_symlinks_at_temporary_names_are_never_written_through(server, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")

@@ -3,18 +3,22 @@ that stepping through the page replays exactly the engine's sweep."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-from tinygrad_edu.explorer import payload
+from tinygrad_edu.explorer import payload, render
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
 from tinygrad_edu.tracing import HEAD
 
@@ -115,6 +119,65 @@ def test_to_html_is_self_contained_and_escapes_names(tmp_path):
     assert "<link" not in html and " src=" not in html
 
 
+HOSTILE_NAMES = [
+    "</script><script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    "<!-- <script>",
+    '" onmouseover="alert(1)" x="',
+    "${alert(1)}`\\u2028\u2028\u2029&amp;&lt;",
+]
+
+
+class _PageReader(HTMLParser):
+    """The tags of a page, the text of its <title>, <h1> and its scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.text, self._tag = [], {"title": "", "h1": "", "script": []}, None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self._tag = tag
+        if tag == "script":
+            self.text["script"].append("")
+
+    def handle_endtag(self, tag):
+        self._tag = None
+
+    def handle_data(self, data):
+        if self._tag == "script":
+            self.text["script"][-1] += data
+        elif self._tag in ("title", "h1"):
+            self.text[self._tag] += data
+
+
+def _hostile_trace(op: str):
+    x = Tensor(np.ones(2), requires_grad=True)
+    with tg.trace() as trace:
+        (x * 2).sum().backward()
+    trace.steps[:] = [replace(s, op=op) for s in trace.steps]
+    return trace, x
+
+
+@given(name=st.one_of(st.sampled_from(HOSTILE_NAMES), st.text()), op=st.text(), title=st.text())
+def test_names_titles_and_op_names_stay_data_in_the_page(name, op, title):
+    """Whatever the strings, the page has the template's elements only, its title reads back
+    as given, and the script's data decodes to the very names."""
+    trace, x = _hostile_trace(op)
+    page = render(payload(trace, names={id(x): name}, title=title or None))
+    reader = _PageReader()
+    reader.feed(page)
+    plain = _PageReader()
+    plain.feed(render(payload(trace, title="t")))
+    assert reader.tags == plain.tags
+    assert reader.text["title"] == f"{title or 'backward explorer'} · tinygrad_edu"
+    assert reader.text["h1"] == (title or "backward explorer")
+    assert len(reader.text["script"]) == 2 and reader.text["script"][0].startswith("const DATA = ")
+    data = json.loads(reader.text["script"][0][len("const DATA = ") : -1])
+    assert name in [node["label"] for node in data["nodes"]]
+    assert [step["op"] for step in data["steps"]] == [op] * len(trace.steps)
+
+
 def test_to_html_names_a_missing_sweep(tmp_path):
     with tg.trace() as trace:
         pass
@@ -127,20 +190,42 @@ def test_to_html_names_a_missing_sweep(tmp_path):
 
 # ----------------------------------------------------------------------------- in a real browser
 class _DomReader(HTMLParser):
-    """Collects the attributes of the log entries, the current-step panel and input rows."""
+    """Collects the attributes of the log entries, the current-step panel and input rows, the
+    text of the header's counter and of the panel's first paragraph, and every tag."""
 
     def __init__(self):
         super().__init__()
-        self.log, self.current, self.inputs = [], None, []
+        self.log, self.current, self.inputs, self.log_start = [], None, [], None
+        self.counter, self.headline, self.tags, self.attributes = "", "", [], []
+        self._into: str | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        self.tags.append(tag)
+        self.attributes.extend(attrs.items())
         if tag == "li" and "data-op" in attrs:
             self.log.append(attrs)
+        elif attrs.get("id") == "log":
+            self.log_start = attrs.get("start")
+        elif attrs.get("id") == "counter":
+            self._into = "counter"
         elif attrs.get("id") == "current":
             self.current = attrs
+            self._into = "current"
+        elif tag == "p" and self._into == "current":
+            self._into = "headline"
         elif "input-grad" in (attrs.get("class") or ""):
             self.inputs.append(attrs)
+
+    def handle_endtag(self, tag):
+        if (tag, self._into) in (("span", "counter"), ("p", "headline")):
+            self._into = None
+
+    def handle_data(self, data):
+        if self._into == "counter":
+            self.counter += data
+        elif self._into == "headline":
+            self.headline += data
 
 
 def rendered(path: Path, step: int, profile: Path) -> _DomReader:
@@ -182,6 +267,10 @@ def _assert_page_replays(trace, path, tmp_path, names=None):
         ]
         last = trace.steps[step - 1]
         assert int(dom.current["data-step"]) == step and dom.current["data-op"] == last.op
+        # the header, the panel and the log's numbering agree (the panel said one less)
+        assert dom.counter == f"step {step} of {count}"
+        assert dom.headline.startswith(f"step {step} of {count}: pop ")
+        assert int(dom.log_start) + len(dom.log) - 1 == step
         assert [float(x) for x in re.findall(r"[-\d.e]+", dom.current["data-g-head"])] == list(
             last.grad_output.head
         )
@@ -199,6 +288,17 @@ def test_the_text_color_page_replays_the_engine_sweep_in_chromium(tmp_path):
 def test_a_page_with_sharing_and_broadcasting_replays_in_chromium(tmp_path):
     trace, _, _ = shared_and_broadcast_trace()
     _assert_page_replays(trace, tmp_path / "shared.html", tmp_path)
+
+
+@needs_chromium
+def test_hostile_names_are_shown_as_text_in_chromium(tmp_path):
+    trace, x = _hostile_trace(HOSTILE_NAMES[1])
+    path = trace.to_html(tmp_path / "hostile.html", names={id(x): HOSTILE_NAMES[0]})
+    dom = rendered(path, len(trace.steps), tmp_path / "profile")
+    assert "img" not in dom.tags and dom.tags.count("script") == 2
+    assert not any(key.startswith("on") for key, _ in dom.attributes)
+    assert [entry["data-op"] for entry in dom.log] == [HOSTILE_NAMES[1]] * len(trace.steps)
+    assert HOSTILE_NAMES[1] in dom.headline
 
 
 @needs_chromium
@@ -252,3 +352,52 @@ def test_explore_names_what_is_wrong(tmp_path):
     quiet.write_text("x = 1\n")
     with pytest.raises(ValueError, match="ran no backward pass"):
         _explore([str(quiet)])
+
+
+SCRIPT_HEAD = "import numpy as np\nfrom tinygrad_edu import Tensor\n"
+BACKWARD = "x = Tensor(np.ones(2), requires_grad=True)\n(x * 2).sum().backward()\n"
+
+
+@pytest.mark.parametrize(
+    "body, line, error",
+    [
+        ("def helper():\n    return undefined_name\n\n" + BACKWARD + "helper()\n", 8, "NameError"),
+        (BACKWARD + "raise ValueError('my own message')\n", 5, "ValueError: my own message"),
+        (BACKWARD + "x * Tensor(np.ones(3))\n", 5, "ShapeError: mul: input shapes (2,), (3,)"),
+        ("import tinygrad_edu as tg\ntg.load(123.5)\n", 4, "TypeError"),
+    ],
+)
+def test_a_failing_script_shows_its_own_traceback_and_nothing_of_ours(
+    body, line, error, tmp_path, capsys
+):
+    """Its error used to be collapsed to one line without file:line (and a NameError showed the
+    command line's internals)."""
+    from tinygrad_edu.cli import main
+
+    script = tmp_path / "mine.py"
+    script.write_text(SCRIPT_HEAD + body)
+    assert main(["explore", str(script), "--out", str(tmp_path / "page.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinygrad-edu: error: explore: {script} raised {error.split(':')[0]}")
+    assert f'File "{script}", line {line}, in <module>' in err and error in err
+    assert "tinygrad_edu" not in err.replace("tinygrad_edu.graph.ShapeError", "")
+    assert "runpy" not in err and not (tmp_path / "page.html").exists()
+
+
+def test_a_script_with_a_syntax_error_or_an_exit_status(tmp_path, capsys):
+    from tinygrad_edu.cli import main
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("x = 1\ndef f(:\n")
+    assert main(["explore", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert f'File "{broken}", line 2' in err and "SyntaxError" in err and "runpy" not in err
+    leaving = tmp_path / "leaving.py"
+    leaving.write_text("import sys\nsys.exit(3)\n")
+    assert main(["explore", str(leaving)]) == 3
+    assert (
+        capsys.readouterr().err == f"tinygrad-edu: error: explore: {leaving} exited with status 3\n"
+    )
+    leaving.write_text("import sys\nsys.exit('gave up')\n")
+    assert main(["explore", str(leaving)]) == 1
+    assert capsys.readouterr().err == f"tinygrad-edu: error: explore: {leaving} exited: gave up\n"

@@ -8,8 +8,10 @@ allocate far beyond the file's size (measured with ``tracemalloc``, which sees N
 
 from __future__ import annotations
 
+import math
 import tempfile
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,75 @@ def test_mutated_zip_directories(kind, workdir):
         _check_bounded_load(path, len(data), kind, read_weights)
 
     check()
+
+
+# ----------------------------------------------------------------------------- .npy headers
+def _npy_member(header: str, data: bytes) -> bytes:
+    """A version 1.0 ``.npy`` file with ``header`` (any text) padded as NumPy pads it."""
+    text = header.encode("latin1", errors="replace")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
+
+
+_SIZES = st.one_of(
+    st.integers(0, 4),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64, -1]),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.none(),
+)
+_SHAPES = st.one_of(
+    st.lists(_SIZES, max_size=6).map(tuple),
+    st.lists(st.integers(0, 2), min_size=60, max_size=70).map(tuple),  # around NumPy's 64
+    st.lists(st.sampled_from([0, 1, 2**64, 2**63]), min_size=1, max_size=4).map(tuple),
+    st.one_of(st.integers(), st.text(max_size=3), st.lists(st.integers(0, 3), max_size=3)),
+)
+_DESCRS = st.one_of(
+    st.sampled_from(["<f8", ">f4", "|b1", "<i8", "<c16", "<u2", "|u1", "<f2"]),
+    st.sampled_from(["|O", "<U3", "|S2", "|V8", "<M8[s]", "zz", "", "<f3"]),
+    st.just([("a", "<f8")]),
+    st.just(("<f8", (2,))),
+    st.integers(),
+    st.none(),
+)
+_ORDERS = st.one_of(st.booleans(), st.integers(-1, 2), st.none(), st.text(max_size=2))
+
+
+@st.composite
+def _npy_headers(draw):
+    """A header (dict text, sometimes damaged) and data: exactly as long as it declares, or not."""
+    header = {"descr": draw(_DESCRS), "fortran_order": draw(_ORDERS), "shape": draw(_SHAPES)}
+    keys = draw(st.sets(st.sampled_from(list(header)), min_size=2))  # sometimes one is missing
+    text = repr({k: header[k] for k in header if k in keys} | draw(st.sampled_from([{}, {"x": 1}])))
+    if draw(st.booleans()):
+        text = text[: draw(st.integers(0, len(text)))]  # a truncated header
+    size = None
+    try:
+        shape, dtype = header["shape"], np.dtype(header["descr"])
+        if all(type(n) is int and 0 <= n <= 50 for n in shape) and math.prod(shape) <= 1000:
+            size = math.prod(shape) * dtype.itemsize
+    except (TypeError, ValueError):
+        pass
+    length = (
+        draw(st.integers(0, 64)) if size is None else size + draw(st.sampled_from([0, 0, -1, 1]))
+    )
+    return text, bytes(max(length, 0))
+
+
+@given(_npy_headers())
+def test_npy_headers_load_as_declared_or_raise_our_error(workdir, header):
+    """Impossible shapes (negative, bools, 65 axes, 2**64 beside a zero), damaged descriptors and
+    orders, truncated data: each is the loader's own error, never NumPy's."""
+    text, data = header
+    path = workdir / "header.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", _npy_member(text, data))
+    for loader, error in ((load, CheckpointError), (read_weights, WeightsError)):
+        try:
+            result = loader(path)
+        except error:
+            continue
+        arrays = result[1] if isinstance(result, tuple) else result
+        assert arrays["w"].nbytes == len(data) and arrays["w"].dtype.kind in "biufc"

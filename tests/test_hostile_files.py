@@ -474,13 +474,93 @@ def test_a_crashing_hdf5_parser_is_a_weights_error(tmp_path, monkeypatch):
 def test_a_hanging_hdf5_parser_is_stopped(tmp_path, monkeypatch):
     from tinygrad_edu.io import keras_h5
 
-    if not hasattr(os, "mkfifo"):
-        pytest.skip("needs os.mkfifo")
-    fifo = tmp_path / "never.h5"
-    os.mkfifo(fifo)  # opening it blocks forever: a stand-in for a parser stuck in a loop
+    if os.name != "posix":
+        pytest.skip("needs a POSIX shell to play a hanging interpreter")
+    hanging = tmp_path / "python"  # a stand-in for a parser stuck in a loop
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr(keras_h5, "_PYTHON", str(hanging))
     monkeypatch.setattr(keras_h5, "PARSE_TIMEOUT", 3.0)
+    path = _keras(tmp_path / "never.h5", {"conv": [np.ones(3, np.float32)]})
     with pytest.raises(WeightsError, match=r"never\.h5: parsing .* took over 3 s"):
-        keras_h5.read_keras_h5(fifo)
+        keras_h5.read_keras_h5(path)
+
+
+# ----------------------------------------------------------------------------- not regular files
+def _special(kind: str, directory: Path) -> Path:
+    """A path where ``kind`` lives: opening most of these for reading blocks or makes no sense."""
+    if kind == "device":
+        return Path(os.devnull)
+    path = directory / kind
+    if kind == "directory":
+        path.mkdir()
+    elif kind in ("fifo", "symlink to a fifo"):
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("needs os.mkfifo")
+        os.mkfifo(directory / "pipe")
+        if kind == "fifo":
+            return directory / "pipe"
+        path.symlink_to(directory / "pipe")
+    elif kind == "socket":
+        socket = pytest.importorskip("socket")
+        if not hasattr(socket, "AF_UNIX"):
+            pytest.skip("needs Unix sockets")
+        server = socket.socket(socket.AF_UNIX)
+        try:
+            server.bind(str(path))
+        except OSError:
+            pytest.skip("the temporary path is too long for a Unix socket")
+        server.close()
+    return path
+
+
+def _loaders():
+    from tinygrad_edu.io import keras_h5, weights
+    from tinygrad_edu.io.npz import read_npz
+
+    return {
+        "tg.load": tg.load,
+        "read_weights": read_weights,
+        "read_pth": read_pth,
+        "read_keras_h5": keras_h5.read_keras_h5,
+        "read_npz": lambda path: read_npz(path, WeightsError),
+        "safetensors": weights._read_safetensors,
+    }
+
+
+SPECIAL = ["fifo", "symlink to a fifo", "directory", "device", "socket"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+@pytest.mark.parametrize("loader", list(_loaders()))
+def test_every_loader_refuses_what_is_not_a_regular_file(loader, kind, tmp_path):
+    """A FIFO used to keep ``tg.load`` waiting forever; now every loader names what it found."""
+    path = _special(kind, tmp_path)
+    error = tg.CheckpointError if loader == "tg.load" else WeightsError
+    described = {"fifo": "a FIFO", "symlink to a fifo": "a FIFO", "directory": "a directory"}
+    described.update(device="a character device", socket="a socket")
+    with pytest.raises(error, match=rf"is {described[kind]}.*not a regular file"):
+        _bounded(_loaders()[loader], path)
+
+
+@pytest.mark.parametrize("loader", list(_loaders()))
+def test_a_fifo_swapped_in_after_the_check_is_refused_without_blocking(
+    loader, tmp_path, monkeypatch
+):
+    """The check by name can race with a rename: the open itself cannot block, and the open
+    descriptor is checked again."""
+    from tinygrad_edu.io import files
+
+    path = _special("fifo", tmp_path)
+    monkeypatch.setattr(files, "check_regular", lambda *args, **kwargs: None)
+    error = tg.CheckpointError if loader == "tg.load" else WeightsError
+    if loader == "read_keras_h5":  # the child process checks by itself
+        from tinygrad_edu.io import keras_h5
+
+        monkeypatch.setattr(keras_h5, "check_regular", lambda *args, **kwargs: None)
+        error = WeightsError
+    with pytest.raises(error, match="is a FIFO"):
+        _bounded(_loaders()[loader], path)
 
 
 # ----------------------------------------------------------------------------- npz, checkpoints
@@ -512,6 +592,31 @@ def test_npz_header_declaring_tebibytes_is_refused_unread(tmp_path):
         archive.writestr("w.npy", huge)
     for load, error in ((lambda p: read_weights(p), WeightsError), (tg.load, tg.CheckpointError)):
         with pytest.raises(error, match=r"declares shape \(1099511627776,\).*holds 16 bytes"):
+            _bounded(load, path)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ("(-1,)", r"holds -1, not a size"),
+        ("(-1, -2)", r"holds -1, not a size"),
+        ("(True,)", r"holds True, not a size"),
+        ("(" + "1, " * 65 + ")", r"has 65 dimensions \(NumPy allows at most 64\)"),
+        (f"({2**64}, 0)", r"larger than any array can be"),
+        (f"({2**40}, {2**40})", r"larger than any array can be"),
+        ("(1.0,)", r"no valid \.npy header \(shape is not valid"),
+    ],
+)
+def test_npz_headers_with_impossible_shapes_are_our_error(shape, message, tmp_path):
+    """NumPy's own errors used to escape from these (``reshape`` refused them)."""
+    genuine = _npy(np.zeros(0, "<f8"))
+    header = genuine[10:].replace(b"(0,)", shape.encode()).rstrip()
+    header += b" " * (-(10 + len(header) + 1) % 64) + b"\n"
+    path = tmp_path / "shape.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", genuine[:8] + struct.pack("<H", len(header)) + header)
+    for load, error in ((read_weights, WeightsError), (tg.load, tg.CheckpointError)):
+        with pytest.raises(error, match=r"shape\.npz: member 'w\.npy' .*" + message):
             _bounded(load, path)
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import replace
+from xml.etree import ElementTree
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor, dot
@@ -38,6 +45,123 @@ def test_render_with_graphviz_writes_an_image(tmp_path):
     _, loss = network_loss()
     path, hint = dot.render(loss.to_dot(), tmp_path / "g.svg")
     assert hint is None and path.read_text().lstrip().startswith("<?xml")
+
+
+# ----------------------------------------------------------------------------- DOT escaping
+_DOT_TOKEN = re.compile(r'\s*(?:(->|[{}\[\];=,])|("(?:[^"\\]|\\.)*")|([A-Za-z0-9_.#]+))', re.S)
+_UNESCAPE = re.compile(r"\\(.)|&amp;", re.S)
+
+
+def _dot_unquote(token: str) -> str:
+    """What Graphviz shows for a quoted string made by ``quote`` (its escapes undone)."""
+    table = {"n": "\n", '"': '"', "\\": "\\"}
+    return _UNESCAPE.sub(lambda m: "&" if m.group(1) is None else table[m.group(1)], token[1:-1])
+
+
+def _parse_dot(text: str) -> tuple[dict[str, dict[str, str]], list[tuple[str, str, dict]]]:
+    """The nodes (name -> attributes) and edges of the DOT subset the library writes; anything
+    else (an unbalanced quote, a stray token) fails the test."""
+    tokens, position = [], 0
+    while position < len(text.rstrip()):
+        match = _DOT_TOKEN.match(text, position)
+        assert match and match.end() > position, f"unparsable DOT at {text[position:][:40]!r}"
+        tokens.append(next(group for group in match.groups() if group is not None))
+        position = match.end()
+    assert tokens[0] == "digraph" and tokens[2] == "{" and tokens[-1] == "}"
+    nodes, edges, statement = {}, [], []
+    for token in tokens[3:-1]:
+        if token != ";":
+            statement.append(token)
+            continue
+        statement, done = [], statement
+        if done[0] in ("node", "rankdir"):
+            continue
+        attributes = {}
+        if "[" in done:
+            start = done.index("[")
+            assert done[-1] == "]"
+            body = [t for t in done[start + 1 : -1] if t != ","]
+            assert len(body) % 3 == 0 and all(body[i + 1] == "=" for i in range(0, len(body), 3))
+            attributes = {
+                body[i]: _dot_unquote(body[i + 2]) if body[i + 2][0] == '"' else body[i + 2]
+                for i in range(0, len(body), 3)
+            }
+            done = done[:start]
+        if len(done) == 3 and done[1] == "->":
+            edges.append((done[0], done[2], attributes))
+        else:
+            assert len(done) == 1, f"unexpected statement {done}"
+            nodes[done[0]] = attributes
+    return nodes, edges
+
+
+HOSTILE = [
+    'w"]; evil [URL="javascript:alert(1)", image="/etc/passwd"]; x [label="',
+    'a\\"; b [image="/etc/passwd',
+    "line\nbreak\\N\\G\\l&lt;<b>bold</b>&amp;",
+    "\x00\x07\r\ud800 ünï \u202e",
+]
+_NAMES = st.one_of(st.sampled_from(HOSTILE), st.text(), st.text(alphabet='"\\\n<>[];=&{}'))
+
+
+def _visible_text(text: str) -> str:
+    return "".join(
+        c.encode("unicode_escape").decode()
+        if unicodedata.category(c) in ("Cc", "Cs") and c != "\n"
+        else c
+        for c in text
+    )
+
+
+@given(name=_NAMES, op=_NAMES)
+def test_no_name_can_change_the_structure_of_the_dot_graph(name, op):
+    """Every string reaching DOT is quoted: the graph keeps its nodes, edges and attributes, and
+    each label reads back as the text it was made from."""
+    x = Tensor(np.ones(2), requires_grad=True)
+    loss = (x * 2).sum()
+    loss._node.name = op
+    nodes, edges = _parse_dot(loss.to_dot({id(x): name}))
+    assert len(nodes) == 6 and len(edges) == 5  # tensors x, 2, x*2, loss; ops mul, sum
+    ops = {k: v for k, v in nodes.items() if k.startswith("op")}
+    tensors = {k: v for k, v in nodes.items() if k.startswith("t")}
+    assert all(set(v) == {"shape", "label"} for v in ops.values())
+    assert all(set(v) == {"shape", "style", "fillcolor", "label"} for v in tensors.values())
+    assert sorted(v["label"] for v in ops.values()) == sorted(["mul", _visible_text(op)])
+    assert tensors[f"t{id(x)}"]["label"] == (_visible_text(name) + "\n" if name else "") + "(2,)"
+
+    with tg.trace() as recorded:
+        loss.backward()
+    recorded.steps[:] = [replace(s, op=op) for s in recorded.steps]
+    nodes, edges = _parse_dot(recorded.to_dot())
+    assert len(nodes) == 2 and len(edges) == 1 and all(set(v) == {"label"} for v in nodes.values())
+    assert nodes["s0"]["label"].startswith(f"0: {_visible_text(op)} -> ()\n|grad out| = ")
+
+
+@given(op=_NAMES)
+def test_the_trace_table_has_one_row_per_step_whatever_the_op_names(op):
+    x = Tensor(np.ones(2), requires_grad=True)
+    with tg.trace() as recorded:
+        (x * 2).sum().backward()
+    recorded.steps[:] = [replace(s, op=op) for s in recorded.steps]
+    rows = str(recorded).splitlines()
+    assert len(rows) == len(recorded.steps) + 2
+    assert all(row.split()[0] == str(i) for i, row in enumerate(rows[2:]))
+
+
+@pytest.mark.skipif(dot.shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+@pytest.mark.parametrize("name", HOSTILE)
+def test_graphviz_draws_hostile_names_literally_and_nothing_else(name, tmp_path):
+    x = Tensor(np.ones(2), requires_grad=True)
+    loss = (x * 2).sum()
+    loss._node.name = name
+    path, _ = dot.render(loss.to_dot({id(x): name}), tmp_path / "g.svg")
+    svg = ElementTree.parse(path).getroot()
+    tags = {element.tag.split("}")[-1] for element in svg.iter()}
+    assert tags <= {"svg", "g", "title", "polygon", "ellipse", "path", "text"}, tags  # no a, image
+    assert not any("href" in key for element in svg.iter() for key in element.attrib)
+    shown = [" ".join(t.text.split()) for t in svg.iter() if t.tag.endswith("text") and t.text]
+    for line in _visible_text(name).split("\n"):
+        assert " ".join(line.split()) in shown, (line, shown)
 
 
 # ----------------------------------------------------------------------------- trace

@@ -4,7 +4,9 @@ A **dataset** is anything with ``len(ds)`` and ``ds[i]`` (one sample: an array o
 arrays). :class:`TensorDataset` wraps equally long arrays (inputs, labels, ...) and also answers
 an integer *array* index with a whole batch at once. A :class:`DataLoader` walks a dataset in
 mini-batches, optionally shuffled by its own ``numpy.random.Generator``, and yields Tensors that
-keep the arrays' dtypes (integer labels stay integers).
+keep the arrays' dtypes (integer labels stay integers). Only numbers batch into Tensors: strings
+and other objects are a :class:`TypeError`, and samples of a generic dataset must all have the
+same fields of the same shapes, else a :class:`ValueError` names the two that differ.
 
 >>> import numpy as np
 >>> from tinygrad_edu.data import DataLoader, TensorDataset
@@ -36,6 +38,8 @@ class TensorDataset:
         if not arrays:
             raise ValueError("TensorDataset needs at least one array")
         self.arrays = tuple(np.asarray(a.data if isinstance(a, Tensor) else a) for a in arrays)
+        for position, array in enumerate(self.arrays):
+            _check_numeric(array, f"TensorDataset: array {position}")
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
             shapes = [a.shape for a in self.arrays]
@@ -101,15 +105,10 @@ class DataLoader:
     def _batch(self, indices: np.ndarray) -> Any:
         if isinstance(self.dataset, (TensorDataset, _Rows)):
             fields = self.dataset[indices]  # one fancy-indexing gather per array
-        else:
-            samples = [self.dataset[int(i)] for i in indices]
-            if isinstance(samples[0], tuple):
-                fields = tuple(np.stack(column) for column in zip(*samples))
-            else:
-                fields = np.stack(samples)
-        if isinstance(fields, tuple):
-            return tuple(_as_tensor(f) for f in fields)
-        return _as_tensor(fields)
+            if isinstance(fields, tuple):
+                return tuple(Tensor(f, dtype=f.dtype) for f in fields)
+            return Tensor(fields, dtype=fields.dtype)
+        return _collate([int(i) for i in indices], [self.dataset[int(i)] for i in indices])
 
 
 class _Rows:
@@ -125,6 +124,51 @@ class _Rows:
         return self.dataset[index][0]
 
 
-def _as_tensor(values: Any) -> Tensor:
-    array = np.asarray(values.data if isinstance(values, Tensor) else values)
-    return Tensor(array, dtype=array.dtype)
+def _collate(indices: list[int], samples: list[Any]) -> Tensor | tuple[Tensor, ...]:
+    """One Tensor per field of equally structured samples (tuples of arrays, or arrays)."""
+    widths = [len(s) if isinstance(s, tuple) else None for s in samples]
+    if len(set(widths)) > 1:
+        odd = next(k for k, width in enumerate(widths) if width != widths[0])
+        raise ValueError(
+            f"DataLoader: samples {indices[0]} and {indices[odd]} differ in structure "
+            f"({_fields(widths[0])} and {_fields(widths[odd])}); every sample must have the same "
+            "fields"
+        )
+    if widths[0] is None:
+        return _stack(indices, samples, "the samples")
+    return tuple(
+        _stack(indices, list(column), f"field {k} of the samples")
+        for k, column in enumerate(zip(*samples))
+    )
+
+
+def _fields(width: int | None) -> str:
+    return "not a tuple" if width is None else f"a tuple of {width}"
+
+
+def _stack(indices: list[int], values: list[Any], what: str) -> Tensor:
+    """``values`` stacked along a new first axis: numeric arrays of one shape, else an error."""
+    arrays = []
+    for index, value in zip(indices, values):
+        try:
+            arrays.append(np.asarray(value.data if isinstance(value, Tensor) else value))
+        except ValueError as err:  # a ragged nested sequence
+            raise ValueError(
+                f"DataLoader: {what} at index {index} is not an array ({err})"
+            ) from None
+        _check_numeric(arrays[-1], f"DataLoader: {what} at index {index}")
+        if arrays[-1].shape != arrays[0].shape:
+            raise ValueError(
+                f"DataLoader: {what} differ in shape ({arrays[0].shape} at index {indices[0]}, "
+                f"{arrays[-1].shape} at index {index}); a batch stacks equal shapes"
+            )
+    batch = np.stack(arrays)
+    return Tensor(batch, dtype=batch.dtype)
+
+
+def _check_numeric(array: np.ndarray, what: str) -> None:
+    """:class:`TypeError` unless ``array`` holds numbers (bool, integer, float, complex)."""
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{what} holds {array.dtype} data, not numbers: only numeric arrays batch into Tensors"
+        )

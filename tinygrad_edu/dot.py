@@ -2,8 +2,10 @@
 
 :func:`graph_to_dot` turns the graph behind a tensor into DOT text: a box per tensor (name, shape,
 and the norm of ``.grad`` once backward has run), an ellipse per op, arrows in the direction of the
-forward computation. :func:`render` turns that text into PNG or SVG when Graphviz's ``dot`` program
-is installed, and otherwise writes the ``.dot`` file and says how to render it.
+forward computation. Every string in it -- names, op names, labels -- goes through :func:`quote`,
+so no name can add attributes or break the graph. :func:`render` turns that text into PNG or SVG
+when Graphviz's ``dot`` program is installed, and otherwise writes the ``.dot`` file and says how
+to render it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,27 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .tensor import Tensor
+
+
+def quote(text: object) -> str:
+    """``text`` as a double-quoted DOT string that Graphviz shows literally, character by character.
+
+    This is the one way any string reaches DOT output. Quotes and backslashes are escaped (so no
+    text can end the string and add attributes such as ``URL`` or ``image``, and none of
+    Graphviz's ``\\N``/``\\G``/``\\l`` escapes fire), and so is ``&`` (Graphviz reads ``&lt;`` in
+    a label as ``<``); a line break becomes Graphviz's ``\\n``;
+    other control characters and lone surrogates are shown as their Python escapes (``\\x00``).
+    """
+    return '"' + "".join(_ESCAPES.get(c) or _visible(c) for c in str(text)) + '"'
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "&": "&amp;"}
+
+
+def _visible(character: str) -> str:
+    if unicodedata.category(character) in ("Cc", "Cs"):
+        return character.encode("unicode_escape").decode("ascii").replace("\\", "\\\\")
+    return character
 
 
 def _tensor_label(t: Tensor, name: str | None) -> str:
@@ -30,7 +54,7 @@ def _tensor_label(t: Tensor, name: str | None) -> str:
         parts.append("scalar")
     if t.grad is not None:
         parts.append(f"|grad| = {float(np.linalg.norm(t.grad.data)):.3g}")
-    return "\\n".join(parts)
+    return "\n".join(parts)
 
 
 def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
@@ -56,12 +80,12 @@ def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
         style = "filled" if t.requires_grad else "solid"
         label = _tensor_label(t, names.get(id(t)))
         lines.append(
-            f'  t{id(t)} [shape=box, style={style}, fillcolor="#e8f0fe", label="{label}"];'
+            f'  t{id(t)} [shape=box, style={style}, fillcolor="#e8f0fe", label={quote(label)}];'
         )
         node = t._node
         if node is None or not node.inputs:
             continue
-        lines.append(f'  op{id(t)} [shape=ellipse, label="{node.name}"];')
+        lines.append(f"  op{id(t)} [shape=ellipse, label={quote(node.name)}];")
         lines.append(f"  op{id(t)} -> t{id(t)};")
         for parent in node.inputs:
             lines.append(f"  t{id(parent)} -> op{id(t)};")
@@ -82,12 +106,14 @@ def render(dot_text: str, path: str | os.PathLike) -> tuple[Path, str | None]:
     executable = shutil.which("dot")
     if executable is None:
         dot_path = path.with_suffix(".dot")
-        dot_path.write_text(dot_text)
+        dot_path.write_text(dot_text, encoding="utf-8")
         hint = (
             f"Graphviz 'dot' was not found, so the graph was written as DOT text to {dot_path}; "
             f"install Graphviz (e.g. apt-get install graphviz) and run: dot -T{fmt} {dot_path} "
             f"-o {path}"
         )
         return dot_path, hint
-    subprocess.run([executable, f"-T{fmt}", "-o", str(path)], input=dot_text.encode(), check=True)
+    subprocess.run(
+        [executable, f"-T{fmt}", "-o", str(path)], input=dot_text.encode("utf-8"), check=True
+    )
     return path, None

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dot import quote
 from .graph import Observer, Op, observe
 from .ops import SumTo
 
@@ -228,24 +229,29 @@ class Trace(Observer):
             ins = ", ".join(str(shape) for shape in s.input_shapes)
             grads_in = ", ".join("-" if n is None else f"{n:.3g}" for n in s.grad_input_norms)
             out_norm = "-" if s.grad_output_norm is None else f"{s.grad_output_norm:.3g}"
-            rows.append((str(s.index), s.op, ins, str(s.output_shape), out_norm, grads_in))
+            op = s.op if s.op.isprintable() else repr(s.op)  # a newline must not add a row
+            rows.append((str(s.index), op, ins, str(s.output_shape), out_norm, grads_in))
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
     def to_dot(self) -> str:
-        """The traced steps as Graphviz DOT: one box per VJP, edges along the gradient flow."""
+        """The traced steps as Graphviz DOT: one box per VJP, edges along the gradient flow.
+
+        Op names are quoted by :func:`tinygrad_edu.dot.quote`, so no name can change the graph.
+        """
         producer = {s.output_id: s.index for s in self.steps}
         lines = ["digraph backward {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
         for s in self.steps:
-            norm = "" if s.grad_output_norm is None else f"\\n|grad out| = {s.grad_output_norm:.3g}"
-            lines.append(f'  s{s.index} [label="{s.index}: {s.op} -> {s.output_shape}{norm}"];')
+            norm = "" if s.grad_output_norm is None else f"\n|grad out| = {s.grad_output_norm:.3g}"
+            label = quote(f"{s.index}: {s.op} -> {s.output_shape}{norm}")
+            lines.append(f"  s{s.index} [label={label}];")
             for position, input_id in enumerate(s.input_ids):
                 if input_id in producer:
                     n = s.grad_input_norms[position]
-                    label = "" if n is None else f' [label="{n:.3g}"]'
-                    lines.append(f"  s{s.index} -> s{producer[input_id]}{label};")
+                    edge = "" if n is None else f" [label={quote(f'{n:.3g}')}]"
+                    lines.append(f"  s{s.index} -> s{producer[input_id]}{edge};")
         lines.append("}")
         return "\n".join(lines)
 

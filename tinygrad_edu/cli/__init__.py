@@ -1,20 +1,33 @@
 """The ``tinygrad-edu`` command line.
 
 Each app adds its sub-commands from its own module; ``main`` parses and dispatches. Every problem
-the user can fix (a bad argument, an unreadable file, a missing extra) ends as one line on stderr
-and a non-zero exit status, never a traceback.
+the user can fix (a bad argument, an unreadable file, a missing extra, too little memory) ends as
+one line on stderr and a non-zero exit status, never a traceback; Ctrl-C ends any command with
+status 130 and one line (files are written atomically, so none is left half-written). A script
+run by ``explore`` that fails shows its own traceback, without the command line's frames.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from . import explore, text_color, visualize
 from .arguments import Parser
-from .errors import CommandError
+from .errors import CommandError, ScriptError
 
-__all__ = ["CommandError", "build_parser", "main"]
+__all__ = ["CommandError", "ScriptError", "build_parser", "main", "version"]
+
+
+def version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    try:
+        return metadata.version("tinygrad_edu")
+    except metadata.PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
 
 
 def build_parser() -> Parser:
@@ -25,6 +38,7 @@ def build_parser() -> Parser:
             "'tinygrad-edu <command> --help' for the options of a command."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     text_color.add_commands(commands)
     visualize.add_commands(commands)
@@ -41,10 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(
+            f"tinygrad-edu: interrupted: {command} stopped, no file half-written", file=sys.stderr
+        )
+        return 130
+    except ScriptError as err:
+        sys.stderr.write(err.report)
+        return err.status
+    except MemoryError:
+        _error(f"{args.command} ran out of memory; try smaller sizes or counts")
+        return 1
     except (CommandError, ValueError, OSError, ImportError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"tinygrad-edu: error: {message}", file=sys.stderr)
+        _error(" ".join(str(err).split()) or type(err).__name__)
         return 2 if isinstance(err, (CommandError, ValueError)) else 1
+
+
+def _error(message: str) -> None:
+    print(f"tinygrad-edu: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from typing import NoReturn
 
 
@@ -30,18 +31,28 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
-
-
 def nonnegative_int(text: str) -> int:
     value = _int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {text!r}")
     return value
+
+
+def int_between(low: int, high: int, reason: str = "") -> Callable[[str], int]:
+    """An argument type: an integer from ``low`` to ``high``; ``reason`` explains the limit.
+
+    Every count or size that decides how much memory or time a command takes has an upper
+    limit, checked before any work: ``--size 100000`` is a usage error, not a ``MemoryError``.
+    """
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            because = f" ({reason})" if reason else ""
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}{because}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _float(text: str) -> float:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import runpy
+import sysconfig
+import traceback
 from pathlib import Path
 
 from ..tracing import Trace, trace
+from .errors import ScriptError
 
 EXAMPLES = ("text-color",)
+_PREFIX = "tinygrad-edu: error: explore: "
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -48,10 +52,49 @@ def _script(path: Path) -> tuple[Trace, dict[int, str], str]:
             f"explore: {path} is neither a file nor an example ({', '.join(EXAMPLES)})"
         )
     with trace() as recorded:
-        runpy.run_path(str(path), run_name="__main__")
+        _run_script(path)
     if not recorded.graphs:
         raise ValueError(f"explore: {path} ran no backward pass, so there is nothing to replay")
     return recorded, {}, f"backward pass of {path.name}"
+
+
+def _run_script(path: Path) -> None:
+    """Run ``path`` as ``__main__``; its failure becomes a :class:`ScriptError` whose report is
+    the script's traceback through the user's own code only (Ctrl-C passes through)."""
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as done:
+        if isinstance(done.code, int) and done.code:
+            raise ScriptError(
+                f"{_PREFIX}{path} exited with status {done.code}\n", done.code
+            ) from None
+        if done.code is not None and not isinstance(done.code, int):  # sys.exit("message")
+            raise ScriptError(f"{_PREFIX}{path} exited: {done.code}\n") from None
+    except Exception as err:
+        raise ScriptError(_user_traceback(err, path)) from None
+
+
+def _user_traceback(err: BaseException, path: Path) -> str:
+    """The traceback of ``err`` without frames of this package, Python's library or installed
+    packages: what the user wrote, file:line by file:line, then the error itself."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not _is_library(f.filename)]
+    lines = [f"{_PREFIX}{path} raised {type(err).__name__}\n"]
+    if frames:
+        lines += ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(err), err)
+    return "".join(lines)
+
+
+def _is_library(filename: str) -> bool:
+    """Whether ``filename`` belongs to tinygrad_edu, the standard library or site-packages."""
+    roots = {Path(__file__).resolve().parents[1]}
+    roots |= {
+        Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "purelib", "platlib")
+    }
+    if filename.startswith("<"):  # <frozen runpy>, <string>: never the user's file
+        return True
+    resolved = Path(filename).resolve()
+    return any(resolved.is_relative_to(root) for root in roots)
 
 
 def run(args: argparse.Namespace) -> int:

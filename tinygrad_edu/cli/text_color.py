@@ -30,12 +30,17 @@ from ..models.text_color.training import (
     wcag_agreement,
     wcag_training_set,
 )
-from .arguments import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
 
 DEFAULT_DIR = Path("runs") / "text_color"
 DEFAULT_CHECKPOINT = DEFAULT_DIR / "text_color.npz"
+#: where ``train --data <name>`` writes by default: one folder per data set, so training on
+#: WCAG labels never replaces the document model's checkpoint
+DEFAULT_DIRS = {"document": DEFAULT_DIR, "wcag": Path("runs") / "text_color_wcag"}
 HELD_OUT = 1000
+#: limits of the options that decide memory (the errors of every iteration are kept)
+MAX_ITERATION, MAX_SAMPLES = 10_000_000, 1_000_000
 PLOT_HINT = "pip install 'tinygrad_edu[plot]'"
 
 
@@ -57,7 +62,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
             "The document's run: N(0, 0.15) initial weights, full-batch gradient descent on "
             "E = 1/2 sum (o - y)^2 at lr 0.2, iterations 0..100000, stopping at the first "
             "iteration whose sum (o - y)^2 (= 2E, the document's printed error) is at most 0.001. "
-            "Writes <out>/text_color.npz and, with matplotlib (the 'plot' extra), "
+            f"Writes <out>/text_color.npz (<out> is {DEFAULT_DIRS['document']}, or "
+            f"{DEFAULT_DIRS['wcag']} with --data wcag) and, with matplotlib (the 'plot' extra), "
             "<out>/text_color.png; reports each colour's label next to its WCAG 2 contrast and "
             f"the share of {HELD_OUT} random held-out colours on which the network picks the text "
             "colour with the higher WCAG 2 contrast."
@@ -65,7 +71,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-iteration",
-        type=nonnegative_int,
+        type=int_between(0, MAX_ITERATION),
         default=DOCUMENT_MAX_ITERATION,
         help=f"last iteration number (default {DOCUMENT_MAX_ITERATION}, the document's budget)",
     )
@@ -91,10 +97,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="the document's 10 colours and labels (default) or random WCAG-labelled colours",
     )
     p.add_argument(
-        "--samples", type=positive_int, default=200, help="colours for --data wcag (default 200)"
+        "--samples",
+        type=int_between(1, MAX_SAMPLES),
+        default=200,
+        help="colours for --data wcag (default 200)",
     )
     p.add_argument(
-        "--out", type=Path, default=DEFAULT_DIR, help=f"output folder (default {DEFAULT_DIR})"
+        "--out",
+        type=Path,
+        help=f"output folder (default {DEFAULT_DIRS['document']}, with --data wcag "
+        f"{DEFAULT_DIRS['wcag']})",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figure", action="store_true", help="skip the PNG figure")
@@ -142,6 +154,8 @@ def _load(path: Path):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.out is None:
+        args.out = DEFAULT_DIRS[args.data]
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
     if args.data == "document":
@@ -197,11 +211,13 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"held-out WCAG agreement: {agreement:.1%} of {HELD_OUT} random colours")
     print(f"checkpoint: {saved}")
     if not args.no_figure:
-        _draw(args, X[:10], probabilities[:10], names, run)
+        _draw(args, X[:10], probabilities[:10], names, run, described)
     return 0
 
 
-def _draw(args: argparse.Namespace, X, probabilities, names, run) -> None:
+def _draw(args: argparse.Namespace, X, probabilities, names, run, described: str) -> None:
+    """The figure, titled by the data the network was trained on."""
+    shown = "" if args.data == "document" else f" (the first {len(X)} shown)"
     try:
         from ..models.text_color.figure import draw_figure
 
@@ -213,6 +229,7 @@ def _draw(args: argparse.Namespace, X, probabilities, names, run) -> None:
             errors=run.errors,
             stop_iteration=run.last_iteration if run.reached_target else None,
             labels=LABELS[:, 0] if args.data == "document" else None,
+            title=f"White or black text? The 3-5-2-1 network trained on {described}{shown}",
         )
     except ImportError:
         print(f"figure skipped: it needs matplotlib, the 'plot' extra ({PLOT_HINT})")

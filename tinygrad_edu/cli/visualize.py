@@ -7,15 +7,22 @@ import json
 import time
 from pathlib import Path
 
+from ..io.atomic import atomic_write
 from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
 from ..vis.ascent import channel_count
-from .arguments import nonnegative_float, nonnegative_int, positive_float, positive_int
+from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
 
 #: the five layers whose grids the document shows
 DOCUMENT_LAYERS = ("block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
+#: the most filters a VGG16 conv layer has
+MAX_FILTERS = 512
+#: limits of the options that decide memory and time (the document: size 128, 20 steps, grid 4)
+MAX_SIZE, MAX_STEPS, MAX_BATCH, MAX_GRID = 512, 100_000, 256, 22
+#: the most pixels optimised at once (batch * size * size): 16 images of 256 x 256, a few GiB
+MAX_PIXELS = 16 * 256 * 256
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -44,20 +51,26 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--filters",
-        type=positive_int,
+        type=int_between(1, MAX_FILTERS, "a VGG16 layer has at most 512 filters"),
         default=200,
         help="filters scanned per layer, the first ones (default 200, as the document)",
     )
     p.add_argument(
-        "--steps", type=positive_int, default=20, help="ascent steps per filter (default 20)"
+        "--steps",
+        type=int_between(1, MAX_STEPS),
+        default=20,
+        help="ascent steps per filter (default 20)",
     )
     p.add_argument("--step-size", type=positive_float, default=1.0, help="step size (default 1.0)")
     p.add_argument(
-        "--size", type=positive_int, default=128, help="image side in pixels (default 128)"
+        "--size",
+        type=int_between(8, MAX_SIZE, "smaller images vanish in VGG16's pooling"),
+        default=128,
+        help=f"image side in pixels, 8 to {MAX_SIZE} (default 128)",
     )
     p.add_argument(
         "--grid",
-        type=positive_int,
+        type=int_between(1, MAX_GRID, "a layer's at most 512 filters fill 22 x 22 cells"),
         default=4,
         help="grid side: keep the best grid*grid (default 4)",
     )
@@ -73,7 +86,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--tv", type=nonnegative_float, default=0.0, help="improved mode: total-variation weight"
     )
     p.add_argument(
-        "--batch", type=positive_int, default=16, help="filters optimised at once (default 16)"
+        "--batch",
+        type=int_between(1, MAX_BATCH),
+        default=16,
+        help=f"filters optimised at once; batch * size^2 at most {MAX_PIXELS} (default 16)",
     )
     p.add_argument(
         "--seed", type=nonnegative_int, default=0, help="seed of the start noise (default 0)"
@@ -105,6 +121,12 @@ def run_visualize(args: argparse.Namespace) -> int:
         raise ValueError("--parameterization and --tv apply to --mode improved only")
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
+    at_once = min(args.batch, args.filters) * args.size**2
+    if at_once > MAX_PIXELS:
+        raise CommandError(
+            f"--batch {args.batch} images of --size {args.size} are {at_once} pixels at once, "
+            f"more than {MAX_PIXELS} (16 images of 256 x 256): lower --batch or --size"
+        )
     model = vgg16(args.weights).freeze()  # never trained here: constant weights
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
@@ -148,9 +170,9 @@ def run_visualize(args: argparse.Namespace) -> int:
             }
         )
     total = time.perf_counter() - started
-    (args.out / "summary.json").write_text(
-        json.dumps({"mode": args.mode, "seconds": round(total, 1), "layers": summary}, indent=2)
-    )
+    with atomic_write(args.out / "summary.json") as handle:
+        report = {"mode": args.mode, "seconds": round(total, 1), "layers": summary}
+        handle.write(json.dumps(report, indent=2).encode("utf-8"))
     print(f"{'layer':14s} {'kept':>9s} {'best loss':>10s} {'time':>8s}  grid")
     for row in summary:
         kept = f"{row['filters_kept']}/{row['filters_scanned']}"

@@ -16,6 +16,7 @@ stays responsive; the steps then highlight the layer that holds the popped tenso
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections import Counter
@@ -155,7 +156,6 @@ def payload(
             continue
         steps.append(
             {
-                "index": len(steps),
                 "node": drawn[step.output_id],
                 "op": step.op,
                 "out_shape": list(step.output_shape),
@@ -187,11 +187,17 @@ def payload(
 
 
 def render(data: dict[str, Any]) -> str:
-    """The page's HTML text with ``data``, the script and the style inlined."""
+    """The page's HTML text with ``data``, the script and the style inlined.
+
+    Names, op names and the title are data, never markup: in the script they are JSON with
+    ``<``, ``>`` and ``&`` as ``\\u`` escapes, in the page's text HTML-escaped, and the script
+    puts them on the page only as ``textContent`` and attribute values.
+    """
     text = json.dumps(data, separators=(",", ":"))  # NaN/Infinity stay valid JavaScript
-    text = text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    for character in "<>&":  # no name can close the script or open a comment: \u003c etc.
+        text = text.replace(character, f"\\u{ord(character):04x}")
     template = (ASSETS / "template.html").read_text(encoding="utf-8")
-    title = data["title"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    title = html.escape(data["title"], quote=True)
     return (
         template.replace("/*STYLE*/", (ASSETS / "explorer.css").read_text(encoding="utf-8"))
         .replace("/*SCRIPT*/", (ASSETS / "explorer.js").read_text(encoding="utf-8"))
@@ -209,8 +215,8 @@ def write_html(
     max_nodes: int = MAX_NODES,
 ) -> Path:
     """Write the explorer page for ``trace`` to ``path`` (atomically); returns the path."""
-    html = render(payload(trace, sweep, title, names, max_nodes))
+    page = render(payload(trace, sweep, title, names, max_nodes))
     path = Path(path)
     with atomic_write(path) as handle:
-        handle.write(html.encode("utf-8"))
+        handle.write(page.encode("utf-8"))
     return path

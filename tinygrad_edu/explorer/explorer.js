@@ -1,5 +1,7 @@
 // The backward explorer: draws DATA (written by tinygrad_edu.explorer) as SVG and replays the
-// sweep. State is one number, `applied`: how many VJP steps have run (0 .. steps.length).
+// sweep. State is one number, `applied`: how many VJP steps have run (0 .. steps.length). Steps
+// are numbered from 1 wherever the page shows a number: after `applied` steps, the header, the
+// panel and the last log entry all say step `applied`.
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
@@ -146,7 +148,7 @@
     Object.assign(box.dataset, { step: applied, op: step.op, node: step.node, gNorm: String(step.g.norm),
       gHead: JSON.stringify(step.g.head) });
     const p = el("p", {}, box);
-    p.append(`step ${step.index}: pop `);
+    p.append(`step ${applied} of ${steps.length}: pop `);
     el("strong", {}, p).textContent = nodeName(step.node);
     p.append(" and apply the VJP of ");
     el("span", { class: "op" }, p).textContent = step.op;

@@ -16,6 +16,7 @@ a deflated one at most 1032 times its compressed size.
 
 from __future__ import annotations
 
+import os
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import WeightsError
+from .files import open_regular
 
 MAX_DEFLATE_RATIO = 1032  # the most deflate can shrink data (258-byte matches in 2 bits or so)
 _READ_CHUNK = 1 << 20
@@ -32,9 +34,10 @@ ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, Not
 class Archive:
     """An open zip archive whose members are read under the checks above."""
 
-    def __init__(self, zip_file: zipfile.ZipFile, path: Path, error: type[Exception]) -> None:
-        self.zip, self.path, self.error = zip_file, path, error
-        self.file_size = path.stat().st_size
+    def __init__(
+        self, zip_file: zipfile.ZipFile, path: Path, error: type[Exception], file_size: int
+    ) -> None:
+        self.zip, self.path, self.error, self.file_size = zip_file, path, error, file_size
         self.compressed_read = 0
         self.members: dict[str, zipfile.ZipInfo] = {}
         for info in zip_file.infolist():
@@ -101,10 +104,14 @@ def read_exactly(stream, size: int, error: type[Exception], path: Path, name: st
 
 @contextmanager
 def open_archive(path: Path, error: type[Exception] = WeightsError) -> Iterator[Archive]:
-    """Open ``path`` as a zip archive; any structural damage raises ``error`` naming the file."""
-    try:
-        zip_file = zipfile.ZipFile(path)
-    except ZIP_ERRORS as err:
-        raise error(f"{path}: a damaged or truncated zip archive ({err})") from None
-    with zip_file:
-        yield Archive(zip_file, path, error)
+    """Open ``path`` as a zip archive; any structural damage raises ``error`` naming the file.
+
+    Only a regular file is opened (:func:`~.files.open_regular`): a FIFO or a device is refused.
+    """
+    with open_regular(path, error) as handle:
+        try:
+            zip_file = zipfile.ZipFile(handle)
+        except ZIP_ERRORS as err:
+            raise error(f"{path}: a damaged or truncated zip archive ({err})") from None
+        with zip_file:
+            yield Archive(zip_file, path, error, os.fstat(handle.fileno()).st_size)

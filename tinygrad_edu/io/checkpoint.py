@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
+from .files import open_regular
 from .npz import NUMERIC_KINDS, check_key, read_npz, write_npz
 
 
@@ -40,12 +41,11 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a checkpoint written by :func:`save` into ``{name: ndarray}``.
 
     Never unpickles anything; every member must be a numeric ``.npy`` array whose declared size
-    matches its bytes, else :class:`CheckpointError` names the file and the member.
+    matches its bytes, else :class:`CheckpointError` names the file and the member. Only a
+    regular file is read: a FIFO, directory, device or socket is a :class:`CheckpointError`.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with open(path, "rb") as handle:
+    with open_regular(path, CheckpointError, "checkpoint") as handle:
         head = handle.read(6)
     if head == b"\x93NUMPY":
         raise CheckpointError(

@@ -7,8 +7,8 @@ The cache directory is ``$TINYGRAD_EDU_CACHE`` or ``~/.cache/tinygrad_edu`` (cre
 What it promises, even when several processes fetch at once or someone else planted files:
 
 * **A cached file is returned only if its bytes on disk pass the published hash** (opened without
-  following symlinks, and only if it is a regular file). Anything else -- a corrupt file, a
-  symlink, a FIFO -- is downloaded again and replaced.
+  following symlinks, and only if it is a regular file: a device or a FIFO is never opened).
+  Anything else -- a corrupt file, a symlink, a FIFO -- is downloaded again and replaced.
 * **Downloads never write through a name someone could have prepared**: each goes to its own
   temporary file, created with a random name and ``O_EXCL`` by :func:`~.atomic.atomic_write`,
   is hashed while it streams, and is renamed over the target only when the hash matches.
@@ -100,6 +100,8 @@ def fetch(
     target = directory / remote.filename
     if _verified(remote, target):
         return target
+    if target.is_dir() and not target.is_symlink():
+        raise DownloadError(f"{target} is a directory, where the cache keeps {remote.url}")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     hint = (
         f"Without internet access, download {remote.url} on another machine and pass the file's "
@@ -152,6 +154,8 @@ def _verified(remote: RemoteFile, target: Path) -> bool:
     """Whether ``target`` is a regular file (not a symlink) whose bytes pass ``remote``'s hash."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            return False  # a device, FIFO or socket is never opened
         fd = os.open(target, flags)
     except OSError:  # missing, a symlink (ELOOP), unreadable: fetch it again
         return False

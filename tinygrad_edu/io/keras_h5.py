@@ -37,6 +37,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import WeightsError
+from .files import check_regular, open_regular
 from .npz import read_npz, write_npz
 
 PARSE_TIMEOUT = 300.0  # seconds; the 59 MB VGG16 file takes well under one
@@ -60,9 +61,8 @@ def _h5py():
 
 
 class _Reader:
-    def __init__(self, path: Path, h5py) -> None:
-        self.path, self.h5py = path, h5py
-        self.file_size = path.stat().st_size
+    def __init__(self, path: Path, h5py, file_size: int) -> None:
+        self.path, self.h5py, self.file_size = path, h5py, file_size
 
     def fail(self, problem: str) -> WeightsError:
         return WeightsError(f"{self.path}: {problem}")
@@ -160,6 +160,7 @@ def read_keras_h5(path: str | Path) -> dict[str, np.ndarray]:
     parser is a :class:`WeightsError` naming the file.
     """
     path = Path(path)
+    check_regular(path, WeightsError, "weights file")  # a FIFO would keep the child waiting
     _h5py()  # a missing h5py is an ImportError here, not a failed child
     with tempfile.TemporaryDirectory(prefix="tinygrad_edu_h5_") as scratch:
         arrays, error = Path(scratch) / "arrays.npz", Path(scratch) / "error.txt"
@@ -189,11 +190,14 @@ def read_keras_h5(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _parse(path: Path) -> dict[str, np.ndarray]:
-    """The actual reading, run in the child process."""
+    """The actual reading, run in the child process (from the handle that was checked)."""
     h5py = _h5py()
-    reader = _Reader(path, h5py)
     try:
-        with h5py.File(path, "r") as f:
+        with (
+            open_regular(path, WeightsError, "weights file") as handle,
+            h5py.File(handle, "r") as f,
+        ):
+            reader = _Reader(path, h5py, os.fstat(handle.fileno()).st_size)
             root = f
             if _has(f, "model_weights"):
                 root = reader.child(f, "model_weights", h5py.Group)

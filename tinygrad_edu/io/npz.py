@@ -6,7 +6,8 @@ clashes with its own argument). Here:
 
 * **reading** accepts only ``<key>.npy`` members holding numeric arrays (bool, integer, float,
   complex; no object, string or structured dtypes, so nothing is unpickled); each header's shape
-  times item size must equal the member's bytes *before* any data is read;
+  must be one NumPy can make (:func:`shape_problem`), and its size times the item size must
+  equal the member's bytes, *before* any data is read;
 * **writing** stores every key under ``<key>.npy``, whatever the key is, uncompressed -- the same
   files ``np.savez`` makes, readable by ``np.load``.
 """
@@ -14,6 +15,7 @@ clashes with its own argument). Here:
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +27,28 @@ from .archive import open_archive, read_exactly
 
 NUMERIC_KINDS = "biufc"
 _MAX_HEADER = 10_000  # NumPy's own default limit on a .npy header
+#: the most dimensions a NumPy array can have (64 since NumPy 2, 32 before)
+MAX_DIMENSIONS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+_MAX_BYTES = np.iinfo(np.intp).max
+#: what NumPy's header parser raises on a damaged header (it tokenizes and evaluates a literal)
+_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, RecursionError, tokenize.TokenError)
+
+
+def shape_problem(shape: tuple, itemsize: int) -> str | None:
+    """Why no NumPy array can have ``shape`` with items of ``itemsize`` bytes, or ``None``.
+
+    A shape is at most :data:`MAX_DIMENSIONS` non-negative integers (not bools) whose product
+    of nonzero sizes, in bytes, fits in an ``intp`` (NumPy refuses it even with a zero
+    dimension).
+    """
+    if len(shape) > MAX_DIMENSIONS:
+        return f"has {len(shape)} dimensions (NumPy allows at most {MAX_DIMENSIONS})"
+    for size in shape:
+        if type(size) is not int or size < 0:
+            return f"holds {size!r}, not a size (an integer >= 0)"
+    if math.prod(size for size in shape if size) * itemsize > _MAX_BYTES:
+        return f"is larger than any array can be ({_MAX_BYTES} bytes)"
+    return None
 
 
 def check_key(key: object) -> str:
@@ -70,11 +94,14 @@ def _read_member(archive, name: str, error: type[Exception]) -> np.ndarray:
                 header = np.lib.format.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
             else:
                 raise ValueError(f".npy format version {version} is not supported")
-        except ValueError as err:
+        except _HEADER_ERRORS as err:
             raise error(f"{path}: member {name!r} has no valid .npy header ({err})") from None
         shape, fortran_order, dtype = header
         if dtype.kind not in NUMERIC_KINDS or dtype.hasobject or dtype.shape:
             raise error(f"{path}: member {name!r} holds dtype {dtype}, not numbers")
+        problem = shape_problem(shape, dtype.itemsize)
+        if problem:
+            raise error(f"{path}: member {name!r} declares shape {shape}, which {problem}")
         nbytes = math.prod(shape) * dtype.itemsize
         remaining = size - stream.tell()
         if nbytes != remaining:

@@ -33,6 +33,7 @@ import numpy as np
 
 from .archive import open_archive
 from .errors import WeightsError
+from .files import open_regular
 from .unpickler import BadArguments, describe, load_pickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -244,7 +245,7 @@ def _load_zip(path: Path) -> dict[str, np.ndarray]:
 
 
 def _load_legacy(path: Path) -> dict[str, np.ndarray]:
-    with open(path, "rb") as handle:
+    with open_regular(path, WeightsError, "weights file") as handle:
         source = memoryview(handle.read())
     loader = _Loader(path, budget=len(source))
     position = 0
@@ -296,6 +297,6 @@ def is_legacy(head: bytes) -> bool:
 def read_pth(path: str | Path) -> dict[str, np.ndarray]:
     """``{name: read-only ndarray}`` from a PyTorch state-dict file in either layout."""
     path = Path(path)
-    with open(path, "rb") as handle:
+    with open_regular(path, WeightsError, "weights file") as handle:
         is_zip = handle.read(4) == b"PK\x03\x04"  # (a legacy file's data may contain zip records)
     return _load_zip(path) if is_zip else _load_legacy(path)

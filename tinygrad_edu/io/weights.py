@@ -16,6 +16,7 @@ own (``features.0.weight``; ``block1_conv1/0`` for Keras). No deep-learning fram
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from . import keras_h5, pth
 from .archive import open_archive
 from .errors import WeightsError
+from .files import open_regular
 from .npz import read_npz
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -33,11 +35,9 @@ _MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
 def detect_format(path: str | Path) -> str:
     """One of ``keras_h5``, ``pth_zip``, ``npz``, ``pth_legacy``, ``safetensors``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
-    with open(path, "rb") as handle:
+    with open_regular(path, WeightsError, "weights file") as handle:
         head = handle.read(64)
-    size = path.stat().st_size
+        size = os.fstat(handle.fileno()).st_size
     if not head:
         raise WeightsError(f"{path}: the file is empty")
     if head.startswith(HDF5_SIGNATURE):
@@ -88,12 +88,14 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """The safetensors library checks the header (offsets, sizes, dtypes) against the file."""
     try:
         import safetensors
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load
     except ImportError as err:
         raise ImportError(
             "reading .safetensors needs: pip install 'tinygrad_edu[safetensors]'"
         ) from err
+    with open_regular(path, WeightsError, "weights file") as handle:
+        data = handle.read()
     try:
-        return load_file(str(path))
+        return load(data)
     except (safetensors.SafetensorError, ValueError, TypeError, KeyError, OSError) as err:
         raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
