@@ -185,26 +185,69 @@ def test_static_arguments_are_part_of_the_signature():
         step(x, [1.0])
 
 
-def test_data_dependent_control_flow_is_frozen_at_the_recorded_path():
-    """The documented limit of any tracer: a Python branch on a value is not on the tape."""
+def test_data_dependent_control_flow_runs_eagerly():
+    """A Python branch on ``.data`` is not on any tape: the recording sees the read (the
+    arrays are watched while it runs), so the step runs eagerly and takes the other branch."""
     w = Tensor(np.array([1.0]), requires_grad=True)
     step = tg_compile(lambda x: (x * w).sum() if x.data[0] > 0 else (x * w * -1.0).sum())
     x = Tensor(np.array([2.0]))
-    assert step(x).item() == step(x).item() == 2.0  # recorded twice on the same branch
+    with pytest.warns(CompileWarning, match=r"outside ops \(indexing\)"):
+        assert step(x).item() == step(x).item() == 2.0
     x.data[0] = -2.0
-    assert step(x).item() == -2.0  # eager would take the other branch and give 2.0
+    assert step(x).item() == 2.0  # the other branch, as eager
+    assert step.replays == 0
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda x, h: Tensor((x.data > 0).astype(np.float64)),  # a mask from an argument
+        lambda x, h: Tensor(np.where(h.data > 0.5, 1.0, 0.0)),  # from a result, by NumPy
+        lambda x, h: float(h.data.sum()),  # a Python number from a result
+        lambda x, h: 2.0 if bool(h.data[0] > 0.5) else 1.0,  # a branch on a result
+    ],
+    ids=["argument_mask", "result_mask", "result_number", "result_branch"],
+)
+def test_numpy_on_a_tensors_array_inside_the_step_runs_eagerly(read):
+    w = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    w_eager = Tensor(w.data.copy(), requires_grad=True)
+
+    def loss_fn(x, w=w):
+        h = (x * w).sigmoid()
+        return (h * read(x, h)).sum()
+
+    step = tg_compile(loss_fn)
+    with pytest.warns(CompileWarning, match="outside ops"):
+        for values in ([1.0, 2.0], [1.0, 2.0], [-1.0, -3.0], [2.0, -3.0]):
+            x = Tensor(np.array(values))
+            assert_same(step(x).data, (expected := loss_fn(x, w_eager)).data)
+            expected.backward()
+            assert_same(w.grad.data, w_eager.grad.data)
+    assert step.replays == 0
 
 
 def test_two_recordings_that_differ_run_eagerly():
+    """What the watching cannot see -- Python state of the step's own (a call counter) --
+    still shows when the two recordings differ: other ops, or another constant."""
     w = Tensor(np.array([1.0, -1.0]), requires_grad=True)
-    branchy = tg_compile(lambda x: (x * w).sum() if x.data[0] > 0 else (x * w).exp().sum())
-    masked = tg_compile(lambda x: (x * w * Tensor((x.data > 0).astype(np.float64))).sum())
-    for step, match in ((branchy, "different ops"), (masked, "changed between two calls")):
+    calls = [0]
+
+    def counted(loss_fn):
+        def step_fn(x):
+            calls[0] += 1
+            return loss_fn(x, calls[0])
+
+        return step_fn
+
+    branchy = tg_compile(counted(lambda x, n: (x * w).sum() if n == 1 else (x * w).exp().sum()))
+    scaled = tg_compile(counted(lambda x, n: (x * w * Tensor(np.full(2, float(n)))).sum()))
+    for step, match in ((branchy, "different ops"), (scaled, "changed between two calls")):
+        calls[0] = 0
         step(Tensor(np.array([2.0, 1.0])))
         with pytest.warns(CompileWarning, match=match):
             step(Tensor(np.array([-2.0, 1.0])))
         assert step(Tensor(np.array([-3.0, 1.0]))).item() == pytest.approx(
-            (np.exp(-3.0) + np.exp(-1.0)) if step is branchy else -1.0
+            (np.exp(-3.0) + np.exp(-1.0)) if step is branchy else 3.0 * (-3.0 - 1.0)
         )
         assert step.replays == 0
 
@@ -409,7 +452,7 @@ def test_a_mask_computed_from_the_data_is_never_replayed_stale(kind):
     (eager_model, eager_opt), (model, opt) = twins(tg.optim.SGD, lr=0.2)
     step = tg_compile(lambda x, y: loss_of(model(x), y), opt)
     x, labels = Tensor(COLORS), np.asarray(LABELS, dtype=np.float64)
-    with pytest.warns(CompileWarning, match="reads values outside ops|array parameter"):
+    with pytest.warns(CompileWarning, match="outside ops|array parameter"):
         for y in (labels, labels, 1.0 - labels, labels, 1.0 - labels):
             eager_opt.zero_grad()
             (expected := loss_of(eager_model(x), Tensor(y))).backward()
@@ -558,7 +601,7 @@ def test_batch_norm_and_dropout_in_training_run_eagerly_and_replay_in_eval():
                 for (_, a), (_, b) in zip(eager.named_buffers(), compiled.named_buffers()):
                     assert_same(a.data, b.data)
         if mode == "train":
-            assert "outside an op" in str(caught[0].message)  # BatchNorm reads its batch
+            assert "outside ops" in str(caught[0].message)  # BatchNorm reads its batch
             assert step.replays == 0
     assert step.replays == 2  # eval: two recordings, then replays
 

@@ -57,6 +57,7 @@ import functools
 import inspect
 import random
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import itemgetter
@@ -429,6 +430,9 @@ class _Recorder(Observer):
         self._hooked: set[int] = set()
         self._depth = 0  # how many Op.apply calls are running (kernels may read values)
         self._in_backward = False
+        self.first = first
+        self._watching = False
+        self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
 
     def note(self, problem: str) -> None:
         if self.problem is None:
@@ -437,9 +441,28 @@ class _Recorder(Observer):
     # ------------------------------------------------------------------ the profiler
     def watching(self, args: Sequence[Any]) -> _Watching:
         """Profile the forward pass (the backward is the engine's: its VJPs are checked by
-        :meth:`vjp_applied`, its hooks by :meth:`forward_finished`)."""
+        :meth:`vjp_applied`, its hooks by :meth:`forward_finished`), with the arrays of the
+        Tensor arguments, of the state the first recording read and of every op result
+        :class:`_Watched` meanwhile."""
         self.data_arrays.update(id(_array(a)) for a in args if isinstance(a, (Tensor, np.ndarray)))
-        return _Watching(self)
+        watched = [a for a in args if isinstance(a, Tensor)]
+        if self.first is not None:
+            watched += [t for _, inputs, _ in self.first.events for t in inputs]
+        return _Watching(self, watched)
+
+    def watch(self, t: Tensor) -> None:
+        """Let ``t`` hold a :class:`_Watched` view of its array until the forward ends."""
+        data = t.data
+        if data.__class__ is np.ndarray and id(t) not in self._swapped:
+            t.data = data.view(_Watched)
+            self._swapped[id(t)] = (t, data)
+
+    def unwatch(self) -> None:
+        """Give every watched Tensor its own array back (unless the step rebound it)."""
+        for t, data in self._swapped.values():
+            if t.data.__class__ is _Watched and t.data.base is data:
+                t.data = data
+        self._swapped.clear()
 
     def profile(self, frame: Any, event: str, arg: Any) -> None:
         """``sys.setprofile``'s callback while the forward pass runs (only while recording)."""
@@ -448,10 +471,12 @@ class _Recorder(Observer):
                 owner = getattr(arg, "__self__", None)
                 if isinstance(owner, _RANDOM_SOURCES):
                     self.note("the step draws random numbers (Dropout in training?)")
-                elif isinstance(owner, np.ndarray) and id(owner) in self.data_arrays:
+                elif isinstance(owner, np.ndarray) and (
+                    owner.__class__ is _Watched or id(owner) in self.data_arrays
+                ):
                     self.note(
-                        f"the step calls NumPy's {arg.__name__}() on a tensor's array outside an "
-                        "op, which reads values a tape would freeze"
+                        f"the step calls NumPy's {arg.__name__}() on a tensor's array outside "
+                        "ops, which reads values a tape would freeze"
                     )
             return
         code = frame.f_code
@@ -490,6 +515,8 @@ class _Recorder(Observer):
         self.events.append((op, tuple(inputs), out))
         self.produced.add(id(out))
         self.data_arrays.add(id(out.data))
+        if self._watching:
+            self.watch(out)
         self.data_arrays.update(id(t.data) for t in inputs)
 
     def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
@@ -552,22 +579,95 @@ class _Recorder(Observer):
 
 
 class _Watching:
-    """``sys.setprofile`` with the recorder's callback for one block, then the previous one."""
+    """For one forward pass: ``sys.setprofile`` with the recorder's callback, and the step's
+    data arrays :class:`_Watched`; then the previous profiler and the arrays themselves."""
 
-    def __init__(self, recorder: _Recorder) -> None:
-        self.recorder = recorder
+    def __init__(self, recorder: _Recorder, tensors: Sequence[Tensor]) -> None:
+        self.recorder, self.tensors = recorder, tensors
 
     def __enter__(self) -> None:
         self.previous = sys.getprofile()
         if self.previous is not None:
             self.recorder.note("a profiler is running, so the recording cannot watch the step")
             return
+        _active.recorder = self.recorder
+        for t in self.tensors:
+            self.recorder.watch(t)
+        self.recorder._watching = True
         sys.setprofile(self.recorder.profile)
 
     def __exit__(self, *exc_info: object) -> None:
         if self.previous is None:
             sys.setprofile(None)
+        self.recorder._watching = False
+        self.recorder.unwatch()
         self.recorder._depth = 0
+        _active.recorder = None
+
+
+_active = threading.local()  # the recorder watching this thread's forward pass, if any
+
+
+def _read_outside_ops(what: str) -> None:
+    recorder = getattr(_active, "recorder", None)
+    if recorder is not None and recorder._depth == 0:
+        recorder.note(
+            f"the step computes with a tensor's array outside ops ({what}), which reads values "
+            "a tape would freeze"
+        )
+
+
+def _plain(value: Any) -> Any:
+    if value.__class__ is _Watched:
+        return value.view(np.ndarray)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Watched(np.ndarray):
+    """A view of a step's data array while a recording watches its forward pass: NumPy on it
+    outside an op's kernel (``x.data > 0``, ``x.data[0]``, ``float(x.data)``) is a value read
+    the tape would freeze. Inside kernels it computes as a plain array (same results, bit for
+    bit); results are plain arrays."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        _read_outside_ops(f"NumPy's {ufunc.__name__}")
+        return getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs))
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        _read_outside_ops(f"NumPy's {func.__name__}")
+        return func(*_plain(args), **_plain(kwargs))
+
+    def __getitem__(self, index: Any) -> Any:
+        _read_outside_ops("indexing")
+        return self.view(np.ndarray)[_plain(index)]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _read_outside_ops("an assignment into it")
+        self.view(np.ndarray)[_plain(index)] = _plain(value)
+
+    def __bool__(self) -> bool:
+        _read_outside_ops("bool()")
+        return bool(self.view(np.ndarray))
+
+    def __float__(self) -> float:
+        _read_outside_ops("float()")
+        return float(self.view(np.ndarray))
+
+    def __int__(self) -> int:
+        _read_outside_ops("int()")
+        return int(self.view(np.ndarray))
+
+    def __index__(self) -> int:
+        _read_outside_ops("an index")
+        return self.view(np.ndarray).__index__()
+
+    def __iter__(self) -> Any:
+        _read_outside_ops("iteration")
+        return iter(self.view(np.ndarray))
 
 
 def _parameters(op: Op, arrays: Callable[[np.ndarray], Hashable] | None = None) -> list:
