@@ -60,7 +60,8 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from operator import itemgetter
+from itertools import chain
+from operator import is_, itemgetter
 from typing import Any
 
 import numpy as np
@@ -747,22 +748,28 @@ def _guards(
     modules: Sequence[tuple[Module, tuple]],
 ) -> Callable[[list], None]:
     """The check a replay runs first: it fills the state registers, or raises ``_StaleGuard``."""
+    owners = [m for m, _ in modules]
+    sizes = [len(vars(m)) for m in owners]
+    held = [value for m in owners for value in vars(m).values()]  # each attribute's object
+    hooked = [(m, names, hooks) for m, (_, names, hooks) in modules if names]
 
     def check(registers: list) -> None:
         for tensor, register, shape, dtype, requires_grad in state:
             data = tensor.data
             if (
                 data.shape != shape
-                or data.dtype != dtype
+                or (data.dtype is not dtype and data.dtype != dtype)
                 or tensor.requires_grad is not requires_grad
                 or tensor._hooks
             ):
                 raise _StaleGuard
             registers[register] = data
-        for module, (attributes, hook_names, hooks) in modules:
-            if tuple(map(id, module.__dict__.values())) != attributes or (
-                hook_names and _hook_ids(module, hook_names) != hooks
-            ):
+        if list(map(len, map(vars, owners))) != sizes or not all(
+            map(is_, chain.from_iterable(map(dict.values, map(vars, owners))), held)
+        ):
+            raise _StaleGuard
+        for module, names, hooks in hooked:
+            if _hook_ids(module, names) != hooks:
                 raise _StaleGuard
 
     return check
@@ -844,7 +851,7 @@ class _Program:
         events = _without_repeats(second.events)
         outputs = [loss] + [g for _, g in second.leaf_grads.values()]
         kept = [e for e, keep in zip(events, _needed(events, outputs)) if keep]
-        body: list[tuple[Op, list[int], int]] = []
+        body: list[tuple[Op, list[int], int, Tensor]] = []
         fresh: set[int] = set()  # outputs that are new arrays of their own, not views or inputs
         for op, inputs, out in kept:
             reads = [register_of(t) for t in inputs]
@@ -853,7 +860,7 @@ class _Program:
                 constants.add(id(out))
                 continue
             registers[id(out)] = by_array[id(out.data)] = new_register("t")
-            body.append((op, reads, registers[id(out)]))
+            body.append((op, reads, registers[id(out)], out))
             if out.data.base is None and all(out.data is not t.data for t in inputs):
                 fresh.add(id(out))
         returned = [register_of(t) for t in outputs]
@@ -887,49 +894,69 @@ class _Program:
                 raise _StaleGuard  # a hook on an argument: the recording decides
         registers += self._template
         self._check(registers)
-        for kernel, read, many, write, dead in self._steps:
-            value = kernel(*read(registers)) if many else kernel(read(registers))
-            if value.__class__ is not np.ndarray:
-                value = np.asarray(value)  # as Op.apply does: NumPy reductions return scalars
-            registers[write] = value
-            for register in dead:
+        for kernel, i, j, k, write, frees, scalar in self._steps:  # see _kernel_record
+            if j < 0:
+                value = kernel(registers[i]) if i >= 0 else kernel(registers)
+            elif k < 0:
+                value = kernel(registers[i], registers[j])
+            else:
+                value = kernel(registers[i], registers[j], registers[k])
+            registers[write] = np.asarray(value) if scalar else value
+            for register in frees:
                 registers[register] = None
         return registers[self._loss_register], tuple(registers[r] for r in self._grad_registers)
 
 
-def _steps(body: Sequence[tuple[Op, list[int], int]], returned: Sequence[int]) -> list:
-    """The records a replay runs: (kernel, register getter, several inputs?, output register,
-    registers to free after it). A kernel is the ``forward`` of a copy of the recorded op."""
-    steps = []
-    for (op, reads, write), dead in zip(body, _last_uses(body, returned)):
-        getter = itemgetter(*reads) if reads else _no_registers
-        steps.append((_detached(op).forward, getter, len(reads) != 1, write, dead))
-    return steps
+def _steps(body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int]) -> list:
+    """The records a replay runs (:func:`_kernel_record`), each with the ``forward`` of a copy
+    of the recorded op, the registers it reads, the one it writes and those it frees after."""
+    return [
+        _kernel_record(_detached(op).forward, reads, write, dead, out.ndim == 0)
+        for (op, reads, write, out), dead in zip(body, _last_uses(body, returned))
+    ]
 
 
-def _no_registers(registers: list) -> tuple:
-    return ()
+def _kernel_record(
+    kernel: Callable[..., Any], reads: list[int], write: int, dead: tuple[int, ...], scalar: bool
+) -> tuple[Callable[..., Any], int, int, int, int, tuple[int, ...], bool]:
+    """A record ``(kernel, i, j, k, write, frees, scalar)``: ``registers[write] =
+    kernel(registers[i], registers[j], registers[k])`` (``-1``: fewer inputs), then the
+    ``frees`` registers are cleared. ``scalar``: the result may be a NumPy scalar (a reduction
+    to 0-d), made an array as ``Op.apply`` does.
+
+    Up to three inputs are read inline by the replay loop; a kernel with more becomes a
+    closure over the registers (``i = -1``).
+    """
+    if len(reads) <= 3:
+        i, j, k = (*reads, -1, -1, -1)[:3]
+        return kernel, i, j, k, write, dead, scalar
+    get = itemgetter(*reads)
+
+    def gathered(registers: list) -> Any:
+        return kernel(*get(registers))
+
+    return gathered, -1, -1, -1, write, dead, scalar
 
 
 def _last_uses(
-    body: Sequence[tuple[Op, list[int], int]], returned: Sequence[int]
+    body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int]
 ) -> list[tuple[int, ...]]:
     """Per record, the kernel results it reads for the last time (freed right after it)."""
     last_use: dict[int, int] = {}
-    for position, (_, reads, _) in enumerate(body):
+    for position, (_, reads, _, _) in enumerate(body):
         for register in reads:
             last_use[register] = position
     for register in returned:
         last_use[register] = len(body)
-    written = {write for _, _, write in body}
+    written = {write for _, _, write, _ in body}
     return [
         tuple(sorted({r for r in reads if last_use[r] == position and r in written}))
-        for position, (_, reads, _) in enumerate(body)
+        for position, (_, reads, _, _) in enumerate(body)
     ]
 
 
 def _listing(
-    body: Sequence[tuple[Op, list[int], int]],
+    body: Sequence[tuple[Op, list[int], int, Tensor]],
     labels: Sequence[str],
     returned: Sequence[int],
     arguments: int,
@@ -945,7 +972,7 @@ def _listing(
         f"program({names(range(arguments))})",
         f"  guards: {guarded[0]} state tensors, {guarded[1]} modules",
     ]
-    for (op, reads, write), dead in zip(body, _last_uses(body, returned)):
+    for (op, reads, write, _), dead in zip(body, _last_uses(body, returned)):
         name = op.name if op.name.isidentifier() else repr(op.name)
         lines.append(f"  {labels[write]} = {name}({names(reads)})")
         if dead:
