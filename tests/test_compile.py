@@ -713,3 +713,22 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
     assert step.recordings + step.replays + step.eager_calls == sum(
         value if action == "step" else 1 for action, value in [*actions, ("step", 3)]
     )
+
+
+def test_a_detached_result_is_read_live_not_frozen():
+    """``detach()`` inside the step shares a result's (watched) array: the replay reads the
+    recomputed result, as eager does."""
+    w = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    w_eager = Tensor(w.data.copy(), requires_grad=True)
+
+    def loss_fn(x, w=w):
+        h = (x * w).tanh()
+        return (h * h.detach()).sum()
+
+    step = tg_compile(loss_fn)
+    for k in range(4):
+        x = Tensor(np.array([1.0, -2.0, 0.5]) * (k + 1))
+        assert_same(step(x).data, (expected := loss_fn(x, w_eager)).data)
+        expected.backward()
+        assert_same(w.grad.data, w_eager.grad.data)
+    assert step.replays == 2

@@ -60,8 +60,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from itertools import chain
-from operator import is_, itemgetter
+from operator import getitem, is_, itemgetter
 from typing import Any
 
 import numpy as np
@@ -618,6 +617,12 @@ def _read_outside_ops(what: str) -> None:
         )
 
 
+def _unwatched(array: np.ndarray) -> np.ndarray:
+    """The array a :class:`_Watched` view shows (a watched array can escape the recording in a
+    Tensor made from it, by ``detach()`` for instance)."""
+    return array.base if array.__class__ is _Watched else array
+
+
 def _plain(value: Any) -> Any:
     if value.__class__ is _Watched:
         return value.view(np.ndarray)
@@ -743,14 +748,27 @@ def _hook_ids(module: Module, names: tuple[str, ...]) -> tuple:
     return tuple(ids)
 
 
+#: a module's containers that change only together with an attribute (``__setattr__`` keeps
+#: them): the guard compares the attributes themselves
+_BOOKKEEPING = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent"})
+
+
 def _guards(
     state: Sequence[tuple[Tensor, int, tuple, np.dtype, bool]],
     modules: Sequence[tuple[Module, tuple]],
 ) -> Callable[[list], None]:
     """The check a replay runs first: it fills the state registers, or raises ``_StaleGuard``."""
-    owners = [m for m, _ in modules]
-    sizes = [len(vars(m)) for m in owners]
-    held = [value for m in owners for value in vars(m).values()]  # each attribute's object
+    namespaces = [vars(m) for m, _ in modules]
+    sizes = [len(namespace) for namespace in namespaces]  # a new attribute may be a new hook
+    # every attribute but the bookkeeping containers (whose contents change only together with
+    # an attribute): the namespace it lives in, its name, the object it held when recorded
+    watched = [
+        (namespace, name, value)
+        for namespace in namespaces
+        for name, value in namespace.items()
+        if name not in _BOOKKEEPING
+    ]
+    where, keys, held = (list(column) for column in zip(*watched)) if watched else ([], [], [])
     hooked = [(m, names, hooks) for m, (_, names, hooks) in modules if names]
 
     def check(registers: list) -> None:
@@ -764,9 +782,13 @@ def _guards(
             ):
                 raise _StaleGuard
             registers[register] = data
-        if list(map(len, map(vars, owners))) != sizes or not all(
-            map(is_, chain.from_iterable(map(dict.values, map(vars, owners))), held)
-        ):
+        try:
+            same = list(map(len, namespaces)) == sizes and all(
+                map(is_, map(getitem, where, keys), held)
+            )
+        except KeyError:  # an attribute was deleted
+            same = False
+        if not same:
             raise _StaleGuard
         for module, names, hooks in hooked:
             if _hook_ids(module, names) != hooks:
@@ -825,26 +847,27 @@ class _Program:
             if key in registers:
                 return registers[key]
             earlier = pairs.get(key, t)
-            if id(t.data) in by_array and t.data.__class__ is np.ndarray:
-                registers[key] = by_array[id(t.data)]  # an argument's or a result's array
+            data, earlier_data = _unwatched(t.data), _unwatched(earlier.data)  # detach()ed
+            if id(data) in by_array and data.__class__ is np.ndarray:
+                registers[key] = by_array[id(data)]  # an argument's or a result's array
             elif earlier is t:
-                registers[key] = by_array[id(t.data)] = new_register("state")
+                registers[key] = by_array[id(data)] = new_register("state")
                 state.append((t, registers[key], t.shape, t.dtype, t.requires_grad))
-            elif earlier.data is t.data:
-                registers[key] = new_register("array", t.data)
+            elif earlier_data is data:
+                registers[key] = new_register("array", data)
             else:
-                if not _equal_arrays(earlier.data, t.data):
+                if not _equal_arrays(earlier_data, data):
                     raise _NotReplayable(
                         f"a constant of shape {t.shape} changed between two calls (it is "
                         "computed from data outside ops), so a tape would freeze it"
                     )
-                if key in second.forward_leaves and not _uniform(t.data):
+                if key in second.forward_leaves and not _uniform(data):
                     raise _NotReplayable(
                         f"the step builds an array of shape {t.shape} anew on every call, "
                         "which may be computed from data (Tensor(x.data > 0)); a tape would "
                         "freeze it (build fixed arrays outside the step)"
                     )
-                registers[key] = new_register("constant", t.data)
+                registers[key] = new_register("constant", data)
                 constants.add(key)
             return registers[key]
 
@@ -879,63 +902,68 @@ class _Program:
         ]
         modules = [(m, _module_state(m)) for m, _ in second.modules.values()]
         self._check = _guards(state, modules)
+        spare = new_register("spare")  # always None: what records with nothing to free clear
         self._template = template[len(self.dynamic) :]
-        self._steps = _steps(body, returned)
-        self._loss_register, self._grad_registers = returned[0], tuple(returned[1:])
+        self._steps = _steps(body, returned, spare)
+        self._outputs = itemgetter(*returned, returned[0])  # always a tuple
         self.listing = _listing(
             body, labels, returned, len(self.dynamic), (len(state), len(modules))
         )
 
     def replay(self, args: Sequence[Any]) -> tuple[np.ndarray, tuple]:
         """Check the guards, then run the kernels: the loss's and the gradients' arrays."""
-        registers = [_array(args[i]) for i in self.dynamic]
+        registers = []
         for i in self.dynamic:
-            if args[i].__class__ is Tensor and args[i]._hooks:
-                raise _StaleGuard  # a hook on an argument: the recording decides
+            arg = args[i]
+            if isinstance(arg, Tensor):
+                if arg._hooks:
+                    raise _StaleGuard  # a hook on an argument: the recording decides
+                arg = arg.data
+            registers.append(arg)
         registers += self._template
         self._check(registers)
-        for kernel, i, j, k, write, frees, scalar in self._steps:  # see _kernel_record
-            if j < 0:
-                value = kernel(registers[i]) if i >= 0 else kernel(registers)
-            elif k < 0:
-                value = kernel(registers[i], registers[j])
-            else:
-                value = kernel(registers[i], registers[j], registers[k])
-            registers[write] = np.asarray(value) if scalar else value
-            for register in frees:
-                registers[register] = None
-        return registers[self._loss_register], tuple(registers[r] for r in self._grad_registers)
+        for kernel, read, write, free, also_free in self._steps:  # see _records
+            registers[write] = kernel(*read(registers))
+            registers[free] = registers[also_free] = None
+        outputs = self._outputs(registers)  # the loss, the gradients, the loss again
+        return outputs[0], outputs[1:-1]
 
 
-def _steps(body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int]) -> list:
-    """The records a replay runs (:func:`_kernel_record`), each with the ``forward`` of a copy
-    of the recorded op, the registers it reads, the one it writes and those it frees after."""
-    return [
-        _kernel_record(_detached(op).forward, reads, write, dead, out.ndim == 0)
-        for (op, reads, write, out), dead in zip(body, _last_uses(body, returned))
-    ]
+def _steps(body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int], spare: int):
+    """The records a replay runs: ``(kernel, read, write, free, also_free)`` for
+    ``registers[write] = kernel(*read(registers))``, then ``registers[free]`` and
+    ``registers[also_free]`` cleared (``spare``, a register that always holds ``None``, when
+    there is nothing to free).
 
-
-def _kernel_record(
-    kernel: Callable[..., Any], reads: list[int], write: int, dead: tuple[int, ...], scalar: bool
-) -> tuple[Callable[..., Any], int, int, int, int, tuple[int, ...], bool]:
-    """A record ``(kernel, i, j, k, write, frees, scalar)``: ``registers[write] =
-    kernel(registers[i], registers[j], registers[k])`` (``-1``: fewer inputs), then the
-    ``frees`` registers are cleared. ``scalar``: the result may be a NumPy scalar (a reduction
-    to 0-d), made an array as ``Op.apply`` does.
-
-    Up to three inputs are read inline by the replay loop; a kernel with more becomes a
-    closure over the registers (``i = -1``).
+    A kernel is the ``forward`` of a copy of the recorded op; ``read`` is an
+    :func:`operator.itemgetter` (of a one-register slice for one input), so the replay loop does
+    as little as it can in Python per kernel.
     """
-    if len(reads) <= 3:
-        i, j, k = (*reads, -1, -1, -1)[:3]
-        return kernel, i, j, k, write, dead, scalar
-    get = itemgetter(*reads)
+    steps = []
+    for (op, reads, write, out), dead in zip(body, _last_uses(body, returned)):
+        kernel = _detached(op).forward
+        if out.ndim == 0:  # the result may be a NumPy scalar: an array, as Op.apply makes it
+            kernel = _as_array(kernel)
+        read = itemgetter(slice(reads[0], reads[0] + 1)) if len(reads) == 1 else itemgetter(*reads)
+        frees = [*dead, spare, spare]
+        steps.append((kernel, read, write, frees[0], frees[1]))
+        for position in range(2, len(dead), 2):  # more to free: records that only free
+            steps.append((_nothing, _no_inputs, spare, *frees[position : position + 2]))
+    return steps
 
-    def gathered(registers: list) -> Any:
-        return kernel(*get(registers))
 
-    return gathered, -1, -1, -1, write, dead, scalar
+def _as_array(kernel: Callable[..., Any]) -> Callable[..., np.ndarray]:
+    def array_kernel(*arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(kernel(*arrays))
+
+    return array_kernel
+
+
+def _nothing() -> None:
+    return None
+
+
+_no_inputs = itemgetter(slice(0, 0))
 
 
 def _last_uses(
