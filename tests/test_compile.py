@@ -732,3 +732,23 @@ def test_a_detached_result_is_read_live_not_frozen():
         expected.backward()
         assert_same(w.grad.data, w_eager.grad.data)
     assert step.replays == 2
+
+
+def test_an_array_argument_is_watched_too():
+    w = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    step = tg_compile(lambda x, scale: (x * w * float(scale.sum())).sum())
+    x = Tensor(np.ones(2))
+    with pytest.warns(CompileWarning, match="outside ops"):
+        assert step(x, np.array([1.0, 2.0])).item() == step(x, np.array([1.0, 2.0])).item()
+    assert step(x, np.array([3.0, 4.0])).item() == -0.5 * 7.0
+    labels = np.array([1.0, 0.0])
+
+    def squared_error(x, y):
+        d = x * w - Tensor(y)  # wrapped inside the step: the argument, read live
+        return (d * d).sum()
+
+    live = tg_compile(squared_error)
+    for value in (1.0, 1.0, 5.0):
+        labels[0] = value
+        assert live(x, labels).item() == (0.5 - value) ** 2 + 1.0
+    assert live.replays == 1

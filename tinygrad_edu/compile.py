@@ -221,8 +221,9 @@ class CompiledStep:
         if self.optimizer is not None:
             self.optimizer.zero_grad()
         if recorder is not None:
+            watched = [_watched_argument(a) for a in args]
             with recorder.watching(args):
-                loss = self.loss_fn(*args)
+                loss = self.loss_fn(*watched)
         else:
             loss = self.loss_fn(*args)
         if not isinstance(loss, Tensor) or loss.size != 1:
@@ -617,10 +618,31 @@ def _read_outside_ops(what: str) -> None:
         )
 
 
+def _watched_argument(arg: Any) -> Any:
+    """An array argument as the recorded step sees it: a :class:`_Watched` view (a Tensor
+    argument's array is watched in place)."""
+    return arg.view(_Watched) if arg.__class__ is np.ndarray else arg
+
+
 def _unwatched(array: np.ndarray) -> np.ndarray:
-    """The array a :class:`_Watched` view shows (a watched array can escape the recording in a
-    Tensor made from it, by ``detach()`` for instance)."""
-    return array.base if array.__class__ is _Watched else array
+    """The array a :class:`_Watched` view shows, also through a plain view of all of it (a
+    watched array can escape the recording in a Tensor made from it: ``detach()``,
+    ``Tensor(y)`` of an array argument)."""
+    if array.__class__ is _Watched:
+        return array.base
+    base = array.base
+    if base.__class__ is _Watched and _same_view(array, base):
+        return base.base
+    return array
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+        and a.__array_interface__["data"] == b.__array_interface__["data"]
+    )
 
 
 def _plain(value: Any) -> Any:
