@@ -14,7 +14,9 @@ runs the *same* kernels on arrays of the *same* shapes every time. So:
    buffers. While recording, a profiler (``sys.setprofile``) also watches the Python around the
    ops: which modules run, and whether the step reads values out of tensors (comparisons,
    ``argmax``, ``item()``, NumPy methods on their arrays), draws random numbers or changes a
-   tensor in place. The first two calls with a new signature are recorded; comparing the two
+   tensor in place; and the arrays of the arguments, the state and every op result are
+   :class:`_Watched` meanwhile, so NumPy on them outside a kernel (``x.data[0] > 0``) shows too.
+   The first two calls with a new signature are recorded; comparing the two
    tells apart the step's *state* (the same parameter Tensors both times) and its *constants*
    (new but equal both times: Python numbers, the backward's seed).
 2. **Compile.** The tape becomes a list of records -- a kernel (a recorded op's ``forward``),
@@ -35,8 +37,9 @@ What a tape cannot replay runs eagerly -- the call warns once (:class:`CompileWa
 every later call with that signature runs the step as it is, correctly:
 
 * **Values decided in Python.** A mask or an index computed from values (``tg.where(y > 0, ..)``,
-  ``masked_fill``, ``kl_div``'s ``target > 0``, ``x[x > 0]``), ``argmax``, ``item()``, or a NumPy
-  method called on a tensor's array outside an op: the tape would freeze the recorded decision.
+  ``masked_fill``, ``kl_div``'s ``target > 0``, ``x[x > 0]``), ``argmax``, ``item()``, NumPy on a
+  tensor's array outside an op, an array with differing elements built anew in the step: the
+  tape would freeze the recorded decision.
 * **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
   computed with NumPy inside the rule; ``max`` and ``max_pool2d`` pick among ties. Only nodes
   whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed.
@@ -44,8 +47,8 @@ every later call with that signature runs the step as it is, correctly:
   tensors (``BatchNorm``'s running statistics in training), hooks on tensors. Every call made
   while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.
 
-What no recorder can see is Python that reads ``.data`` with operators (``if x.data[0] > 0``,
-``Tensor(x.data > 0)``) or rebinds a variable of the enclosing scope: see docs/compile.md.
+What no recorder can see is Python state the step keeps for itself -- a closure variable or a
+global rebound between calls, an attribute of a plain object: see docs/compile.md.
 Python arguments that are not Tensors or arrays are *static*: their value is part of the
 signature, so a new value records again.
 """
@@ -944,7 +947,7 @@ class _Program:
             registers.append(arg)
         registers += self._template
         self._check(registers)
-        for kernel, read, write, free, also_free in self._steps:  # see _records
+        for kernel, read, write, free, also_free in self._steps:  # see _steps
             registers[write] = kernel(*read(registers))
             registers[free] = registers[also_free] = None
         outputs = self._outputs(registers)  # the loss, the gradients, the loss again
