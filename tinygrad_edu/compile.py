@@ -293,7 +293,7 @@ class _Eager:
         self.modules = [(m, _module_state(m)) for m, _ in recorder.modules.values()]
 
     def holds(self) -> bool:
-        return all(_module_state(m) == state for m, state in self.modules)
+        return all(_same_state(_module_state(m), state) for m, state in self.modules)
 
 
 def _array(arg: Any) -> np.ndarray:
@@ -755,22 +755,41 @@ def _has_array(value: Any) -> bool:
 
 # ---------------------------------------------------------------------------------- the guards
 def _module_state(module: Module) -> tuple:
-    """What a module's forward depends on besides its inputs: which object each attribute holds
+    """What a module's forward depends on besides its inputs: the object each attribute holds
     (its ``training`` flag, parameters, buffers, sub-modules, settings such as ``p`` or
     ``momentum``: any rebinding shows), and the contents of its hook containers (every
-    attribute named ``*hook*``, which change in place)."""
+    attribute named ``*hook*``, which change in place). Objects, not ids: the state keeps them
+    alive, so a new object can never pass for a recorded one."""
     hook_names = tuple(name for name in module.__dict__ if "hook" in name)
-    return tuple(map(id, module.__dict__.values())), hook_names, _hook_ids(module, hook_names)
+    return tuple(module.__dict__.values()), hook_names, _hooks_of(module, hook_names)
 
 
-def _hook_ids(module: Module, names: tuple[str, ...]) -> tuple:
-    ids = []
+def _hooks_of(module: Module, names: tuple[str, ...]) -> tuple:
+    hooks: list[Any] = []
     for name in names:
         value = getattr(module, name, None)
         if isinstance(value, dict):
             value = value.values()
-        ids.append(tuple(map(id, value)) if isinstance(value, Iterable) else id(value))
-    return tuple(ids)
+        hooks.append(tuple(value) if isinstance(value, Iterable) else value)
+    return tuple(hooks)
+
+
+def _same_state(a: tuple, b: tuple) -> bool:
+    """Two :func:`_module_state` results hold the very same objects (``==`` on a Tensor would
+    compare values)."""
+    (held_a, names_a, hooks_a), (held_b, names_b, hooks_b) = a, b
+    return (
+        len(held_a) == len(held_b)
+        and all(map(is_, held_a, held_b))
+        and names_a == names_b
+        and _same_objects(hooks_a, hooks_b)
+    )
+
+
+def _same_objects(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(map(_same_objects, a, b))
+    return a is b
 
 
 #: a module's containers that change only together with an attribute (``__setattr__`` keeps
@@ -816,7 +835,7 @@ def _guards(
         if not same:
             raise _StaleGuard
         for module, names, hooks in hooked:
-            if _hook_ids(module, names) != hooks:
+            if not _same_objects(_hooks_of(module, names), hooks):
                 raise _StaleGuard
 
     return check
