@@ -11,55 +11,66 @@ runs the *same* kernels on arrays of the *same* shapes every time. So:
    writes down every op the engine applies -- the forward ops and, because every VJP is written
    in Tensor ops, the backward ops too -- with the tensors each one read and wrote. That list is
    a *tape*: a straight-line program of NumPy kernels (each op's ``forward``) on concrete
-   buffers. The first two calls with a new signature are recorded; comparing the two tells
-   apart the step's *state* (the same parameter Tensors both times), its *constants* (new but
-   equal both times: Python numbers, the backward's seed) and values computed from data outside
-   ops (new and different: not replayable).
-2. **Compile.** The tape becomes Python source, one line per kernel (print
-   :attr:`CompiledStep.code` to read it): arguments and state come in, the loss and the leaves'
-   gradients go out. On the way, ops that compute from constants alone run once now (constant
-   folding), ops nothing needs are dropped (dead-code elimination), an op repeated on the same
-   inputs runs once (common-subexpression elimination), and each buffer is freed after its last
-   use. Guards at the top check that the state still has the recorded shapes and dtypes.
-3. **Replay.** Later calls with arguments of the same shapes and dtypes run that function: the
-   same NumPy kernels in the same order on the same kinds of arrays, so the results are *bit for
-   bit* those of eager execution -- with no Tensor, node, heap or observer in between. New shapes
-   or dtypes record again (one program is cached per signature, like a JIT's recompilation);
-   a failing guard records again too.
+   buffers. While recording, a profiler (``sys.setprofile``) also watches the Python around the
+   ops: which modules run, and whether the step reads values out of tensors (comparisons,
+   ``argmax``, ``item()``, NumPy methods on their arrays), draws random numbers or changes a
+   tensor in place; and the arrays of the arguments, the state and every op result are
+   :class:`_Watched` meanwhile, so NumPy on them outside a kernel (``x.data[0] > 0``) shows too.
+   The first two calls with a new signature are recorded; comparing the two
+   tells apart the step's *state* (the same parameter Tensors both times) and its *constants*
+   (new but equal both times: Python numbers, the backward's seed).
+2. **Compile.** The tape becomes a list of records -- a kernel (a recorded op's ``forward``),
+   the registers it reads, the register it writes -- never source text: no name or other string
+   of the step ever reaches ``exec``. On the way, ops that compute from constants alone run once
+   now (constant folding), ops nothing needs are dropped (dead-code elimination), an op repeated
+   on the same inputs runs once (common-subexpression elimination), and each register is freed
+   after its last use. :attr:`CompiledStep.code` lists the records for reading.
+3. **Replay.** Later calls with arguments of the same shapes and dtypes first check the guards
+   (:func:`_guards` below: every piece of state still has its recorded shape, dtype,
+   ``requires_grad`` and no hooks; every module that ran is still in the recorded
+   ``train``/``eval`` mode with the same parameters, buffers and hooks), then run the records:
+   the same NumPy kernels in the same order on the same kinds of arrays, so the results are
+   *bit for bit* those of eager execution. A failing guard records again; new shapes or dtypes
+   record again too (one program is cached per signature, like a JIT's recompilation).
 
-What a tape cannot do -- and why every tracing JIT has the same limits:
+What a tape cannot replay runs eagerly -- the call warns once (:class:`CompileWarning`) and
+every later call with that signature runs the step as it is, correctly:
 
-* **Data-dependent control flow.** The tape holds the path the recorded calls took. A Python
-  ``if`` on a value (``if loss.item() > 1``) or an array computed from ``.data`` outside an op is
-  frozen at its recorded value; when the two recordings already differ the step runs eagerly,
-  but agreement twice proves nothing. ``torch.jit.trace`` warns about exactly this; ``jax.jit``
-  refuses such code at trace time. Tensors and arrays the step reads from the enclosing scope
-  are kept by reference: in-place updates are seen, rebinding the Python name is not.
+* **Values decided in Python.** A mask or an index computed from values (``tg.where(y > 0, ..)``,
+  ``masked_fill``, ``kl_div``'s ``target > 0``, ``x[x > 0]``), ``argmax``, ``item()``, NumPy on a
+  tensor's array outside an op, an array with differing elements built anew in the step: the
+  tape would freeze the recorded decision.
 * **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
-  computed with NumPy inside the rule, not by an op; a tape would freeze the recorded mask. Only
-  nodes whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed; a step
-  through any other node warns once (:class:`CompileWarning`) and runs eagerly, still correct.
-* **Side effects outside ops.** Hooks, anomaly mode and tracing are not replayed: a step with
-  hooks on its tensors runs eagerly, and so does every call made while an observer is registered
-  or under ``no_grad``.
+  computed with NumPy inside the rule; ``max`` and ``max_pool2d`` pick among ties. Only nodes
+  whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed.
+* **Side effects outside ops.** Random numbers (``Dropout`` in training), in-place changes of
+  tensors (``BatchNorm``'s running statistics in training), hooks on tensors. Every call made
+  while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.
 
+What no recorder can see is Python state the step keeps for itself -- a closure variable or a
+global rebound between calls, an attribute of a plain object: see docs/compile.md.
 Python arguments that are not Tensors or arrays are *static*: their value is part of the
 signature, so a new value records again.
 """
 
 from __future__ import annotations
 
-import builtins
 import copy
+import functools
+import inspect
+import random
+import sys
+import threading
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from operator import getitem, is_, itemgetter
 from typing import Any
 
 import numpy as np
 
 from . import graph, ops
 from .graph import Observer, Op
-from .ops.shape import is_advanced
+from .nn.module import Module
 from .optim import Optimizer
 from .tensor import Tensor
 
@@ -115,7 +126,7 @@ class _NotReplayable(Exception):
 
 
 class _StaleGuard(Exception):
-    """Raised by a replay whose guards fail: the state changed shape or dtype."""
+    """Raised by a replay whose guards fail: the state or a module changed since recording."""
 
 
 def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) -> CompiledStep:
@@ -133,8 +144,10 @@ def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) 
 
     bit for bit. The first two calls with a new signature (shapes, dtypes and ``requires_grad`` of
     the Tensor and array arguments, values of the others) run exactly that and record it; later
-    calls replay the recorded NumPy kernels. The optimizer's update is plain NumPy already and
-    runs as it is.
+    calls replay the recorded NumPy kernels after checking the guards. A step the tape cannot
+    replay (values decided in Python, random numbers, in-place changes, hooks: see the module
+    docstring) warns once with :class:`CompileWarning` and runs eagerly. The optimizer's update is
+    plain NumPy already and runs as it is.
 
     Parameters
     ----------
@@ -173,16 +186,20 @@ class CompiledStep:
                 f"{type(optimizer).__name__}"
             )
         self.loss_fn, self.optimizer = loss_fn, optimizer
-        #: per signature: the first recording, then the program (or ``_EAGER``)
+        #: per signature: the first recording, then the program (or an ``_Eager`` entry)
         self._programs: dict[Hashable, Any] = {}
         self._latest: _Program | None = None
-        #: how many calls recorded a tape, and how many replayed one
-        self.recordings = self.replays = 0
+        #: how many calls recorded a tape, how many replayed one, and how many ran eagerly
+        #: because the tape could not replay them (a warning said why)
+        self.recordings = self.replays = self.eager_calls = 0
 
     @property
     def code(self) -> str:
-        """The Python source of the most recently recorded program (empty before any)."""
-        return self._latest.source if self._latest is not None else ""
+        """A listing of the most recently built program's records (empty before any).
+
+        Text for reading only: the program is a list of kernel records, never compiled source.
+        """
+        return self._latest.listing if self._latest is not None else ""
 
     def __call__(self, *args: Any) -> Tensor:
         if not graph.is_grad_enabled() or graph.observers():
@@ -191,21 +208,27 @@ class CompiledStep:
         entry = self._programs.get(key)
         if entry.__class__ is _Program:
             try:
-                loss, grads = entry.replay(*[_array(args[i]) for i in entry.dynamic])
+                loss, grads = entry.replay(args)
             except _StaleGuard:
-                entry = None  # the state changed shape or dtype: record afresh
+                entry = None  # the state, a module or a hook changed: record afresh
             else:
                 self.replays += 1
                 return self._deliver(loss, grads, entry, args)
-        if entry is _EAGER:
+        if entry.__class__ is _Eager and entry.holds():
+            self.eager_calls += 1
             return self._eager(args)
-        return self._record(key, args, entry)
+        return self._record(key, args, entry if entry.__class__ is _Recorder else None)
 
     # ---------------------------------------------------------------------- the three paths
     def _eager(self, args: Sequence[Any], recorder: _Recorder | None = None) -> Tensor:
         if self.optimizer is not None:
             self.optimizer.zero_grad()
-        loss = self.loss_fn(*args)
+        if recorder is not None:
+            watched = [_watched_argument(a) for a in args]
+            with recorder.watching(args):
+                loss = self.loss_fn(*watched)
+        else:
+            loss = self.loss_fn(*args)
         if not isinstance(loss, Tensor) or loss.size != 1:
             what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
             raise TypeError(
@@ -220,7 +243,7 @@ class CompiledStep:
 
     def _record(self, key: Hashable, args: Sequence[Any], first: _Recorder | None) -> Tensor:
         """Run the step eagerly and record it; the second recording builds the program."""
-        recorder = _Recorder()
+        recorder = _Recorder(first)
         try:
             with graph.observe(recorder):
                 loss = self._eager(args, recorder)
@@ -239,7 +262,7 @@ class CompiledStep:
                 CompileWarning,
                 stacklevel=3,
             )
-            entry = _EAGER
+            entry = _Eager(recorder)
         self._programs.pop(key, None)
         if len(self._programs) >= CACHE_SIZE:
             del self._programs[next(iter(self._programs))]  # the oldest signature
@@ -262,7 +285,15 @@ class CompiledStep:
         return Tensor._wrap(loss if program.loss_is_fresh else loss.copy())
 
 
-_EAGER: Any = object()  # the entry of a signature that cannot be replayed
+class _Eager:
+    """The entry of a signature that cannot be replayed -- as long as the modules that ran are
+    as they were (a ``Dropout`` switched to ``eval()`` records again, and may replay)."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.modules = [(m, _module_state(m)) for m, _ in recorder.modules.values()]
+
+    def holds(self) -> bool:
+        return all(_same_state(_module_state(m), state) for m, state in self.modules)
 
 
 def _array(arg: Any) -> np.ndarray:
@@ -278,56 +309,253 @@ def _signature(args: Sequence[Any]) -> Hashable:
         elif isinstance(arg, np.ndarray):
             parts.append((arg.shape, arg.dtype, None))
         else:
-            try:
-                hash(arg)
-            except TypeError:
+            static = (
+                _hashable(arg) if isinstance(arg, (slice, tuple)) or _is_hashable(arg) else None
+            )
+            if static is None:
                 raise TypeError(
                     f"compile: argument {position} is a {type(arg).__name__}, which is neither a "
                     "Tensor nor an array and cannot be hashed as a static value"
-                ) from None
-            parts.append(("static", type(arg), arg))
+                )
+            parts.append(("static", static))
     ids = [id(a) for a in args]
     return tuple(parts), tuple(ids.index(i) for i in ids)
+
+
+def _is_hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _hashable(value: Any) -> Hashable | None:
+    """``value`` as a hashable key that equals another's exactly when the values are the same
+    (type included: ``1``, ``1.0`` and ``True`` differ); ``None`` if it cannot be told.
+
+    Slices (unhashable before Python 3.12) count by ``(start, stop, step)``, arrays by dtype,
+    shape and bytes, tuples, lists and dicts by their items.
+    """
+    if value is None or isinstance(value, (str, bytes, type, np.dtype)):
+        return type(value), value
+    if isinstance(value, (bool, int, float, complex, np.generic)):
+        return type(value), value, np.asarray(value).tobytes()  # -0.0 is not 0.0, nan is nan
+    if isinstance(value, slice):
+        parts = tuple(_hashable(v) for v in (value.start, value.stop, value.step))
+        return None if None in parts else ("slice", parts)
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return None
+        return "array", value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes()
+    if isinstance(value, (tuple, list, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, frozenset) else value
+        parts = tuple(_hashable(v) for v in items)
+        return None if None in parts else (type(value), parts)
+    if isinstance(value, dict):
+        parts = tuple((_hashable(k), _hashable(v)) for k, v in value.items())
+        return None if any(None in p for p in parts) else (dict, parts)
+    if not _is_hashable(value):
+        return None
+    return type(value), "object", value  # hashable objects count by their own equality
 
 
 # ---------------------------------------------------------------------------------- recording
 _Event = tuple[Op, tuple[Tensor, ...], Tensor]  # an op, the tensors it read, the one it wrote
 
+#: Tensor methods that read values into Python or into a new constant tensor outside any op
+#: (comparisons, masks, argmax, item ...): a tape would freeze what they returned.
+_VALUE_READERS = (
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__eq__",
+    "__ne__",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+    "__and__",
+    "__or__",
+    "__xor__",
+    "__invert__",
+    "argmax",
+    "argmin",
+    "any",
+    "all",
+    "item",
+    "tolist",
+    "numpy",
+    "__array__",
+    "__bool__",
+    "__float__",
+    "__int__",
+    "__index__",
+)
+_READER_CODES = {
+    getattr(getattr(Tensor, name), "__code__", None): name
+    for name in _VALUE_READERS
+    if hasattr(Tensor, name)
+}
+_READER_CODES.pop(None, None)
+_APPLY_CODE = Op.apply.__func__.__code__
+_MODULE_CALL_CODE = Module.__call__.__code__
+_BUMP_CODE = Tensor._bump_version.__code__
+_RANDOM_SOURCES = (
+    np.random.Generator,
+    np.random.RandomState,
+    np.random.BitGenerator,
+    random.Random,
+)
+
 
 class _Recorder(Observer):
-    """Writes down every op applied (forward and backward) and each leaf's final gradient."""
+    """Writes down every op applied (forward and backward) and each leaf's final gradient, and
+    watches the Python around the ops for what a tape cannot replay (the first ``problem``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: _Recorder | None = None) -> None:
         self.events: list[_Event] = []
         self.produced: set[int] = set()
+        self.forward_leaves: set[int] = set()  # the forward's inputs no recorded op made
         self.problem: str | None = None
         self.leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}
+        #: the modules whose ``__call__`` or ``forward`` ran, by id, with a copy of their buffers
+        self.modules: dict[int, tuple[Module, list[tuple[Tensor, np.ndarray]]]] = {}
+        #: ids of the arrays that hold data (arguments, state, op results): NumPy methods called
+        #: on them outside an op read values the tape would freeze
+        self.data_arrays: set[int] = set()
+        if first is not None:
+            self.data_arrays.update(id(t.data) for _, inputs, _ in first.events for t in inputs)
         self._removers: list[Callable[[], None]] = []
         self._hooked: set[int] = set()
+        self._depth = 0  # how many Op.apply calls are running (kernels may read values)
+        self._in_backward = False
+        self.first = first
+        self._watching = False
+        self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
 
-    def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
-        if isinstance(op, (ops.GetItem, ops.ScatterAdd)) and is_advanced(op.index):
-            self.problem = self.problem or (
-                f"'{op.name}' takes an index array, which may have been computed from values "
-                "(x[x > 0]); a tape would freeze it"
+    def note(self, problem: str) -> None:
+        if self.problem is None:
+            self.problem = problem
+
+    # ------------------------------------------------------------------ the profiler
+    def watching(self, args: Sequence[Any]) -> _Watching:
+        """Profile the forward pass (the backward is the engine's: its VJPs are checked by
+        :meth:`vjp_applied`, its hooks by :meth:`forward_finished`), with the arrays of the
+        Tensor arguments, of the state the first recording read and of every op result
+        :class:`_Watched` meanwhile."""
+        self.data_arrays.update(id(_array(a)) for a in args if isinstance(a, (Tensor, np.ndarray)))
+        watched = [a for a in args if isinstance(a, Tensor)]
+        if self.first is not None:
+            watched += [t for _, inputs, _ in self.first.events for t in inputs]
+        return _Watching(self, watched)
+
+    def watch(self, t: Tensor) -> None:
+        """Let ``t`` hold a :class:`_Watched` view of its array until the forward ends."""
+        data = t.data
+        if data.__class__ is np.ndarray and id(t) not in self._swapped:
+            t.data = data.view(_Watched)
+            self._swapped[id(t)] = (t, data)
+
+    def unwatch(self) -> None:
+        """Give every watched Tensor its own array back (unless the step rebound it)."""
+        for t, data in self._swapped.values():
+            if t.data.__class__ is _Watched and t.data.base is data:
+                t.data = data
+        self._swapped.clear()
+
+    def profile(self, frame: Any, event: str, arg: Any) -> None:
+        """``sys.setprofile``'s callback while the forward pass runs (only while recording)."""
+        if event == "c_call":
+            if self._depth == 0:
+                owner = getattr(arg, "__self__", None)
+                if isinstance(owner, _RANDOM_SOURCES):
+                    self.note("the step draws random numbers (Dropout in training?)")
+                elif isinstance(owner, np.ndarray) and (
+                    owner.__class__ is _Watched or id(owner) in self.data_arrays
+                ):
+                    self.note(
+                        f"the step calls NumPy's {arg.__name__}() on a tensor's array outside "
+                        "ops, which reads values a tape would freeze"
+                    )
+            return
+        code = frame.f_code
+        if code is _APPLY_CODE:
+            if event == "call":
+                self._depth += 1
+            elif event == "return":
+                self._depth -= 1
+        elif event != "call" or self._depth:
+            return
+        elif code in _READER_CODES:
+            self.note(
+                f"the step reads values outside ops (Tensor.{_READER_CODES[code]}: a comparison, "
+                "mask, argmax or Python number), which a tape would freeze"
             )
-        for t in inputs:
-            if id(t) not in self.produced and t._node is not None and self.problem is None:
-                self.problem = (
-                    f"the step uses a tensor of shape {t.shape} computed outside it (by "
-                    f"'{t._node.name}'), whose graph the tape does not hold"
-                )
+        elif code is _MODULE_CALL_CODE or code.co_name == "forward":
+            module = frame.f_locals.get("self")
+            if isinstance(module, Module) and id(module) not in self.modules:
+                self._saw_module(module)
+        elif code is _BUMP_CODE:
+            self.note("the step changes a tensor in place outside ops (running statistics?)")
+
+    def _saw_module(self, module: Module) -> None:
+        buffers = [(t, t.data.copy()) for t in module._buffers.values() if t is not None]
+        self.modules[id(module)] = (module, buffers)
+        for t in (*module._parameters.values(), *module._buffers.values()):
+            if t is not None:
+                self.data_arrays.add(id(t.data))
+
+    # ------------------------------------------------------------------ the engine's events
+    def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+        if self.problem is None:
+            self._check_op(op, inputs)
+        if not self._in_backward:
+            self.forward_leaves.update(id(t) for t in inputs if id(t) not in self.produced)
         self.events.append((op, tuple(inputs), out))
         self.produced.add(id(out))
+        self.data_arrays.add(id(out.data))
+        if self._watching:
+            self.watch(out)
+        self.data_arrays.update(id(t.data) for t in inputs)
+
+    def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
+        # forward ops only: the backward's come from the rules in REPLAYABLE_VJPS (a value
+        # reading rule is named by vjp_applied)
+        if not self._in_backward and _has_array(_given(op)):
+            self.note(
+                f"{op.name!r} takes an array parameter (a mask or an index array, such as "
+                "where's condition or x[x > 0]), which may be computed from values; a tape "
+                "would freeze it"
+            )
+        for t in inputs:
+            if id(t) not in self.produced and t._node is not None:
+                self.note(
+                    f"the step uses a tensor of shape {t.shape} computed outside it (by "
+                    f"{t._node.name!r}), whose graph the tape does not hold"
+                )
 
     def forward_finished(self) -> None:
-        """Before backward: watch the final gradient of every leaf that requires grad."""
+        """Before backward: check the modules' buffers, and watch the final gradient of every
+        leaf that requires grad."""
+        self._in_backward = True
+        for module, buffers in self.modules.values():
+            for t, before in buffers:
+                if not _equal_arrays(t.data, before):
+                    self.note(
+                        f"{type(module).__name__} changes its buffers in place (running "
+                        "statistics in training), which a tape does not replay"
+                    )
         for _, inputs, _ in self.events:
             for t in inputs:
                 if t.requires_grad and t._node is None and id(t) not in self._hooked:
                     self._hooked.add(id(t))
                     if t._hooks:
-                        self.problem = self.problem or f"a tensor of shape {t.shape} has hooks"
+                        self.note(f"a tensor of shape {t.shape} has hooks")
                     self._removers.append(t.register_hook(self._catcher(t)))
 
     def _catcher(self, leaf: Tensor) -> Callable[[Tensor], None]:
@@ -337,13 +565,13 @@ class _Recorder(Observer):
         return catch
 
     def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
-        if type(node) not in REPLAYABLE_VJPS and self.problem is None:
-            self.problem = (
-                f"the derivative rule of '{node.name}' reads concrete values outside ops, so a "
+        if type(node) not in REPLAYABLE_VJPS:
+            self.note(
+                f"the derivative rule of {node.name!r} reads concrete values outside ops, so a "
                 "tape of its backward would freeze them"
             )
-        if out._hooks and self.problem is None:
-            self.problem = f"a tensor of shape {out.shape} made by '{node.name}' has hooks"
+        if out._hooks:
+            self.note(f"a tensor of shape {out.shape} made by {node.name!r} has hooks")
 
     def remove_hooks(self) -> None:
         for remove in self._removers:
@@ -354,15 +582,279 @@ class _Recorder(Observer):
                     t._hooks = None  # as it was: no hook list at all
 
 
+class _Watching:
+    """For one forward pass: ``sys.setprofile`` with the recorder's callback, and the step's
+    data arrays :class:`_Watched`; then the previous profiler and the arrays themselves."""
+
+    def __init__(self, recorder: _Recorder, tensors: Sequence[Tensor]) -> None:
+        self.recorder, self.tensors = recorder, tensors
+
+    def __enter__(self) -> None:
+        self.previous = sys.getprofile()
+        if self.previous is not None:
+            self.recorder.note("a profiler is running, so the recording cannot watch the step")
+            return
+        _active.recorder = self.recorder
+        for t in self.tensors:
+            self.recorder.watch(t)
+        self.recorder._watching = True
+        sys.setprofile(self.recorder.profile)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is None:
+            sys.setprofile(None)
+        self.recorder._watching = False
+        self.recorder.unwatch()
+        self.recorder._depth = 0
+        _active.recorder = None
+
+
+_active = threading.local()  # the recorder watching this thread's forward pass, if any
+
+
+def _read_outside_ops(what: str) -> None:
+    recorder = getattr(_active, "recorder", None)
+    if recorder is not None and recorder._depth == 0:
+        recorder.note(
+            f"the step computes with a tensor's array outside ops ({what}), which reads values "
+            "a tape would freeze"
+        )
+
+
+def _watched_argument(arg: Any) -> Any:
+    """An array argument as the recorded step sees it: a :class:`_Watched` view (a Tensor
+    argument's array is watched in place)."""
+    return arg.view(_Watched) if arg.__class__ is np.ndarray else arg
+
+
+def _unwatched(array: np.ndarray) -> np.ndarray:
+    """The array a :class:`_Watched` view shows, also through a plain view of all of it (a
+    watched array can escape the recording in a Tensor made from it: ``detach()``,
+    ``Tensor(y)`` of an array argument)."""
+    if array.__class__ is _Watched:
+        return array.base
+    base = array.base
+    if base.__class__ is _Watched and _same_view(array, base):
+        return base.base
+    return array
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+        and a.__array_interface__["data"] == b.__array_interface__["data"]
+    )
+
+
+def _plain(value: Any) -> Any:
+    if value.__class__ is _Watched:
+        return value.view(np.ndarray)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Watched(np.ndarray):
+    """A view of a step's data array while a recording watches its forward pass: NumPy on it
+    outside an op's kernel (``x.data > 0``, ``x.data[0]``, ``float(x.data)``) is a value read
+    the tape would freeze. Inside kernels it computes as a plain array (same results, bit for
+    bit); results are plain arrays."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        _read_outside_ops(f"NumPy's {ufunc.__name__}")
+        return getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs))
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        _read_outside_ops(f"NumPy's {func.__name__}")
+        return func(*_plain(args), **_plain(kwargs))
+
+    def __getitem__(self, index: Any) -> Any:
+        _read_outside_ops("indexing")
+        return self.view(np.ndarray)[_plain(index)]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _read_outside_ops("an assignment into it")
+        self.view(np.ndarray)[_plain(index)] = _plain(value)
+
+    def __bool__(self) -> bool:
+        _read_outside_ops("bool()")
+        return bool(self.view(np.ndarray))
+
+    def __float__(self) -> float:
+        _read_outside_ops("float()")
+        return float(self.view(np.ndarray))
+
+    def __int__(self) -> int:
+        _read_outside_ops("int()")
+        return int(self.view(np.ndarray))
+
+    def __index__(self) -> int:
+        _read_outside_ops("an index")
+        return self.view(np.ndarray).__index__()
+
+    def __iter__(self) -> Any:
+        _read_outside_ops("iteration")
+        return iter(self.view(np.ndarray))
+
+
+def _parameters(op: Op, arrays: Callable[[np.ndarray], Hashable] | None = None) -> list:
+    """An op's own parameters (axes, shapes, index, condition ...), without its graph links;
+    with ``arrays``, each array parameter is replaced by ``arrays(array)``."""
+    found = [(n, v) for n, v in sorted(vars(op).items()) if n not in _GRAPH_FIELDS]
+    return found if arrays is None else _replace_arrays(found, arrays)
+
+
+def _given(op: Op) -> list:
+    """The parameters ``op`` was constructed with (``Op.apply``'s keywords: a condition, an
+    index ...), not what its ``forward`` keeps for its VJP (recomputed on every replay)."""
+    names = _constructor_names(type(op))
+    return [(n, v) for n, v in _parameters(op) if names is None or n in names]
+
+
+@functools.cache
+def _constructor_names(op_type: type[Op]) -> frozenset[str] | None:
+    """The keyword names of an op's constructor; ``None`` (every attribute) if unreadable."""
+    try:
+        return frozenset(inspect.signature(op_type.__init__).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def _replace_arrays(value: Any, replace: Callable[[np.ndarray], Hashable]) -> Any:
+    if isinstance(value, np.ndarray):
+        return replace(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_replace_arrays(v, replace) for v in value)
+    if isinstance(value, dict):
+        return {k: _replace_arrays(v, replace) for k, v in value.items()}
+    return value
+
+
+def _layout(array: np.ndarray) -> Hashable:
+    """An array parameter of a backward op (``like``: whose memory order a gradient takes)
+    counts by its layout: forward ops with array parameters never reach a program."""
+    return "array", array.dtype.str, array.shape, array.flags.c_contiguous, array.flags.f_contiguous
+
+
+_GRAPH_FIELDS = frozenset({"inputs", "needs_input_grad", "sequence", "created_at"})
+
+
+def _has_array(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_has_array(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_array(v) for v in value.values())
+    return False
+
+
+# ---------------------------------------------------------------------------------- the guards
+def _module_state(module: Module) -> tuple:
+    """What a module's forward depends on besides its inputs: the object each attribute holds
+    (its ``training`` flag, parameters, buffers, sub-modules, settings such as ``p`` or
+    ``momentum``: any rebinding shows), and the contents of its hook containers (every
+    attribute named ``*hook*``, which change in place). Objects, not ids: the state keeps them
+    alive, so a new object can never pass for a recorded one."""
+    hook_names = tuple(name for name in module.__dict__ if "hook" in name)
+    return tuple(module.__dict__.values()), hook_names, _hooks_of(module, hook_names)
+
+
+def _hooks_of(module: Module, names: tuple[str, ...]) -> tuple:
+    hooks: list[Any] = []
+    for name in names:
+        value = getattr(module, name, None)
+        if isinstance(value, dict):
+            value = value.values()
+        hooks.append(tuple(value) if isinstance(value, Iterable) else value)
+    return tuple(hooks)
+
+
+def _same_state(a: tuple, b: tuple) -> bool:
+    """Two :func:`_module_state` results hold the very same objects (``==`` on a Tensor would
+    compare values)."""
+    (held_a, names_a, hooks_a), (held_b, names_b, hooks_b) = a, b
+    return (
+        len(held_a) == len(held_b)
+        and all(map(is_, held_a, held_b))
+        and names_a == names_b
+        and _same_objects(hooks_a, hooks_b)
+    )
+
+
+def _same_objects(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(map(_same_objects, a, b))
+    return a is b
+
+
+#: a module's containers that change only together with an attribute (``__setattr__`` keeps
+#: them): the guard compares the attributes themselves
+_BOOKKEEPING = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent"})
+
+
+def _guards(
+    state: Sequence[tuple[Tensor, int, tuple, np.dtype, bool]],
+    modules: Sequence[tuple[Module, tuple]],
+) -> Callable[[list], None]:
+    """The check a replay runs first: it fills the state registers, or raises ``_StaleGuard``."""
+    namespaces = [vars(m) for m, _ in modules]
+    sizes = [len(namespace) for namespace in namespaces]  # a new attribute may be a new hook
+    # every attribute but the bookkeeping containers (whose contents change only together with
+    # an attribute): the namespace it lives in, its name, the object it held when recorded
+    watched = [
+        (namespace, name, value)
+        for namespace in namespaces
+        for name, value in namespace.items()
+        if name not in _BOOKKEEPING
+    ]
+    where, keys, held = (list(column) for column in zip(*watched)) if watched else ([], [], [])
+    hooked = [(m, names, hooks) for m, (_, names, hooks) in modules if names]
+
+    def check(registers: list) -> None:
+        for tensor, register, shape, dtype, requires_grad in state:
+            data = tensor.data
+            if (
+                data.shape != shape
+                or (data.dtype is not dtype and data.dtype != dtype)
+                or tensor.requires_grad is not requires_grad
+                or tensor._hooks
+            ):
+                raise _StaleGuard
+            registers[register] = data
+        try:
+            same = list(map(len, namespaces)) == sizes and all(
+                map(is_, map(getitem, where, keys), held)
+            )
+        except KeyError:  # an attribute was deleted
+            same = False
+        if not same:
+            raise _StaleGuard
+        for module, names, hooks in hooked:
+            if not _same_objects(_hooks_of(module, names), hooks):
+                raise _StaleGuard
+
+    return check
+
+
 # ---------------------------------------------------------------------------------- the program
 class _Program:
-    """Two recordings of a step turned into a straight-line Python function of NumPy kernels.
+    """Two recordings of a step turned into a list of kernel records over registers.
 
-    The second recording is the tape; the first tells what each leaf the tape reads is:
+    Registers ``0 .. k-1`` hold the array arguments; the others hold state (read afresh and
+    guarded on every replay), constants and kernel results. The second recording is the tape;
+    the first tells what each leaf the tape reads is:
 
     * the same Tensor both times: **state** (a parameter, a buffer), read afresh on every replay
-      and guarded (same shape and dtype, or the replay records again);
-    * a new Tensor around the same array: an array from the enclosing scope, kept by reference;
+      and guarded (same shape, dtype, ``requires_grad``, no hooks, or the replay records again);
+    * a new Tensor around an array the step also reads as data (an argument's, a state's, a
+      kernel's result: ``detach()``): that register;
+    * a new Tensor around the same array both times: an array from the enclosing scope, kept by
+      reference;
     * a new Tensor and a new array: a **constant** the step computed (a Python number, the
       backward's seed). It must be equal both times -- otherwise it was computed from data
       outside ops and cannot be replayed -- and every op computing from constants alone is
@@ -375,75 +867,70 @@ class _Program:
         for recorder in (first, second):
             if recorder.problem is not None:
                 raise _NotReplayable(recorder.problem)
+        if first.modules.keys() != second.modules.keys():
+            raise _NotReplayable("two calls ran different modules")
         pairs = _paired_leaves(first, second)
         self.dynamic = [i for i, a in enumerate(args) if isinstance(a, (Tensor, np.ndarray))]
-        namespace: dict[str, Any] = {"_StaleGuard": _StaleGuard, "_asarray": np.asarray}
-        names: dict[int, str] = {}  # id(tensor) -> the local variable holding its array
-        arrays: dict[int, str] = {}  # id(array) of an argument -> its parameter name
-        for i in self.dynamic:
-            names.setdefault(id(args[i]), f"a{i}")
-            arrays.setdefault(id(_array(args[i])), f"a{i}")
-        guards: list[str] = []  # lines reading and guarding state
+        registers: dict[int, int] = {}  # id(tensor) -> its register
+        by_array: dict[int, int] = {}  # id(array) -> the register of an argument/state/result
+        for register, i in enumerate(self.dynamic):
+            registers.setdefault(id(args[i]), register)
+            by_array.setdefault(id(_array(args[i])), register)
+        template: list[Any] = [None] * len(self.dynamic)  # registers before a replay
+        labels: list[str] = [f"a{i}" for i in self.dynamic]  # names in the listing
+        state: list[tuple[Tensor, int, tuple, np.dtype, bool]] = []
         constants: set[int] = set()  # ids of tensors whose arrays are baked constants
 
-        counts: dict[str, int] = {}
+        def new_register(label: str, value: Any = None) -> int:
+            template.append(value)
+            labels.append(f"{label}{len(labels)}")
+            return len(template) - 1
 
-        def bind(prefix: str, value: Any) -> str:
-            """Put ``value`` into the program's namespace under a new name ``<prefix><n>``."""
-            counts[prefix] = counts.get(prefix, -1) + 1
-            name = f"{prefix}{counts[prefix]}"
-            namespace[name] = value
-            return name
-
-        def name_of(t: Tensor) -> str:
+        def register_of(t: Tensor) -> int:
             key = id(t)
-            if key in names:
-                return names[key]
+            if key in registers:
+                return registers[key]
             earlier = pairs.get(key, t)
-            if id(t.data) in arrays and t.data.__class__ is np.ndarray:
-                names[key] = arrays[id(t.data)]  # an argument array, wrapped inside loss_fn
+            data, earlier_data = _unwatched(t.data), _unwatched(earlier.data)  # detach()ed
+            if id(data) in by_array and data.__class__ is np.ndarray:
+                registers[key] = by_array[id(data)]  # an argument's or a result's array
             elif earlier is t:
-                state = bind("state", t)
-                namespace[f"{state}_shape"], namespace[f"{state}_dtype"] = t.shape, t.dtype
-                names[key] = f"{state}_data"
-                guards.append(
-                    f"    {state}_data = {state}.data\n"
-                    f"    if {state}_data.shape != {state}_shape or "
-                    f"{state}_data.dtype != {state}_dtype:\n"
-                    f"        raise _StaleGuard"
-                )
-            elif earlier.data is t.data:
-                names[key] = bind("array", t.data)
+                registers[key] = by_array[id(data)] = new_register("state")
+                state.append((t, registers[key], t.shape, t.dtype, t.requires_grad))
+            elif earlier_data is data:
+                registers[key] = new_register("array", data)
             else:
-                if not _equal_arrays(earlier.data, t.data):
+                if not _equal_arrays(earlier_data, data):
                     raise _NotReplayable(
                         f"a constant of shape {t.shape} changed between two calls (it is "
                         "computed from data outside ops), so a tape would freeze it"
                     )
-                names[key] = bind("constant", t.data)
+                if key in second.forward_leaves and not _uniform(data):
+                    raise _NotReplayable(
+                        f"the step builds an array of shape {t.shape} anew on every call, "
+                        "which may be computed from data (Tensor(x.data > 0)); a tape would "
+                        "freeze it (build fixed arrays outside the step)"
+                    )
+                registers[key] = new_register("constant", data)
                 constants.add(key)
-            return names[key]
+            return registers[key]
 
         events = _without_repeats(second.events)
         outputs = [loss] + [g for _, g in second.leaf_grads.values()]
         kept = [e for e, keep in zip(events, _needed(events, outputs)) if keep]
-        body: list[tuple[int, tuple[Tensor, ...], str]] = []  # (output id, inputs, line)
+        body: list[tuple[Op, list[int], int, Tensor]] = []
         fresh: set[int] = set()  # outputs that are new arrays of their own, not views or inputs
         for op, inputs, out in kept:
-            arguments = [name_of(t) for t in inputs]
+            reads = [register_of(t) for t in inputs]
             if all(id(t) in constants for t in inputs):
-                names[id(out)] = bind("constant", out.data)  # constant folding
+                registers[id(out)] = new_register("constant", out.data)  # constant folding
                 constants.add(id(out))
                 continue
-            kernel = bind("k", _detached(op).forward)
-            call = f"{kernel}({', '.join(arguments)})"
-            if out.ndim == 0:
-                call = f"_asarray({call})"  # as Op.apply does: NumPy reductions return scalars
-            names[id(out)] = f"t{len(body)}"
-            body.append((id(out), inputs, f"    {names[id(out)]} = {call}  # {op.name}"))
+            registers[id(out)] = by_array[id(out.data)] = new_register("t")
+            body.append((op, reads, registers[id(out)], out))
             if out.data.base is None and all(out.data is not t.data for t in inputs):
                 fresh.add(id(out))
-        returned = [name_of(t) for t in outputs]
+        returned = [register_of(t) for t in outputs]
         self.loss_is_fresh = id(loss) in fresh
         positions = {id(args[i]): i for i in reversed(self.dynamic)}
         #: where each gradient goes: (argument position or None, the recorded leaf, whether the
@@ -453,45 +940,151 @@ class _Program:
             (
                 positions.get(id(leaf)),
                 leaf,
-                id(g) in fresh and returned.count(name) == 1 and g.dtype == leaf.dtype,
+                id(g) in fresh and returned.count(register) == 1 and g.dtype == leaf.dtype,
             )
-            for (leaf, g), name in zip(second.leaf_grads.values(), returned[1:])
+            for (leaf, g), register in zip(second.leaf_grads.values(), returned[1:])
         ]
-        parameters = ", ".join(f"a{i}" for i in self.dynamic)
-        self.source = "\n".join(
-            [
-                f"def replay({parameters}):",
-                *guards,
-                *_with_frees(body, names, outputs),
-                f"    return {returned[0]}, ({''.join(n + ', ' for n in returned[1:])})",
-            ]
+        modules = [(m, _module_state(m)) for m, _ in second.modules.values()]
+        self._check = _guards(state, modules)
+        spare = new_register("spare")  # always None: what records with nothing to free clear
+        self._template = template[len(self.dynamic) :]
+        self._steps = _steps(body, returned, spare)
+        self._outputs = itemgetter(*returned, returned[0])  # always a tuple
+        self.listing = _listing(
+            body, labels, returned, len(self.dynamic), (len(state), len(modules))
         )
-        exec(builtins.compile(self.source, "<tg.compile replay>", "exec"), namespace)
-        self.replay: Callable[..., tuple[np.ndarray, tuple]] = namespace["replay"]
+
+    def replay(self, args: Sequence[Any]) -> tuple[np.ndarray, tuple]:
+        """Check the guards, then run the kernels: the loss's and the gradients' arrays."""
+        registers = []
+        for i in self.dynamic:
+            arg = args[i]
+            if isinstance(arg, Tensor):
+                if arg._hooks:
+                    raise _StaleGuard  # a hook on an argument: the recording decides
+                arg = arg.data
+            registers.append(arg)
+        registers += self._template
+        self._check(registers)
+        for kernel, read, write, free, also_free in self._steps:  # see _steps
+            registers[write] = kernel(*read(registers))
+            registers[free] = registers[also_free] = None
+        outputs = self._outputs(registers)  # the loss, the gradients, the loss again
+        return outputs[0], outputs[1:-1]
+
+
+def _steps(body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int], spare: int):
+    """The records a replay runs: ``(kernel, read, write, free, also_free)`` for
+    ``registers[write] = kernel(*read(registers))``, then ``registers[free]`` and
+    ``registers[also_free]`` cleared (``spare``, a register that always holds ``None``, when
+    there is nothing to free).
+
+    A kernel is the ``forward`` of a copy of the recorded op; ``read`` is an
+    :func:`operator.itemgetter` (of a one-register slice for one input), so the replay loop does
+    as little as it can in Python per kernel.
+    """
+    steps = []
+    for (op, reads, write, out), dead in zip(body, _last_uses(body, returned)):
+        kernel = _detached(op).forward
+        if out.ndim == 0:  # the result may be a NumPy scalar: an array, as Op.apply makes it
+            kernel = _as_array(kernel)
+        read = itemgetter(slice(reads[0], reads[0] + 1)) if len(reads) == 1 else itemgetter(*reads)
+        frees = [*dead, spare, spare]
+        steps.append((kernel, read, write, frees[0], frees[1]))
+        for position in range(2, len(dead), 2):  # more to free: records that only free
+            steps.append((_nothing, _no_inputs, spare, *frees[position : position + 2]))
+    return steps
+
+
+def _as_array(kernel: Callable[..., Any]) -> Callable[..., np.ndarray]:
+    def array_kernel(*arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(kernel(*arrays))
+
+    return array_kernel
+
+
+def _nothing() -> None:
+    return None
+
+
+_no_inputs = itemgetter(slice(0, 0))
+
+
+def _last_uses(
+    body: Sequence[tuple[Op, list[int], int, Tensor]], returned: Sequence[int]
+) -> list[tuple[int, ...]]:
+    """Per record, the kernel results it reads for the last time (freed right after it)."""
+    last_use: dict[int, int] = {}
+    for position, (_, reads, _, _) in enumerate(body):
+        for register in reads:
+            last_use[register] = position
+    for register in returned:
+        last_use[register] = len(body)
+    written = {write for _, _, write, _ in body}
+    return [
+        tuple(sorted({r for r in reads if last_use[r] == position and r in written}))
+        for position, (_, reads, _, _) in enumerate(body)
+    ]
+
+
+def _listing(
+    body: Sequence[tuple[Op, list[int], int, Tensor]],
+    labels: Sequence[str],
+    returned: Sequence[int],
+    arguments: int,
+    guarded: tuple[int, int],
+) -> str:
+    """A readable listing of a program (text, never executed): one line per kernel record,
+    with the results it frees."""
+
+    def names(registers: Iterable[int]) -> str:
+        return ", ".join(labels[r] for r in registers)
+
+    lines = [
+        f"program({names(range(arguments))})",
+        f"  guards: {guarded[0]} state tensors, {guarded[1]} modules",
+    ]
+    for (op, reads, write, _), dead in zip(body, _last_uses(body, returned)):
+        name = op.name if op.name.isidentifier() else repr(op.name)
+        lines.append(f"  {labels[write]} = {name}({names(reads)})")
+        if dead:
+            lines.append(f"  free {names(dead)}")
+    lines.append(f"  return {labels[returned[0]]}, ({names(returned[1:])})")
+    return "\n".join(lines)
 
 
 def _paired_leaves(first: _Recorder, second: _Recorder) -> dict[int, Tensor]:
     """Walk both tapes side by side; map each tensor the second one reads but did not produce
-    to its counterpart in the first. Raises if the two calls did not run the same ops."""
+    to its counterpart in the first. Raises if the two calls did not run the same ops with the
+    same parameters (axes, shapes, slices: compared by value)."""
     changed = _NotReplayable(
-        "two calls ran different ops (control flow that depends on values), so no single tape "
-        "replays the step"
+        "two calls ran different ops or the same ops with different parameters (control flow "
+        "or slices that depend on values), so no single tape replays the step"
     )
     if len(first.events) != len(second.events) or len(first.leaf_grads) != len(second.leaf_grads):
         raise changed
     counterpart: dict[int, Tensor] = {}
     for (op1, inputs1, out1), (op2, inputs2, out2) in zip(first.events, second.events):
-        if (
-            type(op1) is not type(op2)
-            or len(inputs1) != len(inputs2)
-            or _op_key(op1, (), False) != _op_key(op2, (), False)
-        ):
+        key1 = _hashable(_parameters(op1, _layout))
+        key2 = _hashable(_parameters(op2, _layout))
+        if type(op1) is not type(op2) or len(inputs1) != len(inputs2) or key1 is None:
+            raise changed
+        if key1 != key2:
             raise changed
         for a, b in zip(inputs1, inputs2):
             if counterpart.setdefault(id(b), a) is not a or a.shape != b.shape:
                 raise changed
         counterpart[id(out2)] = out1
     return counterpart
+
+
+def _uniform(array: np.ndarray) -> bool:
+    """Whether every element is the same (a Python number, a seed, zeros): what a constant
+    the step builds anew may be, since only such values can come from code alone."""
+    if array.size <= 1:
+        return True
+    first = array.flat[0]
+    return bool(np.all((array == first) | (np.isnan(array) & np.isnan(first))))
 
 
 def _equal_arrays(a: np.ndarray, b: np.ndarray) -> bool:
@@ -503,27 +1096,6 @@ def _detached(op: Op) -> Op:
     clone = copy.copy(op)
     clone.inputs = ()
     return clone
-
-
-def _with_frees(
-    body: list[tuple[int, tuple[Tensor, ...], str]], names: dict[int, str], outputs
-) -> list[str]:
-    """The kernel lines, each followed by ``del`` of the temporaries it used for the last time."""
-    last_use = {}
-    for position, (_, inputs, _) in enumerate(body):
-        for t in inputs:
-            last_use[id(t)] = position
-    for t in outputs:
-        last_use[id(t)] = len(body)
-    lines = []
-    for position, (_, inputs, line) in enumerate(body):
-        lines.append(line)
-        dead = sorted(
-            {n for t in inputs if last_use[id(t)] == position and (n := names[id(t)])[0] == "t"}
-        )
-        if dead:
-            lines.append(f"    del {', '.join(dead)}")
-    return lines
 
 
 def _without_repeats(events: Sequence[_Event]) -> list[_Event]:
@@ -547,29 +1119,12 @@ def _without_repeats(events: Sequence[_Event]) -> list[_Event]:
     return kept
 
 
-def _op_key(op: Op, inputs: tuple[Tensor, ...], arrays_by_identity: bool = True) -> Hashable:
-    """What makes two applications compute the same array; ``None`` if it cannot be told.
-
-    Array parameters count by identity, or else by shape and dtype only: an index array is
-    frozen at its recorded value, like any Python value the step reads.
-    """
-    parameters = []
-    for name, value in sorted(vars(op).items()):
-        if name in _GRAPH_FIELDS:
-            continue
-        if isinstance(value, np.ndarray):
-            value = ("array", id(value) if arrays_by_identity else (value.shape, value.dtype))
-        elif isinstance(value, dict):
-            value = tuple(sorted(value.items()))
-        try:
-            hash(value)
-        except TypeError:
-            return None
-        parameters.append((name, value))
-    return type(op), tuple(parameters), tuple(id(t) for t in inputs)
-
-
-_GRAPH_FIELDS = frozenset({"inputs", "needs_input_grad", "sequence", "created_at"})
+def _op_key(op: Op, inputs: Iterable[Tensor]) -> Hashable:
+    """What makes two applications compute the same array; ``None`` if it cannot be told."""
+    parameters = _hashable(_parameters(op, lambda array: ("array", id(array))))
+    if parameters is None:
+        return None
+    return type(op), parameters, tuple(id(t) for t in inputs)
 
 
 def _needed(events: Sequence[_Event], outputs: Sequence[Tensor]) -> list[bool]:
