@@ -740,7 +740,16 @@ def _layout(array: np.ndarray) -> Hashable:
     return "array", array.dtype.str, array.shape, array.flags.c_contiguous, array.flags.f_contiguous
 
 
-_GRAPH_FIELDS = frozenset({"inputs", "needs_input_grad", "sequence", "created_at"})
+_GRAPH_FIELDS = frozenset(
+    {
+        "inputs",
+        "needs_input_grad",
+        "sequence",
+        "created_at",
+        "saved_versions",
+        "saved_output_version",
+    }
+)
 
 
 def _has_array(value: Any) -> bool:
