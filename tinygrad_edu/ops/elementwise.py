@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import dtypes
 from ..graph import Op
 from ..tensor import Tensor
 from .common import add_tangents, constant, quiet
@@ -95,16 +96,13 @@ def where(condition: object, x: object, y: object) -> Tensor:
     """``x`` where ``condition`` holds, else ``y`` (``torch.where``).
 
     ``condition`` is a constant mask (a boolean Tensor or array); the gradient flows to ``x``
-    where it holds and to ``y`` elsewhere. A Python number beside a Tensor takes its dtype.
+    where it holds and to ``y`` elsewhere. ``x`` and ``y`` are promoted like an operator's
+    operands (:func:`tinygrad_edu.dtypes.operands`: a Python number is weak).
     """
     mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if mask.dtype != bool:
         mask = mask.astype(bool)
-    if isinstance(x, Tensor):
-        return Where.apply(x, x._other(y), condition=mask)
-    if isinstance(y, Tensor):
-        return Where.apply(y._other(x), y, condition=mask)
-    return Where.apply(constant(x), constant(y), condition=mask)
+    return Where.apply(*dtypes.pair(x, y, "where"), condition=mask)
 
 
 def gate(g: Tensor, mask: np.ndarray) -> Tensor:
