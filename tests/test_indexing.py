@@ -92,7 +92,7 @@ def test_out_of_range_indices_raise_index_error(shape, data):
         np.array([0.0, 1.0]),
         [0.0, 1.0],
         Tensor(np.array([0.0, 1.0])),
-        Tensor([0, 1]),  # a list of ints becomes float32: refused, not truncated
+        Tensor([0.0, 1.0]),  # float32: refused, not truncated
         (slice(None), Tensor(np.array([1.5]))),
         1.0,
     ],
