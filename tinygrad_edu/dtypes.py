@@ -231,8 +231,12 @@ def operands(a: Tensor, b: Any, op: str) -> tuple[Tensor, Tensor]:
     if isinstance(b, Tensor):
         if b.data.dtype is da and da.kind == "f":
             return a, b
-    elif b.__class__ in _PYTHON_NUMBERS and da.kind == "f":
-        return a, Tensor._wrap(np.asarray(b, da))
+    elif b.__class__ is float or b.__class__ is int:
+        kind = da.kind
+        if kind == "f":
+            return a, Tensor._wrap(np.asarray(b, da))
+        if b.__class__ is int and kind in "iu" and op != "div":
+            return a, Tensor._wrap(_number_array(b, da))
     elif python_dtype(b) is None:
         b = Tensor(b)
     return _promoted(a, b, op)
