@@ -276,6 +276,15 @@ def test_floating_functions_of_integer_tensors_are_float32():
     assert x.softmax().dtype == np.float32 and x.mean().dtype == np.float32
 
 
+def test_clipping_an_integer_tensor_at_a_float_bound_is_float32():
+    x = Tensor([1, 2, 3])
+    assert x.clip(0, 2).dtype == np.int64 and x.clamp(max=2).dtype == np.int64
+    y = x.clip(1.5, 2.5)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [1.5, 2.0, 2.5])
+    assert Tensor(np.array([1, 5], np.int32)).clip(0, 3).dtype == np.int32
+
+
 def test_joining_tensors_promotes_like_pytorch():
     ints, floats = Tensor(np.arange(2)), Tensor(np.ones(2, dtype=np.float32))
     assert tg.cat([ints, floats]).dtype == np.float32

@@ -674,10 +674,15 @@ class Tensor:
         return ops.Trunc.apply(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``."""
+        """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``. An integer
+        tensor with a float bound computes in float32 (promotion, as in ``torch.clamp``)."""
         if lo is None and hi is None:
             raise ValueError("clip: give lo, hi or both")
-        return ops.Clip.apply(self, lo=lo, hi=hi)
+        x = self
+        if x.data.dtype.kind != "f":
+            bounds = [bound for bound in (lo, hi) if bound is not None]
+            x = dtypes.cast(x, dtypes.result_type(x, *bounds))
+        return ops.Clip.apply(x, lo=lo, hi=hi)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
         """PyTorch's name for :meth:`clip`."""
