@@ -73,12 +73,8 @@ _KIND_NAMES = {
     "c": "complex",
 }
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
-#: ops that PyTorch refuses on two booleans, with its advice
-_NO_BOOL = {
-    "pow": "convert one operand with .astype(np.int64) or .astype(np.float32)",
-    "floor_divide": "convert one operand with .astype(np.int64) or .astype(np.float32)",
-    "remainder": "convert one operand with .astype(np.int64) or .astype(np.float32)",
-}
+#: ops that PyTorch refuses on two booleans
+_NO_BOOL = frozenset({"pow", "floor_divide", "remainder"})
 
 
 # ------------------------------------------------------------------------------- the contract
@@ -208,7 +204,10 @@ def _op_dtype(op: str, dtype: np.dtype, a: Tensor, b: Any) -> np.dtype:
             "logical_xor() for masks, or convert with .astype(np.int64)"
         )
     if dtype.kind == "b" and op in _NO_BOOL:
-        raise TypeError(f"{op} of two boolean operands is not supported; {_NO_BOOL[op]}")
+        raise TypeError(
+            f"{op} of two boolean operands is not supported (as in PyTorch); convert one "
+            "with .astype(np.int64) or .astype(np.float32)"
+        )
     return dtype
 
 
