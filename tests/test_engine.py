@@ -223,9 +223,9 @@ def test_dtypes_are_kept():
 
 
 def test_constructor_conversions():
-    assert Tensor(1).dtype == np.float32
-    assert Tensor([1, 2]).dtype == np.float32
-    assert Tensor(np.arange(3)).dtype == np.float32
+    assert Tensor(1).dtype == np.int64  # PyTorch's dtypes (issue 21)
+    assert Tensor([1, 2]).dtype == np.int64 and Tensor([1.0, 2]).dtype == np.float32
+    assert Tensor(np.arange(3, dtype=np.int32)).dtype == np.int32
     assert Tensor(np.arange(3), dtype=np.int64).dtype == np.int64
     assert Tensor(np.ones(2)).dtype == np.float64
     arr = np.ones(2)

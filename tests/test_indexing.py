@@ -92,7 +92,7 @@ def test_out_of_range_indices_raise_index_error(shape, data):
         np.array([0.0, 1.0]),
         [0.0, 1.0],
         Tensor(np.array([0.0, 1.0])),
-        Tensor([0, 1]),  # a list of ints becomes float32: refused, not truncated
+        Tensor([0.0, 1.0]),  # float32: refused, not truncated
         (slice(None), Tensor(np.array([1.5]))),
         1.0,
     ],
@@ -136,3 +136,19 @@ def test_integer_tensor_index_with_repeats():
     y = x[Tensor(np.array([3, 3, -1, 0]), dtype=np.int64)]
     (g,) = tg.grad(y.sum(), [x])
     np.testing.assert_array_equal(g.data, [1.0, 0.0, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_integer_tensors_made_from_integer_data_index(dtype):
+    """``Tensor(np.array([0, 2]))`` keeps its integer dtype, so it indexes like the array."""
+    x = Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    index = Tensor(np.array([0, 2, 2], dtype=dtype))
+    assert index.dtype == dtype
+    y = x[index]
+    np.testing.assert_array_equal(y.data, x.data[[0, 2, 2]])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data[:, 0], [1, 0, 2, 0])
+    np.testing.assert_array_equal(x[Tensor([1, 3])].data, x.data[[1, 3]])
+    mask = x > 5
+    assert mask.dtype == np.bool_
+    np.testing.assert_array_equal(x[mask].data, x.data[x.data > 5])

@@ -272,3 +272,23 @@ def test_float32_stays_float32_through_every_loss():
     loss = F.binary_cross_entropy(probability, target, "sum")
     (gradient,) = tg.grad(loss, [target], create_graph=True)  # the clamped-log rule
     assert gradient.dtype == np.float32 and np.isfinite(gradient.data).all()
+
+
+@pytest.mark.parametrize("labels", [[0, 2, 1], np.array([0, 2, 1]), np.array([0, 2, 1], np.int32)])
+def test_cross_entropy_takes_integer_tensor_labels(labels):
+    """``Tensor(labels)`` keeps integer labels integer (int64 from Python ints), so the PyTorch
+    idiom ``CrossEntropyLoss()(logits, Tensor(labels))`` works and equals passing the array."""
+    logits = Tensor(np.random.default_rng(3).standard_normal((3, 4)), requires_grad=True)
+    target = Tensor(labels)
+    assert target.dtype.kind == "i"
+    loss = nn.CrossEntropyLoss()(logits, target)
+    np.testing.assert_allclose(loss.data, F.cross_entropy(logits, np.asarray(labels)).data)
+    loss.backward()
+    assert logits.grad.shape == (3, 4)
+
+
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
+def test_float_class_labels_are_refused_naming_the_dtype(loss):
+    logits = Tensor(np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match=r"class indices must be integers, got dtype float32"):
+        loss(logits, Tensor([0.0, 2.0, 1.0]))

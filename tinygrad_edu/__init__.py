@@ -11,6 +11,7 @@ from . import data, nn, optim
 from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .compile import CompileWarning, compile
+from .dtypes import promote_types, result_type
 from .forward import jvp, vjp
 from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -81,9 +82,11 @@ __all__ = [
     "ones",
     "ones_like",
     "optim",
+    "promote_types",
     "rand",
     "randint",
     "randn",
+    "result_type",
     "save",
     "stack",
     "tensordot",

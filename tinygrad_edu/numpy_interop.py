@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import dtypes
 from .forward import carries_tangent
 from .ops import einsum, tensordot, where
 from .tensor import Tensor
@@ -39,6 +40,22 @@ UFUNC_METHODS = {
     "greater_equal": "__ge__",
     "equal": "__eq__",
     "not_equal": "__ne__",
+}
+
+#: Tensor method -> the method of the other operand that computes the same thing
+REFLECTED = {
+    "__add__": "__radd__",
+    "__sub__": "__rsub__",
+    "__mul__": "__rmul__",
+    "__truediv__": "__rtruediv__",
+    "__pow__": "__rpow__",
+    "__matmul__": "__rmatmul__",
+    "__lt__": "__gt__",
+    "__le__": "__ge__",
+    "__gt__": "__lt__",
+    "__ge__": "__le__",
+    "__eq__": "__eq__",
+    "__ne__": "__ne__",
 }
 
 
@@ -181,6 +198,10 @@ def ufunc(fn: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     name = UFUNC_METHODS.get(fn.__name__, fn.__name__)
     if method == "__call__" and not kwargs and hasattr(Tensor, name):
         first, *rest = inputs
+        if len(rest) == 1 and name in REFLECTED and not isinstance(first, Tensor):
+            # ``np.float64(2) * t`` is ``t.__rmul__(np.float64(2))``: a NumPy scalar stays a
+            # weak number in the promotion, as in PyTorch
+            return getattr(rest[0], REFLECTED[name])(first)
         return getattr(_as_tensor(first), name)(*rest)
     if "out" in kwargs:
         raise TypeError(f"np.{fn.__name__}(..., out=...) cannot write into a Tensor")
@@ -193,7 +214,9 @@ def ufunc(fn: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     result = _on_plain_arrays(
         fn.__name__, lambda: getattr(fn, method)(*plain, **kwargs), (inputs, kwargs)
     )
-    return Tensor._wrap(result) if isinstance(result, np.ndarray) else result
+    if isinstance(result, np.ndarray):
+        return Tensor._wrap(dtypes.check_array(result, f"np.{fn.__name__}"))
+    return result
 
 
 def function(fn: Callable, args: tuple, kwargs: dict) -> Any:

@@ -35,14 +35,23 @@ class Tensor:
     Parameters
     ----------
     data
-        Array-like values. A NumPy floating array keeps its dtype and is *not* copied (the tensor
-        shares its memory, like ``torch.from_numpy``). Python scalars, lists and integer arrays
-        become ``float32`` unless ``dtype`` says otherwise; boolean data stays boolean (masks).
+        Array-like numbers, with PyTorch's dtypes: Python floats become ``float32``, Python ints
+        ``int64`` and Python bools ``bool`` (also inside nested lists: ``[1, 2.5]`` is float32).
+        A NumPy array keeps its dtype and is *not* copied (the tensor shares its memory, like
+        ``torch.from_numpy``); NumPy scalars and Tensors keep their dtype too. Strings, objects,
+        structured, datetime and complex data raise ``TypeError``.
     requires_grad
         Whether :meth:`backward` should compute a gradient for this tensor. Only floating-point
-        tensors can require gradients.
+        tensors can require gradients (``TypeError`` otherwise).
     dtype
-        Optional NumPy dtype to convert the data to.
+        Optional numeric dtype to convert the data to, always honoured: a NumPy dtype, its name
+        (``"float64"``) or ``float`` / ``int`` / ``bool`` (float64, int64, bool, as in
+        :func:`numpy.dtype`).
+
+    Operations promote dtypes like PyTorch (``torch.result_type``, see :mod:`tinygrad_edu.dtypes`):
+    ``int64_t + float32_t`` is float32, a Python number takes the tensor's dtype when it fits
+    its kind (``int32_t * 2`` stays int32, ``float32_t * 0.5`` float32, ``int32_t * 0.5`` is
+    float32) and ``int_t / int_t`` is float32.
 
     Examples
     --------
@@ -64,7 +73,7 @@ class Tensor:
     )
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = _as_array(data, dtype)
+        self.data = creation.array(data.data if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
         self._node = None
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
@@ -326,15 +335,22 @@ class Tensor:
         return graph_to_dot(self, names)
 
     # ------------------------------------------------------------------------ constructors
+    # The arrays come from :mod:`tinygrad_edu.creation`; default dtypes are PyTorch's.
     @staticmethod
-    def zeros(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False):
-        """A tensor of zeros; ``Tensor.zeros(2, 3)`` and ``Tensor.zeros((2, 3))`` both work."""
-        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+    def zeros(
+        *shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """A tensor of zeros (float32 unless ``dtype`` says otherwise); ``Tensor.zeros(2, 3)``
+        and ``Tensor.zeros((2, 3))`` both work."""
+        data = creation.full(_shape_arg(shape), 0.0, dtype)
+        return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
-    def ones(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False):
-        """A tensor of ones; ``Tensor.ones(2, 3)`` and ``Tensor.ones((2, 3))`` both work."""
-        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+    def ones(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """A tensor of ones (float32 unless ``dtype`` says otherwise); ``Tensor.ones(2, 3)``
+        and ``Tensor.ones((2, 3))`` both work."""
+        data = creation.full(_shape_arg(shape), 1.0, dtype)
+        return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
     def full(
@@ -343,9 +359,7 @@ class Tensor:
         """A tensor of ``fill_value``: float32 for a float, int64 for an int, bool for a bool,
         unless ``dtype`` says otherwise (``torch.full``)."""
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        dtype = _default_dtype(fill_value) if dtype is None else dtype
-        data = np.full(shape, fill_value, dtype=dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+        return Tensor(creation.full(shape, fill_value, dtype), requires_grad=requires_grad)
 
     def zeros_like(self, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         """Zeros of this tensor's shape (and dtype, unless ``dtype`` is given)."""
@@ -357,54 +371,58 @@ class Tensor:
 
     def full_like(self, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         """``fill_value`` in this tensor's shape (and dtype, unless ``dtype`` is given)."""
-        data = np.full(self.shape, fill_value, dtype=self.dtype if dtype is None else dtype)
-        return Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+        data = creation.full_like(self.data, fill_value, dtype)
+        return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
     def arange(
-        start: float, end: float | None = None, step: float = 1, dtype: Any = None
+        start: float,
+        end: float | None = None,
+        step: float = 1,
+        dtype: Any = None,
+        requires_grad: bool = False,
     ) -> Tensor:
         """``start, start + step, ...`` below ``end`` (``arange(n)`` counts ``0 .. n-1``); int64
-        when every argument is an integer, else float32 (``torch.arange``)."""
+        when every argument is an integer, else float32, unless ``dtype`` says otherwise
+        (``torch.arange``)."""
         if end is None:
             start, end = 0, start
-        if step == 0:
-            raise ValueError("arange: step must not be 0")
-        if dtype is None:
-            whole = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-            dtype = np.int64 if whole else np.float32
-        return Tensor(np.arange(start, end, step, dtype=np.float64), dtype=dtype)
+        return Tensor(creation.arange(start, end, step, dtype), requires_grad=requires_grad)
 
     @staticmethod
-    def linspace(start: float, end: float, steps: int, dtype: Any = np.float32) -> Tensor:
-        """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
-        if steps < 0:
-            raise ValueError(f"linspace: steps must be >= 0, got {steps}")
-        return Tensor(np.linspace(start, end, steps, dtype=np.float64), dtype=dtype)
+    def linspace(
+        start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False
+    ) -> Tensor:
+        """``steps`` evenly spaced values from ``start`` to ``end``, both included (float32
+        unless ``dtype`` says otherwise)."""
+        return Tensor(creation.linspace(start, end, steps, dtype), requires_grad=requires_grad)
 
     @staticmethod
-    def eye(n: int, m: int | None = None, dtype: Any = np.float32) -> Tensor:
-        """The ``n x m`` identity matrix (ones on the diagonal, ``m`` defaults to ``n``)."""
-        return Tensor(np.eye(n, m, dtype=dtype))
+    def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        """The ``n x m`` identity matrix (ones on the diagonal, ``m`` defaults to ``n``; float32
+        unless ``dtype`` says otherwise)."""
+        return Tensor(creation.eye(n, m, dtype), requires_grad=requires_grad)
 
     @staticmethod
     def rand(
         *shape: int | Sequence[int],
         rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
+        dtype: Any = None,
         requires_grad: bool = False,
     ) -> Tensor:
-        """Uniform samples from ``[0, 1)``; ``rng`` is a ``numpy.random.Generator`` or a seed."""
+        """Uniform samples from ``[0, 1)``; ``rng`` is a ``numpy.random.Generator`` or a seed;
+        ``dtype`` is a floating dtype (float32 by default)."""
         return Tensor.uniform(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
 
     @staticmethod
     def randn(
         *shape: int | Sequence[int],
         rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
+        dtype: Any = None,
         requires_grad: bool = False,
     ) -> Tensor:
-        """Standard-normal samples; ``rng`` is a ``numpy.random.Generator`` or a seed."""
+        """Standard-normal samples; ``rng`` is a ``numpy.random.Generator`` or a seed; ``dtype``
+        is a floating dtype (float32 by default)."""
         return Tensor.normal(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
 
     @staticmethod
@@ -413,15 +431,11 @@ class Tensor:
         high: int | None = None,
         size: Sequence[int] = (),
         rng: np.random.Generator | int | None = None,
-        dtype: Any = np.int64,
+        dtype: Any = None,
     ) -> Tensor:
-        """Integers drawn uniformly from ``[low, high)`` (from 0 when ``high`` is omitted)."""
-        if high is None:
-            low, high = 0, low
-        if high <= low:
-            raise ValueError(f"randint: needs low < high, got {low} and {high}")
-        data = np.random.default_rng(rng).integers(low, high, size=tuple(size), dtype=np.int64)
-        return Tensor(data, dtype=dtype)
+        """Integers drawn uniformly from ``[low, high)`` (from 0 when ``high`` is omitted);
+        int64 unless ``dtype`` says otherwise."""
+        return Tensor(creation.randint(low, high, size, rng, dtype))
 
     @staticmethod
     def uniform(
@@ -429,12 +443,12 @@ class Tensor:
         low: float = 0.0,
         high: float = 1.0,
         rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
+        dtype: Any = None,
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples from the uniform distribution on ``[low, high)`` (an initialiser)."""
-        data = np.random.default_rng(rng).uniform(low, high, _shape_arg(shape))
-        return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
+        data = creation.uniform(_shape_arg(shape), low, high, rng, dtype)
+        return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
     def normal(
@@ -442,12 +456,12 @@ class Tensor:
         mean: float = 0.0,
         std: float = 1.0,
         rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
+        dtype: Any = None,
         requires_grad: bool = False,
     ) -> Tensor:
         """Samples from the normal distribution with ``mean`` and ``std`` (an initialiser)."""
-        data = np.random.default_rng(rng).normal(mean, std, _shape_arg(shape))
-        return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
+        data = creation.normal(_shape_arg(shape), mean, std, rng, dtype)
+        return Tensor(data, requires_grad=requires_grad)
 
     @staticmethod
     def stack(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
@@ -481,89 +495,57 @@ class Tensor:
         return ops.Concatenate.apply(*tensors, axis=0)
 
     # ------------------------------------------------------------------------ arithmetic
-    def _other(self, other: ArrayLike) -> Tensor:
-        """``other`` as a Tensor for a binary op with ``self``, promoted like NumPy/PyTorch.
-
-        Python numbers are *weak*: they take the tensor's dtype when that can hold them
-        (``float32_t * 0.5`` stays float32), and a float meeting an integer or boolean tensor
-        becomes float32 (``int_t * 0.5`` is a float32 result, never a truncated zero).
-        """
-        if isinstance(other, Tensor):
-            return other
-        if isinstance(other, (bool, int, float)):
-            return Tensor._wrap(np.asarray(other, dtype=_weak_scalar_dtype(self.dtype, other)))
-        if _is_float_array(other) or self.data.dtype.kind not in _FLOAT_KINDS:
-            return Tensor(np.asarray(other))
-        return Tensor(other, dtype=self.data.dtype)
-
-    def _operands(self, other: ArrayLike) -> tuple[Tensor, Tensor]:
-        """``(self, other)`` ready for a binary op: :meth:`_other`, and an integer or boolean
-        tensor meeting a Python float becomes float32 itself (NumPy would make float64 of an
-        int32/int64 array and a float32 scalar)."""
-        b = self._other(other)
-        if isinstance(other, float) and self.data.dtype.kind not in _FLOAT_KINDS:
-            return Tensor._wrap(self.data.astype(b.data.dtype)), b
-        return self, b
-
+    # ``dtypes.operands`` promotes like PyTorch (``torch.result_type``) and names the operation
+    # for the dtype rules that depend on it (true division of integers, booleans).
     def __add__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(*self._operands(other))
+        return ops.Add.apply(*operands(self, other, "add"))
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(*self._operands(other)[::-1])
+        return ops.Add.apply(*operands(self, other, "add")[::-1])
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(*self._operands(other))
+        return ops.Sub.apply(*operands(self, other, "sub"))
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(*self._operands(other)[::-1])
+        return ops.Sub.apply(*operands(self, other, "sub")[::-1])
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(*self._operands(other))
+        return ops.Mul.apply(*operands(self, other, "mul"))
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(*self._operands(other)[::-1])
+        return ops.Mul.apply(*operands(self, other, "mul")[::-1])
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*self._division_operands(other))
+        return ops.Div.apply(*operands(self, other, "div"))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*self._division_operands(other)[::-1])
-
-    def _division_operands(self, other: ArrayLike) -> tuple[Tensor, Tensor]:
-        """:meth:`_operands` for true division, where integers divide as float64 (NumPy), so a
-        Python int beyond an integer tensor's range (``uint8_t / -1``) still divides."""
-        kind = self.data.dtype.kind
-        if isinstance(other, int) and not isinstance(other, bool) and kind in "iub":
-            limits = np.iinfo(self.data.dtype if kind in "iu" else np.int64)
-            if not limits.min <= other <= limits.max:
-                return self, Tensor._wrap(np.asarray(float(other)))
-        return self._operands(other)
+        return ops.Div.apply(*operands(self, other, "div")[::-1])
 
     def __pow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(*self._operands(other))
+        return ops.Pow.apply(*operands(self, other, "pow"))
 
     def __rpow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(*self._operands(other)[::-1])
+        return ops.Pow.apply(*operands(self, other, "pow")[::-1])
 
     def __mod__(self, other: ArrayLike) -> Tensor:
         """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
-        return ops.Remainder.apply(*self._operands(other))
+        return ops.Remainder.apply(*operands(self, other, "remainder"))
 
     def __rmod__(self, other: ArrayLike) -> Tensor:
-        return ops.Remainder.apply(*self._operands(other)[::-1])
+        return ops.Remainder.apply(*operands(self, other, "remainder")[::-1])
 
     def __floordiv__(self, other: ArrayLike) -> Tensor:
         """``floor(a / b)``; its gradient is 0."""
-        return ops.FloorDivide.apply(*self._operands(other))
+        return ops.FloorDivide.apply(*operands(self, other, "floor_divide"))
 
     def __rfloordiv__(self, other: ArrayLike) -> Tensor:
-        return ops.FloorDivide.apply(*self._operands(other)[::-1])
+        return ops.FloorDivide.apply(*operands(self, other, "floor_divide")[::-1])
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(*self._operands(other))
+        return ops.MatMul.apply(*operands(self, other, "matmul"))
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(*self._operands(other)[::-1])
+        return ops.MatMul.apply(*operands(self, other, "matmul")[::-1])
 
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
@@ -579,39 +561,45 @@ class Tensor:
 
     def maximum(self, other: ArrayLike) -> Tensor:
         """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
-        return ops.Maximum.apply(*self._operands(other))
+        return ops.Maximum.apply(*operands(self, other, "maximum"))
 
     def minimum(self, other: ArrayLike) -> Tensor:
         """Elementwise smaller value; at a tie each side gets half the gradient."""
-        return ops.Minimum.apply(*self._operands(other))
+        return ops.Minimum.apply(*operands(self, other, "minimum"))
 
     def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
         """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""
-        return self + (self._other(end) - self) * weight
+        start, end = operands(self, end, "lerp")
+        return start + (end - start) * weight
 
     def where(self, condition: ArrayLike, other: ArrayLike) -> Tensor:
         """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
         return ops.where(condition, self, other)
 
-    # Comparisons are not differentiable: they return boolean tensors (masks) with no graph.
-    # ``==`` compares elementwise like NumPy and PyTorch; graphs key tensors by identity.
+    # Comparisons are not differentiable: they return boolean tensors (masks) with no graph,
+    # comparing in the promoted dtype. ``==`` compares elementwise like NumPy and PyTorch (and,
+    # like PyTorch, ``t == None`` is False); graphs key tensors by identity.
     def __lt__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data < _plain(other)))
+        return _compare(np.less, self, other)
 
     def __le__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data <= _plain(other)))
+        return _compare(np.less_equal, self, other)
 
     def __gt__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data > _plain(other)))
+        return _compare(np.greater, self, other)
 
     def __ge__(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.asarray(self.data >= _plain(other)))
+        return _compare(np.greater_equal, self, other)
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(np.asarray(self.data == _plain(other)))
+        if not _comparable(other):
+            return NotImplemented
+        return _compare(np.equal, self, other)
 
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(np.asarray(self.data != _plain(other)))
+        if not _comparable(other):
+            return NotImplemented
+        return _compare(np.not_equal, self, other)
 
     __hash__ = object.__hash__  # hashing (dicts, sets) stays by identity, as in PyTorch
     lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
@@ -652,9 +640,10 @@ class Tensor:
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
     def astype(self, dtype: Any) -> Tensor:
-        """This tensor in ``dtype``. Between floating dtypes the gradient flows (cast back);
-        to an integer or boolean dtype the result is a constant. The same dtype returns ``self``."""
-        dtype = np.dtype(dtype)
+        """This tensor in the numeric ``dtype`` (``TypeError`` for others). Between floating
+        dtypes the gradient flows (cast back); to an integer or boolean dtype the result is a
+        constant. The same dtype returns ``self``."""
+        dtype = dtypes.as_dtype(dtype, "astype")
         if dtype == self.dtype:
             return self
         if dtype.kind in _FLOAT_KINDS and self.data.dtype.kind in _FLOAT_KINDS:
@@ -662,90 +651,91 @@ class Tensor:
         return Tensor._wrap(self.data.astype(dtype))
 
     # ------------------------------------------------------------------------ elementwise maths
+    # Floating functions of an integer or boolean tensor compute in float32 (``floating``).
     def abs(self) -> Tensor:
         return ops.Abs.apply(self)
 
     def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
+        return ops.Exp.apply(floating(self))
 
     def log(self) -> Tensor:
-        return ops.Log.apply(self)
+        return ops.Log.apply(floating(self))
 
     def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(self)
+        return ops.Sqrt.apply(floating(self))
 
     def sigmoid(self) -> Tensor:
-        return ops.Sigmoid.apply(self)
+        return ops.Sigmoid.apply(floating(self))
 
     def tanh(self) -> Tensor:
-        return ops.Tanh.apply(self)
+        return ops.Tanh.apply(floating(self))
 
     def relu(self) -> Tensor:
         return ops.ReLU.apply(self)
 
     def sin(self) -> Tensor:
-        return ops.Sin.apply(self)
+        return ops.Sin.apply(floating(self))
 
     def cos(self) -> Tensor:
-        return ops.Cos.apply(self)
+        return ops.Cos.apply(floating(self))
 
     def tan(self) -> Tensor:
-        return ops.Tan.apply(self)
+        return ops.Tan.apply(floating(self))
 
     def asin(self) -> Tensor:
-        return ops.Asin.apply(self)
+        return ops.Asin.apply(floating(self))
 
     def acos(self) -> Tensor:
-        return ops.Acos.apply(self)
+        return ops.Acos.apply(floating(self))
 
     def atan(self) -> Tensor:
-        return ops.Atan.apply(self)
+        return ops.Atan.apply(floating(self))
 
     def sinh(self) -> Tensor:
-        return ops.Sinh.apply(self)
+        return ops.Sinh.apply(floating(self))
 
     def cosh(self) -> Tensor:
-        return ops.Cosh.apply(self)
+        return ops.Cosh.apply(floating(self))
 
     def asinh(self) -> Tensor:
-        return ops.Asinh.apply(self)
+        return ops.Asinh.apply(floating(self))
 
     def acosh(self) -> Tensor:
-        return ops.Acosh.apply(self)
+        return ops.Acosh.apply(floating(self))
 
     def atanh(self) -> Tensor:
-        return ops.Atanh.apply(self)
+        return ops.Atanh.apply(floating(self))
 
     # NumPy's spellings of the inverse functions (PyTorch accepts both too)
     arcsin, arccos, arctan = asin, acos, atan
     arcsinh, arccosh, arctanh = asinh, acosh, atanh
 
     def log2(self) -> Tensor:
-        return ops.Log2.apply(self)
+        return ops.Log2.apply(floating(self))
 
     def log10(self) -> Tensor:
-        return ops.Log10.apply(self)
+        return ops.Log10.apply(floating(self))
 
     def log1p(self) -> Tensor:
-        return ops.Log1p.apply(self)
+        return ops.Log1p.apply(floating(self))
 
     def exp2(self) -> Tensor:
-        return ops.Exp2.apply(self)
+        return ops.Exp2.apply(floating(self))
 
     def expm1(self) -> Tensor:
-        return ops.Expm1.apply(self)
+        return ops.Expm1.apply(floating(self))
 
     def rsqrt(self) -> Tensor:
-        return ops.Rsqrt.apply(self)
+        return ops.Rsqrt.apply(floating(self))
 
     def erf(self) -> Tensor:
-        return ops.Erf.apply(self)
+        return ops.Erf.apply(floating(self))
 
     def square(self) -> Tensor:
         return ops.Square.apply(self)
 
     def reciprocal(self) -> Tensor:
-        return ops.Reciprocal.apply(self)
+        return ops.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
         """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc)."""
@@ -765,10 +755,15 @@ class Tensor:
         return ops.Trunc.apply(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
-        """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``."""
+        """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``. An integer
+        tensor with a float bound computes in float32 (promotion, as in ``torch.clamp``)."""
         if lo is None and hi is None:
             raise ValueError("clip: give lo, hi or both")
-        return ops.Clip.apply(self, lo=lo, hi=hi)
+        x = self
+        if x.data.dtype.kind != "f":
+            bounds = [bound for bound in (lo, hi) if bound is not None]
+            x = dtypes.cast(x, dtypes.result_type(x, *bounds))
+        return ops.Clip.apply(x, lo=lo, hi=hi)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
         """PyTorch's name for :meth:`clip`."""
@@ -883,7 +878,7 @@ class Tensor:
         """``log(sum(exp(x)))`` computed without overflow (the maximum is taken out first)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("logsumexp", axis, keepdims, dim, keepdim)
-        return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+        return ops.LogSumExp.apply(floating(self), axis=axis, keepdims=keepdims)
 
     def norm(
         self,
@@ -962,10 +957,10 @@ class Tensor:
         return ops.Cumprod.apply(self, axis=_one_axis("cumprod", axis, dim))
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return ops.Softmax.apply(self, axis=axis if dim is None else dim)
+        return ops.Softmax.apply(floating(self), axis=axis if dim is None else dim)
 
     def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return ops.LogSoftmax.apply(self, axis=axis if dim is None else dim)
+        return ops.LogSoftmax.apply(floating(self), axis=axis if dim is None else dim)
 
     def sum_to(self, shape: tuple[int, ...]) -> Tensor:
         """Sum over broadcast axes so the result has ``shape`` (undoes NumPy broadcasting)."""
@@ -1111,27 +1106,6 @@ class Tensor:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _is_float_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray) and x.dtype.kind in _FLOAT_KINDS
-
-
-def _as_array(data: ArrayLike, dtype: Any) -> np.ndarray:
-    if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    if _is_float_array(data):
-        return data
-    if isinstance(data, np.generic) and data.dtype.kind in _FLOAT_KINDS:
-        return np.asarray(data)
-    array = np.asarray(data)
-    if array.dtype.kind == "b":
-        return array
-    if array.dtype.kind in "iuf":
-        return array.astype(np.float32)
-    raise TypeError(f"cannot make a Tensor from data of dtype {array.dtype}")
-
-
 def _shape_arg(shape: tuple) -> tuple[int, ...]:
     """Accept both ``f(2, 3)`` and ``f((2, 3))``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -1140,10 +1114,23 @@ def _shape_arg(shape: tuple) -> tuple[int, ...]:
 
 
 def _as_tensors(items: Sequence[ArrayLike], op: str) -> list[Tensor]:
+    """The tensors to join, in their promoted dtype (``torch.cat`` promotes like an operator)."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in items]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor")
-    return tensors
+    dtype = dtypes.promote_all([t.data.dtype for t in tensors])
+    return [t if t.data.dtype == dtype else dtypes.cast(t, dtype) for t in tensors]
+
+
+def _comparable(value: object) -> bool:
+    """Whether ``==`` compares elementwise (numbers and array-likes; ``t == None`` is False)."""
+    return isinstance(value, (Tensor, np.ndarray, np.generic, bool, int, float, list, tuple))
+
+
+def _compare(fn: np.ufunc, a: Tensor, other: ArrayLike) -> Tensor:
+    """A comparison in the promoted dtype: a boolean tensor, no graph."""
+    x, y = dtypes.arrays(a, other)
+    return Tensor._wrap(np.asarray(fn(x, y)))
 
 
 def _plain_index(index: Index) -> Index:
@@ -1194,37 +1181,17 @@ def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
     return axis
 
 
-def _default_dtype(value: Any) -> np.dtype:
-    """The dtype PyTorch gives a Python number: bool, int64, else float32."""
-    if isinstance(value, (bool, np.bool_)):
-        return np.dtype(bool)
-    if isinstance(value, (int, np.integer)):
-        return np.dtype(np.int64)
-    return np.dtype(np.float32)
-
-
-def _bitwise(fn: np.ufunc, *operands: Any) -> Tensor:
+def _bitwise(fn: np.ufunc, *values: Any) -> Tensor:
     """``& | ^ ~`` on boolean or integer tensors (masks); a constant result."""
-    arrays = [_plain(x) for x in operands]
+    arrays = [_plain(x) for x in values]
     if any(np.asarray(a).dtype.kind not in "biu" for a in arrays):
         raise TypeError(f"{fn.__name__} needs boolean or integer tensors (masks), not floats")
     return Tensor._wrap(np.asarray(fn(*arrays)))
 
 
-def _weak_scalar_dtype(tensor_dtype: np.dtype, scalar: bool | int | float) -> np.dtype:
-    """The dtype a Python number takes beside a tensor (see :meth:`Tensor._other`)."""
-    kind = tensor_dtype.kind
-    if kind in _FLOAT_KINDS:
-        return tensor_dtype
-    if isinstance(scalar, float):
-        return np.dtype(np.float32)
-    if kind in "iu" or isinstance(scalar, bool):
-        return tensor_dtype
-    return np.dtype(np.int64)  # an int meeting a boolean tensor
-
-
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
-# and every op module builds on the Tensor class defined above.
-from . import autograd, numpy_interop, ops  # noqa: E402
+# and every op module (and the dtype rules and constructors) builds on the Tensor class above.
+from . import autograd, creation, dtypes, numpy_interop, ops  # noqa: E402
+from .dtypes import floating, operands  # noqa: E402
 
 Tensor.amax, Tensor.amin = ops.amax, ops.amin  # ties always shared, as torch.amax

@@ -242,8 +242,8 @@ def indices(
 def python_scalars(allow_bool: bool = True, allow_int: bool = True, allow_float: bool = True):
     """Python numbers as they appear in user code: ``True``, ``3``, ``-2``, ``0.5``, ``-0.0``.
 
-    Ints stay within int8's range, so they fit every integer dtype (NumPy refuses a Python
-    int that does not fit an integer array's dtype, and so do we).
+    Ints stay within int8's range, so they fit every integer dtype (a Python int beyond an
+    integer tensor's dtype wraps around, as in PyTorch; NumPy refuses it).
     """
     choices = []
     if allow_bool:
@@ -266,8 +266,7 @@ INTEGER_DTYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8)
 def integer_arrays(shape: Shape | Any, dtypes: Sequence[Any] = INTEGER_DTYPES):
     """Boolean and integer arrays (signed and unsigned) of ``shape``, small values.
 
-    Wrap them with ``Tensor(a, dtype=a.dtype)`` -- ``Tensor(a)`` turns integer data into
-    float32 on purpose.
+    ``Tensor(a)`` keeps their dtype.
     """
 
     def values(dtype: Any):

@@ -8,9 +8,19 @@ from typing import Any
 import numpy as np
 
 from ..axes import Axis, kept_shape, normalize_axes
+from ..dtypes import operands, pair
 from ..tensor import Tensor
 
-__all__ = ["Axis", "add_tangents", "constant", "kept_shape", "normalize_axes", "quiet"]
+__all__ = [
+    "Axis",
+    "add_tangents",
+    "constant",
+    "kept_shape",
+    "normalize_axes",
+    "operands",
+    "pair",
+    "quiet",
+]
 
 
 def constant(array: Any) -> Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..graph import Op
 from ..tensor import Tensor
-from .common import add_tangents, constant, quiet
+from .common import add_tangents, constant, pair, quiet
 
 Chain = Callable[..., object]
 
@@ -95,16 +95,16 @@ def where(condition: object, x: object, y: object) -> Tensor:
     """``x`` where ``condition`` holds, else ``y`` (``torch.where``).
 
     ``condition`` is a constant mask (a boolean Tensor or array); the gradient flows to ``x``
-    where it holds and to ``y`` elsewhere. A Python number beside a Tensor takes its dtype.
+    where it holds and to ``y`` elsewhere. ``x`` and ``y`` are promoted like the operands of
+    an operator (:func:`tinygrad_edu.dtypes.operands`): a Python number beside a Tensor is
+    weak, and two Python numbers follow PyTorch (``where(m, 1, 2.5)`` is float32,
+    ``where(m, 1, 2)`` int64).
     """
     mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if mask.dtype != bool:
         mask = mask.astype(bool)
-    if isinstance(x, Tensor):
-        return Where.apply(x, x._other(y), condition=mask)
-    if isinstance(y, Tensor):
-        return Where.apply(y._other(x), y, condition=mask)
-    return Where.apply(constant(x), constant(y), condition=mask)
+    x, y = pair(x, y, "where")
+    return Where.apply(x, y, condition=mask)
 
 
 def gate(g: Tensor, mask: np.ndarray) -> Tensor:

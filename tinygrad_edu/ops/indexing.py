@@ -13,7 +13,7 @@ import numpy as np
 
 from ..graph import ShapeError
 from ..tensor import Tensor
-from .common import constant, normalize_axes
+from .common import constant, normalize_axes, operands
 from .elementwise import where
 from .shape import ScatterAdd, moveaxis
 
@@ -68,7 +68,7 @@ def scatter_add(x: Tensor, axis: int, index: Any, src: Tensor) -> Tensor:
     index = _integer_array(index, "scatter_add")
     (axis,) = normalize_axes(axis, x.ndim) or (0,)
     _check_index_shape("scatter_add", x, axis, index)
-    src = x._other(src)
+    src = operands(x, src, "scatter_add")[1]
     if src.ndim != index.ndim or any(n > m for n, m in zip(index.shape, src.shape)):
         raise ShapeError(f"scatter_add: src {src.shape} is smaller than the index {index.shape}")
     used = src[tuple(slice(n) for n in index.shape)] if src.shape != index.shape else src

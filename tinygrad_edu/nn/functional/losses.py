@@ -116,6 +116,12 @@ def _class_indices(name: str, logits: Tensor, target: Any, ignore_index: int) ->
     """Validated integer class indices of shape ``(N, ...)`` for ``(N, C, ...)`` scores."""
     indices = np.asarray(target.data if isinstance(target, Tensor) else target)
     expected = logits.shape[:1] + logits.shape[2:]
+    if indices.dtype.kind not in "iub":
+        raise TypeError(
+            f"{name}: class indices must be integers, got dtype {indices.dtype} "
+            "(Tensor(labels) keeps integer labels int64; convert float labels with "
+            ".astype(np.int64))"
+        )
     if indices.shape != expected:
         raise ShapeError(
             f"{name}: class indices need shape {expected} for input {logits.shape}, "
@@ -207,6 +213,8 @@ def cross_entropy(
     class_shape = (1, classes) + (1,) * (input.ndim - 2)
     if not _is_index_target(target):  # class probabilities
         probabilities = _as_tensor(target, input)
+        if probabilities.shape == input.shape[:1] + input.shape[2:]:
+            _class_indices("cross_entropy", input, target, ignore_index)  # float class labels
         _same_shape("cross_entropy", input, probabilities)
         if label_smoothing:
             probabilities = probabilities * (1 - label_smoothing) + label_smoothing / classes
