@@ -463,6 +463,8 @@ def test_duplicate_and_non_leaf_parameters_are_refused():
     [
         (lambda p: optim.SGD([p], lr="0.1"), TypeError, "lr must be a finite number"),
         (lambda p: optim.SGD([p], lr=float("nan")), TypeError, "lr must be a finite number"),
+        (lambda p: optim.SGD([p], lr=10**400), TypeError, "lr must be a finite number"),
+        (lambda p: optim.Adam([p], eps=-(10**400)), TypeError, "eps must be a finite number"),
         (lambda p: optim.SGD([p], lr=0.1, nesterov=1), TypeError, "nesterov must be True"),
         (lambda p: optim.Adam([p], betas="ab"), TypeError, "betas must be a finite number"),
         (lambda p: optim.Adam([p], betas=(0.9,)), ValueError, "betas must be 2 numbers"),
@@ -672,6 +674,40 @@ def test_a_malformed_optimizer_state_changes_nothing(config, spoilers):
     for p, q in zip(params, twin_params):
         np.testing.assert_array_equal(p.data, q.data)
     assert_same(opt.state_dict(), twin.state_dict())
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+#: state entries set by hand (not through load_state_dict) that no update can change in place
+FIXED_STATE = {
+    "int": lambda a: a.astype(np.int64),
+    "read-only": _read_only,
+    "broadcast": lambda a: np.broadcast_to(np.float64(1.0), a.shape),
+    "Tensor": lambda a: Tensor(a),
+}
+
+
+@settings(max_examples=40)
+@given(st.sampled_from(OPTIMIZERS), st.sampled_from(sorted(FIXED_STATE)), st.integers(0, 1))
+def test_a_step_refuses_state_it_cannot_update_before_any_update(config, kind, which):
+    """A state array swapped by hand for one the update cannot write (integers, read-only, a
+    broadcast view, a Tensor) used to fail after the other parameters were updated."""
+    params, opt = _trained(config)
+    state = opt.state[id(params[which])]
+    key = next(k for k, v in state.items() if isinstance(v, np.ndarray))
+    state[key] = FIXED_STATE[kind](state[key])
+    before = [p.data.copy() for p in params], [p._version for p in params]
+    for p in params:
+        p.grad = Tensor(np.ones(p.shape))
+    with pytest.raises(ValueError, match=rf"step: parameter {which} has state \['{key}'\]"):
+        opt.step()
+    for p, data in zip(params, before[0]):
+        np.testing.assert_array_equal(p.data, data)
+    assert [p._version for p in params] == before[1]
 
 
 @pytest.mark.parametrize("config", OPTIMIZERS)
