@@ -758,6 +758,8 @@ def test_a_read_only_parameter_gets_a_read_only_array_of_the_loaded_values():
         (lambda: nn.BatchNorm1d(3, momentum=2.0), ValueError, r"momentum must lie in \[0, 1\]"),
         (lambda: nn.BatchNorm1d(3, eps=-1e-5), ValueError, "eps must be a number >= 0"),
         (lambda: nn.LayerNorm(()), ValueError, "at least one axis"),
+        (lambda: nn.LayerNorm(3.5), TypeError, "normalized_shape must be an int or a tuple"),
+        (lambda: nn.LayerNorm(None), TypeError, "normalized_shape must be an int or a tuple"),
         (lambda: nn.LayerNorm((3, 0)), ValueError, r"normalized_shape\[1\] must be a positive"),
         (lambda: nn.Embedding(4, 2, padding_idx=4), ValueError, r"padding_idx must be an int"),
         (lambda: nn.Embedding(4, 2, padding_idx=-5), ValueError, r"padding_idx must be an int"),
