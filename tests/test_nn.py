@@ -244,6 +244,23 @@ def test_buffers_are_saved_but_not_trained():
         m[0].register_buffer("bad", np.zeros(1))
 
 
+def test_a_parameter_assigned_to_a_buffer_name_becomes_a_parameter_like_pytorch():
+    """It stayed a buffer, so no optimizer built from parameters() would ever train it."""
+    m = nn.Module()
+    m.register_buffer("b", Tensor(np.zeros(1)), persistent=False)
+    m.b = nn.Parameter(np.ones(3))
+    assert [n for n, _ in m.named_parameters()] == ["b"]
+    assert [n for n, _ in m.named_buffers()] == [] and list(m.state_dict()) == ["b"]
+    m.register_buffer("c", Tensor(np.zeros(1)))
+    m.c = None  # None (and a plain Tensor) keep the buffer's place, as in PyTorch
+    assert "c" in m._buffers and "c" not in m._parameters
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Module()
+    t.register_buffer("b", torch.zeros(1), persistent=False)
+    t.b = torch.nn.Parameter(torch.ones(3))
+    assert [n for n, _ in t.named_parameters()] == ["b"] and list(t.state_dict()) == ["b"]
+
+
 def test_train_eval_apply_modules_and_repr():
     net = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1, rng=0),

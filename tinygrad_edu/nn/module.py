@@ -149,8 +149,13 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._check_initialised(name)
-        if name in self._buffers and (value is None or isinstance(value, Tensor)):
-            self._buffers[name] = value  # a buffer stays a buffer when replaced
+        replaces_buffer = value is None or (
+            isinstance(value, Tensor) and not isinstance(value, Parameter)
+        )
+        if name in self._buffers and replaces_buffer:
+            self._buffers[name] = (
+                value  # a buffer stays a buffer when replaced (not by a Parameter)
+            )
         elif isinstance(value, (Tensor, Module)):
             table = "_parameters" if isinstance(value, Tensor) else "_modules"
             if name not in self.__dict__[table]:  # a new member: not a method or property
