@@ -221,6 +221,31 @@ def test_parameter_is_a_trainable_tensor_whose_results_are_plain_tensors():
     assert all(isinstance(p, nn.Parameter) for p in nn.Conv2d(1, 2, 3).parameters())
 
 
+@pytest.mark.parametrize("change", ["step", "load_state_dict", "copy_"])
+def test_a_parameter_made_from_a_tensor_shares_its_version_counter(change):
+    """Parameter(w) shares w's memory; changing it in place after an op saved w made backward
+    use the new values silently (gradient 1 instead of refusing). PyTorch refuses."""
+    w = Tensor(np.ones(3), requires_grad=True)
+    loss = (w * w).sum()
+    q = nn.Parameter(w)
+    if change == "step":
+        q.grad = Tensor(np.ones(3))
+        tg.optim.SGD([q], lr=0.5).step()
+    elif change == "load_state_dict":
+        m = nn.Module()
+        m.q = q
+        m.load_state_dict({"q": np.zeros(3)})
+    else:
+        with tg.no_grad():
+            q.copy_(np.zeros(3))
+    assert w._version == q._version == 1
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    copied = nn.Parameter(w, dtype=np.float32)  # a new array: its own counter
+    copied._bump_version()
+    assert w._version == 1
+
+
 def test_buffers_are_saved_but_not_trained():
     class Scaler(nn.Module):
         def __init__(self):

@@ -36,8 +36,8 @@ class IncompatibleKeys(NamedTuple):
 class Parameter(Tensor):
     """A Tensor meant to be trained: ``requires_grad=True`` unless told otherwise.
 
-    ``Parameter(t)`` shares ``t``'s memory. Operations on a Parameter return plain Tensors, so a
-    module never mistakes an intermediate result for a parameter.
+    ``Parameter(t)`` shares ``t``'s memory and its version counter. Operations on a Parameter
+    return plain Tensors, so a module never mistakes an intermediate result for a parameter.
 
     >>> from tinygrad_edu import nn
     >>> w = nn.Parameter([1.0, 2.0])
@@ -49,6 +49,10 @@ class Parameter(Tensor):
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True, dtype: Any = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+        if isinstance(data, Tensor) and np.may_share_memory(self.data, data.data):
+            # one memory, one version counter (PyTorch's too): an optimizer stepping the
+            # Parameter must make backward refuse ops that saved ``data`` before the step
+            self._version_counter = data._version_counter
 
     @classmethod
     def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
