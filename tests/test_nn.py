@@ -246,6 +246,59 @@ def test_a_parameter_made_from_a_tensor_shares_its_version_counter(change):
     assert w._version == 1
 
 
+def _shared_trees(draw, lib):
+    """Two equal module trees in ``lib`` (tinygrad_edu.nn or torch.nn), built from the same
+    drawn recipe: children that are new layers or earlier modules again (sharing), and
+    tensors that are earlier parameters again (tying)."""
+    recipe = draw(
+        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**6)), min_size=1, max_size=8)
+    )
+    roots = []
+    for torch_side in (False, True):
+        root = lib[torch_side].Module()
+        modules, params = [root], []
+        for step, (kind, pick) in enumerate(recipe):
+            parent = modules[pick % len(modules)]
+            if kind == 0:
+                layer = lib[torch_side].Linear(2, 2)
+            elif kind == 1:
+                layer = lib[torch_side].BatchNorm1d(2)
+            elif kind == 2:  # an existing module under a new name (never around its parent)
+                layer = modules[pick % len(modules)]
+                if any(m is parent for m in layer.modules()):
+                    continue
+            else:
+                if not params:
+                    continue
+                setattr(parent, f"t{step}", params[pick % len(params)])  # a tied parameter
+                continue
+            setattr(parent, f"m{step}", layer)
+            if kind != 2:
+                modules.append(layer)
+                params.extend(p for _, p in layer.named_parameters())
+        roots.append(root)
+    return roots
+
+
+@given(st.data())
+def test_state_dict_keys_are_pytorchs_with_shared_modules_and_tied_weights(data):
+    """A module or parameter reachable by two paths is saved under both (PyTorch's keys and
+    order), so a PyTorch checkpoint of a model with tied weights loads (it was refused with
+    'unexpected keys')."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = _shared_trees(data.draw, {False: nn, True: torch.nn})
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key], value.numpy())
+
+
+def test_a_module_inside_itself_is_saved_once():
+    m = nn.Sequential(nn.Linear(2, 2))
+    m.add_module("again", m)
+    assert list(m.state_dict()) == ["0.weight", "0.bias"]
+
+
 def test_buffers_are_saved_but_not_trained():
     class Scaler(nn.Module):
         def __init__(self):

@@ -347,17 +347,23 @@ class Module:
         return self
 
     # ------------------------------------------------------------------ state
-    def _state_tensors(self) -> dict[str, Tensor]:
-        """Parameters, then persistent buffers, by dotted name."""
-        state = dict(self.named_parameters())
-        for module_name, module in self.named_modules():
-            for name, buffer in module._buffers.items():
-                if buffer is not None and name not in module._non_persistent:
-                    state.setdefault(f"{module_name}.{name}" if module_name else name, buffer)
+    def _state_tensors(self, prefix: str = "", path: frozenset[int] = frozenset()) -> dict:
+        """PyTorch's ``state_dict`` keys: each module's parameters, then its persistent buffers,
+        then its children's, under **every** path that reaches them (a module or tensor shared
+        by two attributes appears under both names); a module inside itself is not entered."""
+        state: dict[str, Tensor] = {}
+        for name, tensor in [*self._parameters.items(), *self._buffers.items()]:
+            if tensor is not None and name not in self._non_persistent:
+                state.setdefault(prefix + name, tensor)
+        path = path | {id(self)}
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in path:
+                state.update(child._state_tensors(f"{prefix}{name}.", path))
         return state
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A snapshot ``{dotted_name: array copy}`` of every parameter and persistent buffer."""
+        """A snapshot ``{dotted_name: array copy}`` of every parameter and persistent buffer,
+        PyTorch's keys in PyTorch's order (a shared module or tensor under each of its names)."""
         return {name: t.data.copy() for name, t in self._state_tensors().items()}
 
     def load_state_dict(
