@@ -360,6 +360,38 @@ def test_one_cycle_refuses_to_run_past_its_end_and_bad_arguments():
         lr_scheduler.StepLR(optim.SGD([Tensor(np.zeros(1))], lr=1.0), 2, last_epoch=3)
 
 
+_BAD_SCHEDULES = [
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, final_div_factor=0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, div_factor=0.0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, [1.0, "x"], 10), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, float("nan"), 10), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, "5"), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, epochs=2, steps_per_epoch=0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, base_momentum=[0.8, None]), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, last_epoch=-2), ValueError),
+    (lambda o: lr_scheduler.StepLR(o, "2"), TypeError),
+    (lambda o: lr_scheduler.StepLR(o, 2, gamma="x"), TypeError),
+    (lambda o: lr_scheduler.StepLR(o, 2, last_epoch=True), ValueError),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, "3"), TypeError),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, 3, eta_min=float("inf")), TypeError),
+]
+
+
+@pytest.mark.parametrize(("make", "error"), _BAD_SCHEDULES)
+def test_a_scheduler_refuses_bad_arguments_before_touching_the_groups(make, error):
+    """final_div_factor=0 set group 0's initial_lr and max_lr, then raised ZeroDivisionError;
+    strings ended in raw TypeErrors; NaN rates were written into the groups."""
+    opt = optim.SGD(
+        [{"params": [Tensor(np.zeros(1), requires_grad=True)]}, {"params": [Tensor(np.ones(1))]}],
+        lr=0.1,
+        momentum=0.9,
+    )
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(error, match=r"^(OneCycleLR|StepLR|CosineAnnealingLR): "):
+        make(opt)
+    assert_same(opt.state_dict(), before)
+
+
 # ----------------------------------------------------------------------------- clipping
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf, 0.0, 0.5, 3.0, -1.0, -np.inf, "inf"])
 @pytest.mark.parametrize("special", [None, 0.0, np.nan])
