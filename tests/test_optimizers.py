@@ -318,6 +318,8 @@ def test_composed_step_and_cosine_schedules_multiply():
         ({"last_epoch": -5}, ValueError, "'last_epoch' must be an int >= -1"),
         ({"base_lrs": [0.5, 0.5]}, TypeError, "'base_lrs' must be a list of 1"),
         ({"base_lrs": ["0.5"]}, TypeError, "'base_lrs' must be like"),
+        ({"base_lrs": [float("nan")]}, TypeError, "'base_lrs' must be like"),
+        ({"gamma": float("inf")}, TypeError, "'gamma' must be like"),
         ({"optimizer": None}, ValueError, r"unknown keys \['optimizer'\]"),
         ({"bogus": 1}, ValueError, "unknown keys"),
         ({"_step_count": None}, TypeError, "'_step_count'"),

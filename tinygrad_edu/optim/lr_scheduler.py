@@ -103,7 +103,7 @@ class LRScheduler:
         """Restore what :meth:`state_dict` saved (all or nothing).
 
         Only this scheduler's own keys are accepted, each with the structure and kind of the
-        current value (numbers, flags, strings, lists of the same length), and the counters
+        current value (finite numbers, flags, strings, lists of the same length), and the counters
         ``last_epoch`` >= -1 and ``_step_count`` >= 0 must be ints; otherwise ``TypeError`` or
         ``ValueError`` names the key and nothing changes.
         """
@@ -136,9 +136,7 @@ def _mismatch(value: Any, like: Any) -> str | None:
     if isinstance(like, (bool, np.bool_)):
         ok = isinstance(value, (bool, np.bool_))
     elif isinstance(like, (int, float, np.integer, np.floating)):
-        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, (bool, np.bool_)
-        )
+        ok = _is_real(value)  # a NaN base rate would reach the optimizer's groups
     elif isinstance(like, str):
         ok = isinstance(value, str)
     elif isinstance(like, (list, tuple)):
