@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,6 +160,41 @@ def test_written_modes_are_what_open_would_leave(tmp_path_factory, existing, mas
         tg.save({"w": np.zeros(1)}, path)
         assert os.umask(mask) == mask
     assert stat.S_IMODE(path.stat().st_mode) == (0o666 & ~mask if existing is None else existing)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):
+    """Fail instead of hanging (a writer that opens a FIFO waits for a reader forever)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still writing after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("kind", ["directory", "FIFO"])
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_no_writer_replaces_or_writes_into_a_directory_or_fifo(writer, kind, tmp_path):
+    """A FIFO at the destination was replaced by a regular file (or, for Graphviz, waited on
+    forever); a directory gave Python's "has an empty name" or IsADirectoryError."""
+    path = tmp_path / f"out{SUFFIX.get(writer, '.npz')}"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with _deadline(10), pytest.raises(ValueError, match="not a regular file"):
+        WRITERS[writer](path)
+    assert path.is_dir() if kind == "directory" else stat.S_ISFIFO(path.lstat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == [path.name], "a temporary file was left behind"
+    with pytest.raises(ValueError, match="not a regular file"):
+        WRITERS[writer](Path("."))
 
 
 def test_a_symlink_at_the_destination_is_replaced_not_followed(tmp_path):

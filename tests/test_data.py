@@ -72,6 +72,10 @@ def test_bad_arguments_are_explained():
         DataLoader(np.ones(3), 0)
     with pytest.raises(TypeError, match="__len__ and __getitem__"):
         DataLoader(42)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got True"):
+        DataLoader(np.ones(3), True)  # PyTorch refuses a bool too
+    with pytest.raises(ValueError, match=r"TensorDataset: array 1 is not an array \(setting"):
+        TensorDataset(np.ones(2), [[1.0], [1.0, 2.0]])
 
 
 class Samples:

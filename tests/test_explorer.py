@@ -4,6 +4,7 @@ that stepping through the page replays exactly the engine's sweep."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
@@ -176,6 +177,30 @@ def test_names_titles_and_op_names_stay_data_in_the_page(name, op, title):
     data = json.loads(reader.text["script"][0][len("const DATA = ") : -1])
     assert name in [node["label"] for node in data["nodes"]]
     assert [step["op"] for step in data["steps"]] == [op] * len(trace.steps)
+
+
+#: every code point, lone surrogates too (a file name that is not UTF-8 decodes to them)
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
+
+
+@given(name=ANY_TEXT, op=ANY_TEXT, title=ANY_TEXT)
+@example(name="\udcff", op="\ud800", title="caf\udce9.py")
+def test_any_string_makes_a_page_that_can_be_written(name, op, title):
+    """Whatever the strings (lone surrogates included), the page is valid UTF-8 with the
+    template's elements; a surrogate in the title is shown as its escape."""
+    trace, x = _hostile_trace(op)
+    page = render(payload(trace, names={id(x): name}, title=title or None))
+    reader = _PageReader()
+    reader.feed(page.encode("utf-8").decode("utf-8"))
+    shown = (title or "backward explorer").encode("utf-8", "backslashreplace").decode()
+    assert reader.text["h1"] == shown
+
+
+def test_explore_a_script_whose_file_name_is_not_utf8(tmp_path, capsys):
+    script = tmp_path / os.fsdecode(b"caf\xe9.py")
+    script.write_text(SCRIPT_HEAD + BACKWARD)
+    assert _explore([str(script), "--out", str(tmp_path / "page.html")]) == 0
+    assert "backward pass of caf\\udce9.py" in (tmp_path / "page.html").read_text()
 
 
 def test_to_html_names_a_missing_sweep(tmp_path):

@@ -47,6 +47,22 @@ def test_render_with_graphviz_writes_an_image(tmp_path):
     assert hint is None and path.read_text().lstrip().startswith("<?xml")
 
 
+@pytest.mark.parametrize("suffix", [".x11", ".xlib", ".bogus", ".svg;", ".json"])
+def test_render_refuses_other_formats_before_running_graphviz(tmp_path, suffix, monkeypatch):
+    """The suffix was handed to Graphviz as its -T format: '.x11' opened a window, unknown ones
+    ended in a raw CalledProcessError."""
+    monkeypatch.setattr(dot.subprocess, "run", None)  # never reached
+    with pytest.raises(ValueError, match=r"give a path ending in \.png, \.svg, \.pdf"):
+        dot.render("digraph g { a -> b; }", tmp_path / f"g{suffix}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(dot.shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_render_reports_what_graphviz_rejects(tmp_path):
+    with pytest.raises(RuntimeError, match=r"Graphviz could not draw .*syntax error"):
+        dot.render("digraph g { a -> ", tmp_path / "g.svg")
+
+
 # ----------------------------------------------------------------------------- DOT escaping
 _DOT_TOKEN = re.compile(r'\s*(?:(->|[{}\[\];=,])|("(?:[^"\\]|\\.)*")|([A-Za-z0-9_.#]+))', re.S)
 _UNESCAPE = re.compile(r"\\(.)|&amp;", re.S)

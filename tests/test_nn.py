@@ -221,6 +221,84 @@ def test_parameter_is_a_trainable_tensor_whose_results_are_plain_tensors():
     assert all(isinstance(p, nn.Parameter) for p in nn.Conv2d(1, 2, 3).parameters())
 
 
+@pytest.mark.parametrize("change", ["step", "load_state_dict", "copy_"])
+def test_a_parameter_made_from_a_tensor_shares_its_version_counter(change):
+    """Parameter(w) shares w's memory; changing it in place after an op saved w made backward
+    use the new values silently (gradient 1 instead of refusing). PyTorch refuses."""
+    w = Tensor(np.ones(3), requires_grad=True)
+    loss = (w * w).sum()
+    q = nn.Parameter(w)
+    if change == "step":
+        q.grad = Tensor(np.ones(3))
+        tg.optim.SGD([q], lr=0.5).step()
+    elif change == "load_state_dict":
+        m = nn.Module()
+        m.q = q
+        m.load_state_dict({"q": np.zeros(3)})
+    else:
+        with tg.no_grad():
+            q.copy_(np.zeros(3))
+    assert w._version == q._version == 1
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+    copied = nn.Parameter(w, dtype=np.float32)  # a new array: its own counter
+    copied._bump_version()
+    assert w._version == 1
+
+
+def _shared_trees(draw, lib):
+    """Two equal module trees in ``lib`` (tinygrad_edu.nn or torch.nn), built from the same
+    drawn recipe: children that are new layers or earlier modules again (sharing), and
+    tensors that are earlier parameters again (tying)."""
+    recipe = draw(
+        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**6)), min_size=1, max_size=8)
+    )
+    roots = []
+    for torch_side in (False, True):
+        root = lib[torch_side].Module()
+        modules, params = [root], []
+        for step, (kind, pick) in enumerate(recipe):
+            parent = modules[pick % len(modules)]
+            if kind == 0:
+                layer = lib[torch_side].Linear(2, 2)
+            elif kind == 1:
+                layer = lib[torch_side].BatchNorm1d(2)
+            elif kind == 2:  # an existing module under a new name (never around its parent)
+                layer = modules[pick % len(modules)]
+                if any(m is parent for m in layer.modules()):
+                    continue
+            else:
+                if not params:
+                    continue
+                setattr(parent, f"t{step}", params[pick % len(params)])  # a tied parameter
+                continue
+            setattr(parent, f"m{step}", layer)
+            if kind != 2:
+                modules.append(layer)
+                params.extend(p for _, p in layer.named_parameters())
+        roots.append(root)
+    return roots
+
+
+@given(st.data())
+def test_state_dict_keys_are_pytorchs_with_shared_modules_and_tied_weights(data):
+    """A module or parameter reachable by two paths is saved under both (PyTorch's keys and
+    order), so a PyTorch checkpoint of a model with tied weights loads (it was refused with
+    'unexpected keys')."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = _shared_trees(data.draw, {False: nn, True: torch.nn})
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key], value.numpy())
+
+
+def test_a_module_inside_itself_is_saved_once():
+    m = nn.Sequential(nn.Linear(2, 2))
+    m.add_module("again", m)
+    assert list(m.state_dict()) == ["0.weight", "0.bias"]
+
+
 def test_buffers_are_saved_but_not_trained():
     class Scaler(nn.Module):
         def __init__(self):
@@ -242,6 +320,23 @@ def test_buffers_are_saved_but_not_trained():
         copy.load_state_dict({"0.scale": np.ones(2)})
     with pytest.raises(TypeError, match="must be a Tensor"):
         m[0].register_buffer("bad", np.zeros(1))
+
+
+def test_a_parameter_assigned_to_a_buffer_name_becomes_a_parameter_like_pytorch():
+    """It stayed a buffer, so no optimizer built from parameters() would ever train it."""
+    m = nn.Module()
+    m.register_buffer("b", Tensor(np.zeros(1)), persistent=False)
+    m.b = nn.Parameter(np.ones(3))
+    assert [n for n, _ in m.named_parameters()] == ["b"]
+    assert [n for n, _ in m.named_buffers()] == [] and list(m.state_dict()) == ["b"]
+    m.register_buffer("c", Tensor(np.zeros(1)))
+    m.c = None  # None (and a plain Tensor) keep the buffer's place, as in PyTorch
+    assert "c" in m._buffers and "c" not in m._parameters
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Module()
+    t.register_buffer("b", torch.zeros(1), persistent=False)
+    t.b = torch.nn.Parameter(torch.ones(3))
+    assert [n for n, _ in t.named_parameters()] == ["b"] and list(t.state_dict()) == ["b"]
 
 
 def test_train_eval_apply_modules_and_repr():
@@ -758,6 +853,8 @@ def test_a_read_only_parameter_gets_a_read_only_array_of_the_loaded_values():
         (lambda: nn.BatchNorm1d(3, momentum=2.0), ValueError, r"momentum must lie in \[0, 1\]"),
         (lambda: nn.BatchNorm1d(3, eps=-1e-5), ValueError, "eps must be a number >= 0"),
         (lambda: nn.LayerNorm(()), ValueError, "at least one axis"),
+        (lambda: nn.LayerNorm(3.5), TypeError, "normalized_shape must be an int or a tuple"),
+        (lambda: nn.LayerNorm(None), TypeError, "normalized_shape must be an int or a tuple"),
         (lambda: nn.LayerNorm((3, 0)), ValueError, r"normalized_shape\[1\] must be a positive"),
         (lambda: nn.Embedding(4, 2, padding_idx=4), ValueError, r"padding_idx must be an int"),
         (lambda: nn.Embedding(4, 2, padding_idx=-5), ValueError, r"padding_idx must be an int"),

@@ -412,8 +412,9 @@ def test_embedding_gathers_accumulates_and_skips_padding():
     )
     with pytest.raises(IndexError, match=r"\[0, 4\).*0 to 4"):
         F.embedding([0, 4], weight)
-    with pytest.raises(TypeError, match="integers"):
-        F.embedding(np.array([0.5]), weight)
+    for bad in (np.array([0.5]), np.array([True, False]), np.array(["1"]), np.array([np.nan])):
+        with pytest.raises(TypeError, match="embedding: indices must be integers"):
+            F.embedding(bad, weight)  # a bool mask picked rows 1 and 0; a string was NumPy's
 
 
 def test_float32_stays_float32_through_every_layer_function():

@@ -318,6 +318,8 @@ def test_composed_step_and_cosine_schedules_multiply():
         ({"last_epoch": -5}, ValueError, "'last_epoch' must be an int >= -1"),
         ({"base_lrs": [0.5, 0.5]}, TypeError, "'base_lrs' must be a list of 1"),
         ({"base_lrs": ["0.5"]}, TypeError, "'base_lrs' must be like"),
+        ({"base_lrs": [float("nan")]}, TypeError, "'base_lrs' must be like"),
+        ({"gamma": float("inf")}, TypeError, "'gamma' must be like"),
         ({"optimizer": None}, ValueError, r"unknown keys \['optimizer'\]"),
         ({"bogus": 1}, ValueError, "unknown keys"),
         ({"_step_count": None}, TypeError, "'_step_count'"),
@@ -360,27 +362,65 @@ def test_one_cycle_refuses_to_run_past_its_end_and_bad_arguments():
         lr_scheduler.StepLR(optim.SGD([Tensor(np.zeros(1))], lr=1.0), 2, last_epoch=3)
 
 
+_BAD_SCHEDULES = [
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, final_div_factor=0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, div_factor=0.0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, [1.0, "x"], 10), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, float("nan"), 10), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, "5"), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, epochs=2, steps_per_epoch=0), ValueError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, base_momentum=[0.8, None]), TypeError),
+    (lambda o: lr_scheduler.OneCycleLR(o, 1.0, 10, last_epoch=-2), ValueError),
+    (lambda o: lr_scheduler.StepLR(o, "2"), TypeError),
+    (lambda o: lr_scheduler.StepLR(o, 2, gamma="x"), TypeError),
+    (lambda o: lr_scheduler.StepLR(o, 2, last_epoch=True), ValueError),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, "3"), TypeError),
+    (lambda o: lr_scheduler.CosineAnnealingLR(o, 3, eta_min=float("inf")), TypeError),
+]
+
+
+@pytest.mark.parametrize(("make", "error"), _BAD_SCHEDULES)
+def test_a_scheduler_refuses_bad_arguments_before_touching_the_groups(make, error):
+    """final_div_factor=0 set group 0's initial_lr and max_lr, then raised ZeroDivisionError;
+    strings ended in raw TypeErrors; NaN rates were written into the groups."""
+    opt = optim.SGD(
+        [{"params": [Tensor(np.zeros(1), requires_grad=True)]}, {"params": [Tensor(np.ones(1))]}],
+        lr=0.1,
+        momentum=0.9,
+    )
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(error, match=r"^(OneCycleLR|StepLR|CosineAnnealingLR): "):
+        make(opt)
+    assert_same(opt.state_dict(), before)
+
+
 # ----------------------------------------------------------------------------- clipping
-@pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf])
-def test_clip_grad_norm_matches_pytorch(norm_type):
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, np.inf, 0.0, 0.5, 3.0, -1.0, -np.inf, "inf"])
+@pytest.mark.parametrize("special", [None, 0.0, np.nan])
+def test_clip_grad_norm_matches_pytorch(norm_type, special):
+    """Also orders 0 (ZeroDivisionError), -inf (returned 1.0 where the norm is 0), negative
+    orders, and zero or NaN entries (a NaN norm left the gradients unscaled)."""
     rng = np.random.default_rng(3)
     grads = [rng.standard_normal((3, 2)), rng.standard_normal(5)]
+    if special is not None:
+        grads[1][2] = special
     params = [Tensor(np.zeros(g.shape), requires_grad=True) for g in grads]
     for p, g in zip(params, grads):
         p.grad = Tensor(g.copy())
     total = nn.utils.clip_grad_norm_(params, 1.0, norm_type)
-    flat = np.concatenate([g.ravel() for g in grads])
-    expected = np.abs(flat).max() if norm_type == np.inf else np.linalg.norm(flat, norm_type)
-    assert total.item() == pytest.approx(expected)
-    scale = 1.0 / (expected + 1e-6)
-    for p, g in zip(params, grads):
-        np.testing.assert_allclose(p.grad.data, g * scale, rtol=1e-12)
+    if norm_type in (2.0, 1.0, np.inf) and special is None:
+        flat = np.concatenate([g.ravel() for g in grads])
+        expected = np.abs(flat).max() if norm_type == np.inf else np.linalg.norm(flat, norm_type)
+        assert total.item() == pytest.approx(expected)
+        scale = 1.0 / (expected + 1e-6)
+        for p, g in zip(params, grads):
+            np.testing.assert_allclose(p.grad.data, g * scale, rtol=1e-12)
     torch = pytest.importorskip("torch")
     tparams = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
     for p, g in zip(tparams, grads):
         p.grad = torch.tensor(g.copy())
     theirs = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type)
-    assert total.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert total.item() == pytest.approx(theirs.item(), rel=1e-12, nan_ok=True)
     for p, t in zip(params, tparams):
         np.testing.assert_allclose(p.grad.data, t.grad.numpy(), rtol=1e-12)
 
@@ -463,6 +503,8 @@ def test_duplicate_and_non_leaf_parameters_are_refused():
     [
         (lambda p: optim.SGD([p], lr="0.1"), TypeError, "lr must be a finite number"),
         (lambda p: optim.SGD([p], lr=float("nan")), TypeError, "lr must be a finite number"),
+        (lambda p: optim.SGD([p], lr=10**400), TypeError, "lr must be a finite number"),
+        (lambda p: optim.Adam([p], eps=-(10**400)), TypeError, "eps must be a finite number"),
         (lambda p: optim.SGD([p], lr=0.1, nesterov=1), TypeError, "nesterov must be True"),
         (lambda p: optim.Adam([p], betas="ab"), TypeError, "betas must be a finite number"),
         (lambda p: optim.Adam([p], betas=(0.9,)), ValueError, "betas must be 2 numbers"),
@@ -654,8 +696,9 @@ def test_a_malformed_optimizer_state_changes_nothing(config, spoilers):
     versions = [p._version for p in params]
     arrays = {id(v) for s in opt.state.values() for v in s.values()}
     for spoil in spoilers:
-        # an earlier spoiler may have removed what this one edits: still malformed
-        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+        # an earlier spoiler may have removed or replaced what this one edits (dict() of a
+        # group that is now a string): still malformed
+        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError, ValueError):
             MALFORMED[spoil](saved, name)
     with pytest.raises((TypeError, ValueError), match=f"^{name}.load_state_dict: "):
         opt.load_state_dict(saved)
@@ -672,6 +715,40 @@ def test_a_malformed_optimizer_state_changes_nothing(config, spoilers):
     for p, q in zip(params, twin_params):
         np.testing.assert_array_equal(p.data, q.data)
     assert_same(opt.state_dict(), twin.state_dict())
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array = array.copy()
+    array.flags.writeable = False
+    return array
+
+
+#: state entries set by hand (not through load_state_dict) that no update can change in place
+FIXED_STATE = {
+    "int": lambda a: a.astype(np.int64),
+    "read-only": _read_only,
+    "broadcast": lambda a: np.broadcast_to(np.float64(1.0), a.shape),
+    "Tensor": lambda a: Tensor(a),
+}
+
+
+@settings(max_examples=40)
+@given(st.sampled_from(OPTIMIZERS), st.sampled_from(sorted(FIXED_STATE)), st.integers(0, 1))
+def test_a_step_refuses_state_it_cannot_update_before_any_update(config, kind, which):
+    """A state array swapped by hand for one the update cannot write (integers, read-only, a
+    broadcast view, a Tensor) used to fail after the other parameters were updated."""
+    params, opt = _trained(config)
+    state = opt.state[id(params[which])]
+    key = next(k for k, v in state.items() if isinstance(v, np.ndarray))
+    state[key] = FIXED_STATE[kind](state[key])
+    before = [p.data.copy() for p in params], [p._version for p in params]
+    for p in params:
+        p.grad = Tensor(np.ones(p.shape))
+    with pytest.raises(ValueError, match=rf"step: parameter {which} has state \['{key}'\]"):
+        opt.step()
+    for p, data in zip(params, before[0]):
+        np.testing.assert_array_equal(p.data, data)
+    assert [p._version for p in params] == before[1]
 
 
 @pytest.mark.parametrize("config", OPTIMIZERS)

@@ -37,9 +37,7 @@ class TensorDataset:
     def __init__(self, *arrays: Any) -> None:
         if not arrays:
             raise ValueError("TensorDataset needs at least one array")
-        self.arrays = tuple(np.asarray(a.data if isinstance(a, Tensor) else a) for a in arrays)
-        for position, array in enumerate(self.arrays):
-            _check_numeric(array, f"TensorDataset: array {position}")
+        self.arrays = tuple(_array(a, f"TensorDataset: array {k}") for k, a in enumerate(arrays))
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
             shapes = [a.shape for a in self.arrays]
@@ -78,7 +76,7 @@ class DataLoader:
         drop_last: bool = False,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if isinstance(dataset, (np.ndarray, Tensor)):
             dataset = _Rows(TensorDataset(dataset))
@@ -150,13 +148,7 @@ def _stack(indices: list[int], values: list[Any], what: str) -> Tensor:
     """``values`` stacked along a new first axis: numeric arrays of one shape, else an error."""
     arrays = []
     for index, value in zip(indices, values):
-        try:
-            arrays.append(np.asarray(value.data if isinstance(value, Tensor) else value))
-        except ValueError as err:  # a ragged nested sequence
-            raise ValueError(
-                f"DataLoader: {what} at index {index} is not an array ({err})"
-            ) from None
-        _check_numeric(arrays[-1], f"DataLoader: {what} at index {index}")
+        arrays.append(_array(value, f"DataLoader: {what} at index {index}"))
         if arrays[-1].shape != arrays[0].shape:
             raise ValueError(
                 f"DataLoader: {what} differ in shape ({arrays[0].shape} at index {indices[0]}, "
@@ -164,6 +156,17 @@ def _stack(indices: list[int], values: list[Any], what: str) -> Tensor:
             )
     batch = np.stack(arrays)
     return Tensor(batch, dtype=batch.dtype)
+
+
+def _array(value: Any, what: str) -> np.ndarray:
+    """``value`` (an array, Tensor or nested sequence) as a numeric array, else an error naming
+    ``what``: ``ValueError`` for a ragged sequence, ``TypeError`` for non-numbers."""
+    try:
+        array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    except ValueError as err:  # a ragged nested sequence
+        raise ValueError(f"{what} is not an array ({err})") from None
+    _check_numeric(array, what)
+    return array
 
 
 def _check_numeric(array: np.ndarray, what: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -95,17 +96,26 @@ def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
 
 
 def render(dot_text: str, path: str | os.PathLike) -> tuple[Path, str | None]:
-    """Write ``dot_text`` as an image at ``path`` (``.png`` or ``.svg``) using Graphviz.
+    """Write ``dot_text`` as an image at ``path`` (``.png``, ``.svg`` or ``.pdf``) using Graphviz.
 
     Returns ``(written_path, hint)``: when the ``dot`` program is missing, the DOT text is written
     next to ``path`` with the suffix ``.dot`` and ``hint`` says how to render it; otherwise
-    ``hint`` is ``None``.
+    ``hint`` is ``None``. Another suffix, or a path that is a directory, FIFO or device, raises
+    ``ValueError`` before anything is written; DOT text Graphviz rejects raises ``RuntimeError``
+    with its message.
     """
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"render: cannot draw {path} as {fmt!r}; give a path ending in "
+            f"{', '.join('.' + f for f in FORMATS)}"
+        )
+    _check_destination(path)
     executable = shutil.which("dot")
     if executable is None:
         dot_path = path.with_suffix(".dot")
+        _check_destination(dot_path)
         dot_path.write_text(dot_text, encoding="utf-8")
         hint = (
             f"Graphviz 'dot' was not found, so the graph was written as DOT text to {dot_path}; "
@@ -113,7 +123,27 @@ def render(dot_text: str, path: str | os.PathLike) -> tuple[Path, str | None]:
             f"-o {path}"
         )
         return dot_path, hint
-    subprocess.run(
-        [executable, f"-T{fmt}", "-o", str(path)], input=dot_text.encode("utf-8"), check=True
+    done = subprocess.run(
+        [executable, f"-T{fmt}", "-o", str(path)],
+        input=dot_text.encode("utf-8"),
+        capture_output=True,
     )
+    if done.returncode:
+        message = done.stderr.decode("utf-8", "replace").strip()
+        raise RuntimeError(f"render: Graphviz could not draw {path}: {message}")
     return path, None
+
+
+#: the image formats :func:`render` draws (Graphviz's -T names)
+FORMATS = ("png", "svg", "pdf")
+
+
+def _check_destination(path: Path) -> None:
+    """``ValueError`` when ``path`` (followed through symlinks, as a writer opens it) is not a
+    regular file: Graphviz would write into a device, or wait forever on a FIFO nobody reads."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"render: {path} exists and is not a regular file; cannot draw into it")

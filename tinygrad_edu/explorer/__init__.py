@@ -191,13 +191,16 @@ def render(data: dict[str, Any]) -> str:
 
     Names, op names and the title are data, never markup: in the script they are JSON with
     ``<``, ``>`` and ``&`` as ``\\u`` escapes, in the page's text HTML-escaped, and the script
-    puts them on the page only as ``textContent`` and attribute values.
+    puts them on the page only as ``textContent`` and attribute values. Lone surrogates
+    (from file names that are not UTF-8) are shown as Python's escapes (``\\udcff``).
     """
     text = json.dumps(data, separators=(",", ":"))  # NaN/Infinity stay valid JavaScript
     for character in "<>&":  # no name can close the script or open a comment: \u003c etc.
         text = text.replace(character, f"\\u{ord(character):04x}")
     template = (ASSETS / "template.html").read_text(encoding="utf-8")
-    title = html.escape(data["title"], quote=True)
+    # a lone surrogate (a file name that is not UTF-8) is shown as its escape, like dot.quote
+    shown = data["title"].encode("utf-8", "backslashreplace").decode("utf-8")
+    title = html.escape(shown, quote=True)
     return (
         template.replace("/*STYLE*/", (ASSETS / "explorer.css").read_text(encoding="utf-8"))
         .replace("/*SCRIPT*/", (ASSETS / "explorer.js").read_text(encoding="utf-8"))

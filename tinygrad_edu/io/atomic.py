@@ -9,7 +9,8 @@ symlink at the destination rather than following it.
 Permissions are what ``open(path, "wb")`` would leave: a file that is replaced keeps its
 permission bits (a ``0600`` checkpoint stays private), and a new file gets ``0666`` less the
 process's umask (applied by the operating system when the temporary file is created, so the umask
-is never changed, even for a moment).
+is never changed, even for a moment). A directory, FIFO, device or socket at the destination is
+refused with ``ValueError`` (never replaced by a regular file, never written into).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from .files import describe_mode
 
 _CREATE = (
     os.O_WRONLY
@@ -34,12 +37,23 @@ _ATTEMPTS = 100
 
 
 def _kept_mode(path: Path) -> int | None:
-    """The permission bits of the regular file at ``path`` (not through a symlink), if any."""
+    """The permission bits of the regular file at ``path`` (not through a symlink), if any.
+
+    Raises ``ValueError`` when ``path`` is a directory, a FIFO, a device or a socket: ``open``
+    would fail or write into it, and a rename would silently put a regular file in its place.
+    """
     try:
         status = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    return stat.S_IMODE(status.st_mode) & 0o777 if stat.S_ISREG(status.st_mode) else None
+    if stat.S_ISLNK(status.st_mode):
+        return None  # the link is replaced, never followed
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError(
+            f"{path} is {describe_mode(status.st_mode)}, not a regular file: cannot write a "
+            "file in its place"
+        )
+    return stat.S_IMODE(status.st_mode) & 0o777
 
 
 def _create_temporary(path: Path, mode: int | None) -> tuple[int, Path]:
@@ -77,8 +91,9 @@ def atomic_write(path: str | os.PathLike, mode: int | None = None) -> Iterator[B
     file ``0o666`` less the umask, like ``open``.
     """
     path = Path(path)
+    kept = _kept_mode(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = _create_temporary(path, _kept_mode(path) if mode is None else mode)
+    fd, temporary = _create_temporary(path, kept if mode is None else mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

@@ -35,7 +35,8 @@ _FLAGS = (
 )
 
 
-def _describe(mode: int) -> str:
+def describe_mode(mode: int) -> str:
+    """What a non-regular file of ``os.stat`` mode ``mode`` is: "a directory", "a FIFO ..."."""
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -56,7 +57,7 @@ def check_regular(
 def _require_regular(path: Path, mode: int, error: type[Exception], what: str) -> None:
     if not stat.S_ISREG(mode):
         raise error(
-            f"{path} is {_describe(mode)}, not a regular file: cannot read a {what} from it"
+            f"{path} is {describe_mode(mode)}, not a regular file: cannot read a {what} from it"
         )
 
 

@@ -444,11 +444,15 @@ class LayerNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        shape = (
-            (normalized_shape,)
-            if isinstance(normalized_shape, (int, np.integer))
-            else tuple(normalized_shape)
-        )
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (normalized_shape,)
+        try:
+            shape = tuple(normalized_shape)
+        except TypeError:
+            raise TypeError(
+                "LayerNorm: normalized_shape must be an int or a tuple of ints, got "
+                f"{type(normalized_shape).__name__} {normalized_shape!r}"
+            ) from None
         if not shape:
             raise ValueError("LayerNorm: normalized_shape must name at least one axis")
         _positive_ints("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})

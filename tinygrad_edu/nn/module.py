@@ -36,8 +36,8 @@ class IncompatibleKeys(NamedTuple):
 class Parameter(Tensor):
     """A Tensor meant to be trained: ``requires_grad=True`` unless told otherwise.
 
-    ``Parameter(t)`` shares ``t``'s memory. Operations on a Parameter return plain Tensors, so a
-    module never mistakes an intermediate result for a parameter.
+    ``Parameter(t)`` shares ``t``'s memory and its version counter. Operations on a Parameter
+    return plain Tensors, so a module never mistakes an intermediate result for a parameter.
 
     >>> from tinygrad_edu import nn
     >>> w = nn.Parameter([1.0, 2.0])
@@ -49,6 +49,10 @@ class Parameter(Tensor):
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True, dtype: Any = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+        if isinstance(data, Tensor) and np.may_share_memory(self.data, data.data):
+            # one memory, one version counter (PyTorch's too): an optimizer stepping the
+            # Parameter must make backward refuse ops that saved ``data`` before the step
+            self._version_counter = data._version_counter
 
     @classmethod
     def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
@@ -149,8 +153,13 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._check_initialised(name)
-        if name in self._buffers and (value is None or isinstance(value, Tensor)):
-            self._buffers[name] = value  # a buffer stays a buffer when replaced
+        replaces_buffer = value is None or (
+            isinstance(value, Tensor) and not isinstance(value, Parameter)
+        )
+        if name in self._buffers and replaces_buffer:
+            self._buffers[name] = (
+                value  # a buffer stays a buffer when replaced (not by a Parameter)
+            )
         elif isinstance(value, (Tensor, Module)):
             table = "_parameters" if isinstance(value, Tensor) else "_modules"
             if name not in self.__dict__[table]:  # a new member: not a method or property
@@ -338,17 +347,23 @@ class Module:
         return self
 
     # ------------------------------------------------------------------ state
-    def _state_tensors(self) -> dict[str, Tensor]:
-        """Parameters, then persistent buffers, by dotted name."""
-        state = dict(self.named_parameters())
-        for module_name, module in self.named_modules():
-            for name, buffer in module._buffers.items():
-                if buffer is not None and name not in module._non_persistent:
-                    state.setdefault(f"{module_name}.{name}" if module_name else name, buffer)
+    def _state_tensors(self, prefix: str = "", path: frozenset[int] = frozenset()) -> dict:
+        """PyTorch's ``state_dict`` keys: each module's parameters, then its persistent buffers,
+        then its children's, under **every** path that reaches them (a module or tensor shared
+        by two attributes appears under both names); a module inside itself is not entered."""
+        state: dict[str, Tensor] = {}
+        for name, tensor in [*self._parameters.items(), *self._buffers.items()]:
+            if tensor is not None and name not in self._non_persistent:
+                state.setdefault(prefix + name, tensor)
+        path = path | {id(self)}
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in path:
+                state.update(child._state_tensors(f"{prefix}{name}.", path))
         return state
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A snapshot ``{dotted_name: array copy}`` of every parameter and persistent buffer."""
+        """A snapshot ``{dotted_name: array copy}`` of every parameter and persistent buffer,
+        PyTorch's keys in PyTorch's order (a shared module or tensor under each of its names)."""
         return {name: t.data.copy() for name, t in self._state_tensors().items()}
 
     def load_state_dict(

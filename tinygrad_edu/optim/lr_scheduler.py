@@ -50,6 +50,10 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer)}")
+        if not _is_int(last_epoch) or last_epoch < -1:
+            raise ValueError(
+                f"{type(self).__name__}: last_epoch must be an int >= -1, got {last_epoch!r}"
+            )
         self.optimizer = optimizer
         for index, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -99,7 +103,7 @@ class LRScheduler:
         """Restore what :meth:`state_dict` saved (all or nothing).
 
         Only this scheduler's own keys are accepted, each with the structure and kind of the
-        current value (numbers, flags, strings, lists of the same length), and the counters
+        current value (finite numbers, flags, strings, lists of the same length), and the counters
         ``last_epoch`` >= -1 and ``_step_count`` >= 0 must be ints; otherwise ``TypeError`` or
         ``ValueError`` names the key and nothing changes.
         """
@@ -132,9 +136,7 @@ def _mismatch(value: Any, like: Any) -> str | None:
     if isinstance(like, (bool, np.bool_)):
         ok = isinstance(value, (bool, np.bool_))
     elif isinstance(like, (int, float, np.integer, np.floating)):
-        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, (bool, np.bool_)
-        )
+        ok = _is_real(value)  # a NaN base rate would reach the optimizer's groups
     elif isinstance(like, str):
         ok = isinstance(value, str)
     elif isinstance(like, (list, tuple)):
@@ -156,8 +158,8 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        _number("StepLR", "step_size", step_size, low=1)
+        _number("StepLR", "gamma", gamma)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -174,8 +176,8 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
-        if T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        _number("CosineAnnealingLR", "T_max", T_max, low=1)
+        _number("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -226,9 +228,12 @@ class OneCycleLR(LRScheduler):
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            _number("OneCycleLR", "epochs", epochs, low=1)
+            _number("OneCycleLR", "steps_per_epoch", steps_per_epoch, low=1)
             total_steps = epochs * steps_per_epoch
-        if total_steps < 1:
-            raise ValueError(f"OneCycleLR: total_steps must be >= 1, got {total_steps}")
+        _number("OneCycleLR", "total_steps", total_steps, low=1)
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            _number("OneCycleLR", name, value, low=0, strict=True)  # divisors
         if not 0 <= pct_start <= 1:
             raise ValueError(f"OneCycleLR: pct_start must lie in [0, 1], got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
@@ -250,13 +255,20 @@ class OneCycleLR(LRScheduler):
             ]
         groups = optimizer.param_groups
         max_lrs = _per_group("max_lr", max_lr, len(groups))
+        maxima = _per_group("max_momentum", max_momentum, len(groups))
+        bases = _per_group("base_momentum", base_momentum, len(groups))
+        for name, values in (
+            ("max_lr", max_lrs),
+            ("max_momentum", maxima),
+            ("base_momentum", bases),
+        ):
+            for value in values:
+                _number("OneCycleLR", name, value)
         self.cycle_momentum = cycle_momentum
         self.use_beta1 = "betas" in optimizer.defaults
         if cycle_momentum and "momentum" not in optimizer.defaults and not self.use_beta1:
             raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
         if last_epoch == -1:
-            maxima = _per_group("max_momentum", max_momentum, len(groups))
-            bases = _per_group("base_momentum", base_momentum, len(groups))
             for group, top, top_momentum, low_momentum in zip(groups, max_lrs, maxima, bases):
                 group["initial_lr"] = top / div_factor
                 group["max_lr"] = top
@@ -296,6 +308,27 @@ class OneCycleLR(LRScheduler):
                     break
                 start = end
         return rates
+
+
+def _number(owner: str, name: str, value: Any, low: float | None = None, strict: bool = False):
+    """``TypeError`` unless ``value`` is a finite real number (not a flag or a string),
+    ``ValueError`` unless it is ``>= low`` (``> low`` when ``strict``): checked before the
+    scheduler changes any parameter group."""
+    if not _is_real(value):
+        raise TypeError(f"{owner}: {name} must be a finite number, got {value!r}")
+    if low is not None and (value <= low if strict else value < low):
+        raise ValueError(f"{owner}: {name} must be {'>' if strict else '>='} {low}, got {value}")
+
+
+def _is_real(value: Any) -> bool:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
+        value, (bool, np.bool_)
+    ):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _per_group(name: str, value: float | list[float], count: int) -> list[float]:

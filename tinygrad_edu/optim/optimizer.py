@@ -155,7 +155,16 @@ class Optimizer:
             return f"is {p.dtype}; only floating-point parameters can be trained"
         if p.grad.shape != p.shape or p.grad.dtype.kind not in "biuf":
             return f"of shape {p.shape} has a {p.grad.dtype} gradient of shape {p.grad.shape}"
-        return _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
+        problem = _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
+        if problem:
+            return problem
+        fixed = [k for k, v in state.items() if not _is_int(v) and not _updatable(v)]
+        if fixed:
+            return (
+                f"has state {fixed} that the update cannot change in place (it needs writable "
+                "floating-point NumPy arrays; load_state_dict makes them)"
+            )
+        return None
 
     def update(self, p: Tensor, grad: np.ndarray, group: ParamGroup, state: dict) -> None:
         """Update ``p.data`` in place from ``grad`` (never modify ``grad``: it may be shared)."""
@@ -312,11 +321,15 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_real(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-    )
+    """A finite real number (not a flag); an int too big for a float is not."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
+        value, (bool, np.bool_)
+    ):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _of_kind(value: Any, default: Any, what: str) -> Any:
@@ -372,6 +385,13 @@ def _state_problem(
             if array.shape != shape:
                 return f"has {key!r} of shape {array.shape}, the parameter {shape}"
     return None
+
+
+def _updatable(value: Any) -> bool:
+    """Whether a state entry can be updated in place: ``None`` or a writable float array."""
+    return value is None or (
+        isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.flags.writeable
+    )
 
 
 def _state_value(value: Any, kind: str, dtype: np.dtype) -> Any:

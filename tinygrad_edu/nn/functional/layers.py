@@ -742,10 +742,10 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
     index = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if weight.ndim != 2:
         raise ShapeError(f"embedding: weight must be (num_embeddings, dim), got {weight.shape}")
-    if index.dtype.kind not in "iu":
-        if index.size and not np.all(np.mod(index, 1) == 0):
-            raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
-        index = index.astype(np.int64)
+    whole = index.dtype.kind == "f" and (not index.size or np.all(np.mod(index, 1) == 0))
+    if index.dtype.kind not in "iu" and not whole:  # bool masks, strings, fractions refused
+        raise TypeError(f"embedding: indices must be integers, got dtype {index.dtype}")
+    index = index.astype(np.int64, copy=False)
     rows = weight.shape[0]
     if index.size and (index.min() < 0 or index.max() >= rows):
         raise IndexError(
