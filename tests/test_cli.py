@@ -371,6 +371,26 @@ def test_wcag_training_has_its_own_folder_and_title(tmp_path, monkeypatch, capsy
     capsys.readouterr()
 
 
+def test_train_refuses_samples_without_wcag_and_an_unusable_folder_before_training(
+    tmp_path, capsys, monkeypatch
+):
+    """``--samples`` used to be ignored silently with the document's data, and an ``--out``
+    that cannot be created failed only after the whole training run."""
+    from tinygrad_edu.cli import text_color as cli_text_color
+
+    trained = []
+    monkeypatch.setattr(cli_text_color, "train", lambda *a, **k: trained.append(1))
+    argv = ["text-color", "train", *QUIET, "--max-iteration", "5"]
+    assert main([*argv, "--samples", "30", "--out", str(tmp_path / "a")]) == 2
+    assert "--samples" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main([*argv, "--out", str(blocker / "below")]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+    assert trained == []
+    assert not (tmp_path / "a").exists()
+
+
 # ----------------------------------------------------------------------------- special files
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
 @pytest.mark.parametrize("action", [["predict", "#fff"], ["explain"]])

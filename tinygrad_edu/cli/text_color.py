@@ -41,6 +41,8 @@ DEFAULT_DIRS = {"document": DEFAULT_DIR, "wcag": Path("runs") / "text_color_wcag
 HELD_OUT = 1000
 #: limits of the options that decide memory (the errors of every iteration are kept)
 MAX_ITERATION, MAX_SAMPLES = 10_000_000, 1_000_000
+#: colours drawn for ``train --data wcag`` unless ``--samples`` says otherwise
+DEFAULT_SAMPLES = 200
 PLOT_HINT = "pip install 'tinygrad_edu[plot]'"
 
 
@@ -99,8 +101,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--samples",
         type=int_between(1, MAX_SAMPLES),
-        default=200,
-        help="colours for --data wcag (default 200)",
+        help=f"colours for --data wcag (default {DEFAULT_SAMPLES})",
     )
     p.add_argument(
         "--out",
@@ -158,12 +159,19 @@ def run_train(args: argparse.Namespace) -> int:
         args.out = DEFAULT_DIRS[args.data]
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
+    if args.samples is not None and args.data != "wcag":
+        raise CommandError("--samples sets the size of --data wcag; the document's data is fixed")
+    try:  # before training, so an unusable folder costs no training time
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CommandError(f"--out {args.out}: cannot create the folder ({err.strerror})") from None
     if args.data == "document":
         X, Y, names = COLORS, LABELS, COLOR_NAMES
         described = "the document's 10 colours"
     else:
-        X, Y = wcag_training_set(args.samples, seed=args.seed + 1)
-        names, described = None, f"{args.samples} random WCAG-labelled colours"
+        samples = DEFAULT_SAMPLES if args.samples is None else args.samples
+        X, Y = wcag_training_set(samples, seed=args.seed + 1)
+        names, described = None, f"{samples} random WCAG-labelled colours"
     model = build_mlp(rng=args.seed)
     run = train(
         model,
@@ -181,7 +189,6 @@ def run_train(args: argparse.Namespace) -> int:
             f"training diverged (the error became {run.errors[-1]} at iteration "
             f"{run.last_iteration}); try a smaller --lr. Nothing written: {path} is unchanged"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     saved = checkpoint.save(model.state_dict(), path)
     probabilities = predict(model, X)
     correct = int(np.sum((probabilities >= 0.5) == (Y.ravel() >= 0.5)))
