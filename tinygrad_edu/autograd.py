@@ -204,37 +204,37 @@ def _pruned_to(outputs: Sequence[Tensor], targets: set[int] | None) -> Iterator[
 
     A tensor *reaches* a target if it is one or if an input of its node reaches one. The
     nodes' ``needs_input_grad`` masks are narrowed accordingly (VJPs skip work for ``False``
-    entries) and restored afterwards, so a retained graph is unchanged.
+    entries) for this thread only and for this sweep only: the nodes themselves are unchanged,
+    so a retained graph, another thread's sweep over it and a sweep nested in a hook (which
+    starts from the recorded masks; ``targets`` of ``None`` narrows nothing) all see the masks
+    recorded in the forward pass.
     """
-    if targets is None:
-        yield
-        return
-    saved = _narrow(_reaching(outputs, targets))
+    state = graph._state
+    outer = state.narrowed
+    state.narrowed = {}
     try:
+        if targets is not None:
+            state.narrowed = _narrow(_reaching(outputs, targets))
         yield
     finally:
-        for ref, mask in saved:
-            node = ref()
-            if node is not None:  # still alive: a retained graph, or one the sweep did not reach
-                node.needs_input_grad = mask
+        state.narrowed = outer
 
 
-def _narrow(reaches: dict[int, Tensor]) -> list[tuple[weakref.ref, tuple[bool, ...]]]:
-    """Narrow the masks of the nodes on paths to a target; return (node, old mask) pairs.
+def _narrow(reaches: dict[int, Tensor]) -> dict[int, tuple[weakref.ref, tuple[bool, ...]]]:
+    """The narrowed masks of the nodes on paths to a target, by node id (the recorded masks
+    are read: no narrowing is active while this runs).
 
     The nodes are held weakly, and ``reaches`` is dropped on return: the sweep releases each
     node, and with it the activations it saved, right after its VJP -- holding them all until
     the end would keep every activation of the forward pass alive through the whole sweep.
     """
-    saved = []
+    narrowed = {}
     for node in {id(t._node): t._node for t in reaches.values() if t._node}.values():
-        mask = tuple(
-            wanted and id(x) in reaches for x, wanted in zip(node.inputs, node.needs_input_grad)
-        )
-        if mask != node.needs_input_grad:
-            saved.append((weakref.ref(node), node.needs_input_grad))
-            node.needs_input_grad = mask
-    return saved
+        recorded = node.needs_input_grad
+        mask = tuple(wanted and id(x) in reaches for x, wanted in zip(node.inputs, recorded))
+        if mask != recorded:
+            narrowed[id(node)] = (weakref.ref(node), mask)
+    return narrowed
 
 
 def _reaching(outputs: Sequence[Tensor], targets: set[int]) -> dict[int, Tensor]:
