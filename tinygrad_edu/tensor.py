@@ -73,11 +73,15 @@ class Tensor:
     )
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = creation.array(data.data if isinstance(data, Tensor) else data, dtype)
+        source = data if isinstance(data, Tensor) else None
+        self.data = creation.array(data if source is None else source.data, dtype)
         self.grad: Tensor | None = None
         self._node = None
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
-        self._version_counter = [0]
+        # a Tensor made from a Tensor without a cast holds the same array: it shares the
+        # version counter too (as detach() does), so a change through either one is seen
+        shared = source is not None and self.data is source.data
+        self._version_counter = source._version_counter if shared else [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
