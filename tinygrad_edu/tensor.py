@@ -736,13 +736,17 @@ class Tensor:
         return ops.Erf.apply(floating(self))
 
     def square(self) -> Tensor:
-        return ops.Square.apply(self)
+        """``x * x``; of a boolean tensor int64, as in PyTorch (NumPy says int8)."""
+        return ops.Square.apply(_accumulated(self) if self.data.dtype.kind == "b" else self)
 
     def reciprocal(self) -> Tensor:
         return ops.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
-        """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc)."""
+        """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc); a boolean tensor is its
+        own sign."""
+        if self.data.dtype.kind == "b":
+            return Tensor._wrap(self.data.copy())
         return ops.Sign.apply(self)
 
     def floor(self) -> Tensor:
@@ -752,7 +756,10 @@ class Tensor:
         return ops.Ceil.apply(self)
 
     def round(self) -> Tensor:
-        """Round half to even, like NumPy and PyTorch."""
+        """Round half to even, like NumPy and PyTorch; a boolean tensor stays boolean (as with
+        floor, ceil and trunc)."""
+        if self.data.dtype.kind == "b":
+            return Tensor._wrap(self.data.copy())
         return ops.Round.apply(self)
 
     def trunc(self) -> Tensor:
@@ -786,7 +793,7 @@ class Tensor:
     ) -> Tensor:
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("sum", axis, keepdims, dim, keepdim)
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Sum.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
     def mean(
         self,
@@ -841,7 +848,7 @@ class Tensor:
         """Product; the gradient is exact with zeros (one zero, several zeros)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("prod", axis, keepdims, dim, keepdim)
-        return ops.Prod.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Prod.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
     def var(
         self,
@@ -896,7 +903,7 @@ class Tensor:
         """Vector norm (``p`` = 2 by default, 1, inf, -inf); the gradient at 0 is 0."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("norm", axis, keepdims, dim, keepdim)
-        return ops.norm(self, p=p, axis=axis, keepdims=keepdims)
+        return ops.norm(floating(self), p=p, axis=axis, keepdims=keepdims)
 
     def argmax(
         self,
@@ -954,11 +961,11 @@ class Tensor:
 
     def cumsum(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         """Running sum along ``axis``."""
-        return ops.Cumsum.apply(self, axis=_one_axis("cumsum", axis, dim))
+        return ops.Cumsum.apply(_accumulated(self), axis=_one_axis("cumsum", axis, dim))
 
     def cumprod(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         """Running product along ``axis``; the gradient is exact with zeros."""
-        return ops.Cumprod.apply(self, axis=_one_axis("cumprod", axis, dim))
+        return ops.Cumprod.apply(_accumulated(self), axis=_one_axis("cumprod", axis, dim))
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         return ops.Softmax.apply(floating(self), axis=axis if dim is None else dim)
@@ -1183,6 +1190,15 @@ def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
     if axis is None:
         raise TypeError(f"{op}: needs an axis (axis= or dim=)")
     return axis
+
+
+def _accumulated(t: Tensor) -> Tensor:
+    """``t`` in the dtype its sums and products accumulate in: floating tensors their own,
+    integer and boolean ones int64, as in PyTorch (NumPy would sum uint8 in uint64)."""
+    kind = t.data.dtype.kind
+    if kind == "f" or t.data.dtype == np.int64:
+        return t
+    return Tensor._wrap(t.data.astype(np.int64))
 
 
 def _bitwise(fn: np.ufunc, *values: Any) -> Tensor:
