@@ -7,11 +7,13 @@ concurrent backward passes, which record with ``create_graph``); observers (``tr
 ``no_grad`` function can run in several threads at once; a decorated generator function runs its
 body in the decorator's mode; ``grad()`` calls with different targets over one retained graph --
 in several threads, or one nested in another's hook -- each get their exact gradients and leave
-the graph as recorded.
+the graph as recorded; backward passes in several threads that reach one leaf each add their
+share to its ``.grad``.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 
@@ -297,3 +299,23 @@ def test_grad_nested_in_a_hook_sees_the_recorded_graph(inner_targets, backward_i
     if backward_inside:
         np.testing.assert_allclose(x.grad.data, dx)
         np.testing.assert_allclose(w.grad.data, dw)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_concurrent_backward_passes_into_one_leaf_add_every_share(create_graph):
+    """Each thread's ``.grad`` update reads, sums and writes back: interleaved without a lock,
+    one thread's share was lost (2154 of 2400)."""
+    w = Tensor(np.ones(100_000), requires_grad=True)  # NumPy's sums release the GIL
+    threads, rounds = 4, 100
+
+    def work() -> None:
+        for _ in range(rounds):
+            (w * 2.0).sum().backward(create_graph=create_graph)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        _run_threads([work] * threads)
+    finally:
+        sys.setswitchinterval(interval)
+    np.testing.assert_array_equal(w.grad.data, np.full(w.shape, 2.0 * threads * rounds))

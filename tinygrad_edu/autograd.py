@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -299,15 +300,21 @@ def _add(grads: dict[int, Tensor], tensor: Tensor, g: Tensor) -> None:
     grads[id(tensor)] = g if previous is None else previous + g
 
 
+#: held while a ``.grad`` is read, summed and written back: backward passes in several threads
+#: that reach one leaf must each add their share (PyTorch's accumulation holds a lock too)
+_ACCUMULATING = threading.Lock()
+
+
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     """``leaf.grad += g``; ``.grad`` is created on first use, always as a fresh array."""
-    if not create_graph:
-        data = g.data.astype(leaf.dtype, copy=True)
-        if leaf.grad is not None:
-            data += leaf.grad.data
-        leaf.grad = Tensor._wrap(data)
-    else:
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    with _ACCUMULATING:
+        if not create_graph:
+            data = g.data.astype(leaf.dtype, copy=True)
+            if leaf.grad is not None:
+                data += leaf.grad.data
+            leaf.grad = Tensor._wrap(data)
+        else:
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 def backward(
