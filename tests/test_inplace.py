@@ -335,6 +335,8 @@ ALIASES: dict[str, Callable[[Tensor], Tensor]] = {
     "reshape": lambda t: t.reshape(t.shape[::-1]),
     "slice": lambda t: t[..., ::2],
     "transpose": lambda t: t.T,
+    "flip over no axes": lambda t: t.flip(()),
+    "[...]": lambda t: t[...],
 }
 
 

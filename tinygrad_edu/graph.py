@@ -276,7 +276,7 @@ class Op:
                     node = op
                     break
         out = tensor_class._wrap(data, node)
-        if data.base is not None:
+        if data.base is not None or any([data is t.data for t in inputs]):
             _share_version_with_viewed_input(op, inputs, out)
         for observer in state.forward_observers:
             observer.op_applied(op, inputs, out)
@@ -288,9 +288,11 @@ class Op:
 
 def _share_version_with_viewed_input(op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
     """A result that is a NumPy view of an input's memory (reshape, transpose, basic indexing)
-    shares that input's version counter, as PyTorch's views do: a later in-place change through
-    either one is then seen by every op that saved the other."""
-    base = out.data.base
+    -- or that input's very array (a flip over no axes) -- shares that input's version counter,
+    as PyTorch's views do: a later in-place change through either one is then seen by every op
+    that saved the other."""
+    data = out.data
+    base = data if data.base is None else data.base
     for t in inputs:
         if t.data is base or t.data.base is base:
             out._version_counter = t._version_counter
