@@ -273,7 +273,29 @@ def _refusal_cases() -> dict[str, tuple[Callable[[], Tensor], Callable[[Tensor],
             lambda t: t.fill_(Tensor(np.ones(2))),
             ValueError,
         ),
+        # PyTorch records these copies (the target then depends on the source); we cannot, and
+        # the gradient through them would silently be missing
+        "copy_ from a tensor that requires grad, recording": (
+            lambda: Tensor(np.ones(3)),
+            lambda t: t.copy_(Tensor(np.arange(3.0), requires_grad=True) * 2),
+            RuntimeError,
+        ),
+        "fill_ with a tensor that requires grad, recording": (
+            lambda: Tensor(np.ones(3)),
+            lambda t: t.fill_(Tensor(2.0, requires_grad=True)),
+            RuntimeError,
+        ),
     }
+
+
+def test_copying_a_tensor_that_requires_grad_is_fine_without_recording():
+    w = _weights()
+    target = Tensor(np.zeros(2))
+    target.copy_(w.detach() * 2)
+    with tg.no_grad():
+        target.copy_(w * 3)
+        target.fill_(w[0])
+    np.testing.assert_array_equal(target.data, [1.0, 1.0])
 
 
 @pytest.mark.parametrize("case", sorted(_refusal_cases()))

@@ -128,6 +128,7 @@ class Tensor:
         """
         values = src.data if isinstance(src, Tensor) else np.asarray(src)
         self._check_writable("copy_")
+        _check_source_graph("copy_", src)
         if values.dtype.kind not in "biuf":
             raise TypeError(f"copy_: cannot copy {values.dtype} values into a {self.dtype} tensor")
         try:
@@ -152,6 +153,7 @@ class Tensor:
         if isinstance(value, Tensor):
             if value.size != 1:
                 raise ValueError(f"fill_: the value must have one element, got shape {value.shape}")
+            _check_source_graph("fill_", value)
             value = value.item()
         if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
             raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
@@ -1190,6 +1192,18 @@ def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
     if axis is None:
         raise TypeError(f"{op}: needs an axis (axis= or dim=)")
     return axis
+
+
+def _check_source_graph(method: str, source: Any) -> None:
+    """Refuse to copy a value that requires grad while recording: PyTorch records the copy
+    (the target then depends on the source), this library cannot, and the gradient through it
+    would silently be missing."""
+    if isinstance(source, Tensor) and source.requires_grad and is_grad_enabled():
+        raise RuntimeError(
+            f"{method}: the source requires grad, and an in-place copy is not recorded, so its "
+            "gradient would be lost; compute the new tensor out of place, or copy "
+            "source.detach() (or under no_grad()) if no gradient should flow"
+        )
 
 
 def _accumulated(t: Tensor) -> Tensor:
