@@ -230,7 +230,9 @@ def test_constructor_conversions():
     assert Tensor(np.ones(2)).dtype == np.float64
     arr = np.ones(2)
     t = Tensor(arr)
-    assert t.data is arr and np.asarray(t) is arr and t.numpy() is arr
+    assert t.data is arr and t.numpy() is arr
+    # np.asarray shares the memory read-only: a write through it would go unseen (issue 21)
+    assert np.shares_memory(np.asarray(t), arr) and not np.asarray(t).flags.writeable
 
 
 def test_array_protocol_and_info():

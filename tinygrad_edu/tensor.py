@@ -217,9 +217,16 @@ class Tensor:
         return (self[i] for i in range(len(self.data)))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(t)``: a read-only view of the array (a write through it would change a
+        value a recorded op may have saved, unseen by the in-place check), ``np.array(t)`` a
+        copy; :meth:`numpy` is the writable escape hatch, shared like ``.data``."""
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if copy:
+            return self.data.copy()
+        view = self.data.view()
+        view.flags.writeable = False
+        return view
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
