@@ -331,6 +331,16 @@ def backward(
     _run([output], [seed], None, retain_graph or create_graph, create_graph)
 
 
+def _one_per_output(grad_outputs: object) -> bool:
+    """Whether ``grad_outputs`` for a single output is PyTorch's one-element list of it
+    (``[g]`` or ``[None]``) rather than array-like data."""
+    return (
+        isinstance(grad_outputs, (list, tuple))
+        and len(grad_outputs) == 1
+        and (grad_outputs[0] is None or isinstance(grad_outputs[0], Tensor))
+    )
+
+
 def grad(
     outputs: Tensor | Sequence[Tensor],
     inputs: Tensor | Sequence[Tensor],
@@ -371,7 +381,7 @@ def grad(
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif single_output:
+    elif single_output and not _one_per_output(grad_outputs):
         grad_outputs = [grad_outputs]
     else:
         grad_outputs = list(grad_outputs)
