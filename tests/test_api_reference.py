@@ -195,7 +195,6 @@ UNDOCUMENTED = frozenset(
         "Tensor.expm1",
         "Tensor.rsqrt",
         "Tensor.erf",
-        "Tensor.square",
         "Tensor.reciprocal",
         "Tensor.floor",
         "Tensor.ceil",

@@ -139,6 +139,23 @@ def test_python_ints_beyond_int64_are_refused():
         Tensor(2**64)
 
 
+@given(
+    nested_numbers(),
+    st.integers(min_value=2**63, max_value=2**70) | st.integers(max_value=-(2**63) - 1),
+    st.data(),
+)
+def test_a_python_int_beyond_int64_anywhere_in_a_list_is_refused(data, big, draw):
+    """NumPy would make such a list uint64, float64 (``[1, 2**63]`` became a float32 tensor)
+    or objects; PyTorch refuses it, and so do we, with the number named."""
+    flat = np.asarray(data, dtype=object)
+    if flat.ndim == 0:
+        return
+    index = tuple(draw.draw(st.integers(0, n - 1)) for n in flat.shape)
+    flat[index] = big
+    with pytest.raises(OverflowError, match=f"{big} does not fit in int64"):
+        Tensor(flat.tolist())
+
+
 # ---------------------------------------------------------------------- explicit dtype=
 CONSTRUCTORS = {
     "Tensor": lambda dtype: Tensor([1, 0, 2], dtype=dtype),

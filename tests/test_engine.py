@@ -9,6 +9,8 @@ import weakref
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
@@ -230,7 +232,9 @@ def test_constructor_conversions():
     assert Tensor(np.ones(2)).dtype == np.float64
     arr = np.ones(2)
     t = Tensor(arr)
-    assert t.data is arr and np.asarray(t) is arr and t.numpy() is arr
+    assert t.data is arr and t.numpy() is arr
+    # np.asarray shares the memory read-only: a write through it would go unseen (issue 21)
+    assert np.shares_memory(np.asarray(t), arr) and not np.asarray(t).flags.writeable
 
 
 def test_array_protocol_and_info():
@@ -396,3 +400,32 @@ def test_hooks_returning_equal_shapes_and_dtypes_chain():
     x.register_hook(lambda g: g + 1)
     (x * x).sum().backward()
     np.testing.assert_array_equal(x.grad.data, [7.0, 13.0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple),
+    st.sampled_from(["tensor", "[tensor]", "(tensor,)", "array", "[None]"]),
+)
+def test_grad_outputs_of_a_single_output_in_every_spelling_pytorch_accepts(shape, spelling):
+    """``grad(out, xs, grad_outputs=g)``, ``[g]`` (PyTorch's one-per-output list), ``(g,)`` and
+    plain array data all mean the same upstream gradient; ``[g]`` was read as data of shape
+    ``(1, *shape)`` and refused."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(len(shape))
+    x_value, g_value = rng.normal(size=shape), rng.normal(size=shape)
+    if spelling == "[None]":
+        shape, x_value, g_value = (), np.asarray(1.5), np.asarray(1.0)
+    x = Tensor(x_value, requires_grad=True)
+    g = Tensor(g_value)
+    given_as = {
+        "tensor": g,
+        "[tensor]": [g],
+        "(tensor,)": (g,),
+        "array": g_value,
+        "[None]": [None],
+    }[spelling]
+    (ours,) = tg.grad(x * x, [x], grad_outputs=given_as)
+    tx = torch.tensor(x_value, requires_grad=True)
+    (theirs,) = torch.autograd.grad(tx * tx, [tx], grad_outputs=[torch.tensor(g_value)])
+    np.testing.assert_allclose(ours.data, theirs.numpy())

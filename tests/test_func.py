@@ -300,6 +300,27 @@ def test_duplicate_argnums_are_refused(transform, argnums):
         transform(lambda a, b: (a * b).sum(), argnums)(a, b)
 
 
+@pytest.mark.parametrize("transform", [jacrev, jacfwd, hessian, jacobian])
+@pytest.mark.parametrize("argnums", [1.0, "0", None, (0, 1.0), {0}])
+def test_argnums_that_are_not_ints_are_refused_by_name(transform, argnums):
+    a, b = Tensor(np.ones(2)), Tensor(np.ones(2))
+    with pytest.raises(TypeError, match="argnums"):
+        transform(lambda a, b: (a * b).sum(), argnums)(a, b)
+
+
+@pytest.mark.parametrize("argnums", [np.int64(1), (np.int32(0), 1)])
+def test_numpy_integer_argnums_name_their_positions(argnums):
+    a, b = Tensor(np.array([1.0, 2.0])), Tensor(np.array([3.0, 4.0]))
+    result = jacrev(lambda a, b: a * b, argnums)(a, b)
+    if isinstance(argnums, tuple):
+        expected = jacrev(lambda a, b: a * b, (0, 1))(a, b)
+        assert isinstance(result, tuple) and len(result) == 2
+    else:
+        expected, result = (jacrev(lambda a, b: a * b, 1)(a, b),), (result,)
+    for got, want in zip(result, expected):
+        np.testing.assert_array_equal(got.data, want.data)
+
+
 # ------------------------------------------------------------------ randomness and state updates
 def _bn_model():
     from tinygrad_edu import nn

@@ -5,9 +5,10 @@ Promises: every tensor carries a version counter that each in-place change bumps
 statistics); every recorded op remembers its inputs' versions, and ``backward`` / ``grad``
 refuse with a clear ``RuntimeError`` to apply a VJP whose inputs or output changed since, as
 PyTorch does. Without a change the gradient is the usual one. ``detach()`` shares the counter
-(it shares the memory). The in-place methods refuse, changing nothing, what PyTorch refuses: a
-leaf that requires grad while recording, a recorded result, a read-only array, non-numbers,
-shapes that do not broadcast.
+(it shares the memory), and so do ``Tensor(t)`` and ``Parameter(t)`` when they hold ``t``'s
+array: a change through any alias of a saved tensor is seen. The in-place methods refuse,
+changing nothing, what PyTorch refuses: a leaf that requires grad while recording, a recorded
+result, a read-only array, non-numbers, shapes that do not broadcast.
 """
 
 from __future__ import annotations
@@ -272,7 +273,29 @@ def _refusal_cases() -> dict[str, tuple[Callable[[], Tensor], Callable[[Tensor],
             lambda t: t.fill_(Tensor(np.ones(2))),
             ValueError,
         ),
+        # PyTorch records these copies (the target then depends on the source); we cannot, and
+        # the gradient through them would silently be missing
+        "copy_ from a tensor that requires grad, recording": (
+            lambda: Tensor(np.ones(3)),
+            lambda t: t.copy_(Tensor(np.arange(3.0), requires_grad=True) * 2),
+            RuntimeError,
+        ),
+        "fill_ with a tensor that requires grad, recording": (
+            lambda: Tensor(np.ones(3)),
+            lambda t: t.fill_(Tensor(2.0, requires_grad=True)),
+            RuntimeError,
+        ),
     }
+
+
+def test_copying_a_tensor_that_requires_grad_is_fine_without_recording():
+    w = _weights()
+    target = Tensor(np.zeros(2))
+    target.copy_(w.detach() * 2)
+    with tg.no_grad():
+        target.copy_(w * 3)
+        target.fill_(w[0])
+    np.testing.assert_array_equal(target.data, [1.0, 1.0])
 
 
 @pytest.mark.parametrize("case", sorted(_refusal_cases()))
@@ -321,3 +344,47 @@ def test_backward_refuses_exactly_when_a_tensor_it_reads_changed(changes, use_c)
         loss.backward()
         np.testing.assert_allclose(a.grad.data, np.tanh([1.0, 2.0]))
         np.testing.assert_allclose(b.grad.data, [1.0, 2.0] * (1 - np.tanh([1.0, 2.0]) ** 2))
+
+
+# ------------------------------------------------------------------ the class: any alias
+ALIASES: dict[str, Callable[[Tensor], Tensor]] = {
+    "detach": lambda t: t.detach(),
+    "Tensor(t)": lambda t: Tensor(t),
+    "Tensor(t, dtype=its dtype)": lambda t: Tensor(t, dtype=t.dtype),
+    "Tensor(t, dtype=float32)": lambda t: Tensor(t, dtype=np.float32),
+    "Parameter(t)": lambda t: nn.Parameter(t, requires_grad=False),
+    "astype(its dtype)": lambda t: t.astype(t.dtype),
+    "reshape": lambda t: t.reshape(t.shape[::-1]),
+    "slice": lambda t: t[..., ::2],
+    "transpose": lambda t: t.T,
+    "flip over no axes": lambda t: t.flip(()),
+    "[...]": lambda t: t[...],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.sampled_from(sorted(ALIASES)), min_size=1, max_size=3),
+    change=st.sampled_from(["fill_", "zero_", "copy_"]),
+)
+def test_a_change_through_any_alias_of_a_saved_tensor_is_seen(steps, change):
+    """Whatever chain of aliases a user makes of a saved result (``detach``, ``Tensor(t)``,
+    ``Parameter(t)``, views), a change through the last one is refused by backward exactly
+    when it shares the result's memory; otherwise the gradient is the usual one."""
+    x = Tensor(np.arange(6.0).reshape(2, 3) / 4, requires_grad=True)
+    y = x.exp()  # exp's VJP reads its output
+    with tg.no_grad():
+        alias = y
+        for step in steps:
+            alias = ALIASES[step](alias)
+        shared = np.shares_memory(alias.data, y.data)
+        if change == "copy_":
+            alias.copy_(np.full(alias.shape, 2.0))
+        else:
+            getattr(alias, change)(*([2.0] if change == "fill_" else []))
+    if shared:
+        with pytest.raises(RuntimeError, match=MODIFIED):
+            y.sum().backward()
+    else:
+        y.sum().backward()
+        np.testing.assert_allclose(x.grad.data, np.exp(x.data))

@@ -324,6 +324,11 @@ def test_python_numbers_meeting_integer_tensors_follow_the_rules(array, scalar, 
     compute = np.dtype(np.float32) if name == "/" and promoted.kind != "f" else promoted
     # a Python int beyond the dtype (-1 beside uint8) wraps around, as in PyTorch
     low, typed = array.astype(compute), np.asarray(scalar).astype(compute)
+    divisor = low if reflected else typed
+    if name in ("//", "%") and compute.kind in "biu" and not np.all(divisor):
+        with pytest.raises(ZeroDivisionError):  # NumPy answers 0; PyTorch raises
+            op(scalar, tensor) if reflected else op(tensor, scalar)
+        return
     with np.errstate(all="ignore"):
         try:
             reference = np.asarray(op(typed, low) if reflected else op(low, typed))
@@ -466,3 +471,70 @@ def test_pytorch_constructors_and_ours_agree_on_default_dtypes():
     for args in ((5,), (0.5, 2), (1, 7, 2), (0, 1, 0.25)):
         assert str(tg.arange(*args).dtype) == str(torch.arange(*args).dtype).removeprefix("torch.")
     assert tg.full((2,), 3).dtype == np.int64 and tg.full((2,), True).dtype == np.bool_
+
+
+#: functions of one tensor and their PyTorch spelling (the same unless given)
+UNARY = {
+    "sum": (lambda t: t.sum(), None),
+    "sum(axis)": (lambda t: t.sum(axis=0), lambda t: t.sum(0)),
+    "prod": (lambda t: t.prod(), None),
+    "prod(axis)": (lambda t: t.prod(axis=-1), lambda t: t.prod(-1)),
+    "cumsum": (lambda t: t.cumsum(0), None),
+    "cumprod": (lambda t: t.cumprod(-1), None),
+    "max": (lambda t: t.max(), None),
+    "abs": (lambda t: t.abs(), None),
+    "neg": (lambda t: -t, None),
+    "exp": (lambda t: t.exp(), None),
+    "sqrt": (lambda t: t.sqrt(), None),
+    "sigmoid": (lambda t: t.sigmoid(), None),
+    "tanh": (lambda t: t.tanh(), None),
+    "relu": (lambda t: t.relu(), None),
+    "square": (lambda t: t.square(), None),
+    "sign": (lambda t: t.sign(), None),
+    "floor": (lambda t: t.floor(), None),
+    "round": (lambda t: t.round(), None),
+    "norm": (lambda t: t.norm(), None),
+    "logsumexp": (lambda t: t.logsumexp(0), None),
+    "softmax": (lambda t: t.softmax(-1), None),
+    "clip": (lambda t: t.clip(0, 1), lambda t: t.clamp(0, 1)),
+    "* 2.5": (lambda t: t * 2.5, None),
+    "+ 1": (lambda t: t + 1, None),
+    "/ 2": (lambda t: t / 2, None),
+    "** 2": (lambda t: t**2, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_every_function_of_one_tensor_gives_pytorchs_dtype(name):
+    """Reductions (NumPy sums uint8 in uint64, PyTorch in int64), elementwise functions and
+    arithmetic with a number, on every dtype and rank: PyTorch's result dtype wherever PyTorch
+    computes one (where it refuses, a clear refusal or a floating result is fine)."""
+    torch = _torch()
+    ours, theirs = UNARY[name]
+    theirs = theirs or ours
+    for dtype, shape in itertools.product(SMALL_DTYPES, [(2, 3), (3,)]):
+        values = (np.arange(int(np.prod(shape))).reshape(shape) % 3).astype(dtype)
+        expected = _torch_dtype_or_none(lambda: theirs(torch.from_numpy(values)))  # noqa: B023
+        if expected is None:
+            continue
+        assert str(ours(Tensor(values)).dtype) == expected, (name, dtype, shape)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    integer_arrays((4,), ("int8", "uint8", "int32", "int64")),
+    integer_arrays((4,), ("int8", "uint8", "int32", "int64")),
+    st.sampled_from(["//", "%"]),
+)
+def test_integer_floor_division_and_remainder_refuse_a_zero_divisor(a, b, name):
+    """NumPy answers 0 for an integer divided by 0; PyTorch raises, and so do we. Without a
+    zero the result is Python's (floored, the remainder with the divisor's sign)."""
+    op = OPERATORS[name]
+    if not np.all(b):
+        with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+            op(Tensor(a), Tensor(b))
+        with pytest.raises(ZeroDivisionError, match="integer division by zero"):
+            op(Tensor(a), 0)
+        return
+    got = op(Tensor(a), Tensor(b)).data
+    assert got.tolist() == [op(int(x), int(y)) for x, y in zip(a, b)]

@@ -281,7 +281,19 @@ IN_PLACE_WRITERS = {
     "put_along_axis": lambda t: np.put_along_axis(t, np.zeros((1, 2), dtype=int), 7.0, 0),
     "ufunc.at": lambda t: np.multiply.at(t, [0], 7.0),
     "ravel view": lambda t: np.ravel(t).__setitem__(0, 7.0),
+    "asarray view": lambda t: np.asarray(t).__setitem__((0, 0), 7.0),
+    "asanyarray fill": lambda t: np.asanyarray(t).fill(7.0),
+    "array(copy=False) view": lambda t: np.array(t, copy=False).__setitem__((0, 0), 7.0),
+    "ufunc out= of asarray": lambda t: np.negative(np.asarray(t), out=np.asarray(t)),
 }
+
+
+def test_np_array_of_a_tensor_is_a_writable_copy_and_numpy_the_shared_array():
+    t = Tensor(np.arange(4.0))
+    copy = np.array(t)
+    copy[0] = 7.0
+    assert t.data[0] == 0.0 and np.asarray(t)[0] == 0.0
+    assert t.numpy() is t.data  # the documented escape hatch, shared like .data
 
 
 @pytest.mark.parametrize("name", sorted(IN_PLACE_WRITERS))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
@@ -204,37 +205,37 @@ def _pruned_to(outputs: Sequence[Tensor], targets: set[int] | None) -> Iterator[
 
     A tensor *reaches* a target if it is one or if an input of its node reaches one. The
     nodes' ``needs_input_grad`` masks are narrowed accordingly (VJPs skip work for ``False``
-    entries) and restored afterwards, so a retained graph is unchanged.
+    entries) for this thread only and for this sweep only: the nodes themselves are unchanged,
+    so a retained graph, another thread's sweep over it and a sweep nested in a hook (which
+    starts from the recorded masks; ``targets`` of ``None`` narrows nothing) all see the masks
+    recorded in the forward pass.
     """
-    if targets is None:
-        yield
-        return
-    saved = _narrow(_reaching(outputs, targets))
+    state = graph._state
+    outer = state.narrowed
+    state.narrowed = {}
     try:
+        if targets is not None:
+            state.narrowed = _narrow(_reaching(outputs, targets))
         yield
     finally:
-        for ref, mask in saved:
-            node = ref()
-            if node is not None:  # still alive: a retained graph, or one the sweep did not reach
-                node.needs_input_grad = mask
+        state.narrowed = outer
 
 
-def _narrow(reaches: dict[int, Tensor]) -> list[tuple[weakref.ref, tuple[bool, ...]]]:
-    """Narrow the masks of the nodes on paths to a target; return (node, old mask) pairs.
+def _narrow(reaches: dict[int, Tensor]) -> dict[int, tuple[weakref.ref, tuple[bool, ...]]]:
+    """The narrowed masks of the nodes on paths to a target, by node id (the recorded masks
+    are read: no narrowing is active while this runs).
 
     The nodes are held weakly, and ``reaches`` is dropped on return: the sweep releases each
     node, and with it the activations it saved, right after its VJP -- holding them all until
     the end would keep every activation of the forward pass alive through the whole sweep.
     """
-    saved = []
+    narrowed = {}
     for node in {id(t._node): t._node for t in reaches.values() if t._node}.values():
-        mask = tuple(
-            wanted and id(x) in reaches for x, wanted in zip(node.inputs, node.needs_input_grad)
-        )
-        if mask != node.needs_input_grad:
-            saved.append((weakref.ref(node), node.needs_input_grad))
-            node.needs_input_grad = mask
-    return saved
+        recorded = node.needs_input_grad
+        mask = tuple(wanted and id(x) in reaches for x, wanted in zip(node.inputs, recorded))
+        if mask != recorded:
+            narrowed[id(node)] = (weakref.ref(node), mask)
+    return narrowed
 
 
 def _reaching(outputs: Sequence[Tensor], targets: set[int]) -> dict[int, Tensor]:
@@ -299,15 +300,21 @@ def _add(grads: dict[int, Tensor], tensor: Tensor, g: Tensor) -> None:
     grads[id(tensor)] = g if previous is None else previous + g
 
 
+#: held while a ``.grad`` is read, summed and written back: backward passes in several threads
+#: that reach one leaf must each add their share (PyTorch's accumulation holds a lock too)
+_ACCUMULATING = threading.Lock()
+
+
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     """``leaf.grad += g``; ``.grad`` is created on first use, always as a fresh array."""
-    if not create_graph:
-        data = g.data.astype(leaf.dtype, copy=True)
-        if leaf.grad is not None:
-            data += leaf.grad.data
-        leaf.grad = Tensor._wrap(data)
-    else:
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    with _ACCUMULATING:
+        if not create_graph:
+            data = g.data.astype(leaf.dtype, copy=True)
+            if leaf.grad is not None:
+                data += leaf.grad.data
+            leaf.grad = Tensor._wrap(data)
+        else:
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 def backward(
@@ -322,6 +329,16 @@ def backward(
     """
     seed = _seed(output, grad)
     _run([output], [seed], None, retain_graph or create_graph, create_graph)
+
+
+def _one_per_output(grad_outputs: object) -> bool:
+    """Whether ``grad_outputs`` for a single output is PyTorch's one-element list of it
+    (``[g]`` or ``[None]``) rather than array-like data."""
+    return (
+        isinstance(grad_outputs, (list, tuple))
+        and len(grad_outputs) == 1
+        and (grad_outputs[0] is None or isinstance(grad_outputs[0], Tensor))
+    )
 
 
 def grad(
@@ -364,7 +381,7 @@ def grad(
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif single_output:
+    elif single_output and not _one_per_output(grad_outputs):
         grad_outputs = [grad_outputs]
     else:
         grad_outputs = list(grad_outputs)

@@ -58,9 +58,21 @@ def _infer(data: Any) -> np.ndarray:
         # np.float64 is a float too, and keeps its dtype
         return np.asarray(data, dtype=None if isinstance(data, np.generic) else DEFAULT_FLOAT)
     array = np.asarray(data)
+    if isinstance(data, (list, tuple)) and array.dtype.kind in "fuO":
+        _check_python_ints(data)  # NumPy's way out for big ints: uint64, float64, object
     if array.dtype == np.float64 and isinstance(data, (list, tuple)) and not _holds_float64(data):
         return array.astype(DEFAULT_FLOAT)  # Python floats in a list: float32
     return array
+
+
+def _check_python_ints(items: Sequence[Any]) -> None:
+    """Refuse a Python int beyond int64 in a nested list, as PyTorch does (NumPy would make
+    the list uint64, float64 or objects)."""
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            _check_python_ints(item)
+        elif type(item) is int and not -(2**63) <= item < 2**63:
+            raise OverflowError(f"Tensor: the Python int {item} does not fit in int64")
 
 
 def _holds_float64(items: Sequence[Any]) -> bool:

@@ -39,12 +39,20 @@ Argnums = int | tuple[int, ...]
 
 
 def _positions(argnums: Argnums, count: int) -> tuple[int, ...]:
-    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(argnums, (int, np.integer)):
+        positions: tuple = (int(argnums),)
+    elif isinstance(argnums, (tuple, list)):
+        positions = tuple(argnums)
+    else:
+        raise TypeError(f"argnums must be an int or a tuple of ints, got {type(argnums).__name__}")
     if not positions:
         raise ValueError("argnums must name at least one argument")
     for p in positions:
-        if not isinstance(p, int) or not -count <= p < count:
+        if not isinstance(p, (int, np.integer)):
+            raise TypeError(f"argnums {argnums!r} holds a {type(p).__name__}, not an int")
+        if not -count <= p < count:
             raise ValueError(f"argnums {argnums!r} does not fit a call with {count} argument(s)")
+    positions = tuple(int(p) for p in positions)
     normalized = tuple(p % count for p in positions)
     if len(set(normalized)) != len(normalized):
         raise ValueError(
@@ -163,7 +171,7 @@ def jacrev(f: Callable, argnums: Argnums = 0) -> Callable:
                     for i, p in enumerate(positions)
                 ]
             )
-        return _shaped(result, single_out, isinstance(argnums, int))
+        return _shaped(result, single_out, isinstance(argnums, (int, np.integer)))
 
     return jacobian_fn
 
@@ -211,7 +219,7 @@ def jacfwd(f: Callable, argnums: Argnums = 0) -> Callable:
             ]
             for k, out in enumerate(outputs)
         ]
-        return _shaped(result, single_out, isinstance(argnums, int))
+        return _shaped(result, single_out, isinstance(argnums, (int, np.integer)))
 
     return jacobian_fn
 

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -52,13 +54,16 @@ class _EngineState(threading.local):
 
     ``grad_enabled`` -- whether :meth:`Op.apply` records; ``observers`` -- the registered
     observers, outermost first; ``forward_observers`` -- those of them that override
-    ``op_applied``, kept as a tuple so ``apply`` tests one attribute.
+    ``op_applied``, kept as a tuple so ``apply`` tests one attribute; ``narrowed`` -- while a
+    ``grad()`` sweep runs in this thread, the ``needs_input_grad`` masks it narrowed to the paths
+    to its targets (by node id: a weak reference to the node and its mask).
     """
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.observers: list[Observer] = []
         self.forward_observers: tuple[Observer, ...] = ()
+        self.narrowed: dict[int, tuple[weakref.ref, tuple[bool, ...]]] = {}
 
 
 _state = _EngineState()
@@ -97,10 +102,39 @@ class _GradMode:
         _state.grad_enabled = self._previous.stack.pop()
 
     def __call__(self, fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_generator(fn)
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with _GradMode(self.enabled):
                 return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def _wrap_generator(self, fn: F) -> F:
+        """A decorated generator function runs its body in the mode each time it is resumed
+        (as PyTorch's decorators do); the caller's mode holds between its ``yield`` statements."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            generator = fn(*args, **kwargs)
+            resume: Callable[[Any], Any] = generator.send
+            argument: Any = None
+            while True:
+                try:
+                    with _GradMode(self.enabled):
+                        value = resume(argument)
+                except StopIteration as stop:
+                    return stop.value
+                try:
+                    argument = yield value
+                    resume = generator.send
+                except GeneratorExit:
+                    generator.close()
+                    raise
+                except BaseException as err:  # thrown in by the caller: the body sees it
+                    resume, argument = generator.throw, err
 
         return wrapper  # type: ignore[return-value]
 
@@ -182,7 +216,6 @@ class Op:
 
     name: ClassVar[str] = "op"
     inputs: tuple[Tensor, ...] = ()
-    needs_input_grad: tuple[bool, ...] = ()
     #: the inputs' ``_version`` counters when the op was recorded; backward refuses to apply the
     #: VJP if any input was changed in place since (its VJP would read the new values)
     saved_versions: tuple[int, ...] = ()
@@ -193,6 +226,20 @@ class Op:
     sequence: int = 0
     #: where user code created this node (file:line), recorded only in anomaly mode
     created_at: str | None = None
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        """Which inputs want a gradient: those that required grad when the op was recorded --
+        narrowed, while a ``grad()`` sweep runs in this thread, to the inputs on a path to its
+        targets (another thread's sweep over the same graph never sees that narrowing)."""
+        entry = _state.narrowed.get(id(self))
+        if entry is not None and entry[0]() is self:
+            return entry[1]
+        return self.__dict__.get("needs_input_grad", ())
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, mask: tuple[bool, ...]) -> None:
+        self.__dict__["needs_input_grad"] = mask
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -229,7 +276,7 @@ class Op:
                     node = op
                     break
         out = tensor_class._wrap(data, node)
-        if data.base is not None:
+        if data.base is not None or any([data is t.data for t in inputs]):
             _share_version_with_viewed_input(op, inputs, out)
         for observer in state.forward_observers:
             observer.op_applied(op, inputs, out)
@@ -241,9 +288,11 @@ class Op:
 
 def _share_version_with_viewed_input(op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
     """A result that is a NumPy view of an input's memory (reshape, transpose, basic indexing)
-    shares that input's version counter, as PyTorch's views do: a later in-place change through
-    either one is then seen by every op that saved the other."""
-    base = out.data.base
+    -- or that input's very array (a flip over no axes) -- shares that input's version counter,
+    as PyTorch's views do: a later in-place change through either one is then seen by every op
+    that saved the other."""
+    data = out.data
+    base = data if data.base is None else data.base
     for t in inputs:
         if t.data is base or t.data.base is base:
             out._version_counter = t._version_counter

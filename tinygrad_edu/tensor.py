@@ -73,11 +73,15 @@ class Tensor:
     )
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = creation.array(data.data if isinstance(data, Tensor) else data, dtype)
+        source = data if isinstance(data, Tensor) else None
+        self.data = creation.array(data if source is None else source.data, dtype)
         self.grad: Tensor | None = None
         self._node = None
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
-        self._version_counter = [0]
+        # a Tensor made from a Tensor without a cast holds the same array: it shares the
+        # version counter too (as detach() does), so a change through either one is seen
+        shared = source is not None and self.data is source.data
+        self._version_counter = source._version_counter if shared else [0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -124,6 +128,7 @@ class Tensor:
         """
         values = src.data if isinstance(src, Tensor) else np.asarray(src)
         self._check_writable("copy_")
+        _check_source_graph("copy_", src)
         if values.dtype.kind not in "biuf":
             raise TypeError(f"copy_: cannot copy {values.dtype} values into a {self.dtype} tensor")
         try:
@@ -148,6 +153,7 @@ class Tensor:
         if isinstance(value, Tensor):
             if value.size != 1:
                 raise ValueError(f"fill_: the value must have one element, got shape {value.shape}")
+            _check_source_graph("fill_", value)
             value = value.item()
         if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
             raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
@@ -211,9 +217,16 @@ class Tensor:
         return (self[i] for i in range(len(self.data)))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(t)``: a read-only view of the array (a write through it would change a
+        value a recorded op may have saved, unseen by the in-place check), ``np.array(t)`` a
+        copy; :meth:`numpy` is the writable escape hatch, shared like ``.data``."""
         if dtype is not None and dtype != self.data.dtype:
             return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if copy:
+            return self.data.copy()
+        view = self.data.view()
+        view.flags.writeable = False
+        return view
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
@@ -732,13 +745,17 @@ class Tensor:
         return ops.Erf.apply(floating(self))
 
     def square(self) -> Tensor:
-        return ops.Square.apply(self)
+        """``x * x``; of a boolean tensor int64, as in PyTorch (NumPy says int8)."""
+        return ops.Square.apply(_accumulated(self) if self.data.dtype.kind == "b" else self)
 
     def reciprocal(self) -> Tensor:
         return ops.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
-        """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc)."""
+        """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc); a boolean tensor is its
+        own sign."""
+        if self.data.dtype.kind == "b":
+            return Tensor._wrap(self.data.copy())
         return ops.Sign.apply(self)
 
     def floor(self) -> Tensor:
@@ -748,7 +765,10 @@ class Tensor:
         return ops.Ceil.apply(self)
 
     def round(self) -> Tensor:
-        """Round half to even, like NumPy and PyTorch."""
+        """Round half to even, like NumPy and PyTorch; a boolean tensor stays boolean (as with
+        floor, ceil and trunc)."""
+        if self.data.dtype.kind == "b":
+            return Tensor._wrap(self.data.copy())
         return ops.Round.apply(self)
 
     def trunc(self) -> Tensor:
@@ -782,7 +802,7 @@ class Tensor:
     ) -> Tensor:
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("sum", axis, keepdims, dim, keepdim)
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Sum.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
     def mean(
         self,
@@ -837,7 +857,7 @@ class Tensor:
         """Product; the gradient is exact with zeros (one zero, several zeros)."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("prod", axis, keepdims, dim, keepdim)
-        return ops.Prod.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Prod.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
     def var(
         self,
@@ -892,7 +912,7 @@ class Tensor:
         """Vector norm (``p`` = 2 by default, 1, inf, -inf); the gradient at 0 is 0."""
         if dim is not None or keepdim is not None:
             axis, keepdims = _torch_axes("norm", axis, keepdims, dim, keepdim)
-        return ops.norm(self, p=p, axis=axis, keepdims=keepdims)
+        return ops.norm(floating(self), p=p, axis=axis, keepdims=keepdims)
 
     def argmax(
         self,
@@ -950,11 +970,11 @@ class Tensor:
 
     def cumsum(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         """Running sum along ``axis``."""
-        return ops.Cumsum.apply(self, axis=_one_axis("cumsum", axis, dim))
+        return ops.Cumsum.apply(_accumulated(self), axis=_one_axis("cumsum", axis, dim))
 
     def cumprod(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         """Running product along ``axis``; the gradient is exact with zeros."""
-        return ops.Cumprod.apply(self, axis=_one_axis("cumprod", axis, dim))
+        return ops.Cumprod.apply(_accumulated(self), axis=_one_axis("cumprod", axis, dim))
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         return ops.Softmax.apply(floating(self), axis=axis if dim is None else dim)
@@ -1179,6 +1199,27 @@ def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
     if axis is None:
         raise TypeError(f"{op}: needs an axis (axis= or dim=)")
     return axis
+
+
+def _check_source_graph(method: str, source: Any) -> None:
+    """Refuse to copy a value that requires grad while recording: PyTorch records the copy
+    (the target then depends on the source), this library cannot, and the gradient through it
+    would silently be missing."""
+    if isinstance(source, Tensor) and source.requires_grad and is_grad_enabled():
+        raise RuntimeError(
+            f"{method}: the source requires grad, and an in-place copy is not recorded, so its "
+            "gradient would be lost; compute the new tensor out of place, or copy "
+            "source.detach() (or under no_grad()) if no gradient should flow"
+        )
+
+
+def _accumulated(t: Tensor) -> Tensor:
+    """``t`` in the dtype its sums and products accumulate in: floating tensors their own,
+    integer and boolean ones int64, as in PyTorch (NumPy would sum uint8 in uint64)."""
+    kind = t.data.dtype.kind
+    if kind == "f" or t.data.dtype == np.int64:
+        return t
+    return Tensor._wrap(t.data.astype(np.int64))
 
 
 def _bitwise(fn: np.ufunc, *values: Any) -> Tensor:

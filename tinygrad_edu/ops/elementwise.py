@@ -192,6 +192,22 @@ def erf(x: np.ndarray) -> np.ndarray:
     return (np.sign(x) * magnitude).astype(np.result_type(x, np.float32), copy=False)
 
 
+def _integer_division(fn: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarray]:
+    """``fn`` (``//`` or ``%``) refusing an integer divisor of 0: NumPy silently answers 0
+    there, PyTorch raises. Floating divisors give inf/nan quietly, as in PyTorch."""
+    silent = quiet(fn)
+
+    def divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu" and not np.all(b):
+            raise ZeroDivisionError(
+                f"{name}: integer division by zero (PyTorch refuses it too); divide floating "
+                "tensors to get inf/nan instead"
+            )
+        return silent(a, b)
+
+    return divide
+
+
 # ==================================================================================== the table
 # fmt: off
 #               name       forward                     chain(g, x, y) = g * dy/dx
@@ -294,11 +310,11 @@ Minimum   = binary("minimum",   np.minimum,
                    lambda g, a, b, y: _shared(g, b.data, a.data),
                    lambda g, a, b, y: _shared(g, a.data, b.data),
                    "min(a, b);  dy/da = [a < b] + [a = b]/2")
-Remainder = binary("remainder", quiet(np.mod),     lambda g, a, b, y: g,
+Remainder = binary("remainder", _integer_division(np.mod, "remainder"), lambda g, a, b, y: g,
                    lambda g, a, b, y: g * constant(-np.floor(a.data / b.data)),
                    "a - b floor(a/b) (sign of b, like torch.remainder and Python's %);  "
                    "dy/da = 1, dy/db = -floor(a/b)")
-FloorDivide = binary("floor_divide", quiet(np.floor_divide),
+FloorDivide = binary("floor_divide", _integer_division(np.floor_divide, "floor_divide"),
                    zero, zero,
                    "floor(a / b);  dy/da = dy/db = 0")
 # fmt: on
