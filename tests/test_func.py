@@ -247,6 +247,23 @@ def test_grad_returns_the_input_dtype_and_stays_differentiable(x_dtype, c_dtype)
     assert gg.dtype == x_dtype
 
 
+@pytest.mark.parametrize(
+    ("x_dtype", "c_dtype"), [(np.float32, np.float64), (np.float64, np.float32)]
+)
+def test_backward_with_create_graph_accumulates_in_the_leafs_dtype_and_stays_differentiable(
+    x_dtype, c_dtype
+):
+    """``.grad`` of a float32 leaf stayed float64 after ``backward(create_graph=True)``
+    (PyTorch keeps the leaf's dtype), and twice accumulated it must still be differentiable."""
+    x = Tensor(np.array([1.0, -2.0], dtype=x_dtype), requires_grad=True)
+    c = Tensor(np.array([0.5, 3.0], dtype=c_dtype))
+    _cubed(c)(x).backward(create_graph=True)
+    _cubed(c)(x).backward(create_graph=True)
+    assert x.grad.dtype == x_dtype and x.grad.requires_grad
+    (gg,) = tg.grad(x.grad.sum(), [x])
+    np.testing.assert_allclose(gg.data, 12 * c.data.astype(float) ** 3 * [1.0, -2.0], rtol=1e-5)
+
+
 def test_grad_of_mixed_dtypes_matches_pytorch():
     torch = pytest.importorskip("torch")
     x = np.array([1.0, 2.0, -0.5], dtype=np.float32)

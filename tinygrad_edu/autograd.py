@@ -306,7 +306,8 @@ _ACCUMULATING = threading.Lock()
 
 
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
-    """``leaf.grad += g``; ``.grad`` is created on first use, always as a fresh array."""
+    """``leaf.grad += g`` in the leaf's dtype; ``.grad`` is created on first use, always as a
+    fresh array (with ``create_graph``: a differentiable cast and sum, so it keeps its graph)."""
     with _ACCUMULATING:
         if not create_graph:
             data = g.data.astype(leaf.dtype, copy=True)
@@ -314,6 +315,8 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
                 data += leaf.grad.data
             leaf.grad = Tensor._wrap(data)
         else:
+            if g.dtype != leaf.dtype:
+                g = g.astype(leaf.dtype)
             leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
