@@ -469,8 +469,11 @@ def test_a_mask_computed_from_the_data_is_never_replayed_stale(kind):
         lambda x: x * x.data.max(),  # a NumPy method on a tensor's array
         lambda x: x * (1.0 if x.sum().item() > 0 else -1.0),  # a Python branch on item()
         lambda x: x * Tensor(x.data.astype(np.float64).clip(0, None)),
+        lambda x: x * (1.0 if np.asarray(x.data)[0] > 0 else -1.0),  # a plain array of it
+        lambda x: x * (1.0 if np.array(x.data).sum() > 0 else -1.0),
+        lambda x: x * float(x.data.flat[0]),  # .flat is an attribute, not a method
     ],
-    ids=["argmax", "numpy_method", "item_branch", "astype"],
+    ids=["argmax", "numpy_method", "item_branch", "astype", "asarray", "array", "flat"],
 )
 def test_values_read_outside_ops_run_eagerly(read):
     w = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
@@ -752,3 +755,108 @@ def test_an_array_argument_is_watched_too():
         labels[0] = value
         assert live(x, labels).item() == (0.5 - value) ** 2 + 1.0
     assert live.replays == 1
+
+
+# ------------------------------------------------------ what a replay reaches besides arguments
+def test_an_argument_computed_outside_the_step_sends_its_gradient_back():
+    """A non-leaf argument has the signature of a leaf but its gradient flows on (eager)."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x: (x * w).sum())
+    for _ in range(3):
+        step(Tensor(np.array([1.0, 1.0]), requires_grad=True))
+    a = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    x = a * 2.0
+    with pytest.warns(CompileWarning, match="computed outside"):
+        step(x)
+    assert_same(a.grad.data, np.array([2.0, 4.0]))
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("passed", [lambda w: w, lambda w: w.detach()], ids=["same", "detach"])
+def test_an_argument_the_step_also_reaches_otherwise_is_guarded_by_identity(passed):
+    """``step(w)`` with ``w`` also in the step's closure: no tape tells the two reads apart, so
+    another argument must not replay the recordings' aliasing."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda a: (a * w).sum())
+    assert [step(passed(w)).item() for _ in range(3)] == [5.0, 5.0, 5.0]
+    v = Tensor(np.array([3.0, 5.0]), requires_grad=passed(w).requires_grad)  # same signature
+    assert [step(v).item() for _ in range(3)] == [13.0, 13.0, 13.0]
+    if v.requires_grad:
+        assert_same(v.grad.data, np.array([3.0, 6.0]))  # accumulated: no optimizer
+    assert step.replays >= 1
+
+
+def test_an_object_argument_runs_eagerly_and_a_module_argument_is_guarded():
+    class Settings:
+        scale = 2.0
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    settings, x = Settings(), Tensor(np.array([1.0, 1.0]))
+    step = tg_compile(lambda x, s: (x * w * s.scale).sum())
+    with pytest.warns(CompileWarning, match="Settings object"):
+        step(x, settings), step(x, settings)
+    settings.scale = 5.0
+    assert step(x, settings).item() == 15.0
+    layer = nn.Linear(2, 1, dtype=np.float64)
+    by_module = tg_compile(lambda x, m: (m(x) * m.scale).sum())
+    for scale in (2.0,) * 3 + (3.0,) * 3:
+        layer.scale = scale
+        assert by_module(x, layer).item() == (layer(x) * scale).sum().item()
+    assert by_module.replays == 2
+
+
+class _Tempered(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(2, 1, dtype=np.float64)
+        self.temperature = 2.0
+
+    def score(self, x):  # a method, not forward
+        return self.body(x) * self.temperature
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        lambda model, x: model.score(x).sum(),
+        lambda model, x: (model.body(x) * model.temperature).sum(),
+        lambda model, x: (model.temperature * model.body.weight).sum() + x.sum(),
+    ],
+    ids=["method", "attribute_in_the_step", "module_that_never_runs"],
+)
+def test_module_attributes_read_outside_forward_are_guarded(loss_fn):
+    model = _Tempered()
+    step = tg_compile(lambda x: loss_fn(model, x))
+    x = Tensor(np.array([[1.0, 2.0]]))
+    for k in range(6):
+        if k == 3:
+            model.temperature = 7.0
+        assert_same(step(x).data, loss_fn(model, x).data)
+    assert step.replays == 2
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda seq, m: setattr(seq, "1", m),
+        lambda seq, m: seq._modules.__setitem__("1", m),  # what Sequential.forward iterates
+    ],
+    ids=["setattr", "member_table"],
+)
+def test_a_module_replaced_inside_a_sequential_fails_the_guard(replace):
+    seq = nn.Sequential(nn.Linear(2, 2, dtype=np.float64), nn.Sigmoid())
+    step = tg_compile(lambda x: seq(x).sum())
+    x = Tensor(np.array([[1.0, 2.0]]))
+    step(x), step(x), step(x)
+    replace(seq, nn.Tanh())
+    assert_same(step(x).data, seq(x).sum().data)
+
+
+def test_keyword_arguments_are_passed_and_part_of_the_signature():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x, scale=1.0: (x * w * scale).sum())
+    x = Tensor(np.array([1.0, 1.0]))
+    got = [step(x=x).item(), step(x, scale=2.0).item(), step(x=x, scale=3.0).item()]
+    got += [step(x, scale=2.0).item() for _ in range(3)] + [step(x).item()]
+    assert got == [3.0, 6.0, 9.0, 6.0, 6.0, 6.0, 3.0]
+    assert step.replays == 2

@@ -56,11 +56,14 @@ signature, so a new value records again.
 from __future__ import annotations
 
 import copy
+import enum
 import functools
 import inspect
+import os
 import random
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import getitem, is_, itemgetter
@@ -201,10 +204,13 @@ class CompiledStep:
         """
         return self._latest.listing if self._latest is not None else ""
 
-    def __call__(self, *args: Any) -> Tensor:
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        names = tuple(kwargs)  # keyword values follow the positional ones; names in the key
+        if names:
+            args = (*args, *kwargs.values())
         if not graph.is_grad_enabled() or graph.observers():
-            return self._eager(args)  # nothing to differentiate, or someone is watching
-        key = _signature(args)
+            return self._eager(args, names)  # nothing to differentiate, or someone is watching
+        key = _signature(args), names
         entry = self._programs.get(key)
         if entry.__class__ is _Program:
             try:
@@ -216,19 +222,21 @@ class CompiledStep:
                 return self._deliver(loss, grads, entry, args)
         if entry.__class__ is _Eager and entry.holds():
             self.eager_calls += 1
-            return self._eager(args)
-        return self._record(key, args, entry if entry.__class__ is _Recorder else None)
+            return self._eager(args, names)
+        return self._record(key, args, names, entry if entry.__class__ is _Recorder else None)
 
     # ---------------------------------------------------------------------- the three paths
-    def _eager(self, args: Sequence[Any], recorder: _Recorder | None = None) -> Tensor:
+    def _eager(
+        self, args: Sequence[Any], names: tuple[str, ...], recorder: _Recorder | None = None
+    ) -> Tensor:
         if self.optimizer is not None:
             self.optimizer.zero_grad()
         if recorder is not None:
             watched = [_watched_argument(a) for a in args]
             with recorder.watching(args):
-                loss = self.loss_fn(*watched)
+                loss = self._call(watched, names)
         else:
-            loss = self.loss_fn(*args)
+            loss = self._call(args, names)
         if not isinstance(loss, Tensor) or loss.size != 1:
             what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
             raise TypeError(
@@ -241,12 +249,25 @@ class CompiledStep:
             self.optimizer.step()
         return loss
 
-    def _record(self, key: Hashable, args: Sequence[Any], first: _Recorder | None) -> Tensor:
+    def _call(self, values: Sequence[Any], names: tuple[str, ...]) -> Any:
+        """``loss_fn`` on the call's values, the last ``len(names)`` of them by keyword."""
+        if not names:
+            return self.loss_fn(*values)
+        split = len(values) - len(names)
+        return self.loss_fn(*values[:split], **dict(zip(names, values[split:])))
+
+    def _record(
+        self,
+        key: Hashable,
+        args: Sequence[Any],
+        names: tuple[str, ...],
+        first: _Recorder | None,
+    ) -> Tensor:
         """Run the step eagerly and record it; the second recording builds the program."""
-        recorder = _Recorder(first)
+        recorder = _Recorder(args, first)
         try:
             with graph.observe(recorder):
-                loss = self._eager(args, recorder)
+                loss = self._eager(args, names, recorder)
         finally:
             recorder.remove_hooks()
         self.recordings += 1
@@ -304,8 +325,8 @@ def _signature(args: Sequence[Any]) -> Hashable:
     """What a program is specialised to: array shapes/dtypes, static values, argument aliasing."""
     parts: list[Hashable] = []
     for position, arg in enumerate(args):
-        if isinstance(arg, Tensor):
-            parts.append((arg.shape, arg.dtype, arg.requires_grad))
+        if isinstance(arg, Tensor):  # a result of ops outside the step is no leaf: eager
+            parts.append((arg.shape, arg.dtype, arg.requires_grad, arg._node is None))
         elif isinstance(arg, np.ndarray):
             parts.append((arg.shape, arg.dtype, None))
         else:
@@ -328,6 +349,31 @@ def _is_hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+#: objects that count by identity and hold nothing a step reads as a value that could change
+#: unseen (a module's attributes are guarded; a function's closure is like the step's own)
+_INERT = (
+    type(None),
+    type(...),
+    enum.Enum,
+    type,
+    Module,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    types.ModuleType,
+)
+
+
+def _opaque(value: Any) -> bool:
+    """Whether a static argument is (or holds) an object compared by identity whose attributes
+    may change between calls (``cfg.scale = 5``): its hash cannot tell, nor can a guard."""
+    if isinstance(value, (tuple, list, frozenset)):
+        return any(map(_opaque, value))
+    if isinstance(value, dict):
+        return any(map(_opaque, value.values()))
+    return type(value).__eq__ is object.__eq__ and not isinstance(value, _INERT)
 
 
 def _hashable(value: Any) -> Hashable | None:
@@ -403,8 +449,11 @@ _READER_CODES = {
 }
 _READER_CODES.pop(None, None)
 _APPLY_CODE = Op.apply.__func__.__code__
-_MODULE_CALL_CODE = Module.__call__.__code__
 _BUMP_CODE = Tensor._bump_version.__code__
+#: NumPy functions that turn a watched array into a plain one (whose values no one then sees)
+_CONVERTERS = frozenset({np.asarray, np.array, np.ascontiguousarray, np.asfortranarray})
+#: where conversions are the library's or NumPy's own business (``np.full``, ``Tensor(x)``)
+_TRUSTED = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (graph, np))
 _RANDOM_SOURCES = (
     np.random.Generator,
     np.random.RandomState,
@@ -417,7 +466,8 @@ class _Recorder(Observer):
     """Writes down every op applied (forward and backward) and each leaf's final gradient, and
     watches the Python around the ops for what a tape cannot replay (the first ``problem``)."""
 
-    def __init__(self, first: _Recorder | None = None) -> None:
+    def __init__(self, args: Sequence[Any], first: _Recorder | None = None) -> None:
+        self.args = tuple(args)  # the call's values, by position
         self.events: list[_Event] = []
         self.produced: set[int] = set()
         self.forward_leaves: set[int] = set()  # the forward's inputs no recorded op made
@@ -449,6 +499,12 @@ class _Recorder(Observer):
         Tensor arguments, of the state the first recording read and of every op result
         :class:`_Watched` meanwhile."""
         self.data_arrays.update(id(_array(a)) for a in args if isinstance(a, (Tensor, np.ndarray)))
+        for position, arg in enumerate(args):
+            if _opaque(arg):
+                self.note(
+                    f"argument {position} holds a {type(arg).__name__} object, which counts by "
+                    "identity: a tape cannot guard what its attributes hold"
+                )
         watched = [a for a in args if isinstance(a, Tensor)]
         if self.first is not None:
             watched += [t for _, inputs, _ in self.first.events for t in inputs]
@@ -482,6 +538,12 @@ class _Recorder(Observer):
                         f"the step calls NumPy's {arg.__name__}() on a tensor's array outside "
                         "ops, which reads values a tape would freeze"
                     )
+                elif arg in _CONVERTERS and not frame.f_code.co_filename.startswith(_TRUSTED):
+                    self.note(
+                        f"the step calls np.{arg.__name__}() outside ops, whose plain array "
+                        "of a tensor's data reads values unseen (build fixed arrays outside "
+                        "the step)"
+                    )
             return
         code = frame.f_code
         if code is _APPLY_CODE:
@@ -496,12 +558,23 @@ class _Recorder(Observer):
                 f"the step reads values outside ops (Tensor.{_READER_CODES[code]}: a comparison, "
                 "mask, argmax or Python number), which a tape would freeze"
             )
-        elif code is _MODULE_CALL_CODE or code.co_name == "forward":
-            module = frame.f_locals.get("self")
-            if isinstance(module, Module) and id(module) not in self.modules:
-                self._saw_module(module)
         elif code is _BUMP_CODE:
             self.note("the step changes a tensor in place outside ops (running statistics?)")
+            return
+        self._saw_modules_near(frame)
+
+    def _saw_modules_near(self, frame: Any) -> None:
+        """Every module a function the step calls can reach by name -- its arguments and closure
+        variables (``self``, a ``model`` captured by a lambda) and the globals it names -- with
+        their descendants: their attributes (``model.scale``) are read as Python values."""
+        names = frame.f_globals
+        found = [v for v in frame.f_locals.values() if isinstance(v, Module)]
+        found += [names[n] for n in frame.f_code.co_names if isinstance(names.get(n), Module)]
+        for module in found:
+            if id(module) not in self.modules:
+                for _, descendant in module.named_modules():
+                    if id(descendant) not in self.modules:
+                        self._saw_module(descendant)
 
     def _saw_module(self, module: Module) -> None:
         buffers = [(t, t.data.copy()) for t in module._buffers.values() if t is not None]
@@ -700,6 +773,21 @@ class _Watched(np.ndarray):
         _read_outside_ops("iteration")
         return iter(self.view(np.ndarray))
 
+    @property
+    def flat(self) -> Any:  # type: ignore[override]
+        _read_outside_ops(".flat")
+        return self.view(np.ndarray).flat
+
+    @property
+    def data(self) -> memoryview:  # type: ignore[override]
+        _read_outside_ops("its buffer")
+        return self.view(np.ndarray).data
+
+    @property
+    def ctypes(self) -> Any:  # type: ignore[override]
+        _read_outside_ops("ctypes")
+        return self.view(np.ndarray).ctypes
+
 
 def _parameters(op: Op, arrays: Callable[[np.ndarray], Hashable] | None = None) -> list:
     """An op's own parameters (axes, shapes, index, condition ...), without its graph links;
@@ -770,7 +858,15 @@ def _module_state(module: Module) -> tuple:
     attribute named ``*hook*``, which change in place). Objects, not ids: the state keeps them
     alive, so a new object can never pass for a recorded one."""
     hook_names = tuple(name for name in module.__dict__ if "hook" in name)
-    return tuple(module.__dict__.values()), hook_names, _hooks_of(module, hook_names)
+    held = tuple((name, value) for table in _tables(module) for name, value in table.items())
+    return held, hook_names, _hooks_of(module, hook_names)
+
+
+def _tables(module: Module) -> list[dict]:
+    """A module's attributes and its member tables, which a forward may read directly
+    (``Sequential`` runs ``_modules.values()``)."""
+    tables = (module.__dict__.get(name) for name in _MEMBER_TABLES)
+    return [module.__dict__, *(table for table in tables if isinstance(table, dict))]
 
 
 def _hooks_of(module: Module, names: tuple[str, ...]) -> tuple:
@@ -789,7 +885,7 @@ def _same_state(a: tuple, b: tuple) -> bool:
     (held_a, names_a, hooks_a), (held_b, names_b, hooks_b) = a, b
     return (
         len(held_a) == len(held_b)
-        and all(map(is_, held_a, held_b))
+        and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(held_a, held_b))
         and names_a == names_b
         and _same_objects(hooks_a, hooks_b)
     )
@@ -801,9 +897,8 @@ def _same_objects(a: Any, b: Any) -> bool:
     return a is b
 
 
-#: a module's containers that change only together with an attribute (``__setattr__`` keeps
-#: them): the guard compares the attributes themselves
-_BOOKKEEPING = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent"})
+#: a module's member tables: guarded item by item like its attributes
+_MEMBER_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 def _guards(
@@ -811,15 +906,11 @@ def _guards(
     modules: Sequence[tuple[Module, tuple]],
 ) -> Callable[[list], None]:
     """The check a replay runs first: it fills the state registers, or raises ``_StaleGuard``."""
-    namespaces = [vars(m) for m, _ in modules]
+    namespaces = [table for m, _ in modules for table in _tables(m)]
     sizes = [len(namespace) for namespace in namespaces]  # a new attribute may be a new hook
-    # every attribute but the bookkeeping containers (whose contents change only together with
-    # an attribute): the namespace it lives in, its name, the object it held when recorded
+    # every attribute and member: the namespace it lives in, its name, the object it held
     watched = [
-        (namespace, name, value)
-        for namespace in namespaces
-        for name, value in namespace.items()
-        if name not in _BOOKKEEPING
+        (namespace, name, value) for namespace in namespaces for name, value in namespace.items()
     ]
     where, keys, held = (list(column) for column in zip(*watched)) if watched else ([], [], [])
     hooked = [(m, names, hooks) for m, (_, names, hooks) in modules if names]
@@ -885,6 +976,14 @@ class _Program:
         for register, i in enumerate(self.dynamic):
             registers.setdefault(id(args[i]), register)
             by_array.setdefault(id(_array(args[i])), register)
+        #: arguments passed as the same object (or the same array) to both recordings: the step
+        #: may also reach it another way (a closure's ``w`` passed as ``step(w)``,
+        #: ``step(w.detach())``), which no tape tells apart, so a replay needs that very object
+        self._identities = [
+            (i, args[i] if first.args[i] is args[i] else None, _array(args[i]))
+            for i in self.dynamic
+            if _array(first.args[i]) is _array(args[i])
+        ]
         template: list[Any] = [None] * len(self.dynamic)  # registers before a replay
         labels: list[str] = [f"a{i}" for i in self.dynamic]  # names in the listing
         state: list[tuple[Tensor, int, tuple, np.dtype, bool]] = []
@@ -965,6 +1064,9 @@ class _Program:
 
     def replay(self, args: Sequence[Any]) -> tuple[np.ndarray, tuple]:
         """Check the guards, then run the kernels: the loss's and the gradients' arrays."""
+        for i, same, array in self._identities:
+            if (same is not None and args[i] is not same) or _array(args[i]) is not array:
+                raise _StaleGuard  # another object where the recordings saw the same one
         registers = []
         for i in self.dynamic:
             arg = args[i]
