@@ -860,3 +860,30 @@ def test_keyword_arguments_are_passed_and_part_of_the_signature():
     got += [step(x, scale=2.0).item() for _ in range(3)] + [step(x).item()]
     assert got == [3.0, 6.0, 9.0, 6.0, 6.0, 6.0, 3.0]
     assert step.replays == 2
+
+
+def test_the_returned_loss_is_the_eager_one_after_backward():
+    """Recorded or replayed, the loss requires grad and its graph is freed: a second
+    ``backward()`` fails the same way."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x: (x * w).sum())
+    for _ in range(4):
+        loss = step(Tensor(np.ones(2)))
+        assert loss.requires_grad
+        with pytest.raises(RuntimeError, match="second time"):
+            loss.backward()
+    assert step.replays == 2
+
+
+def test_a_module_without_member_tables_is_watched_without_failing():
+    class Bare(nn.Module):
+        def __init__(self) -> None:  # no super().__init__(): no member tables
+            pass
+
+        def forward(self, x):
+            return x * 2.0
+
+    bare, w = Bare(), Tensor(np.ones(2), requires_grad=True)
+    step = tg_compile(lambda x: (bare(x) * w).sum())
+    assert [step(Tensor(np.ones(2))).item() for _ in range(3)] == [4.0, 4.0, 4.0]
+    assert step.replays == 1

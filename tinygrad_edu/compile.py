@@ -303,7 +303,8 @@ class CompiledStep:
             leaf.grad = Tensor._wrap(data)
         if self.optimizer is not None:
             self.optimizer.step()
-        return Tensor._wrap(loss if program.loss_is_fresh else loss.copy())
+        # as eager leaves it: requiring grad, its graph freed by the backward pass
+        return Tensor._wrap(loss if program.loss_is_fresh else loss.copy(), graph.RELEASED)
 
 
 class _Eager:
@@ -570,16 +571,16 @@ class _Recorder(Observer):
         names = frame.f_globals
         found = [v for v in frame.f_locals.values() if isinstance(v, Module)]
         found += [names[n] for n in frame.f_code.co_names if isinstance(names.get(n), Module)]
-        for module in found:
+        while found:
+            module = found.pop()
             if id(module) not in self.modules:
-                for _, descendant in module.named_modules():
-                    if id(descendant) not in self.modules:
-                        self._saw_module(descendant)
+                self._saw_module(module)
+                found += _member(module, "_modules").values()
 
     def _saw_module(self, module: Module) -> None:
-        buffers = [(t, t.data.copy()) for t in module._buffers.values() if t is not None]
-        self.modules[id(module)] = (module, buffers)
-        for t in (*module._parameters.values(), *module._buffers.values()):
+        buffers = _member(module, "_buffers").values()
+        self.modules[id(module)] = (module, [(t, t.data.copy()) for t in buffers if t is not None])
+        for t in (*_member(module, "_parameters").values(), *buffers):
             if t is not None:
                 self.data_arrays.add(id(t.data))
 
@@ -865,8 +866,14 @@ def _module_state(module: Module) -> tuple:
 def _tables(module: Module) -> list[dict]:
     """A module's attributes and its member tables, which a forward may read directly
     (``Sequential`` runs ``_modules.values()``)."""
-    tables = (module.__dict__.get(name) for name in _MEMBER_TABLES)
-    return [module.__dict__, *(table for table in tables if isinstance(table, dict))]
+    return [module.__dict__, *(_member(module, name) for name in _MEMBER_TABLES)]
+
+
+def _member(module: Module, table: str) -> dict:
+    """One of a module's member tables; empty if it has none (``__init__`` without
+    ``super().__init__()``)."""
+    found = module.__dict__.get(table)
+    return found if isinstance(found, dict) else {}
 
 
 def _hooks_of(module: Module, names: tuple[str, ...]) -> tuple:
