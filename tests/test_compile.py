@@ -637,13 +637,14 @@ class _Cropped(nn.Module):
         self.norm = nn.BatchNorm1d(5, dtype=np.float64) if batch_norm else nn.Identity()
         self.drop = nn.Dropout(0.5, rng=11) if dropout else nn.Identity()
         self.last = nn.Linear(5, 1, dtype=np.float64)
+        self.temperature = 1.0  # read by the step function, outside forward
 
     def forward(self, x, crop):
         return self.last(self.drop(self.norm(self.first(x[:, crop]).tanh()))).sigmoid()
 
 
 def _step_loss(model, x, y, crop, mask):
-    out = model(x, crop)
+    out = model(x, crop) * model.temperature
     if mask == "where":
         return (tg.where(y > 0.5, out, 1.0 - out) * (out - y)).sum()
     if mask == "masked_fill":
@@ -659,6 +660,10 @@ _ACTIONS = st.one_of(
     st.tuples(st.just("hook"), st.booleans()),
     st.tuples(st.just("requires_grad"), st.booleans()),
     st.tuples(st.just("step"), st.integers(1, 3)),
+    st.tuples(st.just("temperature"), st.sampled_from([1.0, 0.5, 2.0])),
+    st.tuples(st.just("reuse"), st.booleans()),  # the same tensors, changed in place
+    st.tuples(st.just("keywords"), st.booleans()),
+    st.tuples(st.just("lr"), st.sampled_from([0.3, 0.1])),  # a scheduler's work
 )
 
 
@@ -679,6 +684,7 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
     rng = np.random.default_rng(0)
     x_data, y_data = rng.uniform(-1, 1, (6, 6)), rng.integers(0, 2, (6, 1)).astype(np.float64)
     crop, mask, removers = slice(0, 4), "none", []
+    held, reuse, keywords = (Tensor(x_data.copy()), Tensor(y_data.copy())), False, False
     for action, value in [*actions, ("step", 3)]:
         if action == "data":
             x_data = np.random.default_rng(value).uniform(-1, 1, (6, 6))
@@ -697,6 +703,14 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
             removers = []
         elif action == "requires_grad":
             eager.last.bias.requires_grad_(value), compiled.last.bias.requires_grad_(value)
+        elif action == "temperature":
+            eager.temperature = compiled.temperature = value
+        elif action == "reuse":
+            reuse = value
+        elif action == "keywords":
+            keywords = value
+        elif action == "lr":
+            eager_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] = value
         for _ in range(value if action == "step" else 1):
             eager_opt.zero_grad()
             expected = _step_loss(eager, Tensor(x_data), Tensor(y_data), crop, mask)
@@ -704,7 +718,11 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
             eager_opt.step()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CompileWarning)
-                got = step(Tensor(x_data), Tensor(y_data), crop, mask)
+                if reuse:
+                    held[0].data[...], held[1].data[...] = x_data, y_data
+                x, y = held if reuse else (Tensor(x_data), Tensor(y_data))
+                named = {"y": y, "mask": mask, "crop": crop} if keywords else None
+                got = step(x, **named) if named else step(x, y, crop, mask)
             assert_same(got.data, expected.data)
             for p, q in zip(eager.parameters(), compiled.parameters()):
                 assert_same(q.data, p.data)
