@@ -48,9 +48,11 @@ every later call with that signature runs the step as it is, correctly:
   while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.
 
 What no recorder can see is Python state the step keeps for itself -- a closure variable or a
-global rebound between calls, an attribute of a plain object: see docs/compile.md.
+global rebound between calls, a list element or an attribute of a plain object changed in
+place, a tensor's bytes read through the buffer protocol: docs/compile.md lists it.
 Python arguments that are not Tensors or arrays are *static*: their value is part of the
-signature, so a new value records again.
+signature, so a new value records again; one that counts by identity (a plain settings object,
+whose attributes no hash sees) runs eagerly. Keyword arguments count by name.
 """
 
 from __future__ import annotations
@@ -135,12 +137,12 @@ class _StaleGuard(Exception):
 def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) -> CompiledStep:
     """Compile ``loss_fn`` and its backward pass (and an optimizer step) into a replayable tape.
 
-    Calling the result with ``*args`` has the effect of the eager step
+    Calling the result with ``*args, **kwargs`` has the effect of the eager step
 
     .. code-block:: python
 
         optimizer.zero_grad()  # only with an optimizer
-        loss = loss_fn(*args)
+        loss = loss_fn(*args, **kwargs)
         loss.backward()  # gradients accumulate into .grad, as always
         optimizer.step()  # only with an optimizer
         return loss
