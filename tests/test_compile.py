@@ -905,3 +905,65 @@ def test_a_module_without_member_tables_is_watched_without_failing():
     step = tg_compile(lambda x: (bare(x) * w).sum())
     assert [step(Tensor(np.ones(2))).item() for _ in range(3)] == [4.0, 4.0, 4.0]
     assert step.replays == 1
+
+
+class _Noise(tg.graph.Op):
+    """An op whose kernel draws from a generator it holds."""
+
+    name = "noise"
+
+    def __init__(self, rng) -> None:
+        self.rng = rng
+
+    def forward(self, a):
+        return a + self.rng.normal(size=a.shape)
+
+
+class _Flip(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x):
+        return x * (-1.0 if self.rng.random() < 0.5 else 1.0)
+
+
+_GENERATOR = np.random.default_rng(0)
+_FLIP = _Flip()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda x: x * (-1.0 if _GENERATOR.random() < 0.5 else 1.0),
+        lambda x: x * (-1.0 if np.random.random() < 0.5 else 1.0),
+        lambda x: x * (-1.0 if __import__("random").random() < 0.5 else 1.0),
+        lambda x: _FLIP(x),
+        lambda x: _Noise.apply(x, rng=_GENERATOR) + _Noise.apply(x, rng=_GENERATOR),
+    ],
+    ids=["closure_generator", "numpy_global", "random_module", "module_generator", "kernel"],
+)
+def test_random_draws_anywhere_in_the_step_run_eagerly(draw):
+    """A random branch or a kernel that draws: two recordings may draw alike, a replay must
+    not repeat them (nor merge two draws as one subexpression)."""
+    import random
+
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w_eager = Tensor(w.data.copy(), requires_grad=True)
+    step = tg_compile(lambda x: (draw(x) * w).sum())
+
+    def seeded(k):
+        random.seed(k), np.random.seed(k)
+        _GENERATOR.bit_generator.state = np.random.default_rng(k).bit_generator.state
+        _FLIP.rng.bit_generator.state = np.random.default_rng(k).bit_generator.state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        for k in [3, 3, 3, 3, 4, 5, 6, 7]:  # the same draws twice, then others
+            x = Tensor(np.array([1.0, 2.0]))
+            seeded(k)
+            (expected := (draw(x) * w_eager).sum()).backward()
+            seeded(k)
+            assert_same(step(x).data, expected.data)
+            assert_same(w.grad.data, w_eager.grad.data)
+    assert step.replays == 0

@@ -62,6 +62,7 @@ import enum
 import functools
 import inspect
 import os
+import pickle
 import random
 import sys
 import threading
@@ -490,6 +491,8 @@ class _Recorder(Observer):
         self.first = first
         self._watching = False
         self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
+        #: the random number generators the step can reach, with their states before it ran
+        self._generators: dict[int, tuple[Any, bytes]] = {}
 
     def note(self, problem: str) -> None:
         if self.problem is None:
@@ -502,6 +505,8 @@ class _Recorder(Observer):
         Tensor arguments, of the state the first recording read and of every op result
         :class:`_Watched` meanwhile."""
         self.data_arrays.update(id(_array(a)) for a in args if isinstance(a, (Tensor, np.ndarray)))
+        for source in (np.random.mtrand._rand, random._inst):  # np.random.rand(), random.random()
+            self._saw_generator(source)
         for position, arg in enumerate(args):
             if _opaque(arg):
                 self.note(
@@ -530,11 +535,11 @@ class _Recorder(Observer):
     def profile(self, frame: Any, event: str, arg: Any) -> None:
         """``sys.setprofile``'s callback while the forward pass runs (only while recording)."""
         if event == "c_call":
-            if self._depth == 0:
-                owner = getattr(arg, "__self__", None)
-                if isinstance(owner, _RANDOM_SOURCES):
-                    self.note("the step draws random numbers (Dropout in training?)")
-                elif isinstance(owner, np.ndarray) and (
+            owner = getattr(arg, "__self__", None)
+            if isinstance(owner, _RANDOM_SOURCES):  # also in an op's kernel: never replayable
+                self.note("the step draws random numbers (Dropout in training?)")
+            elif self._depth == 0:
+                if isinstance(owner, np.ndarray) and (
                     owner.__class__ is _Watched or id(owner) in self.data_arrays
                 ):
                     self.note(
@@ -571,15 +576,25 @@ class _Recorder(Observer):
         variables (``self``, a ``model`` captured by a lambda) and the globals it names -- with
         their descendants: their attributes (``model.scale``) are read as Python values."""
         names = frame.f_globals
-        found = [v for v in frame.f_locals.values() if isinstance(v, Module)]
-        found += [names[n] for n in frame.f_code.co_names if isinstance(names.get(n), Module)]
+        near = [*frame.f_locals.values(), *(names.get(n) for n in frame.f_code.co_names)]
+        found = [v for v in near if isinstance(v, Module)]
+        for source in near:
+            if isinstance(source, _RANDOM_SOURCES):
+                self._saw_generator(source)
         while found:
             module = found.pop()
             if id(module) not in self.modules:
                 self._saw_module(module)
                 found += _member(module, "_modules").values()
 
+    def _saw_generator(self, source: Any) -> None:
+        if id(source) not in self._generators:
+            self._generators[id(source)] = (source, _generator_state(source))
+
     def _saw_module(self, module: Module) -> None:
+        for source in module.__dict__.values():
+            if isinstance(source, _RANDOM_SOURCES):  # Dropout's own generator
+                self._saw_generator(source)
         buffers = _member(module, "_buffers").values()
         self.modules[id(module)] = (module, [(t, t.data.copy()) for t in buffers if t is not None])
         for t in (*_member(module, "_parameters").values(), *buffers):
@@ -602,6 +617,8 @@ class _Recorder(Observer):
     def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
         # forward ops only: the backward's come from the rules in REPLAYABLE_VJPS (a value
         # reading rule is named by vjp_applied)
+        if any(isinstance(v, _RANDOM_SOURCES) for _, v in _parameters(op)):
+            self.note(f"{op.name!r} draws random numbers in its kernel")
         if not self._in_backward and _has_array(_given(op)):
             self.note(
                 f"{op.name!r} takes an array parameter (a mask or an index array, such as "
@@ -619,6 +636,9 @@ class _Recorder(Observer):
         """Before backward: check the modules' buffers, and watch the final gradient of every
         leaf that requires grad."""
         self._in_backward = True
+        for source, state in self._generators.values():
+            if _generator_state(source) != state:
+                self.note("the step draws random numbers (Dropout in training?)")
         for module, buffers in self.modules.values():
             for t, before in buffers:
                 if not _equal_arrays(t.data, before):
@@ -656,6 +676,17 @@ class _Recorder(Observer):
             for t in inputs:
                 if id(t) in self._hooked and t._hooks == []:
                     t._hooks = None  # as it was: no hook list at all
+
+
+def _generator_state(source: Any) -> bytes:
+    """A random number generator's state, to tell whether the step drew from it."""
+    if isinstance(source, np.random.Generator):
+        source = source.bit_generator
+    if isinstance(source, random.Random):
+        return pickle.dumps(source.getstate())
+    if isinstance(source, np.random.RandomState):
+        return pickle.dumps(source.get_state(legacy=False))
+    return pickle.dumps(source.state)
 
 
 class _Watching:
