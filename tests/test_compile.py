@@ -967,3 +967,27 @@ def test_random_draws_anywhere_in_the_step_run_eagerly(draw):
             assert_same(step(x).data, expected.data)
             assert_same(w.grad.data, w_eager.grad.data)
     assert step.replays == 0
+
+
+def test_a_kernel_that_raises_on_replay_leaves_what_eager_leaves():
+    """Under ``np.errstate(all="raise")`` a kernel may raise on new values: the gradients are
+    cleared first, as by eager's ``zero_grad()``, and nothing else changes."""
+    (eager_w, compiled_w) = (Tensor(np.array([1.0, 2.0]), requires_grad=True) for _ in range(2))
+    eager_opt, opt = tg.optim.SGD([eager_w], lr=0.1), tg.optim.SGD([compiled_w], lr=0.1)
+    step = tg_compile(lambda x: (x * compiled_w).log().sum(), opt)
+    for _ in range(3):
+        x = Tensor(np.array([1.0, 1.0]))
+        eager_opt.zero_grad()
+        (x * eager_w).log().sum().backward()
+        eager_opt.step()
+        step(x)
+    for w, run in ((eager_w, None), (compiled_w, step)):
+        with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+            x = Tensor(np.array([0.0, 1.0]))
+            if run is None:
+                eager_opt.zero_grad()
+                (x * w).log().sum().backward()
+            else:
+                run(x)
+    assert eager_w.grad is None and compiled_w.grad is None
+    assert_same(compiled_w.data, eager_w.data)

@@ -216,6 +216,8 @@ class CompiledStep:
         key = _signature(args), names
         entry = self._programs.get(key)
         if entry.__class__ is _Program:
+            if self.optimizer is not None:
+                self.optimizer.zero_grad()  # first, as eager: a kernel may raise
             try:
                 loss, grads = entry.replay(args)
             except _StaleGuard:
@@ -295,8 +297,6 @@ class CompiledStep:
 
     def _deliver(self, loss: np.ndarray, grads: tuple, program: _Program, args) -> Tensor:
         """The effects of ``backward()`` and ``step()``: what the eager sweep does with leaves."""
-        if self.optimizer is not None:
-            self.optimizer.zero_grad()
         for (position, leaf, as_it_is), g in zip(program.grad_targets, grads):
             if position is not None:
                 leaf = args[position]
@@ -702,8 +702,12 @@ class _Watching:
             self.recorder.note("a profiler is running, so the recording cannot watch the step")
             return
         _active.recorder = self.recorder
-        for t in self.tensors:
-            self.recorder.watch(t)
+        try:
+            for t in self.tensors:
+                self.recorder.watch(t)
+        except BaseException:  # KeyboardInterrupt: no tensor stays watched
+            self.__exit__()
+            raise
         self.recorder._watching = True
         sys.setprofile(self.recorder.profile)
 
