@@ -991,3 +991,49 @@ def test_a_kernel_that_raises_on_replay_leaves_what_eager_leaves():
                 run(x)
     assert eager_w.grad is None and compiled_w.grad is None
     assert_same(compiled_w.data, eager_w.data)
+
+
+class _Biased(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+        self.bias = Tensor(np.zeros(1), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.weight).sum() + self.bias.sum()
+
+
+@pytest.mark.parametrize("between", [0, 1, 2], ids=["before_both", "between_the_two", "after"])
+def test_a_parameter_replaced_by_an_equal_one_is_never_frozen(between):
+    """A parameter replaced by a new tensor of equal (uniform) values -- before, between or
+    after the two recordings -- is state, read live as the training changes it; never a
+    constant of the tape."""
+    eager, compiled = _Biased(), _Biased()
+    step = tg_compile(lambda x: (compiled(x) * compiled(x)).sum())
+    x = Tensor(np.array([1.0, 2.0]))
+    for k in range(6):
+        for model in (eager, compiled):
+            if k == between:
+                model.bias = Tensor(np.zeros(1), requires_grad=True)
+            for p in model.parameters():  # a hand-written SGD update, in place
+                if p.grad is not None:
+                    p.data -= 0.1 * p.grad.data
+                    p._bump_version()
+                    p.grad = None
+        (expected := (eager(x) * eager(x)).sum()).backward()
+        assert_same(step(x).data, expected.data)
+        for p, q in zip(eager.parameters(), compiled.parameters()):
+            assert_same(q.data, p.data)
+            assert_same(q.grad.data, p.grad.data)
+
+
+def test_a_tensor_requiring_grad_that_is_new_in_each_call_runs_eagerly():
+    holder = {"w": Tensor(np.zeros(2), requires_grad=True)}
+    step = tg_compile(lambda x: (x * holder["w"]).sum())
+    x = Tensor(np.array([1.0, 2.0]))
+    step(x)
+    holder["w"] = Tensor(np.zeros(2), requires_grad=True)  # rebound between the recordings
+    with pytest.warns(CompileWarning, match="requires grad"):
+        step(x)
+    holder["w"].data[...] = 3.0
+    assert step(x).item() == 9.0

@@ -269,12 +269,15 @@ class CompiledStep:
         first: _Recorder | None,
     ) -> Tensor:
         """Run the step eagerly and record it; the second recording builds the program."""
+        if first is not None and not first.modules_hold():
+            first = None  # a module changed since the first recording: this one is the first
         recorder = _Recorder(args, first)
         try:
             with graph.observe(recorder):
                 loss = self._eager(args, names, recorder)
         finally:
             recorder.remove_hooks()
+        recorder.modules_now()
         self.recordings += 1
         entry: _Program | _Recorder | object = recorder
         try:
@@ -315,10 +318,7 @@ class _Eager:
     as they were (a ``Dropout`` switched to ``eval()`` records again, and may replay)."""
 
     def __init__(self, recorder: _Recorder) -> None:
-        self.modules = [(m, _module_state(m)) for m, _ in recorder.modules.values()]
-
-    def holds(self) -> bool:
-        return all(_same_state(_module_state(m), state) for m, state in self.modules)
+        self.holds = recorder.modules_hold
 
 
 def _array(arg: Any) -> np.ndarray:
@@ -493,6 +493,15 @@ class _Recorder(Observer):
         self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
         #: the random number generators the step can reach, with their states before it ran
         self._generators: dict[int, tuple[Any, bytes]] = {}
+        self.states: list[tuple[Module, tuple]] = []  # the modules' states after recording
+
+    def modules_now(self) -> None:
+        """Remember the state of the modules the step reached, as the recording left them."""
+        self.states = [(m, _module_state(m)) for m, _ in self.modules.values()]
+
+    def modules_hold(self) -> bool:
+        """Whether those modules are still as the recording left them."""
+        return all(_same_state(_module_state(m), state) for m, state in self.states)
 
     def note(self, problem: str) -> None:
         if self.problem is None:
@@ -1052,6 +1061,11 @@ class _Program:
             elif earlier_data is data:
                 registers[key] = new_register("array", data)
             else:
+                if t.requires_grad:
+                    raise _NotReplayable(
+                        f"a tensor of shape {t.shape} that requires grad is another object in "
+                        "each call (a parameter replaced?), so a tape would freeze its values"
+                    )
                 if not _equal_arrays(earlier_data, data):
                     raise _NotReplayable(
                         f"a constant of shape {t.shape} changed between two calls (it is "
