@@ -1037,3 +1037,56 @@ def test_a_tensor_requiring_grad_that_is_new_in_each_call_runs_eagerly():
         step(x)
     holder["w"].data[...] = 3.0
     assert step(x).item() == 9.0
+
+
+def test_calls_from_several_threads_at_once_replay_like_eager():
+    """Threads share one compiled step (and its model) with batches of their own: every loss
+    is the eager one, and no thread leaves a profiler or a watched array behind."""
+    import sys
+    import threading
+
+    from tinygrad_edu.compile import _Watched
+
+    model = nn.Sequential(
+        nn.Linear(3, 4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 1, dtype=np.float64)
+    )
+    step = tg_compile(lambda x: model(x).sum())
+    wrong, failures = [], []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for k in range(20):
+                x = Tensor(rng.normal(size=(1 + (seed + k) % 4, 3)))
+                got = step(x).item()
+                with tg.no_grad():
+                    if got != model(x).sum().item():
+                        wrong.append((seed, k))
+        except Exception as err:  # pragma: no cover - reported below
+            failures.append(err)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and not wrong
+    assert sys.getprofile() is None
+    assert not any(isinstance(p.data, _Watched) for p in model.parameters())
+    assert step.replays > 0
+
+
+def test_a_bound_method_of_a_plain_object_as_argument_runs_eagerly():
+    class Scaler:
+        factor = 2.0
+
+        def scale(self, t):
+            return t * self.factor
+
+    scaler, w = Scaler(), Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x, f: (f(x) * w).sum())
+    x = Tensor(np.ones(2))
+    with pytest.warns(CompileWarning, match="method object"):
+        step(x, scaler.scale), step(x, scaler.scale)
+    scaler.factor = 5.0
+    assert step(x, scaler.scale).item() == 15.0

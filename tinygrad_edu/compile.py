@@ -195,6 +195,7 @@ class CompiledStep:
         #: per signature: the first recording, then the program (or an ``_Eager`` entry)
         self._programs: dict[Hashable, Any] = {}
         self._latest: _Program | None = None
+        self._cache_lock = threading.Lock()
         #: how many calls recorded a tape, how many replayed one, and how many ran eagerly
         #: because the tape could not replay them (a warning said why)
         self.recordings = self.replays = self.eager_calls = 0
@@ -292,10 +293,11 @@ class CompiledStep:
                 stacklevel=3,
             )
             entry = _Eager(recorder)
-        self._programs.pop(key, None)
-        if len(self._programs) >= CACHE_SIZE:
-            del self._programs[next(iter(self._programs))]  # the oldest signature
-        self._programs[key] = entry
+        with self._cache_lock:  # another thread may be recording another signature
+            self._programs.pop(key, None)
+            if len(self._programs) >= CACHE_SIZE:
+                del self._programs[next(iter(self._programs))]  # the oldest signature
+            self._programs[key] = entry
         return loss
 
     def _deliver(self, loss: np.ndarray, grads: tuple, program: _Program, args) -> Tensor:
@@ -373,6 +375,8 @@ _INERT = (
 def _opaque(value: Any) -> bool:
     """Whether a static argument is (or holds) an object compared by identity whose attributes
     may change between calls (``cfg.scale = 5``): its hash cannot tell, nor can a guard."""
+    if isinstance(value, types.MethodType):  # equal by its object's identity
+        return _opaque(value.__self__)
     if isinstance(value, (tuple, list, frozenset)):
         return any(map(_opaque, value))
     if isinstance(value, dict):
@@ -578,7 +582,10 @@ class _Recorder(Observer):
         elif code is _BUMP_CODE:
             self.note("the step changes a tensor in place outside ops (running statistics?)")
             return
-        self._saw_modules_near(frame)
+        try:
+            self._saw_modules_near(frame)
+        except Exception as err:  # an object whose isinstance() or attributes raise
+            self.note(f"the recording could not inspect the step's variables ({err!r})")
 
     def _saw_modules_near(self, frame: Any) -> None:
         """Every module a function the step calls can reach by name -- its arguments and closure
