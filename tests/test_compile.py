@@ -1090,3 +1090,28 @@ def test_a_bound_method_of_a_plain_object_as_argument_runs_eagerly():
         step(x, scaler.scale), step(x, scaler.scale)
     scaler.factor = 5.0
     assert step(x, scaler.scale).item() == 15.0
+
+
+def test_nothing_the_step_keeps_stays_watched():
+    """Arrays are watched only while a recording runs: a result the step keeps (``detach()``),
+    its arguments and its state hold plain arrays afterwards -- also after an exception."""
+    from tinygrad_edu.compile import _Watched
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    kept, fail = [], [False, True, False, False]
+
+    def loss_fn(x):
+        h = x * w
+        kept.append((h.detach(), h.detach().detach()))
+        if fail.pop(0):
+            raise KeyError("inside the step")
+        return h.sum()
+
+    step = tg_compile(loss_fn)
+    x = Tensor(np.ones(2))
+    for _ in range(4):
+        with pytest.raises(KeyError) if fail[0] else warnings.catch_warnings():
+            step(x)
+    assert all(d.data.__class__ is np.ndarray for pair in kept for d in pair)
+    assert x.data.__class__ is np.ndarray and w.data.__class__ is np.ndarray
+    assert not any(isinstance(t.data, _Watched) for t in (x, w))

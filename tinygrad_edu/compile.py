@@ -494,7 +494,8 @@ class _Recorder(Observer):
         self._in_backward = False
         self.first = first
         self._watching = False
-        self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
+        #: id -> (tensor, its plain array, the watched view it holds meanwhile)
+        self._swapped: dict[int, tuple[Tensor, np.ndarray, np.ndarray]] = {}
         #: the random number generators the step can reach, with their states before it ran
         self._generators: dict[int, tuple[Any, bytes]] = {}
         self.states: list[tuple[Module, tuple]] = []  # the modules' states after recording
@@ -536,12 +537,19 @@ class _Recorder(Observer):
         data = t.data
         if data.__class__ is np.ndarray and id(t) not in self._swapped:
             t.data = data.view(_Watched)
-            self._swapped[id(t)] = (t, data)
+            self._swapped[id(t)] = (t, data, t.data)
+
+    def escaped(self, t: Tensor) -> None:
+        """A Tensor a function of the step returned around a watched array (``detach()``):
+        it gets the plain array back when the forward ends, as if it had never been watched."""
+        if id(t) not in self._swapped:
+            plain = {id(w): data for _, data, w in self._swapped.values()}.get(id(t.data))
+            self._swapped[id(t)] = (t, t.data.view(np.ndarray) if plain is None else plain, t.data)
 
     def unwatch(self) -> None:
         """Give every watched Tensor its own array back (unless the step rebound it)."""
-        for t, data in self._swapped.values():
-            if t.data.__class__ is _Watched and t.data.base is data:
+        for t, data, watched in self._swapped.values():
+            if t.data is watched:
                 t.data = data
         self._swapped.clear()
 
@@ -572,6 +580,10 @@ class _Recorder(Observer):
                 self._depth += 1
             elif event == "return":
                 self._depth -= 1
+        elif event == "return":
+            if not self._depth and isinstance(arg, Tensor) and arg.data.__class__ is _Watched:
+                self.escaped(arg)
+            return
         elif event != "call" or self._depth:
             return
         elif code in _READER_CODES:
