@@ -1115,3 +1115,12 @@ def test_nothing_the_step_keeps_stays_watched():
     assert all(d.data.__class__ is np.ndarray for pair in kept for d in pair)
     assert x.data.__class__ is np.ndarray and w.data.__class__ is np.ndarray
     assert not any(isinstance(t.data, _Watched) for t in (x, w))
+
+
+def test_the_same_argument_with_its_array_rebound_still_replays():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda a: (a * w).sum())
+    for k in range(5):
+        w.data = np.array([1.0, 2.0]) * (k + 1)  # load_state_dict may rebind
+        assert step(w).item() == 5.0 * (k + 1) ** 2
+    assert step.replays == 3

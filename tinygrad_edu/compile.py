@@ -1052,9 +1052,9 @@ class _Program:
         #: may also reach it another way (a closure's ``w`` passed as ``step(w)``,
         #: ``step(w.detach())``), which no tape tells apart, so a replay needs that very object
         self._identities = [
-            (i, args[i] if first.args[i] is args[i] else None, _array(args[i]))
+            (i, args[i], None) if first.args[i] is args[i] else (i, None, _array(args[i]))
             for i in self.dynamic
-            if _array(first.args[i]) is _array(args[i])
+            if first.args[i] is args[i] or _array(first.args[i]) is _array(args[i])
         ]
         template: list[Any] = [None] * len(self.dynamic)  # registers before a replay
         labels: list[str] = [f"a{i}" for i in self.dynamic]  # names in the listing
@@ -1142,7 +1142,7 @@ class _Program:
     def replay(self, args: Sequence[Any]) -> tuple[np.ndarray, tuple]:
         """Check the guards, then run the kernels: the loss's and the gradients' arrays."""
         for i, same, array in self._identities:
-            if (same is not None and args[i] is not same) or _array(args[i]) is not array:
+            if args[i] is not same and (array is None or _array(args[i]) is not array):
                 raise _StaleGuard  # another object where the recordings saw the same one
         registers = []
         for i in self.dynamic:
