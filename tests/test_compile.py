@@ -1124,3 +1124,27 @@ def test_the_same_argument_with_its_array_rebound_still_replays():
         w.data = np.array([1.0, 2.0]) * (k + 1)  # load_state_dict may rebind
         assert step(w).item() == 5.0 * (k + 1) ** 2
     assert step.replays == 3
+
+
+class _Counting(nn.Module):
+    """A forward with Python side effects on its module: a call counter and a cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.last = x
+        return (x * self.weight).sum()
+
+
+def test_a_forward_that_rebinds_module_attributes_runs_eagerly():
+    model = _Counting()
+    step = tg_compile(lambda x: model(x))
+    with pytest.warns(CompileWarning, match="rebinds its attributes"):
+        for k in range(4):
+            x = Tensor(np.full(2, float(k)))
+            step(x)
+    assert model.calls == 4 and model.last is x

@@ -499,6 +499,7 @@ class _Recorder(Observer):
         #: the random number generators the step can reach, with their states before it ran
         self._generators: dict[int, tuple[Any, bytes]] = {}
         self.states: list[tuple[Module, tuple]] = []  # the modules' states after recording
+        self._before: dict[int, tuple] = {}  # each module's state when the step reached it
 
     def modules_now(self) -> None:
         """Remember the state of the modules the step reached, as the recording left them."""
@@ -625,6 +626,7 @@ class _Recorder(Observer):
                 self._saw_generator(source)
         buffers = _member(module, "_buffers").values()
         self.modules[id(module)] = (module, [(t, t.data.copy()) for t in buffers if t is not None])
+        self._before[id(module)] = _module_state(module)
         for t in (*_member(module, "_parameters").values(), *buffers):
             if t is not None:
                 self.data_arrays.add(id(t.data))
@@ -668,6 +670,11 @@ class _Recorder(Observer):
             if _generator_state(source) != state:
                 self.note("the step draws random numbers (Dropout in training?)")
         for module, buffers in self.modules.values():
+            if not _same_state(_module_state(module), self._before[id(module)]):
+                self.note(
+                    f"{type(module).__name__} rebinds its attributes while the step runs "
+                    "(self.cache = ..., a call counter), which a tape does not replay"
+                )
             for t, before in buffers:
                 if not _equal_arrays(t.data, before):
                     self.note(
