@@ -1148,3 +1148,19 @@ def test_a_forward_that_rebinds_module_attributes_runs_eagerly():
             x = Tensor(np.full(2, float(k)))
             step(x)
     assert model.calls == 4 and model.last is x
+
+
+def test_a_step_that_changes_requires_grad_of_an_argument_runs_eagerly():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def loss_fn(x):
+        x.requires_grad_()
+        return (x * w).sum()
+
+    step = tg_compile(loss_fn)
+    with pytest.warns(CompileWarning, match="requires_grad"):
+        for _ in range(3):
+            x = Tensor(np.ones(2))
+            step(x)
+    assert x.requires_grad
+    assert_same(x.grad.data, np.array([1.0, 2.0]))

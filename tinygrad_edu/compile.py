@@ -500,6 +500,7 @@ class _Recorder(Observer):
         self._generators: dict[int, tuple[Any, bytes]] = {}
         self.states: list[tuple[Module, tuple]] = []  # the modules' states after recording
         self._before: dict[int, tuple] = {}  # each module's state when the step reached it
+        self._flags: list[tuple[Tensor, bool]] = []  # requires_grad of the watched tensors
 
     def modules_now(self) -> None:
         """Remember the state of the modules the step reached, as the recording left them."""
@@ -531,6 +532,7 @@ class _Recorder(Observer):
         watched = [a for a in args if isinstance(a, Tensor)]
         if self.first is not None:
             watched += [t for _, inputs, _ in self.first.events for t in inputs]
+        self._flags = [(t, t.requires_grad) for t in watched]
         return _Watching(self, watched)
 
     def watch(self, t: Tensor) -> None:
@@ -666,6 +668,8 @@ class _Recorder(Observer):
         """Before backward: check the modules' buffers, and watch the final gradient of every
         leaf that requires grad."""
         self._in_backward = True
+        if any(t.requires_grad is not flag for t, flag in self._flags):
+            self.note("the step changes requires_grad of a tensor it reads (requires_grad_())")
         for source, state in self._generators.values():
             if _generator_state(source) != state:
                 self.note("the step draws random numbers (Dropout in training?)")
