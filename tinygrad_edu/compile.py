@@ -584,7 +584,7 @@ class _Recorder(Observer):
             elif event == "return":
                 self._depth -= 1
         elif event == "return":
-            if not self._depth and isinstance(arg, Tensor) and arg.data.__class__ is _Watched:
+            if not self._depth and issubclass(type(arg), Tensor) and type(arg.data) is _Watched:
                 self.escaped(arg)
             return
         elif event != "call" or self._depth:
