@@ -1164,3 +1164,30 @@ def test_a_step_that_changes_requires_grad_of_an_argument_runs_eagerly():
             step(x)
     assert x.requires_grad
     assert_same(x.grad.data, np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda m: Tensor(m, dtype=np.float64),
+        lambda m: Tensor(m.astype(np.float64)),
+        lambda m: Tensor(m.tolist()),
+    ],
+    ids=["dtype", "astype", "tolist"],
+)
+def test_an_array_of_the_enclosing_scope_converted_in_the_step_is_never_frozen(convert):
+    """A closure's array converted inside the step is a new (here uniform) array on every
+    call: it must not become a constant that a later in-place change would not reach."""
+    mask = np.ones(2, dtype=np.int64)
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def loss_fn(x):
+        return (x * w * convert(mask)).sum()
+
+    step = tg_compile(loss_fn)
+    x = Tensor(np.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        step(x), step(x), step(x)
+        mask[0] = 0
+        assert step(x).item() == loss_fn(x).item() == 2.0

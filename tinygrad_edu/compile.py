@@ -612,6 +612,8 @@ class _Recorder(Observer):
         for source in near:
             if isinstance(source, _RANDOM_SOURCES):
                 self._saw_generator(source)
+            elif type(source) is np.ndarray:  # from the enclosing scope: its methods read it
+                self.data_arrays.add(id(source))
         while found:
             module = found.pop()
             if id(module) not in self.modules:
