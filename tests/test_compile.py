@@ -469,8 +469,11 @@ def test_a_mask_computed_from_the_data_is_never_replayed_stale(kind):
         lambda x: x * x.data.max(),  # a NumPy method on a tensor's array
         lambda x: x * (1.0 if x.sum().item() > 0 else -1.0),  # a Python branch on item()
         lambda x: x * Tensor(x.data.astype(np.float64).clip(0, None)),
+        lambda x: x * (1.0 if np.asarray(x.data)[0] > 0 else -1.0),  # a plain array of it
+        lambda x: x * (1.0 if np.array(x.data).sum() > 0 else -1.0),
+        lambda x: x * float(x.data.flat[0]),  # .flat is an attribute, not a method
     ],
-    ids=["argmax", "numpy_method", "item_branch", "astype"],
+    ids=["argmax", "numpy_method", "item_branch", "astype", "asarray", "array", "flat"],
 )
 def test_values_read_outside_ops_run_eagerly(read):
     w = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
@@ -634,13 +637,14 @@ class _Cropped(nn.Module):
         self.norm = nn.BatchNorm1d(5, dtype=np.float64) if batch_norm else nn.Identity()
         self.drop = nn.Dropout(0.5, rng=11) if dropout else nn.Identity()
         self.last = nn.Linear(5, 1, dtype=np.float64)
+        self.temperature = 1.0  # read by the step function, outside forward
 
     def forward(self, x, crop):
         return self.last(self.drop(self.norm(self.first(x[:, crop]).tanh()))).sigmoid()
 
 
 def _step_loss(model, x, y, crop, mask):
-    out = model(x, crop)
+    out = model(x, crop) * model.temperature
     if mask == "where":
         return (tg.where(y > 0.5, out, 1.0 - out) * (out - y)).sum()
     if mask == "masked_fill":
@@ -656,6 +660,10 @@ _ACTIONS = st.one_of(
     st.tuples(st.just("hook"), st.booleans()),
     st.tuples(st.just("requires_grad"), st.booleans()),
     st.tuples(st.just("step"), st.integers(1, 3)),
+    st.tuples(st.just("temperature"), st.sampled_from([1.0, 0.5, 2.0])),
+    st.tuples(st.just("reuse"), st.booleans()),  # the same tensors, changed in place
+    st.tuples(st.just("keywords"), st.booleans()),
+    st.tuples(st.just("lr"), st.sampled_from([0.3, 0.1])),  # a scheduler's work
 )
 
 
@@ -676,6 +684,7 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
     rng = np.random.default_rng(0)
     x_data, y_data = rng.uniform(-1, 1, (6, 6)), rng.integers(0, 2, (6, 1)).astype(np.float64)
     crop, mask, removers = slice(0, 4), "none", []
+    held, reuse, keywords = (Tensor(x_data.copy()), Tensor(y_data.copy())), False, False
     for action, value in [*actions, ("step", 3)]:
         if action == "data":
             x_data = np.random.default_rng(value).uniform(-1, 1, (6, 6))
@@ -694,6 +703,14 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
             removers = []
         elif action == "requires_grad":
             eager.last.bias.requires_grad_(value), compiled.last.bias.requires_grad_(value)
+        elif action == "temperature":
+            eager.temperature = compiled.temperature = value
+        elif action == "reuse":
+            reuse = value
+        elif action == "keywords":
+            keywords = value
+        elif action == "lr":
+            eager_opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] = value
         for _ in range(value if action == "step" else 1):
             eager_opt.zero_grad()
             expected = _step_loss(eager, Tensor(x_data), Tensor(y_data), crop, mask)
@@ -701,7 +718,11 @@ def test_random_sequences_of_changes_replay_like_eager(layers, actions):
             eager_opt.step()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CompileWarning)
-                got = step(Tensor(x_data), Tensor(y_data), crop, mask)
+                if reuse:
+                    held[0].data[...], held[1].data[...] = x_data, y_data
+                x, y = held if reuse else (Tensor(x_data), Tensor(y_data))
+                named = {"y": y, "mask": mask, "crop": crop} if keywords else None
+                got = step(x, **named) if named else step(x, y, crop, mask)
             assert_same(got.data, expected.data)
             for p, q in zip(eager.parameters(), compiled.parameters()):
                 assert_same(q.data, p.data)
@@ -752,3 +773,421 @@ def test_an_array_argument_is_watched_too():
         labels[0] = value
         assert live(x, labels).item() == (0.5 - value) ** 2 + 1.0
     assert live.replays == 1
+
+
+# ------------------------------------------------------ what a replay reaches besides arguments
+def test_an_argument_computed_outside_the_step_sends_its_gradient_back():
+    """A non-leaf argument has the signature of a leaf but its gradient flows on (eager)."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x: (x * w).sum())
+    for _ in range(3):
+        step(Tensor(np.array([1.0, 1.0]), requires_grad=True))
+    a = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    x = a * 2.0
+    with pytest.warns(CompileWarning, match="computed outside"):
+        step(x)
+    assert_same(a.grad.data, np.array([2.0, 4.0]))
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("passed", [lambda w: w, lambda w: w.detach()], ids=["same", "detach"])
+def test_an_argument_the_step_also_reaches_otherwise_is_guarded_by_identity(passed):
+    """``step(w)`` with ``w`` also in the step's closure: no tape tells the two reads apart, so
+    another argument must not replay the recordings' aliasing."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda a: (a * w).sum())
+    assert [step(passed(w)).item() for _ in range(3)] == [5.0, 5.0, 5.0]
+    v = Tensor(np.array([3.0, 5.0]), requires_grad=passed(w).requires_grad)  # same signature
+    assert [step(v).item() for _ in range(3)] == [13.0, 13.0, 13.0]
+    if v.requires_grad:
+        assert_same(v.grad.data, np.array([3.0, 6.0]))  # accumulated: no optimizer
+    assert step.replays >= 1
+
+
+def test_an_object_argument_runs_eagerly_and_a_module_argument_is_guarded():
+    class Settings:
+        scale = 2.0
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    settings, x = Settings(), Tensor(np.array([1.0, 1.0]))
+    step = tg_compile(lambda x, s: (x * w * s.scale).sum())
+    with pytest.warns(CompileWarning, match="Settings object"):
+        step(x, settings), step(x, settings)
+    settings.scale = 5.0
+    assert step(x, settings).item() == 15.0
+    layer = nn.Linear(2, 1, dtype=np.float64)
+    by_module = tg_compile(lambda x, m: (m(x) * m.scale).sum())
+    for scale in (2.0,) * 3 + (3.0,) * 3:
+        layer.scale = scale
+        assert by_module(x, layer).item() == (layer(x) * scale).sum().item()
+    assert by_module.replays == 2
+
+
+class _Tempered(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(2, 1, dtype=np.float64)
+        self.temperature = 2.0
+
+    def score(self, x):  # a method, not forward
+        return self.body(x) * self.temperature
+
+
+@pytest.mark.parametrize(
+    "loss_fn",
+    [
+        lambda model, x: model.score(x).sum(),
+        lambda model, x: (model.body(x) * model.temperature).sum(),
+        lambda model, x: (model.temperature * model.body.weight).sum() + x.sum(),
+    ],
+    ids=["method", "attribute_in_the_step", "module_that_never_runs"],
+)
+def test_module_attributes_read_outside_forward_are_guarded(loss_fn):
+    model = _Tempered()
+    step = tg_compile(lambda x: loss_fn(model, x))
+    x = Tensor(np.array([[1.0, 2.0]]))
+    for k in range(6):
+        if k == 3:
+            model.temperature = 7.0
+        assert_same(step(x).data, loss_fn(model, x).data)
+    assert step.replays == 2
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda seq, m: setattr(seq, "1", m),
+        lambda seq, m: seq._modules.__setitem__("1", m),  # what Sequential.forward iterates
+    ],
+    ids=["setattr", "member_table"],
+)
+def test_a_module_replaced_inside_a_sequential_fails_the_guard(replace):
+    seq = nn.Sequential(nn.Linear(2, 2, dtype=np.float64), nn.Sigmoid())
+    step = tg_compile(lambda x: seq(x).sum())
+    x = Tensor(np.array([[1.0, 2.0]]))
+    step(x), step(x), step(x)
+    replace(seq, nn.Tanh())
+    assert_same(step(x).data, seq(x).sum().data)
+
+
+def test_keyword_arguments_are_passed_and_part_of_the_signature():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x, scale=1.0: (x * w * scale).sum())
+    x = Tensor(np.array([1.0, 1.0]))
+    got = [step(x=x).item(), step(x, scale=2.0).item(), step(x=x, scale=3.0).item()]
+    got += [step(x, scale=2.0).item() for _ in range(3)] + [step(x).item()]
+    assert got == [3.0, 6.0, 9.0, 6.0, 6.0, 6.0, 3.0]
+    assert step.replays == 2
+
+
+def test_the_returned_loss_is_the_eager_one_after_backward():
+    """Recorded or replayed, the loss requires grad and its graph is freed: a second
+    ``backward()`` fails the same way."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x: (x * w).sum())
+    for _ in range(4):
+        loss = step(Tensor(np.ones(2)))
+        assert loss.requires_grad
+        with pytest.raises(RuntimeError, match="second time"):
+            loss.backward()
+    assert step.replays == 2
+
+
+def test_a_module_without_member_tables_is_watched_without_failing():
+    class Bare(nn.Module):
+        def __init__(self) -> None:  # no super().__init__(): no member tables
+            pass
+
+        def forward(self, x):
+            return x * 2.0
+
+    bare, w = Bare(), Tensor(np.ones(2), requires_grad=True)
+    step = tg_compile(lambda x: (bare(x) * w).sum())
+    assert [step(Tensor(np.ones(2))).item() for _ in range(3)] == [4.0, 4.0, 4.0]
+    assert step.replays == 1
+
+
+class _Noise(tg.graph.Op):
+    """An op whose kernel draws from a generator it holds."""
+
+    name = "noise"
+
+    def __init__(self, rng) -> None:
+        self.rng = rng
+
+    def forward(self, a):
+        return a + self.rng.normal(size=a.shape)
+
+
+class _Flip(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    def forward(self, x):
+        return x * (-1.0 if self.rng.random() < 0.5 else 1.0)
+
+
+_GENERATOR = np.random.default_rng(0)
+_FLIP = _Flip()
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda x: x * (-1.0 if _GENERATOR.random() < 0.5 else 1.0),
+        lambda x: x * (-1.0 if np.random.random() < 0.5 else 1.0),
+        lambda x: x * (-1.0 if __import__("random").random() < 0.5 else 1.0),
+        lambda x: _FLIP(x),
+        lambda x: _Noise.apply(x, rng=_GENERATOR) + _Noise.apply(x, rng=_GENERATOR),
+    ],
+    ids=["closure_generator", "numpy_global", "random_module", "module_generator", "kernel"],
+)
+def test_random_draws_anywhere_in_the_step_run_eagerly(draw):
+    """A random branch or a kernel that draws: two recordings may draw alike, a replay must
+    not repeat them (nor merge two draws as one subexpression)."""
+    import random
+
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w_eager = Tensor(w.data.copy(), requires_grad=True)
+    step = tg_compile(lambda x: (draw(x) * w).sum())
+
+    def seeded(k):
+        random.seed(k), np.random.seed(k)
+        _GENERATOR.bit_generator.state = np.random.default_rng(k).bit_generator.state
+        _FLIP.rng.bit_generator.state = np.random.default_rng(k).bit_generator.state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        for k in [3, 3, 3, 3, 4, 5, 6, 7]:  # the same draws twice, then others
+            x = Tensor(np.array([1.0, 2.0]))
+            seeded(k)
+            (expected := (draw(x) * w_eager).sum()).backward()
+            seeded(k)
+            assert_same(step(x).data, expected.data)
+            assert_same(w.grad.data, w_eager.grad.data)
+    assert step.replays == 0
+
+
+def test_a_kernel_that_raises_on_replay_leaves_what_eager_leaves():
+    """Under ``np.errstate(all="raise")`` a kernel may raise on new values: the gradients are
+    cleared first, as by eager's ``zero_grad()``, and nothing else changes."""
+    (eager_w, compiled_w) = (Tensor(np.array([1.0, 2.0]), requires_grad=True) for _ in range(2))
+    eager_opt, opt = tg.optim.SGD([eager_w], lr=0.1), tg.optim.SGD([compiled_w], lr=0.1)
+    step = tg_compile(lambda x: (x * compiled_w).log().sum(), opt)
+    for _ in range(3):
+        x = Tensor(np.array([1.0, 1.0]))
+        eager_opt.zero_grad()
+        (x * eager_w).log().sum().backward()
+        eager_opt.step()
+        step(x)
+    for w, run in ((eager_w, None), (compiled_w, step)):
+        with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+            x = Tensor(np.array([0.0, 1.0]))
+            if run is None:
+                eager_opt.zero_grad()
+                (x * w).log().sum().backward()
+            else:
+                run(x)
+    assert eager_w.grad is None and compiled_w.grad is None
+    assert_same(compiled_w.data, eager_w.data)
+
+
+class _Biased(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = Tensor(np.array([0.5, -1.0]), requires_grad=True)
+        self.bias = Tensor(np.zeros(1), requires_grad=True)
+
+    def forward(self, x):
+        return (x * self.weight).sum() + self.bias.sum()
+
+
+@pytest.mark.parametrize("between", [0, 1, 2], ids=["before_both", "between_the_two", "after"])
+def test_a_parameter_replaced_by_an_equal_one_is_never_frozen(between):
+    """A parameter replaced by a new tensor of equal (uniform) values -- before, between or
+    after the two recordings -- is state, read live as the training changes it; never a
+    constant of the tape."""
+    eager, compiled = _Biased(), _Biased()
+    step = tg_compile(lambda x: (compiled(x) * compiled(x)).sum())
+    x = Tensor(np.array([1.0, 2.0]))
+    for k in range(6):
+        for model in (eager, compiled):
+            if k == between:
+                model.bias = Tensor(np.zeros(1), requires_grad=True)
+            for p in model.parameters():  # a hand-written SGD update, in place
+                if p.grad is not None:
+                    p.data -= 0.1 * p.grad.data
+                    p._bump_version()
+                    p.grad = None
+        (expected := (eager(x) * eager(x)).sum()).backward()
+        assert_same(step(x).data, expected.data)
+        for p, q in zip(eager.parameters(), compiled.parameters()):
+            assert_same(q.data, p.data)
+            assert_same(q.grad.data, p.grad.data)
+
+
+def test_a_tensor_requiring_grad_that_is_new_in_each_call_runs_eagerly():
+    holder = {"w": Tensor(np.zeros(2), requires_grad=True)}
+    step = tg_compile(lambda x: (x * holder["w"]).sum())
+    x = Tensor(np.array([1.0, 2.0]))
+    step(x)
+    holder["w"] = Tensor(np.zeros(2), requires_grad=True)  # rebound between the recordings
+    with pytest.warns(CompileWarning, match="requires grad"):
+        step(x)
+    holder["w"].data[...] = 3.0
+    assert step(x).item() == 9.0
+
+
+def test_calls_from_several_threads_at_once_replay_like_eager():
+    """Threads share one compiled step (and its model) with batches of their own: every loss
+    is the eager one, and no thread leaves a profiler or a watched array behind."""
+    import sys
+    import threading
+
+    from tinygrad_edu.compile import _Watched
+
+    model = nn.Sequential(
+        nn.Linear(3, 4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 1, dtype=np.float64)
+    )
+    step = tg_compile(lambda x: model(x).sum())
+    wrong, failures = [], []
+
+    def work(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for k in range(20):
+                x = Tensor(rng.normal(size=(1 + (seed + k) % 4, 3)))
+                got = step(x).item()
+                with tg.no_grad():
+                    if got != model(x).sum().item():
+                        wrong.append((seed, k))
+        except Exception as err:  # pragma: no cover - reported below
+            failures.append(err)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and not wrong
+    assert sys.getprofile() is None
+    assert not any(isinstance(p.data, _Watched) for p in model.parameters())
+    assert step.replays > 0
+
+
+def test_a_bound_method_of_a_plain_object_as_argument_runs_eagerly():
+    class Scaler:
+        factor = 2.0
+
+        def scale(self, t):
+            return t * self.factor
+
+    scaler, w = Scaler(), Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda x, f: (f(x) * w).sum())
+    x = Tensor(np.ones(2))
+    with pytest.warns(CompileWarning, match="method object"):
+        step(x, scaler.scale), step(x, scaler.scale)
+    scaler.factor = 5.0
+    assert step(x, scaler.scale).item() == 15.0
+
+
+def test_nothing_the_step_keeps_stays_watched():
+    """Arrays are watched only while a recording runs: a result the step keeps (``detach()``),
+    its arguments and its state hold plain arrays afterwards -- also after an exception."""
+    from tinygrad_edu.compile import _Watched
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    kept, fail = [], [False, True, False, False]
+
+    def loss_fn(x):
+        h = x * w
+        kept.append((h.detach(), h.detach().detach()))
+        if fail.pop(0):
+            raise KeyError("inside the step")
+        return h.sum()
+
+    step = tg_compile(loss_fn)
+    x = Tensor(np.ones(2))
+    for _ in range(4):
+        with pytest.raises(KeyError) if fail[0] else warnings.catch_warnings():
+            step(x)
+    assert all(d.data.__class__ is np.ndarray for pair in kept for d in pair)
+    assert x.data.__class__ is np.ndarray and w.data.__class__ is np.ndarray
+    assert not any(isinstance(t.data, _Watched) for t in (x, w))
+
+
+def test_the_same_argument_with_its_array_rebound_still_replays():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    step = tg_compile(lambda a: (a * w).sum())
+    for k in range(5):
+        w.data = np.array([1.0, 2.0]) * (k + 1)  # load_state_dict may rebind
+        assert step(w).item() == 5.0 * (k + 1) ** 2
+    assert step.replays == 3
+
+
+class _Counting(nn.Module):
+    """A forward with Python side effects on its module: a call counter and a cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.last = x
+        return (x * self.weight).sum()
+
+
+def test_a_forward_that_rebinds_module_attributes_runs_eagerly():
+    model = _Counting()
+    step = tg_compile(lambda x: model(x))
+    with pytest.warns(CompileWarning, match="rebinds its attributes"):
+        for k in range(4):
+            x = Tensor(np.full(2, float(k)))
+            step(x)
+    assert model.calls == 4 and model.last is x
+
+
+def test_a_step_that_changes_requires_grad_of_an_argument_runs_eagerly():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def loss_fn(x):
+        x.requires_grad_()
+        return (x * w).sum()
+
+    step = tg_compile(loss_fn)
+    with pytest.warns(CompileWarning, match="requires_grad"):
+        for _ in range(3):
+            x = Tensor(np.ones(2))
+            step(x)
+    assert x.requires_grad
+    assert_same(x.grad.data, np.array([1.0, 2.0]))
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda m: Tensor(m, dtype=np.float64),
+        lambda m: Tensor(m.astype(np.float64)),
+        lambda m: Tensor(m.tolist()),
+    ],
+    ids=["dtype", "astype", "tolist"],
+)
+def test_an_array_of_the_enclosing_scope_converted_in_the_step_is_never_frozen(convert):
+    """A closure's array converted inside the step is a new (here uniform) array on every
+    call: it must not become a constant that a later in-place change would not reach."""
+    mask = np.ones(2, dtype=np.int64)
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    def loss_fn(x):
+        return (x * w * convert(mask)).sum()
+
+    step = tg_compile(loss_fn)
+    x = Tensor(np.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        step(x), step(x), step(x)
+        mask[0] = 0
+        assert step(x).item() == loss_fn(x).item() == 2.0

@@ -48,19 +48,25 @@ every later call with that signature runs the step as it is, correctly:
   while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.
 
 What no recorder can see is Python state the step keeps for itself -- a closure variable or a
-global rebound between calls, an attribute of a plain object: see docs/compile.md.
+global rebound between calls, a list element or an attribute of a plain object changed in
+place, a tensor's bytes read through the buffer protocol: docs/compile.md lists it.
 Python arguments that are not Tensors or arrays are *static*: their value is part of the
-signature, so a new value records again.
+signature, so a new value records again; one that counts by identity (a plain settings object,
+whose attributes no hash sees) runs eagerly. Keyword arguments count by name.
 """
 
 from __future__ import annotations
 
 import copy
+import enum
 import functools
 import inspect
+import os
+import pickle
 import random
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import getitem, is_, itemgetter
@@ -132,12 +138,12 @@ class _StaleGuard(Exception):
 def compile(loss_fn: Callable[..., Tensor], optimizer: Optimizer | None = None) -> CompiledStep:
     """Compile ``loss_fn`` and its backward pass (and an optimizer step) into a replayable tape.
 
-    Calling the result with ``*args`` has the effect of the eager step
+    Calling the result with ``*args, **kwargs`` has the effect of the eager step
 
     .. code-block:: python
 
         optimizer.zero_grad()  # only with an optimizer
-        loss = loss_fn(*args)
+        loss = loss_fn(*args, **kwargs)
         loss.backward()  # gradients accumulate into .grad, as always
         optimizer.step()  # only with an optimizer
         return loss
@@ -189,6 +195,7 @@ class CompiledStep:
         #: per signature: the first recording, then the program (or an ``_Eager`` entry)
         self._programs: dict[Hashable, Any] = {}
         self._latest: _Program | None = None
+        self._cache_lock = threading.Lock()
         #: how many calls recorded a tape, how many replayed one, and how many ran eagerly
         #: because the tape could not replay them (a warning said why)
         self.recordings = self.replays = self.eager_calls = 0
@@ -201,12 +208,17 @@ class CompiledStep:
         """
         return self._latest.listing if self._latest is not None else ""
 
-    def __call__(self, *args: Any) -> Tensor:
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        names = tuple(kwargs)  # keyword values follow the positional ones; names in the key
+        if names:
+            args = (*args, *kwargs.values())
         if not graph.is_grad_enabled() or graph.observers():
-            return self._eager(args)  # nothing to differentiate, or someone is watching
-        key = _signature(args)
+            return self._eager(args, names)  # nothing to differentiate, or someone is watching
+        key = _signature(args), names
         entry = self._programs.get(key)
         if entry.__class__ is _Program:
+            if self.optimizer is not None:
+                self.optimizer.zero_grad()  # first, as eager: a kernel may raise
             try:
                 loss, grads = entry.replay(args)
             except _StaleGuard:
@@ -216,19 +228,21 @@ class CompiledStep:
                 return self._deliver(loss, grads, entry, args)
         if entry.__class__ is _Eager and entry.holds():
             self.eager_calls += 1
-            return self._eager(args)
-        return self._record(key, args, entry if entry.__class__ is _Recorder else None)
+            return self._eager(args, names)
+        return self._record(key, args, names, entry if entry.__class__ is _Recorder else None)
 
     # ---------------------------------------------------------------------- the three paths
-    def _eager(self, args: Sequence[Any], recorder: _Recorder | None = None) -> Tensor:
+    def _eager(
+        self, args: Sequence[Any], names: tuple[str, ...], recorder: _Recorder | None = None
+    ) -> Tensor:
         if self.optimizer is not None:
             self.optimizer.zero_grad()
         if recorder is not None:
             watched = [_watched_argument(a) for a in args]
             with recorder.watching(args):
-                loss = self.loss_fn(*watched)
+                loss = self._call(watched, names)
         else:
-            loss = self.loss_fn(*args)
+            loss = self._call(args, names)
         if not isinstance(loss, Tensor) or loss.size != 1:
             what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
             raise TypeError(
@@ -241,14 +255,30 @@ class CompiledStep:
             self.optimizer.step()
         return loss
 
-    def _record(self, key: Hashable, args: Sequence[Any], first: _Recorder | None) -> Tensor:
+    def _call(self, values: Sequence[Any], names: tuple[str, ...]) -> Any:
+        """``loss_fn`` on the call's values, the last ``len(names)`` of them by keyword."""
+        if not names:
+            return self.loss_fn(*values)
+        split = len(values) - len(names)
+        return self.loss_fn(*values[:split], **dict(zip(names, values[split:])))
+
+    def _record(
+        self,
+        key: Hashable,
+        args: Sequence[Any],
+        names: tuple[str, ...],
+        first: _Recorder | None,
+    ) -> Tensor:
         """Run the step eagerly and record it; the second recording builds the program."""
-        recorder = _Recorder(first)
+        if first is not None and not first.modules_hold():
+            first = None  # a module changed since the first recording: this one is the first
+        recorder = _Recorder(args, first)
         try:
             with graph.observe(recorder):
-                loss = self._eager(args, recorder)
+                loss = self._eager(args, names, recorder)
         finally:
             recorder.remove_hooks()
+        recorder.modules_now()
         self.recordings += 1
         entry: _Program | _Recorder | object = recorder
         try:
@@ -263,16 +293,15 @@ class CompiledStep:
                 stacklevel=3,
             )
             entry = _Eager(recorder)
-        self._programs.pop(key, None)
-        if len(self._programs) >= CACHE_SIZE:
-            del self._programs[next(iter(self._programs))]  # the oldest signature
-        self._programs[key] = entry
+        with self._cache_lock:  # another thread may be recording another signature
+            self._programs.pop(key, None)
+            if len(self._programs) >= CACHE_SIZE:
+                del self._programs[next(iter(self._programs))]  # the oldest signature
+            self._programs[key] = entry
         return loss
 
     def _deliver(self, loss: np.ndarray, grads: tuple, program: _Program, args) -> Tensor:
         """The effects of ``backward()`` and ``step()``: what the eager sweep does with leaves."""
-        if self.optimizer is not None:
-            self.optimizer.zero_grad()
         for (position, leaf, as_it_is), g in zip(program.grad_targets, grads):
             if position is not None:
                 leaf = args[position]
@@ -282,7 +311,8 @@ class CompiledStep:
             leaf.grad = Tensor._wrap(data)
         if self.optimizer is not None:
             self.optimizer.step()
-        return Tensor._wrap(loss if program.loss_is_fresh else loss.copy())
+        # as eager leaves it: requiring grad, its graph freed by the backward pass
+        return Tensor._wrap(loss if program.loss_is_fresh else loss.copy(), graph.RELEASED)
 
 
 class _Eager:
@@ -290,10 +320,7 @@ class _Eager:
     as they were (a ``Dropout`` switched to ``eval()`` records again, and may replay)."""
 
     def __init__(self, recorder: _Recorder) -> None:
-        self.modules = [(m, _module_state(m)) for m, _ in recorder.modules.values()]
-
-    def holds(self) -> bool:
-        return all(_same_state(_module_state(m), state) for m, state in self.modules)
+        self.holds = recorder.modules_hold
 
 
 def _array(arg: Any) -> np.ndarray:
@@ -304,8 +331,8 @@ def _signature(args: Sequence[Any]) -> Hashable:
     """What a program is specialised to: array shapes/dtypes, static values, argument aliasing."""
     parts: list[Hashable] = []
     for position, arg in enumerate(args):
-        if isinstance(arg, Tensor):
-            parts.append((arg.shape, arg.dtype, arg.requires_grad))
+        if isinstance(arg, Tensor):  # a result of ops outside the step is no leaf: eager
+            parts.append((arg.shape, arg.dtype, arg.requires_grad, arg._node is None))
         elif isinstance(arg, np.ndarray):
             parts.append((arg.shape, arg.dtype, None))
         else:
@@ -328,6 +355,33 @@ def _is_hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+#: objects that count by identity and hold nothing a step reads as a value that could change
+#: unseen (a module's attributes are guarded; a function's closure is like the step's own)
+_INERT = (
+    type(None),
+    type(...),
+    enum.Enum,
+    type,
+    Module,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    types.ModuleType,
+)
+
+
+def _opaque(value: Any) -> bool:
+    """Whether a static argument is (or holds) an object compared by identity whose attributes
+    may change between calls (``cfg.scale = 5``): its hash cannot tell, nor can a guard."""
+    if isinstance(value, types.MethodType):  # equal by its object's identity
+        return _opaque(value.__self__)
+    if isinstance(value, (tuple, list, frozenset)):
+        return any(map(_opaque, value))
+    if isinstance(value, dict):
+        return any(map(_opaque, value.values()))
+    return type(value).__eq__ is object.__eq__ and not isinstance(value, _INERT)
 
 
 def _hashable(value: Any) -> Hashable | None:
@@ -403,8 +457,11 @@ _READER_CODES = {
 }
 _READER_CODES.pop(None, None)
 _APPLY_CODE = Op.apply.__func__.__code__
-_MODULE_CALL_CODE = Module.__call__.__code__
 _BUMP_CODE = Tensor._bump_version.__code__
+#: NumPy functions that turn a watched array into a plain one (whose values no one then sees)
+_CONVERTERS = frozenset({np.asarray, np.array, np.ascontiguousarray, np.asfortranarray})
+#: where conversions are the library's or NumPy's own business (``np.full``, ``Tensor(x)``)
+_TRUSTED = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (graph, np))
 _RANDOM_SOURCES = (
     np.random.Generator,
     np.random.RandomState,
@@ -417,7 +474,8 @@ class _Recorder(Observer):
     """Writes down every op applied (forward and backward) and each leaf's final gradient, and
     watches the Python around the ops for what a tape cannot replay (the first ``problem``)."""
 
-    def __init__(self, first: _Recorder | None = None) -> None:
+    def __init__(self, args: Sequence[Any], first: _Recorder | None = None) -> None:
+        self.args = tuple(args)  # the call's values, by position
         self.events: list[_Event] = []
         self.produced: set[int] = set()
         self.forward_leaves: set[int] = set()  # the forward's inputs no recorded op made
@@ -436,7 +494,21 @@ class _Recorder(Observer):
         self._in_backward = False
         self.first = first
         self._watching = False
-        self._swapped: dict[int, tuple[Tensor, np.ndarray]] = {}  # id -> (tensor, own array)
+        #: id -> (tensor, its plain array, the watched view it holds meanwhile)
+        self._swapped: dict[int, tuple[Tensor, np.ndarray, np.ndarray]] = {}
+        #: the random number generators the step can reach, with their states before it ran
+        self._generators: dict[int, tuple[Any, bytes]] = {}
+        self.states: list[tuple[Module, tuple]] = []  # the modules' states after recording
+        self._before: dict[int, tuple] = {}  # each module's state when the step reached it
+        self._flags: list[tuple[Tensor, bool]] = []  # requires_grad of the watched tensors
+
+    def modules_now(self) -> None:
+        """Remember the state of the modules the step reached, as the recording left them."""
+        self.states = [(m, _module_state(m)) for m, _ in self.modules.values()]
+
+    def modules_hold(self) -> bool:
+        """Whether those modules are still as the recording left them."""
+        return all(_same_state(_module_state(m), state) for m, state in self.states)
 
     def note(self, problem: str) -> None:
         if self.problem is None:
@@ -449,9 +521,18 @@ class _Recorder(Observer):
         Tensor arguments, of the state the first recording read and of every op result
         :class:`_Watched` meanwhile."""
         self.data_arrays.update(id(_array(a)) for a in args if isinstance(a, (Tensor, np.ndarray)))
+        for source in (np.random.mtrand._rand, random._inst):  # np.random.rand(), random.random()
+            self._saw_generator(source)
+        for position, arg in enumerate(args):
+            if _opaque(arg):
+                self.note(
+                    f"argument {position} holds a {type(arg).__name__} object, which counts by "
+                    "identity: a tape cannot guard what its attributes hold"
+                )
         watched = [a for a in args if isinstance(a, Tensor)]
         if self.first is not None:
             watched += [t for _, inputs, _ in self.first.events for t in inputs]
+        self._flags = [(t, t.requires_grad) for t in watched]
         return _Watching(self, watched)
 
     def watch(self, t: Tensor) -> None:
@@ -459,28 +540,41 @@ class _Recorder(Observer):
         data = t.data
         if data.__class__ is np.ndarray and id(t) not in self._swapped:
             t.data = data.view(_Watched)
-            self._swapped[id(t)] = (t, data)
+            self._swapped[id(t)] = (t, data, t.data)
+
+    def escaped(self, t: Tensor) -> None:
+        """A Tensor a function of the step returned around a watched array (``detach()``):
+        it gets the plain array back when the forward ends, as if it had never been watched."""
+        if id(t) not in self._swapped:
+            plain = {id(w): data for _, data, w in self._swapped.values()}.get(id(t.data))
+            self._swapped[id(t)] = (t, t.data.view(np.ndarray) if plain is None else plain, t.data)
 
     def unwatch(self) -> None:
         """Give every watched Tensor its own array back (unless the step rebound it)."""
-        for t, data in self._swapped.values():
-            if t.data.__class__ is _Watched and t.data.base is data:
+        for t, data, watched in self._swapped.values():
+            if t.data is watched:
                 t.data = data
         self._swapped.clear()
 
     def profile(self, frame: Any, event: str, arg: Any) -> None:
         """``sys.setprofile``'s callback while the forward pass runs (only while recording)."""
         if event == "c_call":
-            if self._depth == 0:
-                owner = getattr(arg, "__self__", None)
-                if isinstance(owner, _RANDOM_SOURCES):
-                    self.note("the step draws random numbers (Dropout in training?)")
-                elif isinstance(owner, np.ndarray) and (
+            owner = getattr(arg, "__self__", None)
+            if isinstance(owner, _RANDOM_SOURCES):  # also in an op's kernel: never replayable
+                self.note("the step draws random numbers (Dropout in training?)")
+            elif self._depth == 0:
+                if isinstance(owner, np.ndarray) and (
                     owner.__class__ is _Watched or id(owner) in self.data_arrays
                 ):
                     self.note(
                         f"the step calls NumPy's {arg.__name__}() on a tensor's array outside "
                         "ops, which reads values a tape would freeze"
+                    )
+                elif arg in _CONVERTERS and not frame.f_code.co_filename.startswith(_TRUSTED):
+                    self.note(
+                        f"the step calls np.{arg.__name__}() outside ops, whose plain array "
+                        "of a tensor's data reads values unseen (build fixed arrays outside "
+                        "the step)"
                     )
             return
         code = frame.f_code
@@ -489,6 +583,10 @@ class _Recorder(Observer):
                 self._depth += 1
             elif event == "return":
                 self._depth -= 1
+        elif event == "return":
+            if not self._depth and issubclass(type(arg), Tensor) and type(arg.data) is _Watched:
+                self.escaped(arg)
+            return
         elif event != "call" or self._depth:
             return
         elif code in _READER_CODES:
@@ -496,17 +594,44 @@ class _Recorder(Observer):
                 f"the step reads values outside ops (Tensor.{_READER_CODES[code]}: a comparison, "
                 "mask, argmax or Python number), which a tape would freeze"
             )
-        elif code is _MODULE_CALL_CODE or code.co_name == "forward":
-            module = frame.f_locals.get("self")
-            if isinstance(module, Module) and id(module) not in self.modules:
-                self._saw_module(module)
         elif code is _BUMP_CODE:
             self.note("the step changes a tensor in place outside ops (running statistics?)")
+            return
+        try:
+            self._saw_modules_near(frame)
+        except Exception as err:  # an object whose isinstance() or attributes raise
+            self.note(f"the recording could not inspect the step's variables ({err!r})")
+
+    def _saw_modules_near(self, frame: Any) -> None:
+        """Every module a function the step calls can reach by name -- its arguments and closure
+        variables (``self``, a ``model`` captured by a lambda) and the globals it names -- with
+        their descendants: their attributes (``model.scale``) are read as Python values."""
+        names = frame.f_globals
+        near = [*frame.f_locals.values(), *(names.get(n) for n in frame.f_code.co_names)]
+        found = [v for v in near if isinstance(v, Module)]
+        for source in near:
+            if isinstance(source, _RANDOM_SOURCES):
+                self._saw_generator(source)
+            elif type(source) is np.ndarray:  # from the enclosing scope: its methods read it
+                self.data_arrays.add(id(source))
+        while found:
+            module = found.pop()
+            if id(module) not in self.modules:
+                self._saw_module(module)
+                found += _member(module, "_modules").values()
+
+    def _saw_generator(self, source: Any) -> None:
+        if id(source) not in self._generators:
+            self._generators[id(source)] = (source, _generator_state(source))
 
     def _saw_module(self, module: Module) -> None:
-        buffers = [(t, t.data.copy()) for t in module._buffers.values() if t is not None]
-        self.modules[id(module)] = (module, buffers)
-        for t in (*module._parameters.values(), *module._buffers.values()):
+        for source in module.__dict__.values():
+            if isinstance(source, _RANDOM_SOURCES):  # Dropout's own generator
+                self._saw_generator(source)
+        buffers = _member(module, "_buffers").values()
+        self.modules[id(module)] = (module, [(t, t.data.copy()) for t in buffers if t is not None])
+        self._before[id(module)] = _module_state(module)
+        for t in (*_member(module, "_parameters").values(), *buffers):
             if t is not None:
                 self.data_arrays.add(id(t.data))
 
@@ -526,6 +651,8 @@ class _Recorder(Observer):
     def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
         # forward ops only: the backward's come from the rules in REPLAYABLE_VJPS (a value
         # reading rule is named by vjp_applied)
+        if any(isinstance(v, _RANDOM_SOURCES) for _, v in _parameters(op)):
+            self.note(f"{op.name!r} draws random numbers in its kernel")
         if not self._in_backward and _has_array(_given(op)):
             self.note(
                 f"{op.name!r} takes an array parameter (a mask or an index array, such as "
@@ -543,7 +670,17 @@ class _Recorder(Observer):
         """Before backward: check the modules' buffers, and watch the final gradient of every
         leaf that requires grad."""
         self._in_backward = True
+        if any(t.requires_grad is not flag for t, flag in self._flags):
+            self.note("the step changes requires_grad of a tensor it reads (requires_grad_())")
+        for source, state in self._generators.values():
+            if _generator_state(source) != state:
+                self.note("the step draws random numbers (Dropout in training?)")
         for module, buffers in self.modules.values():
+            if not _same_state(_module_state(module), self._before[id(module)]):
+                self.note(
+                    f"{type(module).__name__} rebinds its attributes while the step runs "
+                    "(self.cache = ..., a call counter), which a tape does not replay"
+                )
             for t, before in buffers:
                 if not _equal_arrays(t.data, before):
                     self.note(
@@ -582,6 +719,17 @@ class _Recorder(Observer):
                     t._hooks = None  # as it was: no hook list at all
 
 
+def _generator_state(source: Any) -> bytes:
+    """A random number generator's state, to tell whether the step drew from it."""
+    if isinstance(source, np.random.Generator):
+        source = source.bit_generator
+    if isinstance(source, random.Random):
+        return pickle.dumps(source.getstate())
+    if isinstance(source, np.random.RandomState):
+        return pickle.dumps(source.get_state(legacy=False))
+    return pickle.dumps(source.state)
+
+
 class _Watching:
     """For one forward pass: ``sys.setprofile`` with the recorder's callback, and the step's
     data arrays :class:`_Watched`; then the previous profiler and the arrays themselves."""
@@ -595,8 +743,12 @@ class _Watching:
             self.recorder.note("a profiler is running, so the recording cannot watch the step")
             return
         _active.recorder = self.recorder
-        for t in self.tensors:
-            self.recorder.watch(t)
+        try:
+            for t in self.tensors:
+                self.recorder.watch(t)
+        except BaseException:  # KeyboardInterrupt: no tensor stays watched
+            self.__exit__()
+            raise
         self.recorder._watching = True
         sys.setprofile(self.recorder.profile)
 
@@ -700,6 +852,21 @@ class _Watched(np.ndarray):
         _read_outside_ops("iteration")
         return iter(self.view(np.ndarray))
 
+    @property
+    def flat(self) -> Any:  # type: ignore[override]
+        _read_outside_ops(".flat")
+        return self.view(np.ndarray).flat
+
+    @property
+    def data(self) -> memoryview:  # type: ignore[override]
+        _read_outside_ops("its buffer")
+        return self.view(np.ndarray).data
+
+    @property
+    def ctypes(self) -> Any:  # type: ignore[override]
+        _read_outside_ops("ctypes")
+        return self.view(np.ndarray).ctypes
+
 
 def _parameters(op: Op, arrays: Callable[[np.ndarray], Hashable] | None = None) -> list:
     """An op's own parameters (axes, shapes, index, condition ...), without its graph links;
@@ -770,7 +937,21 @@ def _module_state(module: Module) -> tuple:
     attribute named ``*hook*``, which change in place). Objects, not ids: the state keeps them
     alive, so a new object can never pass for a recorded one."""
     hook_names = tuple(name for name in module.__dict__ if "hook" in name)
-    return tuple(module.__dict__.values()), hook_names, _hooks_of(module, hook_names)
+    held = tuple((name, value) for table in _tables(module) for name, value in table.items())
+    return held, hook_names, _hooks_of(module, hook_names)
+
+
+def _tables(module: Module) -> list[dict]:
+    """A module's attributes and its member tables, which a forward may read directly
+    (``Sequential`` runs ``_modules.values()``)."""
+    return [module.__dict__, *(_member(module, name) for name in _MEMBER_TABLES)]
+
+
+def _member(module: Module, table: str) -> dict:
+    """One of a module's member tables; empty if it has none (``__init__`` without
+    ``super().__init__()``)."""
+    found = module.__dict__.get(table)
+    return found if isinstance(found, dict) else {}
 
 
 def _hooks_of(module: Module, names: tuple[str, ...]) -> tuple:
@@ -789,7 +970,7 @@ def _same_state(a: tuple, b: tuple) -> bool:
     (held_a, names_a, hooks_a), (held_b, names_b, hooks_b) = a, b
     return (
         len(held_a) == len(held_b)
-        and all(map(is_, held_a, held_b))
+        and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(held_a, held_b))
         and names_a == names_b
         and _same_objects(hooks_a, hooks_b)
     )
@@ -801,9 +982,8 @@ def _same_objects(a: Any, b: Any) -> bool:
     return a is b
 
 
-#: a module's containers that change only together with an attribute (``__setattr__`` keeps
-#: them): the guard compares the attributes themselves
-_BOOKKEEPING = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent"})
+#: a module's member tables: guarded item by item like its attributes
+_MEMBER_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 def _guards(
@@ -811,15 +991,11 @@ def _guards(
     modules: Sequence[tuple[Module, tuple]],
 ) -> Callable[[list], None]:
     """The check a replay runs first: it fills the state registers, or raises ``_StaleGuard``."""
-    namespaces = [vars(m) for m, _ in modules]
+    namespaces = [table for m, _ in modules for table in _tables(m)]
     sizes = [len(namespace) for namespace in namespaces]  # a new attribute may be a new hook
-    # every attribute but the bookkeeping containers (whose contents change only together with
-    # an attribute): the namespace it lives in, its name, the object it held when recorded
+    # every attribute and member: the namespace it lives in, its name, the object it held
     watched = [
-        (namespace, name, value)
-        for namespace in namespaces
-        for name, value in namespace.items()
-        if name not in _BOOKKEEPING
+        (namespace, name, value) for namespace in namespaces for name, value in namespace.items()
     ]
     where, keys, held = (list(column) for column in zip(*watched)) if watched else ([], [], [])
     hooked = [(m, names, hooks) for m, (_, names, hooks) in modules if names]
@@ -885,6 +1061,14 @@ class _Program:
         for register, i in enumerate(self.dynamic):
             registers.setdefault(id(args[i]), register)
             by_array.setdefault(id(_array(args[i])), register)
+        #: arguments passed as the same object (or the same array) to both recordings: the step
+        #: may also reach it another way (a closure's ``w`` passed as ``step(w)``,
+        #: ``step(w.detach())``), which no tape tells apart, so a replay needs that very object
+        self._identities = [
+            (i, args[i], None) if first.args[i] is args[i] else (i, None, _array(args[i]))
+            for i in self.dynamic
+            if first.args[i] is args[i] or _array(first.args[i]) is _array(args[i])
+        ]
         template: list[Any] = [None] * len(self.dynamic)  # registers before a replay
         labels: list[str] = [f"a{i}" for i in self.dynamic]  # names in the listing
         state: list[tuple[Tensor, int, tuple, np.dtype, bool]] = []
@@ -909,6 +1093,11 @@ class _Program:
             elif earlier_data is data:
                 registers[key] = new_register("array", data)
             else:
+                if t.requires_grad:
+                    raise _NotReplayable(
+                        f"a tensor of shape {t.shape} that requires grad is another object in "
+                        "each call (a parameter replaced?), so a tape would freeze its values"
+                    )
                 if not _equal_arrays(earlier_data, data):
                     raise _NotReplayable(
                         f"a constant of shape {t.shape} changed between two calls (it is "
@@ -965,6 +1154,9 @@ class _Program:
 
     def replay(self, args: Sequence[Any]) -> tuple[np.ndarray, tuple]:
         """Check the guards, then run the kernels: the loss's and the gradients' arrays."""
+        for i, same, array in self._identities:
+            if args[i] is not same and (array is None or _array(args[i]) is not array):
+                raise _StaleGuard  # another object where the recordings saw the same one
         registers = []
         for i in self.dynamic:
             arg = args[i]
