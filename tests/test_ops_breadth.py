@@ -509,3 +509,40 @@ def test_softmax_refuses_a_repeated_or_missing_axis_by_name():
         x.softmax((1, -1))
     with pytest.raises(ValueError, match="out of range"):
         x.log_softmax(2)
+
+
+# ------------------------------------------------------------------ clip with tensor bounds
+@given(
+    st.lists(st.integers(-3, 3), min_size=1, max_size=6).flatmap(
+        lambda xs: st.tuples(
+            st.just(xs),
+            st.lists(st.integers(-3, 3), min_size=len(xs), max_size=len(xs)),
+            st.lists(st.integers(-3, 3), min_size=len(xs), max_size=len(xs)),
+        )
+    ),
+    st.sampled_from(["both", "lo", "hi"]),
+)
+def test_clip_by_tensors_is_differentiable_in_every_argument_like_torch_clamp(values, bounds):
+    """Tensor bounds used to recurse without end through NumPy's ``np.clip``. Integer-valued
+    floats make ties (x at a bound) and crossed bounds (lo > hi) common."""
+    x_v, lo_v, hi_v = (np.asarray(v, dtype=np.float64) for v in values)
+    lo_v, hi_v = (lo_v if bounds != "hi" else None), (hi_v if bounds != "lo" else None)
+    x = _x(x_v)
+    lo, hi = (None if v is None else _x(v) for v in (lo_v, hi_v))
+    weights = np.arange(1.0, x_v.size + 1)
+    (x.clip(lo, hi) * Tensor(weights)).sum().backward()
+    np.testing.assert_array_equal(x.clip(lo, hi).data, np.clip(x_v, lo_v, hi_v))
+    torch = pytest.importorskip("torch")
+    xt, lt, ht = (
+        None if v is None else torch.tensor(v, requires_grad=True) for v in (x_v, lo_v, hi_v)
+    )
+    (torch.clamp(xt, lt, ht) * torch.tensor(weights)).sum().backward()
+    for ours, theirs in ((x, xt), (lo, lt), (hi, ht)):
+        if ours is not None:
+            np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+
+
+def test_clip_by_tensors_passes_gradcheck_away_from_ties():
+    rng = np.random.default_rng(0)
+    x, lo, hi = (_x(rng.normal(size=(3, 4))) for _ in range(3))
+    assert tg.gradcheck(lambda a, b, c: a.clip(b, c - 2.0), [x, lo, hi])

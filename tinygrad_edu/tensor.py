@@ -779,11 +779,44 @@ class Tensor:
         tensor with a float bound computes in float32 (promotion, as in ``torch.clamp``)."""
         if lo is None and hi is None:
             raise ValueError("clip: give lo, hi or both")
+        if isinstance(lo, Tensor) or isinstance(hi, Tensor):
+            return self._clip_by_tensors(lo, hi)
         x = self
         if x.data.dtype.kind != "f":
             bounds = [bound for bound in (lo, hi) if bound is not None]
             x = dtypes.cast(x, dtypes.result_type(x, *bounds))
         return ops.Clip.apply(x, lo=lo, hi=hi)
+
+    def _clip_by_tensors(self, lo: ArrayLike | None, hi: ArrayLike | None) -> Tensor:
+        """``clip`` with tensor bounds, differentiable in the bounds too, with the gradient
+        routed exactly as ``torch.clamp(x, min, max)`` routes it: to ``x`` where
+        ``lo <= x <= hi``, to ``lo`` where ``x < lo < hi``, to ``hi`` where ``x > hi`` or
+        ``hi < lo`` (then every value is ``hi``), and to nobody where ``x < lo == hi``."""
+        bounds = [b for b in (lo, hi) if b is not None]
+        dtype = dtypes.result_type(self, *bounds)
+        x = self.data
+        low, high = (
+            None if b is None else np.asarray(b.data if isinstance(b, Tensor) else b)
+            for b in (lo, hi)
+        )
+        with np.errstate(invalid="ignore"):
+            inside = np.ones(
+                np.broadcast_shapes(x.shape, *(b.shape for b in (low, high) if b is not None)), bool
+            )
+            to_lo = to_hi = None
+            if low is not None:
+                inside &= x >= low
+                to_lo = x < low if high is None else (x < low) & (low < high)
+            if high is not None:
+                inside &= x <= high
+                to_hi = x > high if low is None else (x > high) | (high < low)
+            values = np.clip(x, low, high)  # min(max(x, lo), hi): hi where lo > hi
+        y = Tensor._wrap(np.broadcast_to(values, inside.shape).astype(dtype))  # no gradient
+        if to_hi is not None:
+            y = ops.where(to_hi, hi, y)
+        if to_lo is not None:
+            y = ops.where(to_lo, lo, y)
+        return ops.where(inside, self, y)
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
         """PyTorch's name for :meth:`clip`."""
