@@ -102,6 +102,8 @@ def fetch(
         return target
     if target.is_dir() and not target.is_symlink():
         raise DownloadError(f"{target} is a directory, where the cache keeps {remote.url}")
+    if _special(target):  # a FIFO, device or socket in the cache's own slot: never opened,
+        target.unlink()  # replaced by the download (the writer refuses to write over one)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     hint = (
         f"Without internet access, download {remote.url} on another machine and pass the file's "
@@ -148,6 +150,15 @@ def _content_length(response, url: str) -> int | None:
     if not (value.isascii() and value.strip().isdigit()):
         raise DownloadError(f"{url}: the server sent Content-Length {value[:40]!r}, not a size")
     return int(value)
+
+
+def _special(path: Path) -> bool:
+    """Whether ``path`` is a FIFO, device or socket (not a file, directory or symlink)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode))
 
 
 def _verified(remote: RemoteFile, target: Path) -> bool:
