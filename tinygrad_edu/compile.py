@@ -910,7 +910,7 @@ def _layout(array: np.ndarray) -> Hashable:
 _GRAPH_FIELDS = frozenset(
     {
         "inputs",
-        "needs_input_grad",
+        "_needs_input_grad",
         "sequence",
         "created_at",
         "saved_versions",

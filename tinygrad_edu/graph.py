@@ -227,19 +227,24 @@ class Op:
     #: where user code created this node (file:line), recorded only in anomaly mode
     created_at: str | None = None
 
+    #: which inputs required grad when the op was recorded (read ``needs_input_grad``)
+    _needs_input_grad: tuple[bool, ...] = ()
+
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
         """Which inputs want a gradient: those that required grad when the op was recorded --
         narrowed, while a ``grad()`` sweep runs in this thread, to the inputs on a path to its
         targets (another thread's sweep over the same graph never sees that narrowing)."""
-        entry = _state.narrowed.get(id(self))
-        if entry is not None and entry[0]() is self:
-            return entry[1]
-        return self.__dict__.get("needs_input_grad", ())
+        narrowed = _state.narrowed
+        if narrowed:
+            entry = narrowed.get(id(self))
+            if entry is not None and entry[0]() is self:
+                return entry[1]
+        return self._needs_input_grad
 
     @needs_input_grad.setter
     def needs_input_grad(self, mask: tuple[bool, ...]) -> None:
-        self.__dict__["needs_input_grad"] = mask
+        self._needs_input_grad = mask
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -270,14 +275,19 @@ class Op:
             for t in inputs:
                 if t.requires_grad:
                     op.inputs = inputs
-                    op.needs_input_grad = tuple([t.requires_grad for t in inputs])
+                    op._needs_input_grad = tuple([t.requires_grad for t in inputs])
                     op.saved_versions = tuple([t._version_counter[0] for t in inputs])
                     op.sequence = next(_sequence)
                     node = op
                     break
         out = tensor_class._wrap(data, node)
-        if data.base is not None or any([data is t.data for t in inputs]):
+        if data.base is not None:
             _share_version_with_viewed_input(op, inputs, out)
+        else:
+            for t in inputs:
+                if t.data is data:  # the input's very array (a flip over no axes)
+                    _share_version_with_viewed_input(op, inputs, out)
+                    break
         for observer in state.forward_observers:
             observer.op_applied(op, inputs, out)
         return out

@@ -155,6 +155,8 @@ class Optimizer:
             return f"is {p.dtype}; only floating-point parameters can be trained"
         if p.grad.shape != p.shape or p.grad.dtype.kind not in "biuf":
             return f"of shape {p.shape} has a {p.grad.dtype} gradient of shape {p.grad.shape}"
+        if not state:  # not stepped yet (or a stateless rule): the update creates what it needs
+            return None
         problem = _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
         if problem:
             return problem
