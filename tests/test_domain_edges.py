@@ -292,6 +292,24 @@ KINKS = {
 
 
 @pytest.mark.parametrize("name", sorted(KINKS))
+def test_derivatives_at_nan_agree_with_pytorch(name):
+    """A NaN input: the output is NaN, and the slope each op reports there is PyTorch's (relu,
+    hardtanh, relu6 gave 0 where PyTorch's masks ``not x <= 0`` pass the gradient; elu, selu,
+    celu gave NaN where PyTorch takes the positive branch; abs gave NaN, PyTorch's sgn 0)."""
+    torch = _torch_module()
+    ours, theirs, _ = KINKS[name]
+    if name == "hardsigmoid":  # the table's composite passes NaN through relu6; F's own gives 0
+        theirs = torch.nn.functional.hardsigmoid  # (and rounds its slope 1/6 to float32)
+    points = np.array([np.nan, -2.0, 2.0])
+    x = Tensor(points, requires_grad=True)
+    with np.errstate(all="ignore"):
+        (g,) = tg.grad(ours(x).sum(), [x])
+    xt = torch.tensor(points, requires_grad=True)
+    (gt,) = torch.autograd.grad(theirs(xt).sum(), [xt])
+    np.testing.assert_allclose(g.data, gt.numpy(), rtol=1e-7, atol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(KINKS))
 def test_derivatives_at_every_kink_agree_with_pytorch_in_both_modes(name):
     """Each piecewise op at exactly its break points (and just beside them): the one-sided
     choice there is PyTorch's (hardswish' at -3/3 was -0.5/1.5, PyTorch's 0/1), and forward

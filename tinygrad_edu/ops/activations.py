@@ -79,6 +79,12 @@ def _between(x, lo: float, hi: float) -> np.ndarray:
     return (x.data > lo) & (x.data < hi)
 
 
+def _unclamped(x, lo: float, hi: float) -> np.ndarray:
+    """``hardtanh``'s gradient mask as PyTorch writes it, ``not (x <= lo or x >= hi)``: the
+    strict inside, and NaN (which the clamp passes through)."""
+    return ~((x.data <= lo) | (x.data >= hi))
+
+
 def _hardswish_array(x: np.ndarray) -> np.ndarray:
     return x * np.clip(x + 3, 0, 6) / 6
 
@@ -98,14 +104,14 @@ LeakyReLU   = unary("leaky_relu",
                         g * constant(np.where(x.data > 0, 1.0, negative_slope).astype(x.dtype)),
                     "x if x > 0 else s x;  dy/dx = 1 or s")
 ELU         = unary("elu",        lambda x, alpha: _elu_array(x, alpha),
-                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x) * alpha),
+                    lambda g, x, y, alpha: g * where(~(x.data <= 0), 1.0, _negative_exp(x) * alpha),
                     "x if x > 0 else a (e^x - 1);  dy/dx = 1 or a e^x")
 SELU        = unary("selu",       lambda x: _elu_array(x, SELU_ALPHA, SELU_SCALE),
                     lambda g, x, y:
-                        g * where(x.data > 0, SELU_SCALE, _negative_exp(x) * _SELU_SLOPE),
+                        g * where(~(x.data <= 0), SELU_SCALE, _negative_exp(x) * _SELU_SLOPE),
                     "scale * elu(x, alpha) with fixed constants;  dy/dx = scale or scale alpha e^x")
 CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=alpha),
-                    lambda g, x, y, alpha: g * where(x.data > 0, 1.0, _negative_exp(x / alpha)),
+                    lambda g, x, y, alpha: g * where(~(x.data <= 0), 1.0, _negative_exp(x / alpha)),
                     "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a)")
 SiLU        = unary("silu",       lambda x: x * np.exp(-np.logaddexp(0, -x)),
                     lambda g, x, y: g * (x.sigmoid() * (x * (1 - x.sigmoid()) + 1)),
@@ -120,7 +126,7 @@ Softplus    = unary("softplus",   _softplus_array,
 Mish        = unary("mish",       _mish_array, _mish_chain,
                     "x tanh(softplus x);  dy/dx = t + x sigmoid(x) (1 - t^2), t = tanh(softplus x)")
 Hardtanh    = unary("hardtanh",   lambda x, min_val, max_val: np.clip(x, min_val, max_val),
-                    lambda g, x, y, min_val, max_val: gate(g, _between(x, min_val, max_val)),
+                    lambda g, x, y, min_val, max_val: gate(g, _unclamped(x, min_val, max_val)),
                     "min(max(x, lo), hi);  dy/dx = [lo < x < hi]")
 Hardsigmoid = unary("hardsigmoid", lambda x: np.clip(x / 6 + 0.5, 0, 1),
                     lambda g, x, y: gate(g, _between(x, -3, 3)) / 6,

@@ -107,6 +107,11 @@ def where(condition: object, x: object, y: object) -> Tensor:
     return Where.apply(x, y, condition=mask)
 
 
+def _sign(x: Tensor) -> np.ndarray:
+    """``sign(x)`` as the slope of ``|x|``: 0 at 0 and, as in PyTorch, at NaN."""
+    return np.sign(np.nan_to_num(x.data))
+
+
 def gate(g: Tensor, mask: np.ndarray) -> Tensor:
     """``g`` where ``mask`` holds, 0 elsewhere: the chain rule of a piecewise-linear op whose
     slope is 1 or 0. Not ``g * mask``: like PyTorch, an ``inf`` upstream gives 0 where the slope
@@ -130,10 +135,10 @@ def _inside(x: Tensor, lo: float | None, hi: float | None) -> np.ndarray:
 
 
 def _shared(g: Tensor, a: np.ndarray, b: np.ndarray) -> Tensor:
-    """The part of ``g`` that ``maximum(a, b)`` sends to ``a``: all, none (0 even for an
-    ``inf`` in ``g``), or half at a tie."""
+    """The part of ``g`` that ``maximum(a, b)`` sends to ``a``: none where ``a < b`` (0 even
+    for an ``inf`` in ``g``), half at a tie, else all -- NaN included, as in PyTorch."""
     with np.errstate(invalid="ignore"):
-        share = (a > b) + (a == b) * np.asarray(0.5, dtype=np.result_type(a, b))
+        share = np.where(a < b, 0.0, np.where(a == b, 0.5, 1.0)).astype(np.result_type(a, b))
     return gate(g, share > 0) * constant(share)
 
 
@@ -219,10 +224,10 @@ Log     = unary("log",     quiet(np.log),              lambda g, x, y: g / x,
                 "ln x;  dy/dx = 1/x")
 Sqrt    = unary("sqrt",    quiet(np.sqrt),             lambda g, x, y: g / (y * 2),
                 "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)")
-Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * np.sign(x.data),
-                "|x|;  dy/dx = sign(x), 0 at x = 0")
-ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: gate(g, x.data > 0),
-                "max(x, 0);  dy/dx = [x > 0], 0 at x = 0 as in PyTorch")
+Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * _sign(x),
+                "|x|;  dy/dx = sign(x), 0 at x = 0 and at NaN as in PyTorch")
+ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: gate(g, ~(x.data <= 0)),
+                "max(x, 0);  dy/dx = [not x <= 0]: 0 at x = 0, 1 at NaN, as in PyTorch")
 Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
                 lambda g, x, y: SigmoidBackward.apply(g, y),
                 "1 / (1 + e^-x), computed as exp(-softplus(-x));  dy/dx = y (1 - y)")
