@@ -49,10 +49,6 @@ class Parameter(Tensor):
 
     def __init__(self, data: ArrayLike, requires_grad: bool = True, dtype: Any = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
-        if isinstance(data, Tensor) and np.may_share_memory(self.data, data.data):
-            # one memory, one version counter (PyTorch's too): an optimizer stepping the
-            # Parameter must make backward refuse ops that saved ``data`` before the step
-            self._version_counter = data._version_counter
 
     @classmethod
     def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
