@@ -215,6 +215,10 @@ class Op:
     """
 
     name: ClassVar[str] = "op"
+    #: True when the VJP is built from Tensor ops alone (no NumPy on concrete values, no
+    #: value-derived constants): the backward ops it emits can then be recorded and replayed on
+    #: new values by :func:`tinygrad_edu.compile`
+    replayable_vjp: ClassVar[bool] = False
     inputs: tuple[Tensor, ...] = ()
     #: the inputs' ``_version`` counters when the op was recorded; backward refuses to apply the
     #: VJP if any input was changed in place since (its VJP would read the new values)
