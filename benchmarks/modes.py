@@ -20,6 +20,7 @@ import argparse
 import time
 
 import numpy as np
+from report import markdown_table
 
 from tinygrad_edu import Tensor
 from tinygrad_edu.func import jacfwd, jacrev
@@ -60,17 +61,14 @@ def measure(n: int, m: int, repeats: int) -> dict:
     return {"n": n, "m": m, "forward": forward, "reverse": reverse}
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| n (inputs) | m (outputs) | forward (jacfwd) | reverse (jacrev) | forward / reverse |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['n']} | {r['m']} | {r['forward'] * 1e3:.2f} ms | {r['reverse'] * 1e3:.2f} ms "
-            f"| {r['forward'] / r['reverse']:.2f} |"
-        )
-    return "\n".join(lines)
+def table(rows: list[dict], repeats: int) -> str:
+    header = ["n (inputs)", "m (outputs)", "forward (jacfwd)", "reverse (jacrev)", "fwd / rev"]
+    cells = [
+        [r["n"], r["m"], f"{r['forward'] * 1e3:.2f} ms", f"{r['reverse'] * 1e3:.2f} ms",
+         f"{r['forward'] / r['reverse']:.2f}"]
+        for r in rows
+    ]  # fmt: skip
+    return markdown_table(f"Jacobians both ways, best of {repeats}", header, cells)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many (default 3)")
     args = parser.parse_args(argv)
     rows = [measure(n, m, args.repeats) for n in args.sizes for m in args.sizes]
-    print(table(rows))
+    print(table(rows, args.repeats))
     return rows
 
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import markdown_table
 from torch_vgg import torch_features
 
 from tinygrad_edu.cli.visualize import resolve_layers
@@ -105,19 +106,19 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
             with contextlib.suppress(ImportError):
                 theirs.append(torch_loop(model, layer, chosen, steps, 128, seed=0, cpu=cpu)[0])
     clock = "CPU" if cpu else "wall"
-    print(f"document workload: {filters} {layer} filters, {steps} steps, 128x128, real weights")
-    print(f"  ({clock} clock; threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})")
-    print(f"  tinygrad-edu visualize (CLI, fresh process): {_summary(ours)}")
-    if not theirs:
-        print("  torch not installed (pip install torch==2.13.0): no reference")
-        return
-    print(f"  torch one-filter-at-a-time loop (loop only):  {_summary(theirs)}")
-    print(f"  ratio (min / min): {min(ours) / min(theirs):.2f}x   (goal <= 0.5x; milestone 1.0x)")
+    title = f"The document's visualisation: {filters} {layer} filters, {steps} steps, 128x128"
+    rows = [["`tinygrad-edu visualize` (fresh process, end to end)", _summary(ours)]]
+    if theirs:
+        rows.append(["PyTorch, one filter at a time (loop only)", _summary(theirs)])
+        rows.append(["ratio (min / min)", f"**{min(ours) / min(theirs):.2f}x**"])
+    else:
+        rows.append(["PyTorch", "not installed (pip install torch==2.13.0): no reference"])
+    print(markdown_table(f"{title}, {clock} clock", ["", "time"], rows))
 
 
 def _summary(seconds: list[float]) -> str:
     spread = max(seconds) / min(seconds)
-    return f"min {min(seconds):6.1f} s, spread {spread:.2f} over {len(seconds)} runs"
+    return f"{min(seconds):.1f} s (min of {len(seconds)}, spread {spread:.2f})"
 
 
 def main(argv: list[str] | None = None) -> None:
