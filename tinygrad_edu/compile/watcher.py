@@ -98,7 +98,7 @@ class PythonWatcher:
     watched too.
     """
 
-    def __init__(self, state_read: Sequence[Tensor] = ()) -> None:
+    def __init__(self, state_read: Sequence[Tensor]) -> None:
         self.problem: str | None = None
         #: the modules whose ``__call__`` or ``forward`` ran, by id, with a copy of their buffers
         self.modules: dict[int, tuple[Module, list[tuple[Tensor, np.ndarray]]]] = {}
