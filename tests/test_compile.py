@@ -42,7 +42,7 @@ def _must_run_eagerly(spec: OpSpec, arrays, kwargs) -> bool:
     """Whether a step through ``spec`` uses what the tape may not replay: a derivative rule
     outside REPLAYABLE_VJPS, an index array, or an array (not one number) the forward builds
     anew -- each may be computed from values."""
-    from tinygrad_edu.compile import REPLAYABLE_VJPS
+    from tinygrad_edu.compile.recorder import REPLAYABLE_VJPS
     from tinygrad_edu.ops.shape import is_advanced
 
     arguments = [Tensor(a.copy(), requires_grad=True) for a in arrays]
@@ -1045,7 +1045,7 @@ def test_calls_from_several_threads_at_once_replay_like_eager():
     import sys
     import threading
 
-    from tinygrad_edu.compile import _Watched
+    from tinygrad_edu.compile.watched import Watched
 
     model = nn.Sequential(
         nn.Linear(3, 4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 1, dtype=np.float64)
@@ -1072,7 +1072,7 @@ def test_calls_from_several_threads_at_once_replay_like_eager():
         thread.join()
     assert not failures and not wrong
     assert sys.getprofile() is None
-    assert not any(isinstance(p.data, _Watched) for p in model.parameters())
+    assert not any(isinstance(p.data, Watched) for p in model.parameters())
     assert step.replays > 0
 
 
@@ -1095,7 +1095,7 @@ def test_a_bound_method_of_a_plain_object_as_argument_runs_eagerly():
 def test_nothing_the_step_keeps_stays_watched():
     """Arrays are watched only while a recording runs: a result the step keeps (``detach()``),
     its arguments and its state hold plain arrays afterwards -- also after an exception."""
-    from tinygrad_edu.compile import _Watched
+    from tinygrad_edu.compile.watched import Watched
 
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     kept, fail = [], [False, True, False, False]
@@ -1114,7 +1114,7 @@ def test_nothing_the_step_keeps_stays_watched():
             step(x)
     assert all(d.data.__class__ is np.ndarray for pair in kept for d in pair)
     assert x.data.__class__ is np.ndarray and w.data.__class__ is np.ndarray
-    assert not any(isinstance(t.data, _Watched) for t in (x, w))
+    assert not any(isinstance(t.data, Watched) for t in (x, w))
 
 
 def test_the_same_argument_with_its_array_rebound_still_replays():
