@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-from tinygrad_edu.explorer import payload, render
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
-from tinygrad_edu.tracing import HEAD
+from tinygrad_edu.observers.explorer import payload, render
+from tinygrad_edu.observers.records import HEAD
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -343,7 +343,7 @@ class Tensor:
         ``names`` optionally labels tensors by ``id``, e.g.
         ``{id(p): n for n, p in model.named_parameters()}``.
         """
-        from .dot import graph_to_dot
+        from .observers.dot import graph_to_dot
 
         return graph_to_dot(self, names)
 

@@ -8,7 +8,7 @@ import sysconfig
 import traceback
 from pathlib import Path
 
-from ..tracing import Trace, trace
+from ..observers.trace import Trace, trace
 from .errors import ScriptError
 
 EXAMPLES = ("text-color",)
