@@ -11,7 +11,7 @@ from ..io.atomic import atomic_write
 from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
-from ..vis.ascent import channel_count
+from ..vis.filters import channel_count
 from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
 
