@@ -33,6 +33,8 @@ from ..tensor import Tensor
 from .ascent import AscentSettings, Progress, normalize
 from .images import grey_noise
 
+#: what the improved mode optimises: the pixels, or a decorrelated cosine spectrum
+PARAMETERIZATIONS = ("pixel", "spectral")
 #: square root of ImageNet's colour covariance (RGB), a common decorrelation basis
 COLOR_CORRELATION = np.array(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float64
@@ -107,7 +109,7 @@ class ImprovedOptions:
     spectral_step: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.parameterization not in ("pixel", "spectral"):
+        if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"parameterization must be 'pixel' or 'spectral', got {self.parameterization!r}"
             )
