@@ -1,12 +1,5 @@
 """Watching backward work: a record of every VJP the engine applies.
 
->>> import tinygrad_edu as tg
->>> x = tg.Tensor([1.0, 2.0], requires_grad=True)
->>> with tg.trace() as t:
-...     (x.exp() * 3).sum().backward()
->>> [step.op for step in t.steps]
-['sum', 'mul', 'exp']
-
 ``print(t)`` shows the steps as a table (op, input and output shapes, gradient norms, where the
 op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Graphviz graph and
 ``t.to_html(path)`` writes the backward explorer, one HTML page that replays the sweep step by step
@@ -15,6 +8,15 @@ op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Gr
 What a trace keeps is plain data (:mod:`tinygrad_edu.observers.records`): the steps, and for the
 explorer each sweep's graph (:attr:`Trace.graphs`, taken when the sweep starts) and the gradients
 themselves as bounded summaries.
+
+Examples
+--------
+>>> import tinygrad_edu as tg
+>>> x = tg.Tensor([1.0, 2.0], requires_grad=True)
+>>> with tg.trace() as t:
+...     (x.exp() * 3).sum().backward()
+>>> [step.op for step in t.steps]
+['sum', 'mul', 'exp']
 """
 
 from __future__ import annotations
