@@ -38,7 +38,7 @@ from torch_vgg import torch_features
 from tinygrad_edu.cli.visualize import resolve_layers
 from tinygrad_edu.models.vgg import vgg16
 from tinygrad_edu.vis import visualize_filters
-from tinygrad_edu.vis.ascent import filter_indices
+from tinygrad_edu.vis.filters import filter_indices
 from tinygrad_edu.vis.images import grey_noise
 
 

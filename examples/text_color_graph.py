@@ -10,8 +10,8 @@ it is installed, otherwise text_color_graph.dot plus the command that renders it
 from __future__ import annotations
 
 from tinygrad_edu import Tensor
-from tinygrad_edu.dot import render
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
+from tinygrad_edu.observers.dot import render
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ def _figure(path):
 
 
 def _dot_file(path):
-    from tinygrad_edu import dot
+    from tinygrad_edu.observers import dot
 
     return dot.render("digraph g { a -> b; }", path)[0]
 

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-from tinygrad_edu.explorer import payload, render
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
-from tinygrad_edu.tracing import HEAD
+from tinygrad_edu.observers.explorer import payload, render
+from tinygrad_edu.observers.records import HEAD
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -342,13 +342,9 @@ def test_a_collapsed_graph_of_thousands_of_tensors_renders_in_chromium(tmp_path)
 
 # ----------------------------------------------------------------------------- command line
 def _explore(argv):
-    import argparse
+    from tinygrad_edu.cli import build_parser
 
-    from tinygrad_edu.cli import explore
-
-    parser = argparse.ArgumentParser()
-    explore.add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["explore", *argv])
+    args = build_parser().parse_args(["explore", *argv])
     return args.run(args)
 
 

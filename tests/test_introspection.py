@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
-from tinygrad_edu import Tensor, dot
+from tinygrad_edu import Tensor
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
+from tinygrad_edu.observers import dot
 
 
 def network_loss():

@@ -22,7 +22,6 @@ PACKAGE = ROOT / "tinygrad_edu"
 #: top-level name inside the package -> layer (higher may import lower)
 LAYERS = {
     "cli": 6,
-    "apidoc": 6,
     "vis": 5,
     "models": 4,
     "nn": 3,

@@ -11,7 +11,7 @@ import pytest
 from tinygrad_edu.cli import main
 from tinygrad_edu.models.vgg import VGG16, vgg16
 from tinygrad_edu.vis import best, deprocess_image, save_png, stitch, visualize_filters
-from tinygrad_edu.vis.ascent import classic_ascent
+from tinygrad_edu.vis.ascent import AscentSettings, classic_ascent
 from tinygrad_edu.vis.images import grey_noise
 
 REAL_WEIGHTS = (
@@ -29,7 +29,9 @@ def model():
 
 def _alive(model, layer, candidates, size=32):
     """Filters whose loss is positive after one step (random weights leave some dead)."""
-    runs = classic_ascent(model, layer, candidates, steps=1, size=size, batch=len(candidates))
+    runs = classic_ascent(
+        model, layer, candidates, AscentSettings(steps=1, size=size, batch=len(candidates))
+    )
     return [f for f, _, loss in runs if loss > 0]
 
 
@@ -37,10 +39,16 @@ def test_activation_rises_over_the_steps(model):
     filters = _alive(model, "block2_conv1", list(range(16)))[:3]
     assert filters, "no live filter to test with"
     first = {
-        f: loss for f, _, loss in classic_ascent(model, "block2_conv1", filters, steps=1, size=32)
+        f: loss
+        for f, _, loss in classic_ascent(
+            model, "block2_conv1", filters, AscentSettings(steps=1, size=32)
+        )
     }
     later = {
-        f: loss for f, _, loss in classic_ascent(model, "block2_conv1", filters, steps=6, size=32)
+        f: loss
+        for f, _, loss in classic_ascent(
+            model, "block2_conv1", filters, AscentSettings(steps=6, size=32)
+        )
     }
     for f in filters:
         assert later[f] > first[f] > 0
@@ -48,9 +56,12 @@ def test_activation_rises_over_the_steps(model):
 
 def test_batched_equals_one_filter_at_a_time(model):
     filters = list(range(6))
-    together = classic_ascent(model, "block2_conv2", filters, steps=4, size=32, batch=4)
+    together = classic_ascent(
+        model, "block2_conv2", filters, AscentSettings(steps=4, size=32, batch=4)
+    )
     alone = [
-        classic_ascent(model, "block2_conv2", [f], steps=4, size=32, batch=1)[0] for f in filters
+        classic_ascent(model, "block2_conv2", [f], AscentSettings(steps=4, size=32, batch=1))[0]
+        for f in filters
     ]
     for (f1, x1, l1), (f2, x2, l2) in zip(together, alone):
         assert f1 == f2
@@ -59,7 +70,7 @@ def test_batched_equals_one_filter_at_a_time(model):
 
 
 def test_dead_filters_stop_early_and_are_dropped(model):
-    runs = classic_ascent(model, "block3_conv1", list(range(12)), steps=5, size=32)
+    runs = classic_ascent(model, "block3_conv1", list(range(12)), AscentSettings(steps=5, size=32))
     kept = visualize_filters(model, "block3_conv1", 12, steps=5, size=32)
     assert {f for f, _, loss in runs if loss > 0} == {f for f, _, _ in kept}
     assert all(loss > 0 for _, _, loss in kept)
@@ -95,11 +106,12 @@ def test_improved_mode_raises_the_activation(model):
 
 
 def test_total_variation_makes_smoother_images(model):
-    from tinygrad_edu.vis.improved import improved_ascent
+    from tinygrad_edu.vis.improved import ImprovedOptions, improved_ascent
 
     def roughness(tv):
+        options = ImprovedOptions(tv=tv, blur_every=0, octaves=(1.0,))
         ((_, x, _),) = improved_ascent(
-            model, "block2_conv1", [0], steps=6, size=32, tv=tv, blur_every=0, octaves=(1.0,)
+            model, "block2_conv1", [0], AscentSettings(steps=6, size=32), options
         )
         return np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
 

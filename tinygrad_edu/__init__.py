@@ -8,7 +8,6 @@ mode) and ``gradcheck.py`` (how to trust all of the above).
 
 from .tensor import Tensor  # noqa: I001  (first: everything else builds on it)
 from . import data, nn, optim
-from .anomaly import AnomalyError, detect_anomaly
 from .autograd import grad
 from .compile import CompileWarning, compile
 from .dtypes import promote_types, result_type
@@ -17,8 +16,9 @@ from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
+from .observers.anomaly import AnomalyError, detect_anomaly
+from .observers.trace import trace
 from .ops import einsum, one_hot, tensordot, where
-from .tracing import trace
 
 # creation and joining functions, as in ``torch``: ``tg.arange(5)``, ``tg.zeros_like(x)``, ...
 arange, linspace, eye, full = Tensor.arange, Tensor.linspace, Tensor.eye, Tensor.full

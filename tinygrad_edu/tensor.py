@@ -48,6 +48,8 @@ class Tensor:
         (``"float64"``) or ``float`` / ``int`` / ``bool`` (float64, int64, bool, as in
         :func:`numpy.dtype`).
 
+    Notes
+    -----
     Operations promote dtypes like PyTorch (``torch.result_type``, see :mod:`tinygrad_edu.dtypes`):
     ``int64_t + float32_t`` is float32, a Python number takes the tensor's dtype when it fits
     its kind (``int32_t * 2`` stays int32, ``float32_t * 0.5`` float32, ``int32_t * 0.5`` is
@@ -343,7 +345,7 @@ class Tensor:
         ``names`` optionally labels tensors by ``id``, e.g.
         ``{id(p): n for n, p in model.named_parameters()}``.
         """
-        from .dot import graph_to_dot
+        from .observers.dot import graph_to_dot
 
         return graph_to_dot(self, names)
 

@@ -1,10 +1,11 @@
 """The ``tinygrad-edu`` command line.
 
-Each app adds its sub-commands from its own module; ``main`` parses and dispatches. Every problem
-the user can fix (a bad argument, an unreadable file, a missing extra, too little memory) ends as
-one line on stderr and a non-zero exit status, never a traceback; Ctrl-C ends any command with
-status 130 and one line (files are written atomically, so none is left half-written). A script
-run by ``explore`` that fails shows its own traceback, without the command line's frames.
+Each app is a module of its own: its docstring is the command's help (first line) and description,
+its ``add_arguments`` declares the options; ``main`` parses and dispatches. Every problem the user
+can fix (a bad argument, an unreadable file, a missing extra, too little memory) ends as one line
+on stderr and a non-zero exit status, never a traceback; Ctrl-C ends any command with status 130
+and one line (files are written atomically, so none is left half-written). A script run by
+``explore`` that fails shows its own traceback, without the command line's frames.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from .arguments import Parser
 from .errors import CommandError, ScriptError
 
 __all__ = ["CommandError", "ScriptError", "build_parser", "main", "version"]
+
+#: the sub-commands, in the order ``tinygrad-edu --help`` lists them
+COMMANDS = {"text-color": text_color, "visualize": visualize, "explore": explore}
 
 
 def version() -> str:
@@ -40,9 +44,9 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    text_color.add_commands(commands)
-    visualize.add_commands(commands)
-    explore.add_commands(commands)
+    for name, app in COMMANDS.items():
+        summary = app.__doc__.split("\n", 1)[0]
+        app.add_arguments(commands.add_parser(name, help=summary, description=app.__doc__))
     return parser
 
 

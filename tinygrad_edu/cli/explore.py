@@ -1,4 +1,10 @@
-"""``tinygrad-edu explore``: write the backward explorer page for an example or a script."""
+"""Replay a backward pass step by step in the browser (one self-contained HTML file).
+
+Trace the backward pass of a built-in example ('text-color': the worked example's 3-5-2-1
+network on its 10 colours) or of a Python script (every backward() it runs is recorded; --sweep
+picks one) and write an HTML page that draws the graph and replays the sweep step by step. Open
+it in any browser; it needs no network.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,14 @@ import sysconfig
 import traceback
 from pathlib import Path
 
-from ..tracing import Trace, trace
+from ..observers.trace import Trace, trace
 from .errors import ScriptError
 
 EXAMPLES = ("text-color",)
 _PREFIX = "tinygrad-edu: error: explore: "
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "explore",
-        help="replay a backward pass step by step in the browser (one self-contained HTML file)",
-        description=(
-            "Trace the backward pass of a built-in example ('text-color': the worked example's "
-            "3-5-2-1 network on its 10 colours) or of a Python script (every backward() it runs "
-            "is recorded; --sweep picks one) and write an HTML page that draws the graph and "
-            "replays the sweep step by step. Open it in any browser; it needs no network."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="SCRIPT_OR_EXAMPLE", help=f"a .py file or one of {EXAMPLES}")
     p.add_argument(
         "--out", type=Path, default=Path("explorer.html"), help="output file (explorer.html)"

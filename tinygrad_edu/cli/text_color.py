@@ -1,4 +1,8 @@
-"""``tinygrad-edu text-color``: train, query and take apart the worked example's network."""
+"""The 3-5-2-1 network that picks white or black text for a background colour.
+
+The worked example: a 3-5-2-1 sigmoid network reads a background colour (RGB/255) and outputs the
+probability that white text reads better than black. Train it, query it, take it apart.
+"""
 
 from __future__ import annotations
 
@@ -46,15 +50,7 @@ DEFAULT_SAMPLES = 200
 PLOT_HINT = "pip install 'tinygrad_edu[plot]'"
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "text-color",
-        help="the 3-5-2-1 network that picks white or black text for a background colour",
-        description=(
-            "The worked example: a 3-5-2-1 sigmoid network reads a background colour (RGB/255) "
-            "and outputs the probability that white text reads better than black."
-        ),
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="<action>", required=True)
 
     p = sub.add_parser(
@@ -94,7 +90,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data",
-        choices=["document", "wcag"],
+        choices=sorted(DEFAULT_DIRS),
         default="document",
         help="the document's 10 colours and labels (default) or random WCAG-labelled colours",
     )

@@ -1,4 +1,10 @@
-"""``tinygrad-edu visualize``: the document's filter grids (gradient ascent in input space)."""
+"""Images that maximise VGG16 filters, as the document's 4x4 grids.
+
+For each layer: start from grey noise, run gradient ascent on each filter's mean activation (the
+document's 'classic' algorithm, or 'improved' with robustness and regularisation), drop filters
+stuck at zero, keep the best grid*grid by loss, and write <out>/<layer>_<grid>x<grid>.png plus
+summary.json.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ from ..io.atomic import atomic_write
 from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
-from ..vis.ascent import channel_count
+from ..vis.filters import channel_count
+from ..vis.improved import PARAMETERIZATIONS
 from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
 
@@ -23,19 +30,12 @@ MAX_FILTERS = 512
 MAX_SIZE, MAX_STEPS, MAX_BATCH, MAX_GRID = 512, 100_000, 256, 22
 #: the most pixels optimised at once (batch * size * size): 16 images of 256 x 256, a few GiB
 MAX_PIXELS = 16 * 256 * 256
+#: the options passed on to ``visualize_filters`` under their own names (and in improved mode)
+ASCENT_OPTIONS = ("steps", "step_size", "size", "batch", "seed", "mode")
+IMPROVED_OPTIONS = ("parameterization", "tv")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "visualize",
-        help="images that maximise VGG16 filters, as the document's 4x4 grids",
-        description=(
-            "For each layer: start from grey noise, run gradient ascent on each filter's mean "
-            "activation (the document's 'classic' algorithm, or 'improved' with robustness and "
-            "regularisation), drop filters stuck at zero, keep the best grid*grid by loss, and "
-            "write <out>/<layer>_<grid>x<grid>.png plus summary.json."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         default="keras",
@@ -78,7 +78,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["classic", "improved"], default="classic", help="algorithm")
     p.add_argument(
         "--parameterization",
-        choices=["pixel", "spectral"],
+        choices=PARAMETERIZATIONS,
         default="pixel",
         help="improved mode: optimise pixels, or a decorrelated 1/f cosine spectrum",
     )
@@ -116,9 +116,10 @@ def resolve_layers(requested: list[str]) -> list[str]:
 
 def run_visualize(args: argparse.Namespace) -> int:
     layers = resolve_layers(args.layers)
-    improved = {"parameterization": args.parameterization, "tv": args.tv}
     if args.mode == "classic" and (args.parameterization != "pixel" or args.tv):
         raise ValueError("--parameterization and --tv apply to --mode improved only")
+    options = ASCENT_OPTIONS + (IMPROVED_OPTIONS if args.mode == "improved" else ())
+    ascent = {name: getattr(args, name) for name in options}
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
     at_once = min(args.batch, args.filters) * args.size**2
@@ -140,19 +141,7 @@ def run_visualize(args: argparse.Namespace) -> int:
                 bar.update(1)
                 bar.set_postfix_str(f"loss {loss:.3g}", refresh=False)
 
-            results = visualize_filters(
-                model,
-                layer,
-                args.filters,
-                steps=args.steps,
-                step_size=args.step_size,
-                size=args.size,
-                batch=args.batch,
-                seed=args.seed,
-                mode=args.mode,
-                progress=report,
-                **(improved if args.mode == "improved" else {}),
-            )
+            results = visualize_filters(model, layer, args.filters, progress=report, **ascent)
         chosen = best(results, args.grid * args.grid)
         path = args.out / f"{layer}_{args.grid}x{args.grid}.png"
         if chosen:

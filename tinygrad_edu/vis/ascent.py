@@ -23,7 +23,7 @@ results equal one-filter-at-a-time runs (up to float rounding; tested).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..autograd import grad
 from ..models.vgg import VGG16
 from ..nn import functional as F
 from ..tensor import Tensor
-from .images import KERAS_EPSILON, deprocess_image, grey_noise
+from .images import KERAS_EPSILON, grey_noise
 
 #: ``progress(filters_done, filters_total, last_loss)`` after each finished filter
 Progress = Callable[[int, int, float], None]
@@ -49,6 +49,28 @@ def normalize(g: np.ndarray) -> np.ndarray:
     return g / (rms + g.dtype.type(KERAS_EPSILON))
 
 
+@dataclass(frozen=True)
+class AscentSettings:
+    """How an ascent runs, in either mode: ``steps`` per filter (per octave in the improved
+    mode), ``step_size`` (the script's 1.0), the image side ``size`` in pixels, ``batch``
+    filters at once, and the ``seed`` of the start noise."""
+
+    steps: int = 20
+    step_size: float = 1.0
+    size: int = 128
+    batch: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.size < 8 or self.step_size <= 0:
+            raise ValueError(
+                f"need steps >= 1, size >= 8 and step_size > 0; "
+                f"got {self.steps}, {self.size}, {self.step_size}"
+            )
+        if self.batch < 1:
+            raise ValueError(f"batch must be at least 1, got {self.batch}")
+
+
 @dataclass
 class _Slot:
     filter_index: int
@@ -57,47 +79,26 @@ class _Slot:
     loss: float = 0.0
 
 
-def filter_indices(model: VGG16, layer: str, filters: int | Iterable[int]) -> list[int]:
-    """The filters to scan: the first ``filters`` (all when fewer) or the given indices."""
-    channels = channel_count(model, layer)
-    if isinstance(filters, (int, np.integer)):
-        if filters < 1:
-            raise ValueError(f"filters must be at least 1, got {filters}")
-        return list(range(min(int(filters), channels)))
-    chosen = [int(f) for f in filters]
-    bad = [f for f in chosen if not 0 <= f < channels]
-    if bad:
-        raise ValueError(f"layer {layer} has filters 0..{channels - 1}; got {bad}")
-    return chosen
-
-
-def channel_count(model: VGG16, layer: str) -> int:
-    return model.features[model.conv_index(layer)].out_channels
-
-
 def classic_ascent(
     model: VGG16,
     layer: str,
     filters: list[int],
-    steps: int = 20,
-    step_size: float = 1.0,
-    size: int = 128,
-    batch: int = 16,
-    seed: int = 0,
+    settings: AscentSettings,
     progress: Progress | None = None,
 ) -> list[tuple[int, np.ndarray, float]]:
     """Run the document's ascent for each filter; ``(filter, final image (3,H,W), last loss)``."""
+    steps, batch = settings.steps, settings.batch
     pending = deque(filters)
     slots: list[_Slot] = []
     finished: list[tuple[int, np.ndarray, float]] = []
     while pending or slots:
         while pending and len(slots) < batch:
             f = pending.popleft()
-            slots.append(_Slot(f, grey_noise(model.input_space, f, size, seed)))
+            slots.append(_Slot(f, grey_noise(model.input_space, f, settings.size, settings.seed)))
         losses, gradients = _loss_and_gradient(model, layer, slots)
         still_running = []
         for slot, loss, g in zip(slots, losses, normalize(gradients)):
-            slot.image += step_size * g  # the step comes first, then the loss <= 0 check
+            slot.image += settings.step_size * g  # the step comes first, then the loss <= 0 check
             slot.step += 1
             slot.loss = float(loss)
             if slot.loss <= 0 or slot.step >= steps:
@@ -134,53 +135,3 @@ def _loss_and_gradient(
     per_image = own.mean(axis=(1, 2))
     (g,) = grad(per_image.sum(), [x])
     return per_image.data, g.data
-
-
-def visualize_filters(
-    model: VGG16,
-    layer: str,
-    filters: int | Iterable[int],
-    steps: int = 20,
-    step_size: float = 1.0,
-    size: int = 128,
-    batch: int | None = None,
-    seed: int = 0,
-    mode: str = "classic",
-    progress: Progress | None = None,
-    **improved_options,
-) -> list[tuple[int, np.ndarray, float]]:
-    """Images that maximise filters of ``layer``: ``[(filter_index, image_uint8_hwc, loss)]``.
-
-    ``filters`` is a count (the first ones; all when the layer has fewer) or a list of indices.
-    Filters whose final loss is not positive are dropped, as in the document; the rest come in
-    the order scanned. ``batch`` filters run at once (default 16); ``seed`` fixes the start noise.
-    ``mode="improved"`` uses :func:`.improved.improved_ascent` (its options pass through).
-    """
-    chosen = filter_indices(model, layer, filters)
-    if steps < 1 or size < 8 or step_size <= 0:
-        raise ValueError(
-            f"need steps >= 1, size >= 8 and step_size > 0; got {steps}, {size}, {step_size}"
-        )
-    batch = 16 if batch is None else batch
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
-    if mode == "classic":
-        if improved_options:
-            raise TypeError(f"options {sorted(improved_options)} only apply to mode='improved'")
-        raw = classic_ascent(model, layer, chosen, steps, step_size, size, batch, seed, progress)
-    elif mode == "improved":
-        from .improved import improved_ascent
-
-        raw = improved_ascent(
-            model, layer, chosen, steps, step_size, size, batch, seed, progress, **improved_options
-        )
-    else:
-        raise ValueError(f"mode must be 'classic' or 'improved', got {mode!r}")
-    return [(f, deprocess_image(x, model.input_space), loss) for f, x, loss in raw if loss > 0]
-
-
-def best(
-    results: list[tuple[int, np.ndarray, float]], count: int
-) -> list[tuple[int, np.ndarray, float]]:
-    """The ``count`` results with the highest loss, highest first."""
-    return sorted(results, key=lambda item: item[2], reverse=True)[:count]

@@ -30,9 +30,11 @@ from ..autograd import grad
 from ..models.vgg import VGG16, to_input_space
 from ..ops.image import warp
 from ..tensor import Tensor
-from .ascent import normalize
+from .ascent import AscentSettings, Progress, normalize
 from .images import grey_noise
 
+#: what the improved mode optimises: the pixels, or a decorrelated cosine spectrum
+PARAMETERIZATIONS = ("pixel", "spectral")
 #: square root of ImageNet's colour covariance (RGB), a common decorrelation basis
 COLOR_CORRELATION = np.array(
     [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float64
@@ -107,7 +109,7 @@ class ImprovedOptions:
     spectral_step: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.parameterization not in ("pixel", "spectral"):
+        if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"parameterization must be 'pixel' or 'spectral', got {self.parameterization!r}"
             )
@@ -121,32 +123,22 @@ def improved_ascent(
     model: VGG16,
     layer: str,
     filters: list[int],
-    steps: int = 20,
-    step_size: float = 1.0,
-    size: int = 128,
-    batch: int = 16,
-    seed: int = 0,
-    progress=None,
-    **options,
+    settings: AscentSettings,
+    options: ImprovedOptions = ImprovedOptions(),
+    progress: Progress | None = None,
 ) -> list[tuple[int, np.ndarray, float]]:
     """Improved ascent for each filter: ``(filter, final input-space image (3,H,W), loss)``.
 
-    ``steps`` runs per octave; ``options`` are the fields of :class:`ImprovedOptions`.
+    ``settings.steps`` runs per octave.
     """
-    opts = ImprovedOptions(**options)
     results: list[tuple[int, np.ndarray, float]] = []
-    for start in range(0, len(filters), batch):
-        chunk = filters[start : start + batch]
-        rng = np.random.default_rng([seed, *chunk])
-        if opts.parameterization == "spectral":
-            total_steps = steps * len(opts.octaves)
-            images, losses = _spectral_chunk(
-                model, layer, chunk, total_steps, step_size * opts.spectral_step, size, rng, opts
-            )
+    for start in range(0, len(filters), settings.batch):
+        chunk = filters[start : start + settings.batch]
+        rng = np.random.default_rng([settings.seed, *chunk])
+        if options.parameterization == "spectral":
+            images, losses = _spectral_chunk(model, layer, chunk, settings, rng, options)
         else:
-            images, losses = _pixel_chunk(
-                model, layer, chunk, steps, step_size, size, rng, seed, opts
-            )
+            images, losses = _pixel_chunk(model, layer, chunk, settings, rng, options)
         for f, image, loss in zip(chunk, images, losses):
             results.append((f, image, float(loss)))
             if progress is not None:
@@ -172,15 +164,17 @@ def _objective(
     return own.mean(axis=(1, 2)), np.maximum(own.data, 0).mean(axis=(1, 2))
 
 
-def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: ImprovedOptions):
-    x = np.stack([grey_noise(model.input_space, f, size, seed) for f in chunk]).astype(np.float32)
+def _pixel_chunk(model, layer, chunk, settings: AscentSettings, rng, opts: ImprovedOptions):
+    size, step_size = settings.size, settings.step_size
+    noise = [grey_noise(model.input_space, f, size, settings.seed) for f in chunk]
+    x = np.stack(noise).astype(np.float32)
     x = _resize(x, max(16, round(size * opts.octaves[0])))
     losses = np.zeros(len(chunk))
     for octave in opts.octaves:
         side = max(16, round(size * octave))
         if x.shape[2] != side:
             x = _resize(x, side)
-        for step in range(steps):
+        for step in range(settings.steps):
             n = len(chunk)
             shifts = rng.integers(-opts.jitter, opts.jitter + 1, (n, 2))
             scales = 1 + rng.uniform(-opts.scale, opts.scale, n)
@@ -198,8 +192,11 @@ def _pixel_chunk(model, layer, chunk, steps, step_size, size, rng, seed, opts: I
     return x, losses
 
 
-def _spectral_chunk(model, layer, chunk, steps, step_size, size, rng, opts: ImprovedOptions):
-    param = Spectral(size, model.input_space)
+def _spectral_chunk(model, layer, chunk, settings: AscentSettings, rng, opts: ImprovedOptions):
+    """The spectral parameterisation runs all octaves' steps at one size, with its own step."""
+    steps = settings.steps * len(opts.octaves)
+    step_size = settings.step_size * opts.spectral_step
+    param = Spectral(settings.size, model.input_space)
     spectrum = param.initial(rng, len(chunk))
     losses = np.zeros(len(chunk))
     for _ in range(steps):

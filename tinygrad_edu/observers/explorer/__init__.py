@@ -1,8 +1,9 @@
 """The backward explorer: one self-contained HTML page that replays a traced backward sweep.
 
-:meth:`Trace.to_html <tinygrad_edu.tracing.Trace.to_html>` calls :func:`write_html`, which
+:meth:`Trace.to_html <tinygrad_edu.observers.trace.Trace.to_html>` calls :func:`write_html`,
+which draws the trace's :class:`~tinygrad_edu.observers.records.Recording` in two steps:
 
-1. turns the trace into plain data (:func:`payload`): the graph's tensors with a layered layout
+1. turns the recording into plain data (:func:`payload`): the graph's tensors with a layered layout
    computed here (leaves sit just left of their first consumer; each column is ordered by the
    mean position of its inputs), and one record per VJP step -- the node popped, the upstream
    gradient it received, the VJP's shapes, and what each input receives (broadcasting undone,
@@ -22,12 +23,10 @@ import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..io.atomic import atomic_write
-
-if TYPE_CHECKING:
-    from ..tracing import NodeRecord, Summary, Trace
+from ...io.atomic import atomic_write
+from ..records import NodeRecord, Recording, Summary
 
 ASSETS = Path(__file__).resolve().parent
 #: above this many tensors the graph is drawn as one box per layer
@@ -92,7 +91,7 @@ def _label(record: NodeRecord, names: dict[int, str]) -> str:
 
 
 def payload(
-    trace: Trace,
+    trace: Recording,
     sweep: int = 0,
     title: str | None = None,
     names: dict[int, str] | None = None,
@@ -210,7 +209,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def write_html(
-    trace: Trace,
+    trace: Recording,
     path: str | os.PathLike,
     sweep: int = 0,
     title: str | None = None,

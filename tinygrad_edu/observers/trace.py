@@ -1,21 +1,22 @@
 """Watching backward work: a record of every VJP the engine applies.
 
+``print(t)`` shows the steps as a table (op, input and output shapes, gradient norms, where the
+op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Graphviz graph and
+``t.to_html(path)`` writes the backward explorer, one HTML page that replays the sweep step by step
+(see :mod:`tinygrad_edu.observers.explorer`).
+
+What a trace keeps is plain data (:mod:`tinygrad_edu.observers.records`): the steps, and for the
+explorer each sweep's graph (:attr:`Trace.graphs`, taken when the sweep starts) and the gradients
+themselves as bounded summaries.
+
+Examples
+--------
 >>> import tinygrad_edu as tg
 >>> x = tg.Tensor([1.0, 2.0], requires_grad=True)
 >>> with tg.trace() as t:
 ...     (x.exp() * 3).sum().backward()
 >>> [step.op for step in t.steps]
 ['sum', 'mul', 'exp']
-
-``print(t)`` shows the steps as a table (op, input and output shapes, gradient norms, where the
-op was created when anomaly mode recorded it); ``t.to_dot()`` draws them as a Graphviz graph and
-``t.to_html(path)`` writes the backward explorer, one HTML page that replays the sweep step by step
-(see :mod:`tinygrad_edu.explorer`).
-
-For the explorer each sweep also keeps its graph (:attr:`Trace.graphs`, one :class:`NodeRecord`
-per tensor, taken when the sweep starts) and each step the gradients themselves as
-:class:`Summary` objects: shape, a few statistics and the first values, so memory stays bounded
-however large the tensors are.
 """
 
 from __future__ import annotations
@@ -29,96 +30,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..graph import Observer, Op, observe
+from ..ops import SumTo
 from .dot import quote
-from .graph import Observer, Op, observe
-from .ops import SumTo
+from .explorer import write_html
+from .records import TOTAL_LIMIT, Delivery, NodeRecord, Recording, Step, Summary
 
 if TYPE_CHECKING:
-    from .tensor import Tensor
-
-
-#: how many leading values a :class:`Summary` keeps
-HEAD = 6
-#: running gradient totals (for accumulation at shared tensors) are kept up to this many elements
-TOTAL_LIMIT = 1 << 20
+    from ..tensor import Tensor
 
 
 def _norm(t: Tensor | None) -> float | None:
     return None if t is None else float(np.linalg.norm(np.asarray(t.data, dtype=np.float64)))
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A bounded picture of an array: shape, statistics and its first :data:`HEAD` values."""
-
-    shape: tuple[int, ...]
-    norm: float
-    mean: float
-    min: float
-    max: float
-    head: tuple[float, ...]
-
-    @classmethod
-    def of(cls, array: np.ndarray) -> Summary:
-        values = np.asarray(array, dtype=np.float64)
-        if values.size == 0:
-            return cls(values.shape, 0.0, 0.0, 0.0, 0.0, ())
-        with np.errstate(all="ignore"):
-            return cls(
-                shape=values.shape,
-                norm=float(np.linalg.norm(values)),
-                mean=float(values.mean()),
-                min=float(values.min()),
-                max=float(values.max()),
-                head=tuple(float(v) for v in values.reshape(-1)[:HEAD]),
-            )
-
-
-@dataclass(frozen=True)
-class NodeRecord:
-    """One tensor of a traced graph: ``op`` is the name of the op that made it (``None`` for a
-    leaf); ``inputs`` are the ids of its node's inputs."""
-
-    id: int
-    op: str | None
-    shape: tuple[int, ...]
-    requires_grad: bool
-    value: Summary | None
-    inputs: tuple[int, ...]
-    sequence: int
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What one input of a step receives: the VJP's gradient (``grad``, possibly broadcast-larger
-    than the input), the same summed back to the input's shape (``reduced``, only when
-    broadcasting was undone), whether it was *added* to gradient the input had already received
-    from another consumer (``accumulated``) and the running total then (``total``, for tensors up
-    to :data:`TOTAL_LIMIT` elements)."""
-
-    input_id: int
-    grad: Summary | None
-    reduced: Summary | None
-    accumulated: bool
-    total: Summary | None
-
-
-@dataclass(frozen=True)
-class Step:
-    """One VJP application: ``op`` turned the gradient of its output into its inputs' gradients."""
-
-    index: int
-    op: str
-    input_shapes: tuple[tuple[int, ...], ...]
-    output_shape: tuple[int, ...]
-    grad_output_norm: float | None
-    grad_input_norms: tuple[float | None, ...]
-    output_id: int
-    input_ids: tuple[int, ...]
-    created_at: str | None = None
-    sweep: int = 0
-    grad_output: Summary | None = None
-    deliveries: tuple[Delivery, ...] = ()
 
 
 def graph_records(outputs: Sequence[Tensor]) -> dict[int, NodeRecord]:
@@ -150,14 +73,10 @@ def _sum_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @dataclass
-class Trace(Observer):
-    """The VJPs applied inside a ``trace()`` block, in the order the engine applied them.
+class Trace(Recording, Observer):
+    """The observer that fills a :class:`Recording` with the VJPs applied inside a ``trace()``
+    block, in the order the engine applied them, and shows it as a table, DOT or a web page."""
 
-    ``graphs[k]`` is the graph of the ``k``-th backward sweep (``Step.sweep``), by tensor id.
-    """
-
-    steps: list[Step] = field(default_factory=list)
-    graphs: list[dict[int, NodeRecord]] = field(default_factory=list)
     _open: list[tuple[int, dict[int, np.ndarray | None]]] = field(default_factory=list, repr=False)
 
     def backward_started(self, outputs: Sequence[Tensor], seeds: Sequence[Tensor]) -> None:
@@ -239,7 +158,8 @@ class Trace(Observer):
     def to_dot(self) -> str:
         """The traced steps as Graphviz DOT: one box per VJP, edges along the gradient flow.
 
-        Op names are quoted by :func:`tinygrad_edu.dot.quote`, so no name can change the graph.
+        Op names are quoted by :func:`tinygrad_edu.observers.dot.quote`, so no name can change
+        the graph.
         """
         producer = {s.output_id: s.index for s in self.steps}
         lines = ["digraph backward {", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
@@ -265,12 +185,10 @@ class Trace(Observer):
         """Write the backward explorer for sweep ``sweep`` (the first by default) to ``path``.
 
         One self-contained HTML file (inline script and style, no network) that draws the graph
-        and replays the sweep step by step; see :mod:`tinygrad_edu.explorer`. ``names`` labels
-        tensors by ``id``, e.g. ``{id(p): n for n, p in model.named_parameters()}``. Returns
-        the path written.
+        and replays the sweep step by step; see :mod:`tinygrad_edu.observers.explorer`.
+        ``names`` labels tensors by ``id``, e.g. ``{id(p): n for n, p in
+        model.named_parameters()}``. Returns the path written.
         """
-        from .explorer import write_html
-
         return write_html(self, path, sweep=sweep, title=title, names=names)
 
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .graph import Observer, Op, observe
+from ..graph import Observer, Op, observe
 
 if TYPE_CHECKING:
-    from .tensor import Tensor
+    from ..tensor import Tensor
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: frames in files under this folder (the whole package) are the engine's, not the user's
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class AnomalyError(FloatingPointError):

@@ -1,0 +1,177 @@
+"""The documentation site, built and opened in a browser: home, a course page, the API page of
+``Tensor`` and the search.
+
+The site is built with ``mkdocs build --strict`` into a temporary folder and served by a local
+``http.server`` on a free port (Material's search loads its index over HTTP). One headless
+Chromium opens the pages, driven through the DevTools protocol over a pipe (``--remote-debugging-
+pipe``: JSON messages ending in a NUL byte on file descriptors 3 and 4), and waits, in real time,
+until each page shows what it should: the search builds its index in a web worker, which
+``--dump-dom`` does not wait for.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mkdocs", reason="the docs extra is not installed")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+#: seconds a page may take to show what a test waits for (the machine may be busy)
+PATIENCE = 30
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Browser:
+    """Headless Chromium spoken to through the DevTools protocol on a pipe."""
+
+    def __init__(self, profile: Path) -> None:
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+
+        def on_fds_3_and_4() -> None:  # in the child: Chromium reads fd 3, writes fd 4
+            os.dup2(commands_read, 3)
+            os.dup2(replies_write, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
+
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        flags += ["--disable-background-networking", "--disable-component-update"]
+        self.process = subprocess.Popen(
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe"],
+            preexec_fn=on_fds_3_and_4,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer = b""
+        self._next_id = 0
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + PATIENCE
+        while True:  # replies and events arrive in one stream: skip to our reply
+            while b"\0" not in self._buffer:
+                if not select.select([self._replies], [], [], deadline - time.monotonic())[0]:
+                    raise TimeoutError(f"Chromium did not answer {method}")
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed the pipe during {method}")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def open(self, url: str) -> str:
+        """A new tab showing ``url``; returns its session."""
+        target = self.send("Target.createTarget", {"url": url})["targetId"]
+        return self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+
+    def wait_for(self, session: str, expression: str) -> Any:
+        """The value of the JavaScript ``expression`` once it is truthy (polled)."""
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            result = self.send(
+                "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
+            )["result"]
+            if result.get("value"):
+                return result["value"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the page never showed {expression}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        finally:
+            self.process.wait(timeout=PATIENCE)
+            os.close(self._commands)
+            os.close(self._replies)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[str]:
+    """The built site's address, served while the module's tests run."""
+    folder = tmp_path_factory.mktemp("site")
+    build = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(folder)]
+    done = subprocess.run(build, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Browser]:
+    chromium = Browser(tmp_path_factory.mktemp("profile"))
+    yield chromium
+    chromium.close()
+
+
+def text_of(selector: str) -> str:
+    """JavaScript: the text of the first element matching ``selector`` ('' when none)."""
+    return f"document.querySelector({json.dumps(selector)})?.textContent ?? ''"
+
+
+def test_home_page(site, browser):
+    session = browser.open(f"{site}/")
+    assert "a course in reverse-mode autodiff" in browser.wait_for(session, text_of("h1"))
+    links = browser.wait_for(session, "[...document.links].map(a => a.href).join(' ')")
+    assert f"{site}/engine/" in links and f"{site}/reference/" in links
+
+
+def test_a_course_page_and_its_links_into_the_code(site, browser):
+    session = browser.open(f"{site}/engine/")
+    assert "A tour of the engine" in browser.wait_for(session, text_of("h1"))
+    links = browser.wait_for(session, "[...document.links].map(a => a.href).join(' ')")
+    assert f"{site}/source/tinygrad_edu/autograd.py/#L" in links
+    source = browser.open(f"{site}/source/tinygrad_edu/autograd.py/")
+    assert "def backward" in browser.wait_for(source, text_of("pre"))
+
+
+def test_the_api_page_of_tensor_shows_backward(site, browser):
+    session = browser.open(f"{site}/reference/tensor/")
+    entry = text_of('[id="tinygrad_edu.Tensor.backward"]')
+    assert "backward" in browser.wait_for(session, entry)
+
+
+def test_search_finds_backward(site, browser):
+    session = browser.open(f"{site}/?q=backward")
+    found = browser.wait_for(
+        session,
+        "[...document.querySelectorAll('.md-search-result__item a')].map(a => a.href).join(' ')",
+    )
+    on_tensor_page = [a for a in found.split() if a.startswith(f"{site}/reference/tensor/")]
+    assert any(link.endswith("#tinygrad_edu.Tensor.backward") for link in on_tensor_page), found
