@@ -42,7 +42,7 @@ every later call with that signature runs the step as it is, correctly:
   tape would freeze the recorded decision.
 * **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
   computed with NumPy inside the rule; ``max`` and ``max_pool2d`` pick among ties. Only nodes
-  whose VJP is in :data:`REPLAYABLE_VJPS` (rules built from ops alone) are replayed.
+  whose rule says ``replayable_vjp`` (rules built from ops alone) are replayed.
 * **Side effects outside ops.** Random numbers (``Dropout`` in training), in-place changes of
   tensors (``BatchNorm``'s running statistics in training), hooks on tensors. Every call made
   while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.
@@ -74,50 +74,11 @@ from typing import Any
 
 import numpy as np
 
-from . import graph, ops
+from . import graph
 from .graph import Observer, Op
 from .nn.module import Module
 from .optim import Optimizer
 from .tensor import Tensor
-
-#: Ops whose VJP is built from ops alone (no NumPy on concrete values, no value-derived
-#: constants), so the backward ops they emit can be recorded and replayed on new values.
-REPLAYABLE_VJPS: frozenset[type[Op]] = frozenset(
-    {
-        ops.Neg,
-        ops.Exp,
-        ops.Log,
-        ops.Sqrt,
-        ops.Sigmoid,
-        ops.Tanh,
-        ops.Add,
-        ops.Sub,
-        ops.Mul,
-        ops.Div,
-        ops.SigmoidBackward,
-        ops.TanhBackward,
-        ops.MatMul,
-        ops.Linear,
-        ops.Sum,
-        ops.Softmax,
-        ops.LogSoftmax,
-        ops.SumTo,
-        ops.BroadcastTo,
-        ops.Reshape,
-        ops.Transpose,
-        ops.GetItem,
-        ops.ScatterAdd,
-        ops.Stack,
-        ops.Concatenate,
-        # the table rows whose chain rule is Tensor ops alone
-        *(ops.Sin, ops.Cos, ops.Tan, ops.Asin, ops.Acos, ops.Atan, ops.Sinh, ops.Cosh),
-        *(ops.Asinh, ops.Acosh, ops.Atanh, ops.Log2, ops.Log10, ops.Log1p, ops.Exp2),
-        *(ops.Expm1, ops.Rsqrt, ops.Erf, ops.Square, ops.Reciprocal, ops.SiLU),
-        *(ops.LogSigmoid, ops.Softsign),
-        # piecewise constant: no gradient at all
-        *(ops.Sign, ops.Floor, ops.Ceil, ops.Round, ops.Trunc, ops.FloorDivide),
-    }
-)
 
 #: how many signatures (argument shapes and dtypes) keep a recorded program
 CACHE_SIZE = 8
@@ -649,7 +610,7 @@ class _Recorder(Observer):
         self.data_arrays.update(id(t.data) for t in inputs)
 
     def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
-        # forward ops only: the backward's come from the rules in REPLAYABLE_VJPS (a value
+        # forward ops only: the backward's come from the replayable rules (a value
         # reading rule is named by vjp_applied)
         if any(isinstance(v, _RANDOM_SOURCES) for _, v in _parameters(op)):
             self.note(f"{op.name!r} draws random numbers in its kernel")
@@ -702,7 +663,7 @@ class _Recorder(Observer):
         return catch
 
     def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
-        if type(node) not in REPLAYABLE_VJPS:
+        if not type(node).replayable_vjp:
             self.note(
                 f"the derivative rule of {node.name!r} reads concrete values outside ops, so a "
                 "tape of its backward would freeze them"

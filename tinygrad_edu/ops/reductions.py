@@ -26,6 +26,7 @@ class Sum(Op):
     :math:`\dot y = \sum \dot x`."""
 
     name = "sum"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis, keepdims: bool) -> None:
         self.axis, self.keepdims = axis, keepdims
@@ -114,6 +115,7 @@ class Softmax(Op):
     """
 
     name = "softmax"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis) -> None:
         self.axis = axis
@@ -143,6 +145,7 @@ class LogSoftmax(Op):
     """
 
     name = "log_softmax"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis) -> None:
         self.axis = axis

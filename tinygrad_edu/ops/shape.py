@@ -25,6 +25,7 @@ class SumTo(Op):
     """
 
     name = "sum_to"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -53,6 +54,7 @@ class BroadcastTo(Op):
     r"""Broadcast ``x`` to ``shape`` (read-only view).   :math:`\bar x = ` ``g.sum_to(x.shape)``."""
 
     name = "broadcast_to"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -72,6 +74,7 @@ class Reshape(Op):
     r"""Same values, new shape.   :math:`\bar x = ` ``g.reshape(x.shape)``."""
 
     name = "reshape"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -91,6 +94,7 @@ class Transpose(Op):
     r"""Permute axes.   :math:`\bar x = ` ``g`` permuted back by the inverse permutation."""
 
     name = "transpose"
+    replayable_vjp = True
 
     def __init__(self, axes: tuple[int, ...]) -> None:
         self.axes = axes
@@ -125,6 +129,7 @@ class GetItem(Op):
     """
 
     name = "getitem"
+    replayable_vjp = True
 
     def __init__(self, index) -> None:
         self.index = index
@@ -152,6 +157,7 @@ class ScatterAdd(Op):
     """
 
     name = "scatter_add"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...], index, like: np.ndarray | None = None) -> None:
         self.shape, self.index, self.like = shape, index, like
@@ -183,6 +189,7 @@ class Stack(Op):
     r"""y = stack(xs, axis).   :math:`\bar x_i = ` ``g`` taken at position ``i`` along ``axis``."""
 
     name = "stack"
+    replayable_vjp = True
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
@@ -207,6 +214,7 @@ class Concatenate(Op):
     r"""y = concatenate(xs, axis).   :math:`\bar x_i = ` the slice of ``g`` that ``x_i`` filled."""
 
     name = "concatenate"
+    replayable_vjp = True
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
