@@ -51,7 +51,10 @@ def _must_run_eagerly(spec: OpSpec, arrays, kwargs) -> bool:
         out.backward()
     return any(
         (op.inputs and not type(op).replayable_vjp)
-        or (isinstance(op, (tg.ops.GetItem, tg.ops.ScatterAdd)) and is_advanced(op.index))
+        or (
+            isinstance(op, (tg.ops.shape.GetItem, tg.ops.shape.ScatterAdd))
+            and is_advanced(op.index)
+        )
         for op in seen.ops
     ) or any(a.size > 1 and not np.all(a == a.flat[0]) for a in seen.built)
 

@@ -17,7 +17,7 @@ from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
-from .ops import einsum, one_hot, tensordot, where
+from .tensor import where
 from .tracing import trace
 
 # creation and joining functions, as in ``torch``: ``tg.arange(5)``, ``tg.zeros_like(x)``, ...
@@ -43,6 +43,7 @@ stack, cat, concatenate, hstack, vstack = (
     Tensor.hstack,
     Tensor.vstack,
 )
+einsum, tensordot, one_hot = Tensor.einsum, Tensor.tensordot, Tensor.one_hot
 
 __all__ = [
     "AnomalyError",

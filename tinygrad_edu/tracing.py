@@ -31,7 +31,7 @@ import numpy as np
 
 from .dot import quote
 from .graph import Observer, Op, observe
-from .ops import SumTo
+from .ops.shape import SumTo
 
 if TYPE_CHECKING:
     from .tensor import Tensor

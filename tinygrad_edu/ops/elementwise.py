@@ -25,8 +25,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor
-from .common import add_tangents, constant, pair, quiet
+from ..tensor import Tensor, where
+from .common import add_tangents, constant, quiet
 
 Chain = Callable[..., object]
 
@@ -101,22 +101,6 @@ def _named(cls: type[Op], name: str, doc: str, replayable: bool) -> type[Op]:
     cls.__name__ = cls.__qualname__ = "".join(part.title() for part in name.split("_"))
     cls.__doc__ = doc
     return cls
-
-
-def where(condition: object, x: object, y: object) -> Tensor:
-    """``x`` where ``condition`` holds, else ``y`` (``torch.where``).
-
-    ``condition`` is a constant mask (a boolean Tensor or array); the gradient flows to ``x``
-    where it holds and to ``y`` elsewhere. ``x`` and ``y`` are promoted like the operands of
-    an operator (:func:`tinygrad_edu.dtypes.operands`): a Python number beside a Tensor is
-    weak, and two Python numbers follow PyTorch (``where(m, 1, 2.5)`` is float32,
-    ``where(m, 1, 2)`` int64).
-    """
-    mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    if mask.dtype != bool:
-        mask = mask.astype(bool)
-    x, y = pair(x, y, "where")
-    return Where.apply(x, y, condition=mask)
 
 
 def _sign(x: Tensor) -> np.ndarray:
