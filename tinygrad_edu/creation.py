@@ -274,19 +274,8 @@ class Constructors:
         data = normal(shape_argument(shape), mean, std, rng, dtype)
         return cls(data, requires_grad=requires_grad)
 
-    @classmethod
-    def rand(
-        cls, *shape: int | Sequence[int], rng: RNG = None, dtype: Any = None, requires_grad=False
-    ) -> Self:
-        """Uniform samples from ``[0, 1)`` (see :meth:`uniform`)."""
-        return cls.uniform(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
-
-    @classmethod
-    def randn(
-        cls, *shape: int | Sequence[int], rng: RNG = None, dtype: Any = None, requires_grad=False
-    ) -> Self:
-        """Standard-normal samples (see :meth:`normal`)."""
-        return cls.normal(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
+    # ``rand`` and ``randn`` are uniform on [0, 1) and the standard normal: the defaults above
+    rand, randn = uniform, normal
 
     @classmethod
     def randint(

@@ -28,6 +28,7 @@ from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
 from .graph import is_grad_enabled
 from .kernels.frozen import frozen_copy, is_frozen
+from .masks import Masks
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -35,7 +36,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor(Constructors, Composites):
+class Tensor(Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -478,69 +479,6 @@ class Tensor(Constructors, Composites):
         """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
         return where(condition, self, other)
 
-    # Comparisons are not differentiable: they return boolean tensors (masks) with no graph,
-    # comparing in the promoted dtype. ``==`` compares elementwise like NumPy and PyTorch (and,
-    # like PyTorch, ``t == None`` is False); graphs key tensors by identity.
-    def __lt__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.less, self, other)
-
-    def __le__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.less_equal, self, other)
-
-    def __gt__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.greater, self, other)
-
-    def __ge__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.greater_equal, self, other)
-
-    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
-        if not _comparable(other):
-            return NotImplemented
-        return _compare(np.equal, self, other)
-
-    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
-        if not _comparable(other):
-            return NotImplemented
-        return _compare(np.not_equal, self, other)
-
-    __hash__ = object.__hash__  # hashing (dicts, sets) stays by identity, as in PyTorch
-    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
-
-    def isnan(self) -> Tensor:
-        return Tensor._wrap(np.isnan(self.data))
-
-    def isinf(self) -> Tensor:
-        return Tensor._wrap(np.isinf(self.data))
-
-    def isfinite(self) -> Tensor:
-        return Tensor._wrap(np.isfinite(self.data))
-
-    def logical_and(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_and(self.data, _plain(other)))
-
-    def logical_or(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_or(self.data, _plain(other)))
-
-    def logical_xor(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_xor(self.data, _plain(other)))
-
-    def logical_not(self) -> Tensor:
-        return Tensor._wrap(np.logical_not(self.data))
-
-    def __and__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_and, self, other)
-
-    def __or__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_or, self, other)
-
-    def __xor__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_xor, self, other)
-
-    def __invert__(self) -> Tensor:
-        return _bitwise(np.invert, self)
-
-    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
-
     def astype(self, dtype: Any) -> Tensor:
         """This tensor in the numeric ``dtype`` (``TypeError`` for others). Between floating
         dtypes the gradient flows (cast back); to an integer or boolean dtype the result is a
@@ -737,28 +675,6 @@ class Tensor(Constructors, Composites):
         raise ValueError(f"norm: p must be 1, 2, 'fro', inf or -inf, got {p!r}")
 
     @torch_aliases
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Index of the first largest value (int64, no gradient; flat index when no axis)."""
-        return Tensor._wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
-
-    @torch_aliases
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Index of the first smallest value (int64, no gradient; flat index when no axis)."""
-        return Tensor._wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
-
-    @torch_aliases
-    def any(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Whether any element is nonzero (a boolean tensor, no gradient)."""
-        axes = normalize_axes(axis, self.ndim)
-        return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdims)))
-
-    @torch_aliases
-    def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Whether every element is nonzero (a boolean tensor, no gradient)."""
-        axes = normalize_axes(axis, self.ndim)
-        return Tensor._wrap(np.asarray(np.all(self.data, axis=axes, keepdims=keepdims)))
-
-    @torch_aliases
     def cumsum(self, axis: int | None = None) -> Tensor:
         """Running sum along ``axis``."""
         return ops.reductions.Cumsum.apply(_accumulated(self), axis=_one_axis("cumsum", axis))
@@ -892,21 +808,6 @@ def operands(a: Tensor, b: Any, op: str) -> tuple[Tensor, Tensor]:
     return cast(a, dtype), cast(b, dtype)
 
 
-def arrays(a: Tensor, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays of ``a`` and ``b`` in their promoted dtype, for a comparison (no graph)."""
-    if isinstance(b, Tensor):
-        if b.data.dtype is a.data.dtype:
-            return a.data, b.data
-    elif (b.__class__ is float or b.__class__ is int) and a.data.dtype.kind == "f":
-        return a.data, np.asarray(b, a.data.dtype)
-    elif dtypes.python_dtype(b) is None:
-        b = Tensor(b)
-    dtype = dtypes.result_type(a, b)
-    if not isinstance(b, Tensor):
-        return a.data.astype(dtype, copy=False), dtypes.number_array(b, dtype)
-    return a.data.astype(dtype, copy=False), b.data.astype(dtype, copy=False)
-
-
 def cast(t: Tensor, dtype: np.dtype) -> Tensor:
     """``t`` in ``dtype``; between floating dtypes the gradient flows through the cast (a
     tensor that requires grad is floating, and promotion never casts it to a lower category)."""
@@ -941,16 +842,6 @@ def _accumulated(t: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _comparable(value: object) -> bool:
-    """Whether ``==`` compares elementwise (numbers and array-likes; ``t == None`` is False)."""
-    return isinstance(value, (Tensor, np.ndarray, np.generic, bool, int, float, list, tuple))
-
-
-def _compare(fn: np.ufunc, a: Tensor, other: ArrayLike) -> Tensor:
-    """A comparison in the promoted dtype: a boolean tensor, no graph."""
-    return Tensor._wrap(np.asarray(fn(*arrays(a, other))))
-
-
 def _plain_index(index: Index) -> Index:
     """Replace Tensors inside an index by their arrays (integer or boolean only)."""
     if isinstance(index, tuple):
@@ -990,14 +881,6 @@ def _check_source_graph(method: str, source: Any) -> None:
             "gradient would be lost; compute the new tensor out of place, or copy "
             "source.detach() (or under no_grad()) if no gradient should flow"
         )
-
-
-def _bitwise(fn: np.ufunc, *values: Any) -> Tensor:
-    """``& | ^ ~`` on boolean or integer tensors (masks); a constant result."""
-    plain = [_plain(x) for x in values]
-    if any(np.asarray(a).dtype.kind not in "biu" for a in plain):
-        raise TypeError(f"{fn.__name__} needs boolean or integer tensors (masks), not floats")
-    return Tensor._wrap(np.asarray(fn(*plain)))
 
 
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
