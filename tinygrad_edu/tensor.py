@@ -17,7 +17,7 @@ from :mod:`tinygrad_edu.dtypes`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from .creation import Constructors
 from .graph import is_grad_enabled
 from .kernels.frozen import frozen_copy, is_frozen
 from .masks import Masks
+from .numpy_like import NumpyLike
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -36,7 +37,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor(Constructors, Composites, Masks):
+class Tensor(NumpyLike, Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -186,55 +187,7 @@ class Tensor(Constructors, Composites, Masks):
                 "memory); unfreeze it or build a new tensor"
             )
 
-    # ----------------------------------------------------------------- array protocol and info
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The dimensions, as in NumPy."""
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The NumPy dtype of the data."""
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        """The number of elements."""
-        return self.data.size
-
-    @property
-    def is_leaf(self) -> bool:
-        """True for tensors the user created (no recorded op produced them)."""
-        return self._node is None
-
-    def __len__(self) -> int:
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        """The rows along the first axis, each a differentiable ``self[i]``."""
-        if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """``np.asarray(t)``: a read-only view of the array (a write through it would change a
-        value a recorded op may have saved, unseen by the in-place check), ``np.array(t)`` a
-        copy; :meth:`numpy` is the writable escape hatch, shared like ``.data``."""
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        if copy:
-            return self.data.copy()
-        view = self.data.view()
-        view.flags.writeable = False
-        return view
-
+    # ------------------------------------------------------------------ NumPy protocols, pickling
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
 
@@ -253,16 +206,6 @@ class Tensor(Constructors, Composites, Masks):
 
         return numpy_interop.function(func, args, kwargs)
 
-    def numpy(self) -> np.ndarray:
-        """The underlying ``numpy.ndarray`` (shared, not copied)."""
-        return self.data
-
-    def item(self) -> float:
-        """The value of a single-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
-        return self.data.item()
-
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
         in the copy (NumPy alone would hand back a writable one)."""
@@ -277,22 +220,12 @@ class Tensor(Constructors, Composites, Masks):
         if frozen:
             self.data = frozen_copy(self.data)
 
-    def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
-        extra = f", dtype={self.dtype}"
-        if self._node is not None:
-            extra += f", op={self._node.name}"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"Tensor({body}{extra})"
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
-
-    def __float__(self) -> float:
-        return float(self.item())
-
     # ------------------------------------------------------------------------ autograd surface
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user created (no recorded op produced them)."""
+        return self._node is None
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place (only on leaves and floating-point tensors)."""
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
