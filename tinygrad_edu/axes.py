@@ -71,6 +71,11 @@ def torch_aliases(method: Method) -> Method:
             args, kwargs = _renamed(method.__name__, signature, args, kwargs)
         return method(*args, **kwargs)
 
+    # a code object of its own, named after the method: tracebacks, profilers and tg.compile
+    # (which tells the methods that read values by their code) see ``sum``, not one shared wrapper
+    aliased.__code__ = aliased.__code__.replace(
+        co_name=method.__name__, co_qualname=method.__qualname__
+    )
     return aliased  # type: ignore[return-value]
 
 

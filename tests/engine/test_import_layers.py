@@ -24,6 +24,8 @@ def _imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["axes", "dtypes", "creation", "composites", "masks", "numpy_like"])
+@pytest.mark.parametrize(
+    "module", ["axes", "dtypes", "creation", "composites", "masks", "numpy_like"]
+)
 def test_what_tensor_builds_on_imports_no_core_module(module):
     assert not _imported(PACKAGE / f"{module}.py") & CORE
