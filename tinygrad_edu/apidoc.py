@@ -294,8 +294,12 @@ def _class_signature(cls: type) -> str:
 
 
 def class_entries(cls: type, path: str) -> Iterator[Entry]:
-    """A class's own public members, in declaration order, then its operators and protocols."""
-    members = cls.__dict__
+    """A class's own public members (with those of the package's mixins it inherits), in
+    declaration order, then its operators and protocols."""
+    members = dict(cls.__dict__)
+    for mixin in cls.__bases__:
+        if mixin.__module__.startswith("tinygrad_edu") and mixin.__dict__.get("__slots__") == ():
+            members.update((n, v) for n, v in mixin.__dict__.items() if n not in members)
     slots = members.get("__slots__", ())
     slots = (slots,) if isinstance(slots, str) else tuple(slots)
     order = [*(n for n in slots if n in members), *(n for n in members if n not in slots)]
@@ -303,7 +307,8 @@ def class_entries(cls: type, path: str) -> Iterator[Entry]:
         raw = members[name]
         if name.startswith("_"):
             continue
-        expected = f"{cls.__qualname__}.{name}"
+        owner = next(k for k in cls.__mro__ if name in k.__dict__)
+        expected = f"{owner.__qualname__}.{name}"
         member_path = f"{path}.{name}"
         if isinstance(raw, property):
             returns = ""

@@ -220,7 +220,7 @@ def gradcheck(
     return True
 
 
-def gradgradcheck(fn: Function, inputs: Sequence[Any], seed: int = 0, **options: Any) -> bool:
+def gradgradcheck(fn: Function, inputs: Sequence[Any], *, seed: int = 0, **options: Any) -> bool:
     """Check second derivatives: :func:`gradcheck` applied to ``fn``'s own gradient.
 
     The first-order gradients are computed with ``create_graph=True`` for a fixed random
