@@ -15,7 +15,8 @@ from .dtypes import promote_types, result_type
 from .forward import jvp, vjp
 from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
+from .axes import ShapeError
+from .graph import enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
 from .tensor import where
 from .tracing import trace
