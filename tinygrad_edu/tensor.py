@@ -59,7 +59,8 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
     Operations promote dtypes like PyTorch (``torch.result_type``, see :mod:`tinygrad_edu.dtypes`):
     ``int64_t + float32_t`` is float32, a Python number takes the tensor's dtype when it fits
     its kind (``int32_t * 2`` stays int32, ``float32_t * 0.5`` float32, ``int32_t * 0.5`` is
-    float32) and ``int_t / int_t`` is float32.
+    float32) and ``int_t / int_t`` is float32. Axis arguments are spelled ``axis``/``keepdims``
+    (NumPy) or ``dim``/``keepdim`` (PyTorch), see :func:`~tinygrad_edu.axes.torch_aliases`.
 
     Examples
     --------
@@ -791,10 +792,6 @@ def _plain_index(index: Index) -> Index:
             f"{index.dtype} (convert with .astype(int) if the values are whole numbers)"
         )
     return index
-
-
-def _plain(value: ArrayLike) -> Any:
-    return value.data if isinstance(value, Tensor) else value
 
 
 def _one_axis(op: str, axis: int | None) -> int:
