@@ -40,9 +40,8 @@ class _OpKinds(tg.graph.Observer):
 
 def _must_run_eagerly(spec: OpSpec, arrays, kwargs) -> bool:
     """Whether a step through ``spec`` uses what the tape may not replay: a derivative rule
-    outside REPLAYABLE_VJPS, an index array, or an array (not one number) the forward builds
+    that is not replayable, an index array, or an array (not one number) the forward builds
     anew -- each may be computed from values."""
-    from tinygrad_edu.compile.recorder import REPLAYABLE_VJPS
     from tinygrad_edu.ops.shape import is_advanced
 
     arguments = [Tensor(a.copy(), requires_grad=True) for a in arrays]
@@ -51,8 +50,11 @@ def _must_run_eagerly(spec: OpSpec, arrays, kwargs) -> bool:
         seen.forward = False
         out.backward()
     return any(
-        (op.inputs and type(op) not in REPLAYABLE_VJPS)
-        or (isinstance(op, (tg.ops.GetItem, tg.ops.ScatterAdd)) and is_advanced(op.index))
+        (op.inputs and not type(op).replayable_vjp)
+        or (
+            isinstance(op, (tg.ops.shape.GetItem, tg.ops.shape.ScatterAdd))
+            and is_advanced(op.index)
+        )
         for op in seen.ops
     ) or any(a.size > 1 and not np.all(a == a.flat[0]) for a in seen.built)
 

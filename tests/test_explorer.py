@@ -401,7 +401,7 @@ def test_a_failing_script_shows_its_own_traceback_and_nothing_of_ours(
     err = capsys.readouterr().err
     assert err.startswith(f"tinygrad-edu: error: explore: {script} raised {error.split(':')[0]}")
     assert f'File "{script}", line {line}, in <module>' in err and error in err
-    assert "tinygrad_edu" not in err.replace("tinygrad_edu.graph.ShapeError", "")
+    assert "tinygrad_edu" not in err.replace("tinygrad_edu.axes.ShapeError", "")
     assert "runpy" not in err and not (tmp_path / "page.html").exists()
 
 

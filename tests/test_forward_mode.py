@@ -291,7 +291,7 @@ def test_jvp_checks_its_arguments():
 # ------------------------------------------------------------------------ ops outside the table
 def _ops_outside_the_table():
     from tinygrad_edu.nn import functional as F
-    from tinygrad_edu.ops import warp
+    from tinygrad_edu.ops.image import warp
 
     rng = np.random.default_rng(3)
 

@@ -14,11 +14,12 @@ from .dtypes import promote_types, result_type
 from .forward import jvp, vjp
 from .func import hessian, hvp, jacfwd, jacobian, jacrev
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .graph import ShapeError, enable_grad, is_grad_enabled, no_grad
+from .axes import ShapeError
+from .graph import enable_grad, is_grad_enabled, no_grad
 from .io import CheckpointError, load, save
 from .observers.anomaly import AnomalyError, detect_anomaly
 from .observers.trace import trace
-from .ops import einsum, one_hot, tensordot, where
+from .tensor import where
 
 # creation and joining functions, as in ``torch``: ``tg.arange(5)``, ``tg.zeros_like(x)``, ...
 arange, linspace, eye, full = Tensor.arange, Tensor.linspace, Tensor.eye, Tensor.full
@@ -43,6 +44,7 @@ stack, cat, concatenate, hstack, vstack = (
     Tensor.hstack,
     Tensor.vstack,
 )
+einsum, tensordot, one_hot = Tensor.einsum, Tensor.tensordot, Tensor.one_hot
 
 __all__ = [
     "AnomalyError",

@@ -13,13 +13,16 @@ each returns the ``numpy.ndarray`` the new tensor will hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
+from .axes import shape_argument
+from .composites import integer_array
 from .dtypes import DEFAULT_FLOAT, DEFAULT_INT, as_dtype, check_array
 
 __all__ = [
+    "Constructors",
     "arange",
     "array",
     "eye",
@@ -164,3 +167,136 @@ def randint(low: int, high: int | None, size: Sequence[int], rng: RNG, dtype: An
     dtype = DEFAULT_INT if dtype is None else as_dtype(dtype, "randint")
     values = np.random.default_rng(rng).integers(low, high, size=tuple(size), dtype=np.int64)
     return values.astype(dtype, copy=False)
+
+
+class Constructors:
+    """Tensor's constructors, as class methods over the functions above (PyTorch's defaults):
+    ``Tensor.zeros(2, 3)`` and ``Tensor.zeros((2, 3))`` both work."""
+
+    __slots__ = ()
+
+    @classmethod
+    def zeros(
+        cls, *shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False
+    ) -> Self:
+        """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+        return cls(full(shape_argument(shape), 0.0, dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def ones(
+        cls, *shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False
+    ) -> Self:
+        """A tensor of ones (float32 unless ``dtype`` says otherwise)."""
+        return cls(full(shape_argument(shape), 1.0, dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def full(
+        cls,
+        shape: int | Sequence[int],
+        fill_value: Any,
+        dtype: Any = None,
+        requires_grad: bool = False,
+    ) -> Self:
+        """A tensor of ``fill_value``: float32 for a float, int64 for an int, bool for a bool,
+        unless ``dtype`` says otherwise (``torch.full``)."""
+        size = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return cls(full(size, fill_value, dtype), requires_grad=requires_grad)
+
+    def zeros_like(self, dtype: Any = None, requires_grad: bool = False) -> Self:
+        """Zeros of this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        return self.full_like(0, dtype=dtype, requires_grad=requires_grad)
+
+    def ones_like(self, dtype: Any = None, requires_grad: bool = False) -> Self:
+        """Ones of this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        return self.full_like(1, dtype=dtype, requires_grad=requires_grad)
+
+    def full_like(self, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Self:
+        """``fill_value`` in this tensor's shape (and dtype, unless ``dtype`` is given)."""
+        data = full_like(self.data, fill_value, dtype)
+        return type(self)(data, requires_grad=requires_grad)
+
+    @classmethod
+    def arange(
+        cls,
+        start: float,
+        end: float | None = None,
+        step: float = 1,
+        dtype: Any = None,
+        requires_grad: bool = False,
+    ) -> Self:
+        """``start, start + step, ...`` below ``end`` (``arange(n)`` counts ``0 .. n-1``); int64
+        when every argument is an integer, else float32, unless ``dtype`` says otherwise."""
+        start, end = (0, start) if end is None else (start, end)
+        return cls(arange(start, end, step, dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def linspace(
+        cls, start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False
+    ) -> Self:
+        """``steps`` evenly spaced values from ``start`` to ``end``, both included (float32
+        unless ``dtype`` says otherwise)."""
+        return cls(linspace(start, end, steps, dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def eye(
+        cls, n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False
+    ) -> Self:
+        """The ``n x m`` identity matrix (``m`` defaults to ``n``; float32 unless ``dtype`` says
+        otherwise)."""
+        return cls(eye(n, m, dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def uniform(
+        cls,
+        *shape: int | Sequence[int],
+        low: float = 0.0,
+        high: float = 1.0,
+        rng: RNG = None,
+        dtype: Any = None,
+        requires_grad: bool = False,
+    ) -> Self:
+        """Samples from the uniform distribution on ``[low, high)`` (an initialiser); ``rng``
+        is a ``numpy.random.Generator`` or a seed, ``dtype`` floating (float32 by default)."""
+        data = uniform(shape_argument(shape), low, high, rng, dtype)
+        return cls(data, requires_grad=requires_grad)
+
+    @classmethod
+    def normal(
+        cls,
+        *shape: int | Sequence[int],
+        mean: float = 0.0,
+        std: float = 1.0,
+        rng: RNG = None,
+        dtype: Any = None,
+        requires_grad: bool = False,
+    ) -> Self:
+        """Samples from the normal distribution with ``mean`` and ``std`` (an initialiser)."""
+        data = normal(shape_argument(shape), mean, std, rng, dtype)
+        return cls(data, requires_grad=requires_grad)
+
+    # ``rand`` and ``randn`` are uniform on [0, 1) and the standard normal: the defaults above
+    rand, randn = uniform, normal
+
+    @classmethod
+    def randint(
+        cls,
+        low: int,
+        high: int | None = None,
+        size: Sequence[int] = (),
+        rng: RNG = None,
+        dtype: Any = None,
+    ) -> Self:
+        """Integers drawn uniformly from ``[low, high)`` (from 0 when ``high`` is omitted);
+        int64 unless ``dtype`` says otherwise."""
+        return cls(randint(low, high, size, rng, dtype))
+
+    @classmethod
+    def one_hot(cls, indices: Any, num_classes: int = -1) -> Self:
+        """``out[..., c] = 1`` where ``c == indices[...]``: an int64 tensor with one more axis
+        (``num_classes`` -1: one more than the largest index)."""
+        index = integer_array(indices, "one_hot")
+        if num_classes < 0:
+            num_classes = int(index.max()) + 1 if index.size else 0
+        if index.size and (index.min() < 0 or index.max() >= num_classes):
+            raise ValueError(f"one_hot: class values must lie in [0, {num_classes})")
+        return cls._wrap((index[..., None] == np.arange(num_classes)).astype(np.int64))

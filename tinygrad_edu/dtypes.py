@@ -26,9 +26,8 @@ True division (``/``) of integers or booleans gives float32; ``-`` with a boolea
 bool_t`` but, by a shortcut for the exponents 0 and 1, computes ``bool_t ** True``; here that is
 refused too); comparisons give bool.
 
-:func:`operands` is the hot path every binary operator runs: it returns its two operands as
-Tensors of the promoted dtype, casting one only where NumPy alone would compute in another
-dtype (a floating cast stays differentiable).
+This module knows dtypes only, never the Tensor class: :mod:`tinygrad_edu.tensor` applies these
+rules to its operands (``operands``, the hot path of every binary operator).
 """
 
 from __future__ import annotations
@@ -41,14 +40,11 @@ __all__ = [
     "DEFAULT_FLOAT",
     "DEFAULT_INT",
     "NUMERIC_KINDS",
-    "arrays",
     "as_dtype",
-    "cast",
     "check_array",
     "check_dtype",
-    "floating",
-    "operands",
-    "pair",
+    "number_array",
+    "operation_dtype",
     "promote_all",
     "promote_types",
     "python_dtype",
@@ -167,7 +163,7 @@ def _tier_dtypes(operands: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         if scalar is not None:
             tier, dtype = 2, scalar
         else:
-            array = x.data if isinstance(x, Tensor) else x
+            array = x if isinstance(x, np.ndarray) else getattr(x, "data", None)  # a Tensor's
             if not isinstance(array, np.ndarray):
                 raise TypeError(f"cannot promote a {type(x).__name__} (not a number or tensor)")
             tier, dtype = (0 if array.ndim else 1), check_dtype(array.dtype)
@@ -194,11 +190,14 @@ def result_type(*operands: Any) -> np.dtype:
     return result
 
 
-def _op_dtype(op: str, dtype: np.dtype, a: Tensor, b: Any) -> np.dtype:
-    """The dtype ``op`` computes in, given the promoted dtype of its operands ``a`` and ``b``."""
+def operation_dtype(op: str, dtype: np.dtype, a: Any, b: Any) -> np.dtype:
+    """The dtype the binary ``op`` computes in, given the promoted dtype of its operands ``a``
+    (a Tensor or array) and ``b``: ``"div"`` (true division) gives a floating result, ``"sub"``
+    refuses a boolean operand, ``"pow"``, ``"floor_divide"`` and ``"remainder"`` two booleans;
+    other names only promote."""
     if op == "div" and dtype.kind != "f":
         return DEFAULT_FLOAT  # int / int and bool / bool: float32, as in PyTorch
-    if op == "sub" and BOOL in (a.data.dtype, _dtype_of(b)):
+    if op == "sub" and BOOL in (a.dtype, _dtype_of(b)):
         raise TypeError(
             "subtraction with a boolean operand is not supported (as in PyTorch); use ^ or "
             "logical_xor() for masks, or convert with .astype(np.int64)"
@@ -212,56 +211,11 @@ def _op_dtype(op: str, dtype: np.dtype, a: Tensor, b: Any) -> np.dtype:
 
 
 def _dtype_of(x: Any) -> np.dtype | None:
-    return x.data.dtype if isinstance(x, Tensor) else python_dtype(x)
+    dtype = python_dtype(x)
+    return x.dtype if dtype is None else dtype
 
 
-# ------------------------------------------------------------------------------- on Tensors
-def operands(a: Tensor, b: Any, op: str) -> tuple[Tensor, Tensor]:
-    """``(a, b)`` as Tensors of the dtype the binary ``op`` computes in (PyTorch's promotion).
-
-    ``op`` names the operation: ``"div"`` (true division) gives a floating result, ``"sub"``,
-    ``"pow"``, ``"floor_divide"`` and ``"remainder"`` refuse two booleans; other names only
-    promote. ``b`` may be a Tensor, a Python or NumPy number, or array-like data (made a Tensor
-    by the constructor's rules). Operands are cast only where NumPy would compute in another
-    dtype, so the common cases -- two tensors of one floating dtype, a floating tensor and a
-    Python number -- cost no more than wrapping the number.
-    """
-    da = a.data.dtype
-    if isinstance(b, Tensor):
-        if b.data.dtype is da and da.kind == "f":
-            return a, b
-    elif b.__class__ is float or b.__class__ is int:
-        kind = da.kind
-        if kind == "f":
-            return a, Tensor._wrap(np.asarray(b, da))
-        if b.__class__ is int and kind in "iu" and op != "div":
-            return a, Tensor._wrap(_number_array(b, da))
-    elif python_dtype(b) is None:
-        b = Tensor(b)
-    return _promoted(a, b, op)
-
-
-def _promoted(a: Tensor, b: Any, op: str) -> tuple[Tensor, Tensor]:
-    """The general case of :func:`operands`; ``b`` is a Tensor or a number."""
-    dtype = _op_dtype(op, result_type(a, b), a, b)
-    if not isinstance(b, Tensor):
-        return cast(a, dtype), Tensor._wrap(_number_array(b, dtype))
-    if np.result_type(a.data.dtype, b.data.dtype) == dtype:
-        return a, b  # NumPy computes in the promoted dtype by itself
-    return cast(a, dtype), cast(b, dtype)
-
-
-def cast(t: Tensor, dtype: np.dtype) -> Tensor:
-    """``t`` in ``dtype``; between floating dtypes the gradient flows through the cast (a
-    tensor that requires grad is floating, and promotion never casts it to a lower category)."""
-    if t.data.dtype == dtype:
-        return t
-    if t.requires_grad:
-        return t.astype(dtype)
-    return Tensor._wrap(t.data.astype(dtype))
-
-
-def _number_array(value: Any, dtype: np.dtype) -> np.ndarray:
+def number_array(value: Any, dtype: np.dtype) -> np.ndarray:
     """A Python number as a 0-d array of ``dtype``; an integer outside an integer dtype's range
     wraps around (two's complement), as it does in PyTorch."""
     try:
@@ -270,44 +224,3 @@ def _number_array(value: Any, dtype: np.dtype) -> np.ndarray:
         if not -(2**63) <= value < 2**63:
             raise OverflowError(f"the Python int {value} does not fit in int64") from None
         return np.asarray(value, dtype=np.int64).astype(dtype)
-
-
-def arrays(a: Tensor, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays of ``a`` and ``b`` in their promoted dtype, for a comparison (no graph)."""
-    da = a.data.dtype
-    if isinstance(b, Tensor):
-        if b.data.dtype is da:
-            return a.data, b.data
-    elif b.__class__ in _PYTHON_NUMBERS and da.kind == "f":
-        return a.data, np.asarray(b, da)
-    elif python_dtype(b) is None:
-        b = Tensor(b)
-    dtype = result_type(a, b)
-    if not isinstance(b, Tensor):
-        return a.data.astype(dtype, copy=False), _number_array(b, dtype)
-    return a.data.astype(dtype, copy=False), b.data.astype(dtype, copy=False)
-
-
-def pair(x: Any, y: Any, op: str) -> tuple[Tensor, Tensor]:
-    """:func:`operands` when either or neither of ``x`` and ``y`` is a Tensor (``where``)."""
-    if isinstance(x, Tensor):
-        return operands(x, y, op)
-    if isinstance(y, Tensor):
-        b, a = operands(y, x, op)
-        return a, b
-    return operands(Tensor(x), y, op)
-
-
-def floating(t: Tensor) -> Tensor:
-    """``t`` itself if it is floating, else a float32 copy: the input of a floating function
-    (``exp``, ``sqrt``, ``sin`` ... of an integer tensor give float32, as in PyTorch)."""
-    if t.data.dtype.kind == "f":
-        return t
-    return Tensor._wrap(t.data.astype(DEFAULT_FLOAT))
-
-
-#: the Python numbers of the fast paths (a bool takes the general one: ``x - True`` is refused)
-_PYTHON_NUMBERS = (float, int)
-
-# The Tensor class is defined before this module is imported (tensor.py imports it at its end).
-from .tensor import Tensor  # noqa: E402

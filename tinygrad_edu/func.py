@@ -119,6 +119,15 @@ def _restricted(f: Callable, args: Sequence[Any], positions: tuple[int, ...]) ->
     return g
 
 
+def _basis(tensors: Sequence[Tensor], k: int, index: int) -> list[Tensor]:
+    """One basis direction of several tensors together: 1 at flat ``index`` of ``tensors[k]``,
+    0 everywhere else (a row or column of the identity, split into the tensors' shapes)."""
+    return [
+        _unit(t.shape, index, t.dtype) if i == k else Tensor.zeros(t.shape, dtype=t.dtype)
+        for i, t in enumerate(tensors)
+    ]
+
+
 def _unit(shape: tuple[int, ...], index: int, dtype: np.dtype) -> Tensor:
     e = np.zeros(shape, dtype=dtype)
     e.reshape(-1)[index] = 1
@@ -153,13 +162,7 @@ def jacrev(f: Callable, argnums: Argnums = 0) -> Callable:
         for k, out in enumerate(outputs):
             rows = []
             for index in range(out.size):
-                cotangents = [
-                    _unit(o.shape, index, o.dtype)
-                    if i == k
-                    else Tensor.zeros(o.shape, dtype=o.dtype)
-                    for i, o in enumerate(outputs)
-                ]
-                rows.append(vjp_fn(_packed(cotangents, single_out)))
+                rows.append(vjp_fn(_packed(_basis(outputs, k, index), single_out)))
             result.append(
                 [
                     _assemble(
@@ -195,12 +198,7 @@ def jacfwd(f: Callable, argnums: Argnums = 0) -> Callable:
             for i, x in enumerate(chosen):
                 columns.append([])
                 for index in range(x.size):
-                    tangents = [
-                        _unit(y.shape, index, y.dtype)
-                        if j == i
-                        else Tensor.zeros(y.shape, dtype=y.dtype)
-                        for j, y in enumerate(chosen)
-                    ]
+                    tangents = _basis(chosen, i, index)
                     outputs, tangent_out = jvp(_restricted(f, args, positions), chosen, tangents)
                     columns[i].append(_as_outputs(tangent_out, "jacfwd")[0])
             if outputs is None:  # every differentiated argument is empty: evaluate for shapes

@@ -220,22 +220,14 @@ def gradcheck(
     return True
 
 
-def gradgradcheck(
-    fn: Function,
-    inputs: Sequence[Any],
-    eps: float = 1e-6,
-    atol: float = 1e-5,
-    rtol: float = 1e-3,
-    seed: int = 0,
-    modes: Sequence[str] = ("rev",),
-) -> bool:
+def gradgradcheck(fn: Function, inputs: Sequence[Any], *, seed: int = 0, **options: Any) -> bool:
     """Check second derivatives: :func:`gradcheck` applied to ``fn``'s own gradient.
 
     The first-order gradients are computed with ``create_graph=True`` for a fixed random
     upstream gradient ``v``; the function ``x -> v^T J_fn(x)`` is then gradchecked, which
-    exercises every VJP's own VJP (Hessian-vector products). ``modes`` as in
-    :func:`gradcheck`: ``"fwd"`` differentiates the reverse pass by forward mode (forward over
-    reverse, every VJP op's JVP).
+    exercises every VJP's own VJP (Hessian-vector products). ``options`` are
+    :func:`gradcheck`'s (``eps``, ``atol``, ``rtol``, ``modes``); ``modes=("fwd",)``
+    differentiates the reverse pass by forward mode (forward over reverse, every VJP op's JVP).
     """
     xs, checked = _prepare(inputs)
     with enable_grad():
@@ -254,4 +246,4 @@ def gradgradcheck(
             for i, g in zip(checked, grads)
         ]
 
-    return gradcheck(first_order, xs, eps=eps, atol=atol, rtol=rtol, seed=seed, modes=modes)
+    return gradcheck(first_order, xs, seed=seed, **options)

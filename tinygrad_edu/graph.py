@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from .axes import ShapeError
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -67,10 +69,6 @@ class _EngineState(threading.local):
 
 
 _state = _EngineState()
-
-
-class ShapeError(ValueError):
-    """Inputs whose shapes do not fit the operation; the message names the op and the shapes."""
 
 
 class VJPError(TypeError):

@@ -18,8 +18,7 @@ import numpy as np
 
 from . import dtypes
 from .forward import carries_tangent
-from .ops import einsum, tensordot, where
-from .tensor import Tensor
+from .tensor import Tensor, where
 
 #: ufunc name -> Tensor method
 UFUNC_METHODS = {
@@ -130,8 +129,8 @@ FUNCTIONS: dict[Callable, Callable[..., Tensor]] = {
     np.diagonal: lambda a, offset=0, axis1=0, axis2=1: _as_tensor(a).diagonal(offset, axis1, axis2),
     np.tril: lambda m, k=0: _as_tensor(m).tril(k),
     np.triu: lambda m, k=0: _as_tensor(m).triu(k),
-    np.einsum: lambda subscripts, *operands: einsum(subscripts, *operands),
-    np.tensordot: lambda a, b, axes=2: tensordot(_as_tensor(a), _as_tensor(b), axes),
+    np.einsum: Tensor.einsum,
+    np.tensordot: lambda a, b, axes=2: Tensor.tensordot(_as_tensor(a), _as_tensor(b), axes),
     np.hstack: lambda tup: Tensor.hstack(tup),
     np.vstack: lambda tup: Tensor.vstack(tup),
 }

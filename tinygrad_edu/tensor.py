@@ -7,21 +7,29 @@ A ``Tensor`` holds
 * ``grad`` -- the accumulated gradient (a ``Tensor`` of the same shape) after ``backward``,
 * ``_node`` -- the :class:`~tinygrad_edu.graph.Op` that produced it, or ``None`` for a leaf.
 
-Every operator here is a one-line delegation to the op table in :mod:`tinygrad_edu.ops`, where each
+Every operator here is a one-line delegation to a rule in :mod:`tinygrad_edu.ops`, where each
 op's forward computation sits beside its vector-Jacobian product. Nothing in this file knows any
-derivative.
+derivative. The constructors come from :class:`~tinygrad_edu.creation.Constructors`, the methods
+built from other methods from :class:`~tinygrad_edu.composites.Composites`, and the dtype rules
+from :mod:`tinygrad_edu.dtypes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .axes import Axis, normalize_axes
+from . import creation, dtypes
+from .axes import Axis, ShapeError, normalize_axes, shape_argument, torch_aliases
+from .composites import Composites, along, check_index_shape, integer_array
+from .creation import Constructors
 from .graph import is_grad_enabled
 from .kernels.frozen import frozen_copy, is_frozen
+from .masks import Masks
+from .numpy_like import NumpyLike
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -29,7 +37,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor:
+class Tensor(NumpyLike, Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -53,7 +61,8 @@ class Tensor:
     Operations promote dtypes like PyTorch (``torch.result_type``, see :mod:`tinygrad_edu.dtypes`):
     ``int64_t + float32_t`` is float32, a Python number takes the tensor's dtype when it fits
     its kind (``int32_t * 2`` stays int32, ``float32_t * 0.5`` float32, ``int32_t * 0.5`` is
-    float32) and ``int_t / int_t`` is float32.
+    float32) and ``int_t / int_t`` is float32. Axis arguments are spelled ``axis``/``keepdims``
+    (NumPy) or ``dim``/``keepdim`` (PyTorch), see :func:`~tinygrad_edu.axes.torch_aliases`.
 
     Examples
     --------
@@ -181,55 +190,7 @@ class Tensor:
                 "memory); unfreeze it or build a new tensor"
             )
 
-    # ----------------------------------------------------------------- array protocol and info
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The dimensions, as in NumPy."""
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        """The number of dimensions."""
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The NumPy dtype of the data."""
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        """The number of elements."""
-        return self.data.size
-
-    @property
-    def is_leaf(self) -> bool:
-        """True for tensors the user created (no recorded op produced them)."""
-        return self._node is None
-
-    def __len__(self) -> int:
-        if self.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        """The rows along the first axis, each a differentiable ``self[i]``."""
-        if self.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        """``np.asarray(t)``: a read-only view of the array (a write through it would change a
-        value a recorded op may have saved, unseen by the in-place check), ``np.array(t)`` a
-        copy; :meth:`numpy` is the writable escape hatch, shared like ``.data``."""
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        if copy:
-            return self.data.copy()
-        view = self.data.view()
-        view.flags.writeable = False
-        return view
-
+    # ------------------------------------------------------------------ NumPy protocols, pickling
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
 
@@ -237,22 +198,16 @@ class Tensor:
         gradient (or its result is boolean/integer, like ``np.isnan``); otherwise it raises
         instead of silently dropping the graph.
         """
+        from . import numpy_interop
+
         return numpy_interop.ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         """NumPy functions on Tensors: ``np.sum(t)``, ``np.mean``, ``np.stack`` ... dispatch to
         the Tensor methods; others compute on plain arrays unless that would drop a graph."""
+        from . import numpy_interop
+
         return numpy_interop.function(func, args, kwargs)
-
-    def numpy(self) -> np.ndarray:
-        """The underlying ``numpy.ndarray`` (shared, not copied)."""
-        return self.data
-
-    def item(self) -> float:
-        """The value of a single-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item() needs a single-element tensor, got shape {self.shape}")
-        return self.data.item()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
@@ -268,22 +223,12 @@ class Tensor:
         if frozen:
             self.data = frozen_copy(self.data)
 
-    def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
-        extra = f", dtype={self.dtype}"
-        if self._node is not None:
-            extra += f", op={self._node.name}"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"Tensor({body}{extra})"
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
-
-    def __float__(self) -> float:
-        return float(self.item())
-
     # ------------------------------------------------------------------------ autograd surface
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user created (no recorded op produced them)."""
+        return self._node is None
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place (only on leaves and floating-point tensors)."""
         if requires_grad and self.data.dtype.kind not in _FLOAT_KINDS:
@@ -349,238 +294,117 @@ class Tensor:
 
         return graph_to_dot(self, names)
 
-    # ------------------------------------------------------------------------ constructors
-    # The arrays come from :mod:`tinygrad_edu.creation`; default dtypes are PyTorch's.
+    # ------------------------------------------------------------------------ joining
     @staticmethod
-    def zeros(
-        *shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False
-    ) -> Tensor:
-        """A tensor of zeros (float32 unless ``dtype`` says otherwise); ``Tensor.zeros(2, 3)``
-        and ``Tensor.zeros((2, 3))`` both work."""
-        data = creation.full(_shape_arg(shape), 0.0, dtype)
-        return Tensor(data, requires_grad=requires_grad)
-
-    @staticmethod
-    def ones(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """A tensor of ones (float32 unless ``dtype`` says otherwise); ``Tensor.ones(2, 3)``
-        and ``Tensor.ones((2, 3))`` both work."""
-        data = creation.full(_shape_arg(shape), 1.0, dtype)
-        return Tensor(data, requires_grad=requires_grad)
-
-    @staticmethod
-    def full(
-        shape: int | Sequence[int], fill_value: Any, dtype: Any = None, requires_grad: bool = False
-    ) -> Tensor:
-        """A tensor of ``fill_value``: float32 for a float, int64 for an int, bool for a bool,
-        unless ``dtype`` says otherwise (``torch.full``)."""
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        return Tensor(creation.full(shape, fill_value, dtype), requires_grad=requires_grad)
-
-    def zeros_like(self, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Zeros of this tensor's shape (and dtype, unless ``dtype`` is given)."""
-        return self.full_like(0, dtype=dtype, requires_grad=requires_grad)
-
-    def ones_like(self, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """Ones of this tensor's shape (and dtype, unless ``dtype`` is given)."""
-        return self.full_like(1, dtype=dtype, requires_grad=requires_grad)
-
-    def full_like(self, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """``fill_value`` in this tensor's shape (and dtype, unless ``dtype`` is given)."""
-        data = creation.full_like(self.data, fill_value, dtype)
-        return Tensor(data, requires_grad=requires_grad)
-
-    @staticmethod
-    def arange(
-        start: float,
-        end: float | None = None,
-        step: float = 1,
-        dtype: Any = None,
-        requires_grad: bool = False,
-    ) -> Tensor:
-        """``start, start + step, ...`` below ``end`` (``arange(n)`` counts ``0 .. n-1``); int64
-        when every argument is an integer, else float32, unless ``dtype`` says otherwise
-        (``torch.arange``)."""
-        if end is None:
-            start, end = 0, start
-        return Tensor(creation.arange(start, end, step, dtype), requires_grad=requires_grad)
-
-    @staticmethod
-    def linspace(
-        start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False
-    ) -> Tensor:
-        """``steps`` evenly spaced values from ``start`` to ``end``, both included (float32
-        unless ``dtype`` says otherwise)."""
-        return Tensor(creation.linspace(start, end, steps, dtype), requires_grad=requires_grad)
-
-    @staticmethod
-    def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        """The ``n x m`` identity matrix (ones on the diagonal, ``m`` defaults to ``n``; float32
-        unless ``dtype`` says otherwise)."""
-        return Tensor(creation.eye(n, m, dtype), requires_grad=requires_grad)
-
-    @staticmethod
-    def rand(
-        *shape: int | Sequence[int],
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = None,
-        requires_grad: bool = False,
-    ) -> Tensor:
-        """Uniform samples from ``[0, 1)``; ``rng`` is a ``numpy.random.Generator`` or a seed;
-        ``dtype`` is a floating dtype (float32 by default)."""
-        return Tensor.uniform(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
-
-    @staticmethod
-    def randn(
-        *shape: int | Sequence[int],
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = None,
-        requires_grad: bool = False,
-    ) -> Tensor:
-        """Standard-normal samples; ``rng`` is a ``numpy.random.Generator`` or a seed; ``dtype``
-        is a floating dtype (float32 by default)."""
-        return Tensor.normal(*shape, rng=rng, dtype=dtype, requires_grad=requires_grad)
-
-    @staticmethod
-    def randint(
-        low: int,
-        high: int | None = None,
-        size: Sequence[int] = (),
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = None,
-    ) -> Tensor:
-        """Integers drawn uniformly from ``[low, high)`` (from 0 when ``high`` is omitted);
-        int64 unless ``dtype`` says otherwise."""
-        return Tensor(creation.randint(low, high, size, rng, dtype))
-
-    @staticmethod
-    def uniform(
-        *shape: int | Sequence[int],
-        low: float = 0.0,
-        high: float = 1.0,
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = None,
-        requires_grad: bool = False,
-    ) -> Tensor:
-        """Samples from the uniform distribution on ``[low, high)`` (an initialiser)."""
-        data = creation.uniform(_shape_arg(shape), low, high, rng, dtype)
-        return Tensor(data, requires_grad=requires_grad)
-
-    @staticmethod
-    def normal(
-        *shape: int | Sequence[int],
-        mean: float = 0.0,
-        std: float = 1.0,
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = None,
-        requires_grad: bool = False,
-    ) -> Tensor:
-        """Samples from the normal distribution with ``mean`` and ``std`` (an initialiser)."""
-        data = creation.normal(_shape_arg(shape), mean, std, rng, dtype)
-        return Tensor(data, requires_grad=requires_grad)
-
-    @staticmethod
-    def stack(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    @torch_aliases
+    def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
         """Join tensors of equal shape along a new axis."""
-        axis = axis if dim is None else dim
-        return ops.Stack.apply(*_as_tensors(tensors, "stack"), axis=axis)
+        return ops.shape.Stack.apply(*_promoted_all(tensors, "stack"), axis=axis)
 
     @staticmethod
-    def concatenate(
-        tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None
-    ) -> Tensor:
+    @torch_aliases
+    def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
         """Join tensors along an existing axis (``Tensor.cat`` is the same)."""
-        axis = axis if dim is None else dim
-        return ops.Concatenate.apply(*_as_tensors(tensors, "concatenate"), axis=axis)
+        return ops.shape.Concatenate.apply(*_promoted_all(tensors, "concatenate"), axis=axis)
 
-    @staticmethod
-    def cat(tensors: Sequence[ArrayLike], axis: int = 0, *, dim: int | None = None) -> Tensor:
-        """PyTorch's name for :meth:`concatenate`."""
-        return Tensor.concatenate(tensors, axis if dim is None else dim)
+    cat = concatenate
 
     @staticmethod
     def hstack(tensors: Sequence[ArrayLike]) -> Tensor:
         """Join along axis 1, or axis 0 for 1-d tensors (``torch.hstack``)."""
-        tensors = [t.reshape(1) if t.ndim == 0 else t for t in _as_tensors(tensors, "hstack")]
-        return ops.Concatenate.apply(*tensors, axis=0 if tensors[0].ndim == 1 else 1)
+        tensors = [t.reshape(1) if t.ndim == 0 else t for t in _promoted_all(tensors, "hstack")]
+        return ops.shape.Concatenate.apply(*tensors, axis=0 if tensors[0].ndim == 1 else 1)
 
     @staticmethod
     def vstack(tensors: Sequence[ArrayLike]) -> Tensor:
         """Join along axis 0 after making 0-d and 1-d tensors rows (``torch.vstack``)."""
-        tensors = [t.reshape(1, -1) if t.ndim < 2 else t for t in _as_tensors(tensors, "vstack")]
-        return ops.Concatenate.apply(*tensors, axis=0)
+        tensors = [t.reshape(1, -1) if t.ndim < 2 else t for t in _promoted_all(tensors, "vstack")]
+        return ops.shape.Concatenate.apply(*tensors, axis=0)
+
+    @staticmethod
+    def einsum(subscripts: str, *operands: ArrayLike) -> Tensor:
+        """Einstein summation over labelled axes (``torch.einsum``), differentiable in every
+        operand: ``"ij,jk->ik"`` is ``a @ b``, ``"bi,bi->b"`` a batched dot product, ``"i,j->ij"``
+        an outer product. Labels are single letters; ellipses and labels repeated within one
+        operand (traces) are not supported."""
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = tuple(operands[0])
+        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in operands]
+        terms, output = ops.contraction.parse(subscripts, len(tensors))
+        return ops.contraction.Einsum.apply(*tensors, terms=tuple(terms), output=output)
 
     # ------------------------------------------------------------------------ arithmetic
-    # ``dtypes.operands`` promotes like PyTorch (``torch.result_type``) and names the operation
-    # for the dtype rules that depend on it (true division of integers, booleans).
+    # ``operands`` promotes like PyTorch (``torch.result_type``) and names the operation for the
+    # dtype rules that depend on it (true division of integers, booleans).
     def __add__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(*operands(self, other, "add"))
+        return ops.elementwise.Add.apply(*operands(self, other, "add"))
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return ops.Add.apply(*operands(self, other, "add")[::-1])
+        return ops.elementwise.Add.apply(*operands(self, other, "add")[::-1])
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(*operands(self, other, "sub"))
+        return ops.elementwise.Sub.apply(*operands(self, other, "sub"))
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return ops.Sub.apply(*operands(self, other, "sub")[::-1])
+        return ops.elementwise.Sub.apply(*operands(self, other, "sub")[::-1])
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(*operands(self, other, "mul"))
+        return ops.elementwise.Mul.apply(*operands(self, other, "mul"))
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return ops.Mul.apply(*operands(self, other, "mul")[::-1])
+        return ops.elementwise.Mul.apply(*operands(self, other, "mul")[::-1])
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*operands(self, other, "div"))
+        return ops.elementwise.Div.apply(*operands(self, other, "div"))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.Div.apply(*operands(self, other, "div")[::-1])
+        return ops.elementwise.Div.apply(*operands(self, other, "div")[::-1])
 
     def __pow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(*operands(self, other, "pow"))
+        return ops.elementwise.Pow.apply(*operands(self, other, "pow"))
 
     def __rpow__(self, other: ArrayLike) -> Tensor:
-        return ops.Pow.apply(*operands(self, other, "pow")[::-1])
+        return ops.elementwise.Pow.apply(*operands(self, other, "pow")[::-1])
 
     def __mod__(self, other: ArrayLike) -> Tensor:
         """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
-        return ops.Remainder.apply(*operands(self, other, "remainder"))
+        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder"))
 
     def __rmod__(self, other: ArrayLike) -> Tensor:
-        return ops.Remainder.apply(*operands(self, other, "remainder")[::-1])
+        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder")[::-1])
 
     def __floordiv__(self, other: ArrayLike) -> Tensor:
         """``floor(a / b)``; its gradient is 0."""
-        return ops.FloorDivide.apply(*operands(self, other, "floor_divide"))
+        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide"))
 
     def __rfloordiv__(self, other: ArrayLike) -> Tensor:
-        return ops.FloorDivide.apply(*operands(self, other, "floor_divide")[::-1])
+        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide")[::-1])
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(*operands(self, other, "matmul"))
+        return ops.linalg.MatMul.apply(*operands(self, other, "matmul"))
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return ops.MatMul.apply(*operands(self, other, "matmul")[::-1])
+        return ops.linalg.MatMul.apply(*operands(self, other, "matmul")[::-1])
 
     def __neg__(self) -> Tensor:
-        return ops.Neg.apply(self)
+        return ops.elementwise.Neg.apply(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return ops.Abs.apply(self)
+        return ops.elementwise.Abs.apply(self)
 
     remainder = __mod__
     floor_divide = __floordiv__
 
     def maximum(self, other: ArrayLike) -> Tensor:
         """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
-        return ops.Maximum.apply(*operands(self, other, "maximum"))
+        return ops.elementwise.Maximum.apply(*operands(self, other, "maximum"))
 
     def minimum(self, other: ArrayLike) -> Tensor:
         """Elementwise smaller value; at a tie each side gets half the gradient."""
-        return ops.Minimum.apply(*operands(self, other, "minimum"))
+        return ops.elementwise.Minimum.apply(*operands(self, other, "minimum"))
 
     def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
         """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""
@@ -589,70 +413,7 @@ class Tensor:
 
     def where(self, condition: ArrayLike, other: ArrayLike) -> Tensor:
         """``self`` where ``condition`` holds, else ``other`` (``torch.Tensor.where``)."""
-        return ops.where(condition, self, other)
-
-    # Comparisons are not differentiable: they return boolean tensors (masks) with no graph,
-    # comparing in the promoted dtype. ``==`` compares elementwise like NumPy and PyTorch (and,
-    # like PyTorch, ``t == None`` is False); graphs key tensors by identity.
-    def __lt__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.less, self, other)
-
-    def __le__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.less_equal, self, other)
-
-    def __gt__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.greater, self, other)
-
-    def __ge__(self, other: ArrayLike) -> Tensor:
-        return _compare(np.greater_equal, self, other)
-
-    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
-        if not _comparable(other):
-            return NotImplemented
-        return _compare(np.equal, self, other)
-
-    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
-        if not _comparable(other):
-            return NotImplemented
-        return _compare(np.not_equal, self, other)
-
-    __hash__ = object.__hash__  # hashing (dicts, sets) stays by identity, as in PyTorch
-    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
-
-    def isnan(self) -> Tensor:
-        return Tensor._wrap(np.isnan(self.data))
-
-    def isinf(self) -> Tensor:
-        return Tensor._wrap(np.isinf(self.data))
-
-    def isfinite(self) -> Tensor:
-        return Tensor._wrap(np.isfinite(self.data))
-
-    def logical_and(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_and(self.data, _plain(other)))
-
-    def logical_or(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_or(self.data, _plain(other)))
-
-    def logical_xor(self, other: ArrayLike) -> Tensor:
-        return Tensor._wrap(np.logical_xor(self.data, _plain(other)))
-
-    def logical_not(self) -> Tensor:
-        return Tensor._wrap(np.logical_not(self.data))
-
-    def __and__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_and, self, other)
-
-    def __or__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_or, self, other)
-
-    def __xor__(self, other: ArrayLike) -> Tensor:
-        return _bitwise(np.bitwise_xor, self, other)
-
-    def __invert__(self) -> Tensor:
-        return _bitwise(np.invert, self)
-
-    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+        return where(condition, self, other)
 
     def astype(self, dtype: Any) -> Tensor:
         """This tensor in the numeric ``dtype`` (``TypeError`` for others). Between floating
@@ -662,119 +423,121 @@ class Tensor:
         if dtype == self.dtype:
             return self
         if dtype.kind in _FLOAT_KINDS and self.data.dtype.kind in _FLOAT_KINDS:
-            return ops.Cast.apply(self, dtype=dtype)
+            return ops.elementwise.Cast.apply(self, dtype=dtype)
         return Tensor._wrap(self.data.astype(dtype))
 
     # ------------------------------------------------------------------------ elementwise maths
     # Floating functions of an integer or boolean tensor compute in float32 (``floating``).
     def abs(self) -> Tensor:
-        return ops.Abs.apply(self)
+        return ops.elementwise.Abs.apply(self)
 
     def exp(self) -> Tensor:
-        return ops.Exp.apply(floating(self))
+        return ops.elementwise.Exp.apply(floating(self))
 
     def log(self) -> Tensor:
-        return ops.Log.apply(floating(self))
+        return ops.elementwise.Log.apply(floating(self))
 
     def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(floating(self))
+        return ops.elementwise.Sqrt.apply(floating(self))
 
     def sigmoid(self) -> Tensor:
-        return ops.Sigmoid.apply(floating(self))
+        return ops.elementwise.Sigmoid.apply(floating(self))
 
     def tanh(self) -> Tensor:
-        return ops.Tanh.apply(floating(self))
+        return ops.elementwise.Tanh.apply(floating(self))
 
     def relu(self) -> Tensor:
-        return ops.ReLU.apply(self)
+        return ops.elementwise.ReLU.apply(self)
 
     def sin(self) -> Tensor:
-        return ops.Sin.apply(floating(self))
+        return ops.elementwise.Sin.apply(floating(self))
 
     def cos(self) -> Tensor:
-        return ops.Cos.apply(floating(self))
+        return ops.elementwise.Cos.apply(floating(self))
 
     def tan(self) -> Tensor:
-        return ops.Tan.apply(floating(self))
+        return ops.elementwise.Tan.apply(floating(self))
 
     def asin(self) -> Tensor:
-        return ops.Asin.apply(floating(self))
+        return ops.elementwise.Asin.apply(floating(self))
 
     def acos(self) -> Tensor:
-        return ops.Acos.apply(floating(self))
+        return ops.elementwise.Acos.apply(floating(self))
 
     def atan(self) -> Tensor:
-        return ops.Atan.apply(floating(self))
+        return ops.elementwise.Atan.apply(floating(self))
 
     def sinh(self) -> Tensor:
-        return ops.Sinh.apply(floating(self))
+        return ops.elementwise.Sinh.apply(floating(self))
 
     def cosh(self) -> Tensor:
-        return ops.Cosh.apply(floating(self))
+        return ops.elementwise.Cosh.apply(floating(self))
 
     def asinh(self) -> Tensor:
-        return ops.Asinh.apply(floating(self))
+        return ops.elementwise.Asinh.apply(floating(self))
 
     def acosh(self) -> Tensor:
-        return ops.Acosh.apply(floating(self))
+        return ops.elementwise.Acosh.apply(floating(self))
 
     def atanh(self) -> Tensor:
-        return ops.Atanh.apply(floating(self))
+        return ops.elementwise.Atanh.apply(floating(self))
 
     # NumPy's spellings of the inverse functions (PyTorch accepts both too)
     arcsin, arccos, arctan = asin, acos, atan
     arcsinh, arccosh, arctanh = asinh, acosh, atanh
 
     def log2(self) -> Tensor:
-        return ops.Log2.apply(floating(self))
+        return ops.elementwise.Log2.apply(floating(self))
 
     def log10(self) -> Tensor:
-        return ops.Log10.apply(floating(self))
+        return ops.elementwise.Log10.apply(floating(self))
 
     def log1p(self) -> Tensor:
-        return ops.Log1p.apply(floating(self))
+        return ops.elementwise.Log1p.apply(floating(self))
 
     def exp2(self) -> Tensor:
-        return ops.Exp2.apply(floating(self))
+        return ops.elementwise.Exp2.apply(floating(self))
 
     def expm1(self) -> Tensor:
-        return ops.Expm1.apply(floating(self))
+        return ops.elementwise.Expm1.apply(floating(self))
 
     def rsqrt(self) -> Tensor:
-        return ops.Rsqrt.apply(floating(self))
+        return ops.elementwise.Rsqrt.apply(floating(self))
 
     def erf(self) -> Tensor:
-        return ops.Erf.apply(floating(self))
+        return ops.elementwise.Erf.apply(floating(self))
 
     def square(self) -> Tensor:
         """``x * x``; of a boolean tensor int64, as in PyTorch (NumPy says int8)."""
-        return ops.Square.apply(_accumulated(self) if self.data.dtype.kind == "b" else self)
+        return ops.elementwise.Square.apply(
+            _accumulated(self) if self.data.dtype.kind == "b" else self
+        )
 
     def reciprocal(self) -> Tensor:
-        return ops.Reciprocal.apply(floating(self))
+        return ops.elementwise.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
         """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc); a boolean tensor is its
         own sign."""
         if self.data.dtype.kind == "b":
             return Tensor._wrap(self.data.copy())
-        return ops.Sign.apply(self)
+        return ops.elementwise.Sign.apply(self)
 
     def floor(self) -> Tensor:
-        return ops.Floor.apply(self)
+        return ops.elementwise.Floor.apply(self)
 
     def ceil(self) -> Tensor:
-        return ops.Ceil.apply(self)
+        return ops.elementwise.Ceil.apply(self)
 
     def round(self) -> Tensor:
         """Round half to even, like NumPy and PyTorch; a boolean tensor stays boolean (as with
         floor, ceil and trunc)."""
         if self.data.dtype.kind == "b":
             return Tensor._wrap(self.data.copy())
-        return ops.Round.apply(self)
+        return ops.elementwise.Round.apply(self)
 
     def trunc(self) -> Tensor:
-        return ops.Trunc.apply(self)
+        return ops.elementwise.Trunc.apply(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``. An integer
@@ -786,408 +549,235 @@ class Tensor:
         x = self
         if x.data.dtype.kind != "f":
             bounds = [bound for bound in (lo, hi) if bound is not None]
-            x = dtypes.cast(x, dtypes.result_type(x, *bounds))
-        return ops.Clip.apply(x, lo=lo, hi=hi)
-
-    def _clip_by_tensors(self, lo: ArrayLike | None, hi: ArrayLike | None) -> Tensor:
-        """``clip`` with tensor bounds, differentiable in the bounds too, with the gradient
-        routed exactly as ``torch.clamp(x, min, max)`` routes it: to ``x`` where
-        ``lo <= x <= hi``, to ``lo`` where ``x < lo < hi``, to ``hi`` where ``x > hi`` or
-        ``hi < lo`` (then every value is ``hi``), and to nobody where ``x < lo == hi``."""
-        bounds = [b for b in (lo, hi) if b is not None]
-        dtype = dtypes.result_type(self, *bounds)
-        x = self.data
-        low, high = (
-            None if b is None else np.asarray(b.data if isinstance(b, Tensor) else b)
-            for b in (lo, hi)
-        )
-        with np.errstate(invalid="ignore"):
-            inside = np.ones(
-                np.broadcast_shapes(x.shape, *(b.shape for b in (low, high) if b is not None)), bool
-            )
-            to_lo = to_hi = None
-            if low is not None:
-                inside &= x >= low
-                to_lo = x < low if high is None else (x < low) & (low < high)
-            if high is not None:
-                inside &= x <= high
-                to_hi = x > high if low is None else (x > high) | (high < low)
-            values = np.clip(x, low, high)  # min(max(x, lo), hi): hi where lo > hi
-        y = Tensor._wrap(np.broadcast_to(values, inside.shape).astype(dtype))  # no gradient
-        if to_hi is not None:
-            y = ops.where(to_hi, hi, y)
-        if to_lo is not None:
-            y = ops.where(to_lo, lo, y)
-        return ops.where(inside, self, y)
-
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
-        """PyTorch's name for :meth:`clip`."""
-        return self.clip(min, max)
+            x = cast(x, dtypes.result_type(x, *bounds))
+        return ops.elementwise.Clip.apply(x, lo=lo, hi=hi)
 
     # ------------------------------------------------------------------------ reductions
-    # Every axis argument is also accepted as ``dim`` (and ``keepdims`` as ``keepdim``), the
-    # spellings PyTorch users type; the aliases cost one ``is None`` test on the hot path.
-    def sum(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("sum", axis, keepdims, dim, keepdim)
-        return ops.Sum.apply(_accumulated(self), axis=axis, keepdims=keepdims)
+    # Every axis argument is also accepted in PyTorch's spelling (``dim``, ``keepdim``):
+    # :func:`~tinygrad_edu.axes.torch_aliases` handles that for every method that takes one.
+    @torch_aliases
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (all axes when ``None``); integer and boolean tensors sum in int64."""
+        return ops.reductions.Sum.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
-    def mean(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Arithmetic mean: ``sum / n`` with ``n`` the number of elements reduced."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("mean", axis, keepdims, dim, keepdim)
-        count = int(np.prod([self.shape[a] for a in normalize_axes(axis, self.ndim)]))
-        return self.sum(axis=axis, keepdims=keepdims) / count
-
-    def max(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
+    @torch_aliases
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Largest values (not indices: see :meth:`argmax`). Ties as in PyTorch: over one axis
         the gradient goes to the first maximum (``torch.max(x, dim)``), over all axes or a tuple
         the maxima share it equally (``torch.max(x)``, ``torch.amax``; see :meth:`amax`)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("max", axis, keepdims, dim, keepdim)
-        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+        return ops.reductions.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
+    @torch_aliases
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Smallest values; ties like :meth:`max` (the first minimum over one axis)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("min", axis, keepdims, dim, keepdim)
-        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+        return ops.reductions.Min.apply(self, axis=axis, keepdims=keepdims)
 
-    def prod(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
+    @torch_aliases
+    def amax(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Largest values over ``axis``; tied maxima always share the gradient equally
+        (``torch.amax``, unlike ``max`` over one axis, which picks the first)."""
+        return ops.reductions.Max.apply(self, axis=axis, keepdims=keepdims, ties="split")
+
+    @torch_aliases
+    def amin(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Smallest values over ``axis``; tied minima share the gradient equally
+        (``torch.amin``)."""
+        return ops.reductions.Min.apply(self, axis=axis, keepdims=keepdims, ties="split")
+
+    @torch_aliases
+    def prod(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Product; the gradient is exact with zeros (one zero, several zeros)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("prod", axis, keepdims, dim, keepdim)
-        return ops.Prod.apply(_accumulated(self), axis=axis, keepdims=keepdims)
+        return ops.reductions.Prod.apply(_accumulated(self), axis=axis, keepdims=keepdims)
 
-    def var(
-        self,
-        axis: Axis = None,
-        correction: float = 1,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Variance with ``correction`` (1: unbiased, PyTorch's default; 0: population)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("var", axis, keepdims, dim, keepdim)
-        return ops.var(self, axis=axis, correction=correction, keepdims=keepdims)
-
-    def std(
-        self,
-        axis: Axis = None,
-        correction: float = 1,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Standard deviation, the square root of :meth:`var`."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("std", axis, keepdims, dim, keepdim)
-        return ops.std(self, axis=axis, correction=correction, keepdims=keepdims)
-
-    def logsumexp(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
+    @torch_aliases
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """``log(sum(exp(x)))`` computed without overflow (the maximum is taken out first)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("logsumexp", axis, keepdims, dim, keepdim)
-        return ops.LogSumExp.apply(floating(self), axis=axis, keepdims=keepdims)
+        return ops.reductions.LogSumExp.apply(floating(self), axis=axis, keepdims=keepdims)
 
-    def norm(
-        self,
-        p: float | str = 2,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Vector norm (``p`` = 2 by default, 1, inf, -inf); the gradient at 0 is 0."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("norm", axis, keepdims, dim, keepdim)
-        return ops.norm(floating(self), p=p, axis=axis, keepdims=keepdims)
+    @torch_aliases
+    def norm(self, p: float | str = 2, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Vector norm over ``axis`` (all elements by default): ``p = 2`` (also ``"fro"``), 1,
+        inf or -inf (``max |x|``, ``min |x|``, ties sharing the gradient). The gradient at 0 is
+        0, as in PyTorch."""
+        x = floating(self)
+        if p in (2, "fro"):
+            return ops.reductions.Norm.apply(x, axis=axis, keepdims=keepdims)
+        if p == 1:
+            return x.abs().sum(axis=axis, keepdims=keepdims)
+        if p in (math.inf, -math.inf):  # ties share the gradient, as in torch.linalg.vector_norm
+            return (x.abs().amax if p > 0 else x.abs().amin)(axis=axis, keepdims=keepdims)
+            reduce = {1: x.sum, math.inf: x.amax, -math.inf: x.amin}[p]
+            return reduce.__func__(x.abs(), axis=axis, keepdims=keepdims)
+        raise ValueError(f"norm: p must be 1, 2, 'fro', inf or -inf, got {p!r}")
 
-    def argmax(
-        self,
-        axis: int | None = None,
-        keepdims: bool = False,
-        *,
-        dim: int | None = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Index of the first largest value (int64, no gradient; flat index when no axis)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("argmax", axis, keepdims, dim, keepdim)
-        return Tensor._wrap(np.asarray(np.argmax(self.data, axis=axis, keepdims=keepdims)))
-
-    def argmin(
-        self,
-        axis: int | None = None,
-        keepdims: bool = False,
-        *,
-        dim: int | None = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Index of the first smallest value (int64, no gradient; flat index when no axis)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("argmin", axis, keepdims, dim, keepdim)
-        return Tensor._wrap(np.asarray(np.argmin(self.data, axis=axis, keepdims=keepdims)))
-
-    def any(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Whether any element is nonzero (a boolean tensor, no gradient)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("any", axis, keepdims, dim, keepdim)
-        axes = normalize_axes(axis, self.ndim)
-        return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdims)))
-
-    def all(
-        self,
-        axis: Axis = None,
-        keepdims: bool = False,
-        *,
-        dim: Axis = None,
-        keepdim: bool | None = None,
-    ) -> Tensor:
-        """Whether every element is nonzero (a boolean tensor, no gradient)."""
-        if dim is not None or keepdim is not None:
-            axis, keepdims = _torch_axes("all", axis, keepdims, dim, keepdim)
-        axes = normalize_axes(axis, self.ndim)
-        return Tensor._wrap(np.asarray(np.all(self.data, axis=axes, keepdims=keepdims)))
-
-    def cumsum(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    @torch_aliases
+    def cumsum(self, axis: int | None = None) -> Tensor:
         """Running sum along ``axis``."""
-        return ops.Cumsum.apply(_accumulated(self), axis=_one_axis("cumsum", axis, dim))
+        return ops.reductions.Cumsum.apply(_accumulated(self), axis=_one_axis("cumsum", axis))
 
-    def cumprod(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    @torch_aliases
+    def cumprod(self, axis: int | None = None) -> Tensor:
         """Running product along ``axis``; the gradient is exact with zeros."""
-        return ops.Cumprod.apply(_accumulated(self), axis=_one_axis("cumprod", axis, dim))
+        return ops.reductions.Cumprod.apply(_accumulated(self), axis=_one_axis("cumprod", axis))
 
-    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return ops.Softmax.apply(floating(self), axis=axis if dim is None else dim)
+    @torch_aliases
+    def softmax(self, axis: Axis = -1) -> Tensor:
+        """``e^x / sum(e^x)`` along ``axis`` (the maximum taken out first: no overflow)."""
+        return ops.reductions.Softmax.apply(floating(self), axis=axis)
 
-    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return ops.LogSoftmax.apply(floating(self), axis=axis if dim is None else dim)
+    @torch_aliases
+    def log_softmax(self, axis: Axis = -1) -> Tensor:
+        """``x - logsumexp(x)`` along ``axis``, computed without overflow."""
+        return ops.reductions.LogSoftmax.apply(floating(self), axis=axis)
 
+    # ------------------------------------------------------------------------ shape
     def sum_to(self, shape: tuple[int, ...]) -> Tensor:
         """Sum over broadcast axes so the result has ``shape`` (undoes NumPy broadcasting)."""
         if self.shape == tuple(shape):
             return self
-        return ops.SumTo.apply(self, shape=tuple(shape))
+        return ops.shape.SumTo.apply(self, shape=tuple(shape))
 
     def broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        """This tensor repeated along new or size-1 axes to ``shape`` (a read-only view)."""
         if self.shape == tuple(shape):
             return self
-        return ops.BroadcastTo.apply(self, shape=tuple(shape))
+        return ops.shape.BroadcastTo.apply(self, shape=tuple(shape))
 
-    def expand(self, *sizes: int | Sequence[int]) -> Tensor:
-        """``broadcast_to`` where -1 keeps a size (``torch.Tensor.expand``)."""
-        return ops.expand(self, _shape_arg(sizes))
-
-    # ------------------------------------------------------------------------ shape
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        return ops.Reshape.apply(self, shape=_shape_arg(shape))
+        """The same values in a new shape (one size may be -1); ``view`` is the same."""
+        return ops.shape.Reshape.apply(self, shape=shape_argument(shape))
 
     view = reshape
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute axes (negative ones count from the end); with no arguments, reverse them."""
-        perm = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
-        return ops.Transpose.apply(self, axes=perm)
+        perm = shape_argument(axes) if axes else tuple(reversed(range(self.ndim)))
+        return ops.shape.Transpose.apply(self, axes=perm)
 
     def permute(self, *dims: int | Sequence[int]) -> Tensor:
         """PyTorch's name for :meth:`transpose` with every axis given."""
-        return ops.Transpose.apply(self, axes=_shape_arg(dims))
+        return ops.shape.Transpose.apply(self, axes=shape_argument(dims))
 
     @property
     def T(self) -> Tensor:
+        """The axes reversed (the transpose of a matrix)."""
         return self.transpose()
 
-    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        axis1, axis2 = normalize_axes((axis1,), self.ndim) + normalize_axes((axis2,), self.ndim)
-        perm = list(range(self.ndim))
-        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
-        return ops.Transpose.apply(self, axes=tuple(perm))
-
-    def moveaxis(self, source: Axis, destination: Axis) -> Tensor:
-        """Move axes to new positions, the others keeping their order (``movedim`` too)."""
-        return ops.moveaxis(self, source, destination)
-
-    movedim = moveaxis
-
-    def flatten(
-        self,
-        start_axis: int = 0,
-        end_axis: int = -1,
-        *,
-        start_dim: int | None = None,
-        end_dim: int | None = None,
-    ) -> Tensor:
-        """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
-        start = start_axis if start_dim is None else start_dim
-        return ops.flatten(self, start, end_axis if end_dim is None else end_dim)
-
-    def unflatten(self, axis: int, sizes: Sequence[int]) -> Tensor:
-        """Split axis ``axis`` into ``sizes`` (one may be -1): the inverse of :meth:`flatten`."""
-        return ops.unflatten(self, axis, tuple(sizes))
-
-    def squeeze(self, axis: Axis = None, *, dim: Axis = None) -> Tensor:
-        """Drop axes of size 1 (all, or those in ``axis`` that have size 1)."""
-        return ops.squeeze(self, axis if dim is None else dim)
-
-    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        """Insert an axis of size 1 at ``axis`` (``expand_dims`` is the same)."""
-        return ops.unsqueeze(self, _one_axis("unsqueeze", axis, dim))
-
-    expand_dims = unsqueeze
-
-    def flip(self, axis: Axis = None, *, dims: Axis = None) -> Tensor:
+    @torch_aliases
+    def flip(self, axis: Axis = None) -> Tensor:
         """Reverse the order of elements along ``axis`` (all axes when ``None``)."""
-        return ops.Flip.apply(self, axes=axis if dims is None else dims)
+        return ops.shape.Flip.apply(self, axes=axis)
 
-    def roll(self, shifts: int | Sequence[int], axis: Axis = None, *, dims: Axis = None):
+    @torch_aliases
+    def roll(self, shifts: int | Sequence[int], axis: Axis = None) -> Tensor:
         """Shift cyclically by ``shifts`` along ``axis`` (over the flattened tensor if None)."""
         shifts = shifts if isinstance(shifts, (int, np.integer)) else tuple(shifts)
-        return ops.Roll.apply(self, shifts=shifts, axes=axis if dims is None else dims)
-
-    def tile(self, *reps: int | Sequence[int]) -> Tensor:
-        """Repeat the whole tensor ``reps[i]`` times along axis ``i`` (``torch.tile``)."""
-        return ops.tile(self, _shape_arg(reps))
-
-    def repeat(self, *sizes: int | Sequence[int]) -> Tensor:
-        """PyTorch's ``repeat`` (= :meth:`tile`; needs a size for every axis)."""
-        sizes = _shape_arg(sizes)
-        if len(sizes) < self.ndim:
-            raise ValueError(f"repeat: {len(sizes)} sizes for a {self.ndim}-d tensor")
-        return ops.tile(self, sizes)
-
-    def repeat_interleave(self, repeats: int, axis: int | None = None, *, dim: int | None = None):
-        """Repeat each element ``repeats`` times along ``axis`` (flattened when ``None``)."""
-        return ops.repeat_interleave(self, repeats, axis if dim is None else dim)
-
-    def split(
-        self, split_size_or_sections: int | Sequence[int], axis: int = 0, *, dim: int | None = None
-    ) -> list[Tensor]:
-        """Pieces of ``split_size`` (or of the listed sizes) along ``axis`` (``torch.split``)."""
-        return ops.split(self, split_size_or_sections, axis if dim is None else dim)
-
-    def chunk(self, chunks: int, axis: int = 0, *, dim: int | None = None) -> list[Tensor]:
-        """At most ``chunks`` equal pieces along ``axis`` (the last may be smaller)."""
-        return ops.chunk(self, chunks, axis if dim is None else dim)
-
-    def gather(self, axis: int, index: ArrayLike) -> Tensor:
-        """``out[p] = self[p with coordinate axis replaced by index[p]]`` (``torch.gather``)."""
-        return ops.gather(self, axis, index)
+        return ops.shape.Roll.apply(self, shifts=shifts, axes=axis)
 
     def scatter_add(self, axis: int, index: ArrayLike, src: ArrayLike) -> Tensor:
-        """A copy with ``src`` added at the positions ``index`` names along ``axis``."""
-        return ops.scatter_add(self, axis, index, src)
-
-    def masked_fill(self, mask: ArrayLike, value: ArrayLike) -> Tensor:
-        """``value`` where the boolean ``mask`` holds; the gradient flows elsewhere only."""
-        return ops.masked_fill(self, mask, value)
-
-    def tril(self, diagonal: int = 0) -> Tensor:
-        """Lower triangle of the last two axes (``j - i <= diagonal``), zeros above."""
-        return ops.tril(self, diagonal)
-
-    def triu(self, diagonal: int = 0) -> Tensor:
-        """Upper triangle of the last two axes (``j - i >= diagonal``), zeros below."""
-        return ops.triu(self, diagonal)
-
-    def diagonal(
-        self,
-        offset: int = 0,
-        axis1: int = 0,
-        axis2: int = 1,
-        *,
-        dim1: int | None = None,
-        dim2: int | None = None,
-    ) -> Tensor:
-        """The diagonal ``[i, i + offset]`` of the (``axis1``, ``axis2``) planes, as a last axis."""
-        axis1, axis2 = axis1 if dim1 is None else dim1, axis2 if dim2 is None else dim2
-        return ops.diagonal(self, offset, axis1, axis2)
+        """A copy with ``src[p]`` added at ``self[p with axis-th coordinate index[p]]``, repeats
+        accumulating (``torch.Tensor.scatter_add``); only the part of ``src`` of ``index``'s
+        shape is used."""
+        index = integer_array(index, "scatter_add")
+        (axis,) = normalize_axes(axis, self.ndim) or (0,)
+        check_index_shape("scatter_add", self, axis, index)
+        src = operands(self, src, "scatter_add")[1]
+        if src.ndim != index.ndim or any(n > m for n, m in zip(index.shape, src.shape)):
+            raise ShapeError(f"scatter_add: src {src.shape} is smaller than index {index.shape}")
+        used = src[tuple(slice(n) for n in index.shape)] if src.shape != index.shape else src
+        target = along(axis, index, self.shape[axis] if self.ndim else 1, "scatter_add")
+        return self + ops.shape.ScatterAdd.apply(used, shape=self.shape, index=target)
 
     def __getitem__(self, index: Index) -> Tensor:
-        return ops.GetItem.apply(self, index=_plain_index(index))
+        """Basic slices, integer and boolean arrays (Tensors too), differentiable."""
+        return ops.shape.GetItem.apply(self, index=_plain_index(index))
 
 
-# ---------------------------------------------------------------------------- helpers
-def _shape_arg(shape: tuple) -> tuple[int, ...]:
-    """Accept both ``f(2, 3)`` and ``f((2, 3))``."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
+# ---------------------------------------------------------------------------- the Where op
+def where(condition: ArrayLike, x: ArrayLike, y: ArrayLike) -> Tensor:
+    """``x`` where ``condition`` holds, else ``y`` (``torch.where``).
+
+    ``condition`` is a constant mask (a boolean Tensor or array); the gradient flows to ``x``
+    where it holds and to ``y`` elsewhere. ``x`` and ``y`` are promoted like the operands of an
+    operator: a Python number beside a Tensor is weak, and two Python numbers follow PyTorch
+    (``where(m, 1, 2.5)`` is float32, ``where(m, 1, 2)`` int64).
+    """
+    mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if mask.dtype != bool:
+        mask = mask.astype(bool)
+    if isinstance(x, Tensor):
+        x, y = operands(x, y, "where")
+    elif isinstance(y, Tensor):
+        y, x = operands(y, x, "where")
+    else:
+        x, y = operands(Tensor(x), y, "where")
+    return ops.elementwise.Where.apply(x, y, condition=mask)
 
 
-def _as_tensors(items: Sequence[ArrayLike], op: str) -> list[Tensor]:
+# ---------------------------------------------------------------------------- promotion
+def operands(a: Tensor, b: Any, op: str) -> tuple[Tensor, Tensor]:
+    """``(a, b)`` as Tensors of the dtype the binary ``op`` computes in (PyTorch's promotion,
+    :func:`~tinygrad_edu.dtypes.operation_dtype`); ``b`` may be a Tensor, a Python or NumPy
+    number, or array-like data (made a Tensor by the constructor's rules).
+
+    Operands are cast only where NumPy would compute in another dtype, so the common cases --
+    two tensors of one floating dtype, a floating tensor and a Python number -- cost no more
+    than wrapping the number: this is the hot path of every binary operator.
+    """
+    da = a.data.dtype
+    if isinstance(b, Tensor):
+        if b.data.dtype is da and da.kind == "f":
+            return a, b
+    elif b.__class__ is float or b.__class__ is int:
+        kind = da.kind
+        if kind == "f":
+            return a, Tensor._wrap(np.asarray(b, da))
+        if b.__class__ is int and kind in "iu" and op != "div":
+            return a, Tensor._wrap(dtypes.number_array(b, da))
+    elif dtypes.python_dtype(b) is None:
+        b = Tensor(b)
+    dtype = dtypes.operation_dtype(op, dtypes.result_type(a, b), a, b)
+    if not isinstance(b, Tensor):
+        return cast(a, dtype), Tensor._wrap(dtypes.number_array(b, dtype))
+    if np.result_type(a.data.dtype, b.data.dtype) == dtype:
+        return a, b  # NumPy computes in the promoted dtype by itself
+    return cast(a, dtype), cast(b, dtype)
+
+
+def cast(t: Tensor, dtype: np.dtype) -> Tensor:
+    """``t`` in ``dtype``; between floating dtypes the gradient flows through the cast (a
+    tensor that requires grad is floating, and promotion never casts it to a lower category)."""
+    if t.data.dtype == dtype:
+        return t
+    return t.astype(dtype) if t.requires_grad else Tensor._wrap(t.data.astype(dtype))
+
+
+def floating(t: Tensor) -> Tensor:
+    """``t`` itself if it is floating, else a float32 copy: the input of a floating function
+    (``exp``, ``sqrt``, ``sin`` ... of an integer tensor give float32, as in PyTorch)."""
+    if t.data.dtype.kind == "f":
+        return t
+    return Tensor._wrap(t.data.astype(dtypes.DEFAULT_FLOAT))
+
+
+def _promoted_all(items: Sequence[ArrayLike], op: str) -> list[Tensor]:
     """The tensors to join, in their promoted dtype (``torch.cat`` promotes like an operator)."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in items]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor")
     dtype = dtypes.promote_all([t.data.dtype for t in tensors])
-    return [t if t.data.dtype == dtype else dtypes.cast(t, dtype) for t in tensors]
+    return [cast(t, dtype) for t in tensors]
 
 
-def _comparable(value: object) -> bool:
-    """Whether ``==`` compares elementwise (numbers and array-likes; ``t == None`` is False)."""
-    return isinstance(value, (Tensor, np.ndarray, np.generic, bool, int, float, list, tuple))
+def _accumulated(t: Tensor) -> Tensor:
+    """``t`` in the dtype its sums and products accumulate in: floating tensors their own,
+    integer and boolean ones int64, as in PyTorch (NumPy would sum uint8 in uint64)."""
+    if t.data.dtype.kind == "f" or t.data.dtype == np.int64:
+        return t
+    return Tensor._wrap(t.data.astype(np.int64))
 
 
-def _compare(fn: np.ufunc, a: Tensor, other: ArrayLike) -> Tensor:
-    """A comparison in the promoted dtype: a boolean tensor, no graph."""
-    x, y = dtypes.arrays(a, other)
-    return Tensor._wrap(np.asarray(fn(x, y)))
-
-
+# ---------------------------------------------------------------------------- helpers
 def _plain_index(index: Index) -> Index:
     """Replace Tensors inside an index by their arrays (integer or boolean only)."""
     if isinstance(index, tuple):
@@ -1206,31 +796,8 @@ def _plain_index(index: Index) -> Index:
     return index
 
 
-def _plain(value: ArrayLike) -> Any:
-    return value.data if isinstance(value, Tensor) else value
-
-
-def _torch_axes(
-    op: str, axis: Any, keepdims: bool, dim: Any, keepdim: bool | None
-) -> tuple[Any, bool]:
-    """Merge PyTorch's ``dim``/``keepdim`` spellings into ``axis``/``keepdims``."""
-    if dim is not None:
-        if axis is not None:
-            raise TypeError(f"{op}: give axis or its alias dim, not both")
-        axis = dim
-    if keepdim is not None:
-        if keepdims:
-            raise TypeError(f"{op}: give keepdims or its alias keepdim, not both")
-        keepdims = keepdim
-    return axis, bool(keepdims)
-
-
-def _one_axis(op: str, axis: int | None, dim: int | None) -> int:
-    """A required single axis, spelled ``axis`` or ``dim``."""
-    if dim is not None:
-        if axis is not None:
-            raise TypeError(f"{op}: give axis or its alias dim, not both")
-        return dim
+def _one_axis(op: str, axis: int | None) -> int:
+    """A required single axis."""
     if axis is None:
         raise TypeError(f"{op}: needs an axis (axis= or dim=)")
     return axis
@@ -1248,26 +815,6 @@ def _check_source_graph(method: str, source: Any) -> None:
         )
 
 
-def _accumulated(t: Tensor) -> Tensor:
-    """``t`` in the dtype its sums and products accumulate in: floating tensors their own,
-    integer and boolean ones int64, as in PyTorch (NumPy would sum uint8 in uint64)."""
-    kind = t.data.dtype.kind
-    if kind == "f" or t.data.dtype == np.int64:
-        return t
-    return Tensor._wrap(t.data.astype(np.int64))
-
-
-def _bitwise(fn: np.ufunc, *values: Any) -> Tensor:
-    """``& | ^ ~`` on boolean or integer tensors (masks); a constant result."""
-    arrays = [_plain(x) for x in values]
-    if any(np.asarray(a).dtype.kind not in "biu" for a in arrays):
-        raise TypeError(f"{fn.__name__} needs boolean or integer tensors (masks), not floats")
-    return Tensor._wrap(np.asarray(fn(*arrays)))
-
-
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
-# and every op module (and the dtype rules and constructors) builds on the Tensor class above.
-from . import autograd, creation, dtypes, numpy_interop, ops  # noqa: E402
-from .dtypes import floating, operands  # noqa: E402
-
-Tensor.amax, Tensor.amin = ops.amax, ops.amin  # ties always shared, as torch.amax
+# and every rule module builds on the Tensor class above.
+from . import autograd, ops  # noqa: E402

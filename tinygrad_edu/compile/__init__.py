@@ -47,8 +47,8 @@ it is, correctly:
   tape would freeze the recorded decision.
 * **Derivative rules that look at values.** ``relu``'s VJP multiplies by the mask ``x > 0``,
   computed with NumPy inside the rule; ``max`` and ``max_pool2d`` pick among ties. Only nodes
-  whose VJP is in :data:`~tinygrad_edu.compile.recorder.REPLAYABLE_VJPS` (rules built from ops
-  alone) are replayed.
+  whose rule says :attr:`~tinygrad_edu.graph.Op.replayable_vjp` (rules built from ops alone)
+  are replayed.
 * **Side effects outside ops.** Random numbers (``Dropout`` in training), in-place changes of
   tensors (``BatchNorm``'s running statistics in training), hooks on tensors. Every call made
   while an observer is registered (``trace()``, anomaly mode) or under ``no_grad`` runs eagerly.

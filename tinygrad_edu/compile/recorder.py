@@ -7,9 +7,10 @@ written in Tensor ops, the backward pass lands on the same tape as the forward. 
 leaf that requires grad catches its final gradient.
 
 On the way it checks what the engine shows it: a forward op given an array parameter (a mask,
-an index array) or a generator, a tensor computed outside the step, a derivative rule not in
-:data:`REPLAYABLE_VJPS`, hooks. What the Python around the ops does is the business of the
-:class:`~tinygrad_edu.compile.watcher.PythonWatcher` it also is.
+an index array) or a generator, a tensor computed outside the step, a derivative rule not
+marked replayable (:attr:`~tinygrad_edu.graph.Op.replayable_vjp`), hooks. What the Python around
+the ops does is the business of the :class:`~tinygrad_edu.compile.watcher.PythonWatcher` it
+also is.
 """
 
 from __future__ import annotations
@@ -17,50 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import ops
 from ..graph import Observer, Op
 from ..tensor import Tensor
 from .op_parameters import given, has_array, parameters
 from .watcher import RANDOM_SOURCES, PythonWatcher
-
-#: Ops whose VJP is built from ops alone (no NumPy on concrete values, no value-derived
-#: constants), so the backward ops they emit can be recorded and replayed on new values.
-REPLAYABLE_VJPS: frozenset[type[Op]] = frozenset(
-    {
-        ops.Neg,
-        ops.Exp,
-        ops.Log,
-        ops.Sqrt,
-        ops.Sigmoid,
-        ops.Tanh,
-        ops.Add,
-        ops.Sub,
-        ops.Mul,
-        ops.Div,
-        ops.SigmoidBackward,
-        ops.TanhBackward,
-        ops.MatMul,
-        ops.Linear,
-        ops.Sum,
-        ops.Softmax,
-        ops.LogSoftmax,
-        ops.SumTo,
-        ops.BroadcastTo,
-        ops.Reshape,
-        ops.Transpose,
-        ops.GetItem,
-        ops.ScatterAdd,
-        ops.Stack,
-        ops.Concatenate,
-        # the table rows whose chain rule is Tensor ops alone
-        *(ops.Sin, ops.Cos, ops.Tan, ops.Asin, ops.Acos, ops.Atan, ops.Sinh, ops.Cosh),
-        *(ops.Asinh, ops.Acosh, ops.Atanh, ops.Log2, ops.Log10, ops.Log1p, ops.Exp2),
-        *(ops.Expm1, ops.Rsqrt, ops.Erf, ops.Square, ops.Reciprocal, ops.SiLU),
-        *(ops.LogSigmoid, ops.Softsign),
-        # piecewise constant: no gradient at all
-        *(ops.Sign, ops.Floor, ops.Ceil, ops.Round, ops.Trunc, ops.FloorDivide),
-    }
-)
 
 #: one entry of a tape: an op, the tensors it read, the one it wrote
 Event = tuple[Op, tuple[Tensor, ...], Tensor]
@@ -101,7 +62,7 @@ class Recorder(PythonWatcher, Observer):
         self.data_arrays.update(id(t.data) for t in inputs)
 
     def _check_op(self, op: Op, inputs: Sequence[Tensor]) -> None:
-        # forward ops only: the backward's come from the rules in REPLAYABLE_VJPS (a value
+        # forward ops only: the backward's come from the replayable rules (a value
         # reading rule is named by vjp_applied)
         if any(isinstance(v, RANDOM_SOURCES) for _, v in parameters(op)):
             self.note(f"{op.name!r} draws random numbers in its kernel")
@@ -138,7 +99,7 @@ class Recorder(PythonWatcher, Observer):
         return catch
 
     def vjp_applied(self, node: Op, out: Tensor, g: Tensor, input_grads: tuple) -> None:
-        if type(node) not in REPLAYABLE_VJPS:
+        if not type(node).replayable_vjp:
             self.note(
                 f"the derivative rule of {node.name!r} reads concrete values outside ops, so a "
                 "tape of its backward would freeze them"

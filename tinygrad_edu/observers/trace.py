@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..graph import Observer, Op, observe
-from ..ops import SumTo
+from ..ops.shape import SumTo
 from .dot import quote
 from .explorer import write_html
 from .records import TOTAL_LIMIT, Delivery, NodeRecord, Recording, Step, Summary

@@ -115,7 +115,7 @@ CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=al
                     "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a)")
 SiLU        = unary("silu",       lambda x: x * np.exp(-np.logaddexp(0, -x)),
                     lambda g, x, y: g * (x.sigmoid() * (x * (1 - x.sigmoid()) + 1)),
-                    "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)")
+                    "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)", replayable=True)
 GELU        = unary("gelu",       _gelu_array, _gelu_chain,
                     "x Phi(x) (Phi the normal CDF; or its tanh approximation);  "
                     "dy/dx = Phi(x) + x phi(x)")
@@ -135,8 +135,8 @@ Hardswish   = unary("hardswish",  _hardswish_array, _hardswish_chain,
                     "x relu6(x + 3) / 6;  dy/dx = 0 (x <= -3), x/3 + 1/2 or 1 (x >= 3)")
 LogSigmoid  = unary("logsigmoid", lambda x: -np.logaddexp(0, -x),
                     lambda g, x, y: g * (-x).sigmoid(),
-                    "log sigmoid(x) = -softplus(-x);  dy/dx = sigmoid(-x)")
+                    "log sigmoid(x) = -softplus(-x);  dy/dx = sigmoid(-x)", replayable=True)
 Softsign    = unary("softsign",   lambda x: x / (1 + np.abs(x)),
                     lambda g, x, y: g / ((x.abs() + 1) * (x.abs() + 1)),
-                    "x / (1 + |x|);  dy/dx = 1 / (1 + |x|)^2")
+                    "x / (1 + |x|);  dy/dx = 1 / (1 + |x|)^2", replayable=True)
 # fmt: on

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from ..axes import Axis, kept_shape, normalize_axes
-from ..dtypes import operands, pair
 from ..tensor import Tensor
 
 __all__ = [
@@ -17,8 +16,6 @@ __all__ = [
     "constant",
     "kept_shape",
     "normalize_axes",
-    "operands",
-    "pair",
     "quiet",
 ]
 

@@ -14,12 +14,10 @@ the einsum with one operand replaced by its tangent (the product rule).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor
 from .common import add_tangents
 
 
@@ -92,36 +90,3 @@ class Einsum(Op):
             for k, t in enumerate(tangents)
         ]
         return add_tangents(*terms)
-
-
-def einsum(subscripts: str, *operands: Tensor) -> Tensor:
-    """Einstein summation over labelled axes (``torch.einsum``), differentiable in every operand.
-
-    ``einsum("ij,jk->ik", a, b)`` is ``a @ b``; ``"bi,bi->b"`` a batched dot product;
-    ``"i,j->ij"`` an outer product. Labels are single letters; ellipses and labels repeated
-    within one operand (traces) are not supported.
-    """
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
-    tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in operands]
-    terms, output = parse(subscripts, len(tensors))
-    return Einsum.apply(*tensors, terms=tuple(terms), output=output)
-
-
-def tensordot(a: Tensor, b: Tensor, dims: int | Sequence[Sequence[int]] = 2) -> Tensor:
-    """Contract the last ``dims`` axes of ``a`` with the first ``dims`` of ``b``, or the axes
-    listed in ``dims = (axes_of_a, axes_of_b)`` (``torch.tensordot``), via :func:`einsum`."""
-    if isinstance(dims, (int, np.integer)):
-        axes_a, axes_b = list(range(a.ndim - dims, a.ndim)), list(range(dims))
-    else:
-        axes_a, axes_b = ([d] if isinstance(d, int) else list(d) for d in dims)
-    if len(axes_a) != len(axes_b):
-        raise ValueError(f"tensordot: dims {dims} pair unequal numbers of axes")
-    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    term_a = [next(letters) for _ in range(a.ndim)]
-    term_b = [next(letters) for _ in range(b.ndim)]
-    for i, j in zip(axes_a, axes_b):
-        term_b[j % b.ndim] = term_a[i % a.ndim]
-    contracted = {term_a[i % a.ndim] for i in axes_a}
-    output = [c for c in term_a if c not in contracted] + [c for c in term_b if c not in contracted]
-    return einsum(f"{''.join(term_a)},{''.join(term_b)}->{''.join(output)}", a, b)

@@ -25,8 +25,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor
-from .common import add_tangents, constant, pair, quiet
+from ..tensor import Tensor, where
+from .common import add_tangents, constant, quiet
 
 Chain = Callable[..., object]
 
@@ -41,8 +41,15 @@ class Elementwise(Op):
             self.attrs = attrs
 
 
-def unary(name: str, forward: Callable[..., np.ndarray], chain: Chain, math: str) -> type[Op]:
-    """An elementwise op ``y = forward(x)`` whose derivative rule is ``chain(g, x, y)``."""
+def unary(
+    name: str,
+    forward: Callable[..., np.ndarray],
+    chain: Chain,
+    math: str,
+    replayable: bool = False,
+) -> type[Op]:
+    """An elementwise op ``y = forward(x)`` whose derivative rule is ``chain(g, x, y)``;
+    ``replayable`` says the rule is Tensor ops alone (:attr:`~.graph.Op.replayable_vjp`)."""
 
     class Unary(Elementwise):
         def forward(self, x):
@@ -55,11 +62,16 @@ def unary(name: str, forward: Callable[..., np.ndarray], chain: Chain, math: str
             (t,) = tangents
             return None if t is None else chain(t, x, out, **self.attrs)
 
-    return _named(Unary, name, f"y = {math}")
+    return _named(Unary, name, f"y = {math}", replayable)
 
 
 def binary(
-    name: str, forward: Callable[..., np.ndarray], chain_a: Chain, chain_b: Chain, math: str
+    name: str,
+    forward: Callable[..., np.ndarray],
+    chain_a: Chain,
+    chain_b: Chain,
+    math: str,
+    replayable: bool = False,
 ) -> type[Op]:
     """An elementwise op ``y = forward(a, b)`` with one derivative rule per input."""
 
@@ -81,30 +93,14 @@ def binary(
                 None if tb is None else chain_b(tb, a, b, out),
             )
 
-    return _named(Binary, name, f"y = {math}")
+    return _named(Binary, name, f"y = {math}", replayable)
 
 
-def _named(cls: type[Op], name: str, doc: str) -> type[Op]:
-    cls.name = name
+def _named(cls: type[Op], name: str, doc: str, replayable: bool) -> type[Op]:
+    cls.name, cls.replayable_vjp = name, replayable
     cls.__name__ = cls.__qualname__ = "".join(part.title() for part in name.split("_"))
     cls.__doc__ = doc
     return cls
-
-
-def where(condition: object, x: object, y: object) -> Tensor:
-    """``x`` where ``condition`` holds, else ``y`` (``torch.where``).
-
-    ``condition`` is a constant mask (a boolean Tensor or array); the gradient flows to ``x``
-    where it holds and to ``y`` elsewhere. ``x`` and ``y`` are promoted like the operands of
-    an operator (:func:`tinygrad_edu.dtypes.operands`): a Python number beside a Tensor is
-    weak, and two Python numbers follow PyTorch (``where(m, 1, 2.5)`` is float32,
-    ``where(m, 1, 2)`` int64).
-    """
-    mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
-    if mask.dtype != bool:
-        mask = mask.astype(bool)
-    x, y = pair(x, y, "where")
-    return Where.apply(x, y, condition=mask)
 
 
 def _sign(x: Tensor) -> np.ndarray:
@@ -217,35 +213,36 @@ def _integer_division(fn: Callable[..., np.ndarray], name: str) -> Callable[...,
 # fmt: off
 #               name       forward                     chain(g, x, y) = g * dy/dx
 Neg     = unary("neg",     np.negative,                lambda g, x, y: -g,
-                "-x;  dy/dx = -1")
+                "-x;  dy/dx = -1", replayable=True)
 Exp     = unary("exp",     quiet(np.exp),              lambda g, x, y: g * y,
-                "e^x;  dy/dx = e^x = y")
+                "e^x;  dy/dx = e^x = y", replayable=True)
 Log     = unary("log",     quiet(np.log),              lambda g, x, y: g / x,
-                "ln x;  dy/dx = 1/x")
+                "ln x;  dy/dx = 1/x", replayable=True)
 Sqrt    = unary("sqrt",    quiet(np.sqrt),             lambda g, x, y: g / (y * 2),
-                "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)")
+                "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)", replayable=True)
 Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * _sign(x),
                 "|x|;  dy/dx = sign(x), 0 at x = 0 and at NaN as in PyTorch")
 ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: gate(g, ~(x.data <= 0)),
                 "max(x, 0);  dy/dx = [not x <= 0]: 0 at x = 0, 1 at NaN, as in PyTorch")
 Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
                 lambda g, x, y: SigmoidBackward.apply(g, y),
-                "1 / (1 + e^-x), computed as exp(-softplus(-x));  dy/dx = y (1 - y)")
+                "1 / (1 + e^-x), computed as exp(-softplus(-x));  dy/dx = y (1 - y)",
+                replayable=True)
 Tanh    = unary("tanh",    np.tanh,                    lambda g, x, y: TanhBackward.apply(g, y),
-                "tanh x;  dy/dx = 1 - y^2")
+                "tanh x;  dy/dx = 1 - y^2", replayable=True)
 Clip    = unary("clip",    lambda x, lo, hi: np.clip(x, lo, hi),
                 lambda g, x, y, lo, hi: gate(g, _inside(x, lo, hi)),
                 "min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]")
 
 #            name   forward            chain_a(g, a, b, y) = g dy/da  chain_b = g dy/db
 Add = binary("add", np.add,            lambda g, a, b, y: g,          lambda g, a, b, y: g,
-             "a + b;  dy/da = 1, dy/db = 1")
+             "a + b;  dy/da = 1, dy/db = 1", replayable=True)
 Sub = binary("sub", np.subtract,       lambda g, a, b, y: g,          lambda g, a, b, y: -g,
-             "a - b;  dy/da = 1, dy/db = -1")
+             "a - b;  dy/da = 1, dy/db = -1", replayable=True)
 Mul = binary("mul", np.multiply,       lambda g, a, b, y: g * b,      lambda g, a, b, y: g * a,
-             "a b;  dy/da = b, dy/db = a")
+             "a b;  dy/da = b, dy/db = a", replayable=True)
 Div = binary("div", quiet(np.divide),  lambda g, a, b, y: g / b,      lambda g, a, b, y: -g * y / b,
-             "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b")
+             "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b", replayable=True)
 Pow = binary("pow", quiet(np.power),
              lambda g, a, b, y: g * b * a ** where((a.data == 0) & (b.data == 0), 1.0, b - 1),
              lambda g, a, b, y: g * y * where((a.data == 0) & (b.data >= 0), 1.0, a).log(),
@@ -253,58 +250,59 @@ Pow = binary("pow", quiet(np.power),
 
 # --------------------------------------------------------------- more maths (torch's names)
 Sin     = unary("sin",     np.sin,                     lambda g, x, y: g * x.cos(),
-                "sin x;  dy/dx = cos x")
+                "sin x;  dy/dx = cos x", replayable=True)
 Cos     = unary("cos",     np.cos,                     lambda g, x, y: -g * x.sin(),
-                "cos x;  dy/dx = -sin x")
+                "cos x;  dy/dx = -sin x", replayable=True)
 Tan     = unary("tan",     np.tan,                     lambda g, x, y: g * (y * y + 1),
-                "tan x;  dy/dx = 1 + tan^2 x = 1 + y^2")
+                "tan x;  dy/dx = 1 + tan^2 x = 1 + y^2", replayable=True)
 Asin    = unary("asin",    quiet(np.arcsin),           lambda g, x, y: g * (1 - x * x).rsqrt(),
-                "arcsin x;  dy/dx = 1 / sqrt(1 - x^2)")
+                "arcsin x;  dy/dx = 1 / sqrt(1 - x^2)", replayable=True)
 Acos    = unary("acos",    quiet(np.arccos),           lambda g, x, y: -g * (1 - x * x).rsqrt(),
-                "arccos x;  dy/dx = -1 / sqrt(1 - x^2)")
+                "arccos x;  dy/dx = -1 / sqrt(1 - x^2)", replayable=True)
 Atan    = unary("atan",    np.arctan,                  lambda g, x, y: g / (x * x + 1),
-                "arctan x;  dy/dx = 1 / (1 + x^2)")
+                "arctan x;  dy/dx = 1 / (1 + x^2)", replayable=True)
 Sinh    = unary("sinh",    quiet(np.sinh),             lambda g, x, y: g * x.cosh(),
-                "sinh x;  dy/dx = cosh x")
+                "sinh x;  dy/dx = cosh x", replayable=True)
 Cosh    = unary("cosh",    quiet(np.cosh),             lambda g, x, y: g * x.sinh(),
-                "cosh x;  dy/dx = sinh x")
+                "cosh x;  dy/dx = sinh x", replayable=True)
 Asinh   = unary("asinh",   np.arcsinh,                 lambda g, x, y: g * (x * x + 1).rsqrt(),
-                "arsinh x;  dy/dx = 1 / sqrt(x^2 + 1)")
+                "arsinh x;  dy/dx = 1 / sqrt(x^2 + 1)", replayable=True)
 Acosh   = unary("acosh",   quiet(np.arccosh),          lambda g, x, y: g * (x * x - 1).rsqrt(),
-                "arcosh x;  dy/dx = 1 / sqrt(x^2 - 1)")
+                "arcosh x;  dy/dx = 1 / sqrt(x^2 - 1)", replayable=True)
 Atanh   = unary("atanh",   quiet(np.arctanh),          lambda g, x, y: g / (1 - x * x),
-                "artanh x;  dy/dx = 1 / (1 - x^2)")
+                "artanh x;  dy/dx = 1 / (1 - x^2)", replayable=True)
 Log2    = unary("log2",    quiet(np.log2),             lambda g, x, y: g / (x * math.log(2)),
-                "log2 x;  dy/dx = 1 / (x ln 2)")
+                "log2 x;  dy/dx = 1 / (x ln 2)", replayable=True)
 Log10   = unary("log10",   quiet(np.log10),            lambda g, x, y: g / (x * math.log(10)),
-                "log10 x;  dy/dx = 1 / (x ln 10)")
+                "log10 x;  dy/dx = 1 / (x ln 10)", replayable=True)
 Log1p   = unary("log1p",   quiet(np.log1p),            lambda g, x, y: g / (x + 1),
-                "ln(1 + x), accurate for small x;  dy/dx = 1 / (1 + x)")
+                "ln(1 + x), accurate for small x;  dy/dx = 1 / (1 + x)", replayable=True)
 Exp2    = unary("exp2",    quiet(np.exp2),             lambda g, x, y: g * y * math.log(2),
-                "2^x;  dy/dx = 2^x ln 2 = y ln 2")
+                "2^x;  dy/dx = 2^x ln 2 = y ln 2", replayable=True)
 Expm1   = unary("expm1",   quiet(np.expm1),            lambda g, x, y: g * (y + 1),
-                "e^x - 1, accurate for small x;  dy/dx = e^x = y + 1")
+                "e^x - 1, accurate for small x;  dy/dx = e^x = y + 1", replayable=True)
 Rsqrt   = unary("rsqrt",   quiet(lambda x: 1 / np.sqrt(x)),
                 lambda g, x, y: g * y / x * -0.5,
-                "1 / sqrt(x);  dy/dx = -1 / (2 x^(3/2)) = -y / (2x)")
+                "1 / sqrt(x);  dy/dx = -1 / (2 x^(3/2)) = -y / (2x)", replayable=True)
 Erf     = unary("erf",     erf,
                 lambda g, x, y: g * (x * x * -1).exp() * (2 / math.sqrt(math.pi)),
-                "erf x = 2/sqrt(pi) int_0^x e^(-t^2) dt;  dy/dx = 2/sqrt(pi) e^(-x^2)")
+                "erf x = 2/sqrt(pi) int_0^x e^(-t^2) dt;  dy/dx = 2/sqrt(pi) e^(-x^2)",
+                replayable=True)
 Square  = unary("square",  np.square,                  lambda g, x, y: g * x * 2,
-                "x^2;  dy/dx = 2x")
+                "x^2;  dy/dx = 2x", replayable=True)
 Reciprocal = unary("reciprocal", quiet(np.reciprocal), lambda g, x, y: -g * y * y,
-                "1 / x;  dy/dx = -1 / x^2 = -y^2")
+                "1 / x;  dy/dx = -1 / x^2 = -y^2", replayable=True)
 # piecewise constant: the derivative is 0 wherever it exists (PyTorch's convention everywhere)
 Sign    = unary("sign",    np.sign,                    zero,
-                "sign x;  dy/dx = 0")
+                "sign x;  dy/dx = 0", replayable=True)
 Floor   = unary("floor",   np.floor,                   zero,
-                "floor x;  dy/dx = 0")
+                "floor x;  dy/dx = 0", replayable=True)
 Ceil    = unary("ceil",    np.ceil,                    zero,
-                "ceil x;  dy/dx = 0")
+                "ceil x;  dy/dx = 0", replayable=True)
 Round   = unary("round",   np.round,                   zero,
-                "x rounded half to even (like PyTorch);  dy/dx = 0")
+                "x rounded half to even (like PyTorch);  dy/dx = 0", replayable=True)
 Trunc   = unary("trunc",   np.trunc,                   zero,
-                "x rounded towards 0;  dy/dx = 0")
+                "x rounded towards 0;  dy/dx = 0", replayable=True)
 
 #                  name        forward             chain_a                 chain_b
 Maximum   = binary("maximum",   np.maximum,
@@ -321,7 +319,7 @@ Remainder = binary("remainder", _integer_division(np.mod, "remainder"), lambda g
                    "dy/da = 1, dy/db = -floor(a/b)")
 FloorDivide = binary("floor_divide", _integer_division(np.floor_divide, "floor_divide"),
                    zero, zero,
-                   "floor(a / b);  dy/da = dy/db = 0")
+                   "floor(a / b);  dy/da = dy/db = 0", replayable=True)
 # fmt: on
 
 
@@ -335,6 +333,7 @@ class SigmoidBackward(Op):
     """
 
     name = "sigmoid_backward"
+    replayable_vjp = True
 
     def forward(self, g, y):
         return g * y * (1 - y)
@@ -361,6 +360,7 @@ class TanhBackward(Op):
     """
 
     name = "tanh_backward"
+    replayable_vjp = True
 
     def forward(self, g, y):
         return g * (1 - y * y)

@@ -23,6 +23,7 @@ class MatMul(Op):
     """
 
     name = "matmul"
+    replayable_vjp = True
 
     def forward(self, a, b):
         return np.matmul(a, b)
@@ -65,6 +66,7 @@ class Linear(Op):
     """
 
     name = "linear"
+    replayable_vjp = True
 
     def forward(self, x, weight, bias=None):
         y = np.matmul(x, weight.T)

@@ -5,20 +5,17 @@ its tangent (:math:`\dot y = \sum \dot x`): the two modes are each other's trans
 sum's gradient is the running sum taken from the other end.
 
 Reductions whose rule follows from others by the chain rule (``mean``, ``var``, ``std``, the
-1- and inf-norms) are plain functions at the end of the module; ``argmax``/``argmin``/``any``/
-``all`` return integer or boolean tensors and have no gradient.
+1- and inf-norms) are Tensor methods built from these (:mod:`tinygrad_edu.composites`);
+``argmax``/``argmin``/``any``/``all`` return integer or boolean tensors and have no gradient.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor, _torch_axes
+from ..tensor import Tensor, where
 from .common import Axis, constant, kept_shape, normalize_axes
-from .elementwise import where
 
 
 class Sum(Op):
@@ -26,6 +23,7 @@ class Sum(Op):
     :math:`\dot y = \sum \dot x`."""
 
     name = "sum"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis, keepdims: bool) -> None:
         self.axis, self.keepdims = axis, keepdims
@@ -114,6 +112,7 @@ class Softmax(Op):
     """
 
     name = "softmax"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis) -> None:
         self.axis = axis
@@ -143,6 +142,7 @@ class LogSoftmax(Op):
     """
 
     name = "log_softmax"
+    replayable_vjp = True
 
     def __init__(self, axis: Axis) -> None:
         self.axis = axis
@@ -357,67 +357,3 @@ class Norm(Op):
     def jvp(self, tangents, out, x):
         (t,) = tangents
         return None if t is None else (t * self._direction(out, x)).sum(self.axes, self.keepdims)
-
-
-# ================================================================ composites of the ops above
-def amax(
-    x: Tensor,
-    axis: Axis = None,
-    keepdims: bool = False,
-    *,
-    dim: Axis = None,
-    keepdim: bool | None = None,
-) -> Tensor:
-    """Largest values over ``axis``; tied maxima always share the gradient equally
-    (``torch.amax``, unlike ``max`` over one axis, which picks the first)."""
-    return _extreme(Max, "amax", x, axis, keepdims, dim, keepdim)
-
-
-def amin(
-    x: Tensor,
-    axis: Axis = None,
-    keepdims: bool = False,
-    *,
-    dim: Axis = None,
-    keepdim: bool | None = None,
-) -> Tensor:
-    """Smallest values over ``axis``; tied minima share the gradient equally (``torch.amin``)."""
-    return _extreme(Min, "amin", x, axis, keepdims, dim, keepdim)
-
-
-def _extreme(op: type[Max], name: str, x, axis, keepdims, dim, keepdim) -> Tensor:
-    if dim is not None or keepdim is not None:
-        axis, keepdims = _torch_axes(name, axis, keepdims, dim, keepdim)
-    return op.apply(x, axis=axis, keepdims=keepdims, ties="split")
-
-
-def _count(x: Tensor, axis: Axis) -> int:
-    return int(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]))
-
-
-def var(x: Tensor, axis: Axis = None, correction: float = 1, keepdims: bool = False) -> Tensor:
-    r"""Variance :math:`\frac{1}{n - c} \sum (x - \bar x)^2` over ``axis`` (``c`` = ``correction``,
-    1 by default like PyTorch: the unbiased estimate; 0 for the population variance)."""
-    centred = x - x.mean(axis=axis, keepdims=True)
-    return (centred * centred).sum(axis=axis, keepdims=keepdims) / max(
-        _count(x, axis) - correction, 0
-    )
-
-
-def std(x: Tensor, axis: Axis = None, correction: float = 1, keepdims: bool = False) -> Tensor:
-    """Standard deviation: the square root of :func:`var`."""
-    return var(x, axis=axis, correction=correction, keepdims=keepdims).sqrt()
-
-
-def norm(x: Tensor, p: float | str = 2, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    r"""Vector norm over ``axis`` (all elements by default): ``p = 2`` (also ``"fro"``), 1, inf
-    or -inf (:math:`\max |x|`, :math:`\min |x|`). The gradient at 0 is 0, as in PyTorch."""
-    if p in (2, "fro"):
-        return Norm.apply(x, axis=axis, keepdims=keepdims)
-    if p == 1:
-        return x.abs().sum(axis=axis, keepdims=keepdims)
-    if p == math.inf:  # ties share the gradient, as in torch.linalg.vector_norm
-        return amax(x.abs(), axis=axis, keepdims=keepdims)
-    if p == -math.inf:
-        return amin(x.abs(), axis=axis, keepdims=keepdims)
-    raise ValueError(f"norm: p must be 1, 2, 'fro', inf or -inf, got {p!r}")

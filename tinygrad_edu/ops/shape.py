@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Op
-from ..tensor import Tensor
 from .common import Axis, constant, normalize_axes
 
 
@@ -25,6 +24,7 @@ class SumTo(Op):
     """
 
     name = "sum_to"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -53,6 +53,7 @@ class BroadcastTo(Op):
     r"""Broadcast ``x`` to ``shape`` (read-only view).   :math:`\bar x = ` ``g.sum_to(x.shape)``."""
 
     name = "broadcast_to"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -72,6 +73,7 @@ class Reshape(Op):
     r"""Same values, new shape.   :math:`\bar x = ` ``g.reshape(x.shape)``."""
 
     name = "reshape"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -91,6 +93,7 @@ class Transpose(Op):
     r"""Permute axes.   :math:`\bar x = ` ``g`` permuted back by the inverse permutation."""
 
     name = "transpose"
+    replayable_vjp = True
 
     def __init__(self, axes: tuple[int, ...]) -> None:
         self.axes = axes
@@ -125,6 +128,7 @@ class GetItem(Op):
     """
 
     name = "getitem"
+    replayable_vjp = True
 
     def __init__(self, index) -> None:
         self.index = index
@@ -152,6 +156,7 @@ class ScatterAdd(Op):
     """
 
     name = "scatter_add"
+    replayable_vjp = True
 
     def __init__(self, shape: tuple[int, ...], index, like: np.ndarray | None = None) -> None:
         self.shape, self.index, self.like = shape, index, like
@@ -183,6 +188,7 @@ class Stack(Op):
     r"""y = stack(xs, axis).   :math:`\bar x_i = ` ``g`` taken at position ``i`` along ``axis``."""
 
     name = "stack"
+    replayable_vjp = True
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
@@ -207,6 +213,7 @@ class Concatenate(Op):
     r"""y = concatenate(xs, axis).   :math:`\bar x_i = ` the slice of ``g`` that ``x_i`` filled."""
 
     name = "concatenate"
+    replayable_vjp = True
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
@@ -276,104 +283,3 @@ class Roll(Op):
 
 def _negated(shifts: int | tuple[int, ...]) -> int | tuple[int, ...]:
     return -shifts if isinstance(shifts, int) else tuple(-s for s in shifts)
-
-
-# ========================================================= composites: reshapes, copies, slices
-# Each is a few of the ops above, so its derivative needs no rule of its own.
-def squeeze(x: Tensor, axis: Axis = None) -> Tensor:
-    """Drop axes of size 1 (all of them, or those in ``axis``; others are kept, like PyTorch)."""
-    axes = normalize_axes(axis, x.ndim)
-    return x.reshape(tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
-
-
-def unsqueeze(x: Tensor, axis: int) -> Tensor:
-    """Insert an axis of size 1 at ``axis`` of the result (negative counts from its end)."""
-    (axis,) = normalize_axes(axis, x.ndim + 1)
-    return x.reshape((*x.shape[:axis], 1, *x.shape[axis:]))
-
-
-def expand(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
-    """``broadcast_to`` where a size of -1 keeps the existing size (``torch.Tensor.expand``)."""
-    lead = len(sizes) - x.ndim
-    if lead < 0:
-        raise ValueError(f"expand: {len(sizes)} sizes for a {x.ndim}-d tensor of shape {x.shape}")
-    shape = tuple(x.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes))
-    return x.broadcast_to(shape)
-
-
-def tile(x: Tensor, reps: tuple[int, ...]) -> Tensor:
-    """Repeat the whole tensor ``reps[i]`` times along axis ``i`` (``torch.tile``).
-
-    Done as a broadcast along new axes interleaved with the old ones, then a reshape, so the
-    gradient is the sum over the copies.
-    """
-    ndim = max(len(reps), x.ndim)
-    reps = (1,) * (ndim - len(reps)) + tuple(reps)
-    shape = (1,) * (ndim - x.ndim) + x.shape
-    interleaved = x.reshape(tuple(v for n in shape for v in (1, n)))
-    copies = interleaved.broadcast_to(tuple(v for r, n in zip(reps, shape) for v in (r, n)))
-    return copies.reshape(tuple(r * n for r, n in zip(reps, shape)))
-
-
-def repeat_interleave(x: Tensor, repeats: int, axis: int | None = None) -> Tensor:
-    """Repeat each element ``repeats`` times along ``axis`` (flattened first when ``None``)."""
-    if axis is None:
-        x, axis = x.reshape(-1), 0
-    (axis,) = normalize_axes(axis, x.ndim)
-    spread = unsqueeze(x, axis + 1)
-    copies = spread.broadcast_to((*x.shape[: axis + 1], repeats, *x.shape[axis + 1 :]))
-    return copies.reshape((*x.shape[:axis], x.shape[axis] * repeats, *x.shape[axis + 1 :]))
-
-
-def split(x: Tensor, split_size_or_sections: int | list[int], axis: int = 0) -> list[Tensor]:
-    """Pieces along ``axis``: of ``split_size`` each (the last may be smaller), or of the sizes
-    listed (they must add up to the axis length), as ``torch.split``."""
-    (axis,) = normalize_axes(axis, x.ndim)
-    length = x.shape[axis]
-    if isinstance(split_size_or_sections, int):
-        if split_size_or_sections < 1:
-            raise ValueError(f"split: split_size must be >= 1, got {split_size_or_sections}")
-        step = split_size_or_sections
-        sizes = [min(step, length - start) for start in range(0, length, step)] or [0]
-    else:
-        sizes = [int(s) for s in split_size_or_sections]
-        if sum(sizes) != length or min(sizes, default=0) < 0:
-            raise ValueError(f"split: sizes {sizes} do not add up to axis length {length}")
-    lead = (slice(None),) * axis
-    ends = np.cumsum(sizes).tolist()
-    return [x[(*lead, slice(end - size, end))] for size, end in zip(sizes, ends)]
-
-
-def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
-    """At most ``chunks`` pieces of ``ceil(n / chunks)`` along ``axis`` (``torch.chunk``)."""
-    if chunks < 1:
-        raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
-    (axis,) = normalize_axes(axis, x.ndim)
-    return split(x, max(-(-x.shape[axis] // chunks), 1), axis)
-
-
-def moveaxis(x: Tensor, source: Axis, destination: Axis) -> Tensor:
-    """Move axes to new positions, keeping the others in order (``np.moveaxis``)."""
-    src, dst = normalize_axes(source, x.ndim), normalize_axes(destination, x.ndim)
-    if len(src) != len(dst):
-        raise ValueError(f"moveaxis: {source} and {destination} differ in length")
-    order = [a for a in range(x.ndim) if a not in src]
-    for d, s in sorted(zip(dst, src)):
-        order.insert(d, s)
-    return x.transpose(*order)
-
-
-def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-    """Merge the axes from ``start_axis`` to ``end_axis`` (both included) into one."""
-    if x.ndim == 0:
-        return x.reshape(1)
-    (start,), (end,) = normalize_axes(start_axis, x.ndim), normalize_axes(end_axis, x.ndim)
-    if start > end:
-        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
-    return x.reshape((*x.shape[:start], -1, *x.shape[end + 1 :]))
-
-
-def unflatten(x: Tensor, axis: int, sizes: tuple[int, ...]) -> Tensor:
-    """Split axis ``axis`` into ``sizes`` (one of them may be -1)."""
-    (axis,) = normalize_axes(axis, x.ndim)
-    return x.reshape((*x.shape[:axis], *sizes, *x.shape[axis + 1 :]))

@@ -8,12 +8,14 @@ the op table; no function here has a hand-written backward. Grouped like PyTorch
 * :mod:`.losses` -- ``mse_loss``, ``binary_cross_entropy``, ``cross_entropy``, ...
 """
 
-from ...ops import one_hot
+from ...tensor import Tensor
 from .activations import *  # noqa: F403
 from .activations import __all__ as _activations
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers
 from .losses import *  # noqa: F403
 from .losses import __all__ as _losses
+
+one_hot = Tensor.one_hot
 
 __all__ = [*_activations, *_layers, *_losses, "one_hot"]

@@ -58,30 +58,30 @@ def log_softmax(x: Tensor, dim: int | tuple[int, ...] = -1) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     r""":math:`x` for :math:`x > 0`, else :math:`s x` (``s`` = ``negative_slope``)."""
-    return ops.LeakyReLU.apply(x, negative_slope=negative_slope)
+    return ops.activations.LeakyReLU.apply(x, negative_slope=negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     r""":math:`x` for :math:`x > 0`, else :math:`\alpha (e^x - 1)`."""
-    return ops.ELU.apply(x, alpha=alpha)
+    return ops.activations.ELU.apply(x, alpha=alpha)
 
 
 def selu(x: Tensor) -> Tensor:
     r""":math:`\lambda\, \mathrm{elu}(x, \alpha)` with the self-normalising constants
     :math:`\alpha \approx 1.6733`, :math:`\lambda \approx 1.0507`."""
-    return ops.SELU.apply(x)
+    return ops.activations.SELU.apply(x)
 
 
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
     r""":math:`x` for :math:`x > 0`, else :math:`\alpha (e^{x/\alpha} - 1)`."""
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0")
-    return ops.CELU.apply(x, alpha=alpha)
+    return ops.activations.CELU.apply(x, alpha=alpha)
 
 
 def silu(x: Tensor) -> Tensor:
     r""":math:`x\, \sigma(x)` (also called swish)."""
-    return ops.SiLU.apply(x)
+    return ops.activations.SiLU.apply(x)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
@@ -89,25 +89,25 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     with ``approximate="tanh"``: :math:`\frac{x}{2}(1 + \tanh(\sqrt{2/\pi}(x + 0.044715 x^3)))`."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return ops.GELU.apply(x, approximate=approximate)
+    return ops.activations.GELU.apply(x, approximate=approximate)
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     r""":math:`\frac{1}{\beta} \log(1 + e^{\beta x})`, and :math:`x` itself where
     :math:`\beta x > ` ``threshold`` (where the two agree to float precision)."""
-    return ops.Softplus.apply(x, beta=beta, threshold=threshold)
+    return ops.activations.Softplus.apply(x, beta=beta, threshold=threshold)
 
 
 def mish(x: Tensor) -> Tensor:
     r""":math:`x \tanh(\mathrm{softplus}(x))`."""
-    return ops.Mish.apply(x)
+    return ops.activations.Mish.apply(x)
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """``x`` clamped to ``[min_val, max_val]``; the gradient passes strictly inside."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val {min_val} is above max_val {max_val}")
-    return ops.Hardtanh.apply(x, min_val=min_val, max_val=max_val)
+    return ops.activations.Hardtanh.apply(x, min_val=min_val, max_val=max_val)
 
 
 def relu6(x: Tensor) -> Tensor:
@@ -117,19 +117,19 @@ def relu6(x: Tensor) -> Tensor:
 
 def hardsigmoid(x: Tensor) -> Tensor:
     """``relu6(x + 3) / 6``: 0 below -3, 1 above 3, linear between."""
-    return ops.Hardsigmoid.apply(x)
+    return ops.activations.Hardsigmoid.apply(x)
 
 
 def hardswish(x: Tensor) -> Tensor:
     """``x * relu6(x + 3) / 6``."""
-    return ops.Hardswish.apply(x)
+    return ops.activations.Hardswish.apply(x)
 
 
 def logsigmoid(x: Tensor) -> Tensor:
     r""":math:`\log \sigma(x) = -\mathrm{softplus}(-x)`, finite for every ``x``."""
-    return ops.LogSigmoid.apply(x)
+    return ops.activations.LogSigmoid.apply(x)
 
 
 def softsign(x: Tensor) -> Tensor:
     """``x / (1 + |x|)``."""
-    return ops.Softsign.apply(x)
+    return ops.activations.Softsign.apply(x)

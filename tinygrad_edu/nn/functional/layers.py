@@ -7,7 +7,7 @@ order -- comes from the op table:
 * convolution with ``groups`` = one convolution per channel group, joined by ``concatenate``;
   ``dilation`` = the kernel spread out with zeros (a ``scatter_add`` into a larger zero kernel);
   unequal padding = :func:`pad` first; unequal strides = stride 1, then strided slicing;
-* ``conv_transpose2d`` = the input gradient of a convolution (``ops.Conv2dInputGrad``);
+* ``conv_transpose2d`` = the input gradient of a convolution (``ops.conv.Conv2dInputGrad``);
 * ``pad`` = concatenation with constants, or indexing with computed index arrays
   (reflect, replicate, circular);
 * average pooling and bilinear resizing = two small matrices applied with ``matmul``, one per
@@ -27,7 +27,7 @@ from ... import ops
 from ...func import side_effect
 from ...graph import ShapeError
 from ...ops.common import constant
-from ...tensor import Tensor
+from ...tensor import Tensor, where
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -57,8 +57,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"the weight expects {weight.shape[1]} (weight shape {weight.shape})"
         )
     if bias is None:
-        return ops.Linear.apply(x, weight)
-    return ops.Linear.apply(x, weight, bias)
+        return ops.linalg.Linear.apply(x, weight)
+    return ops.linalg.Linear.apply(x, weight, bias)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -117,7 +117,7 @@ def _dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
     o, c, kh, kw = weight.shape
     shape = (o, c, (kh - 1) * dh + 1, (kw - 1) * dw + 1)
     index = (slice(None), slice(None), slice(None, None, dh), slice(None, None, dw))
-    return ops.ScatterAdd.apply(weight, shape=shape, index=index)
+    return ops.shape.ScatterAdd.apply(weight, shape=shape, index=index)
 
 
 def _same_padding(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, ...]:
@@ -226,9 +226,9 @@ def _convolve(
         x, padding = pad(x, (padding[1], padding[1], padding[0], padding[0])), (0, 0)
     inputs = (x, kernel) if bias is None else (x, kernel, bias)
     if stride[0] == stride[1]:
-        op = ops.Conv2dReLU if relu else ops.Conv2d
+        op = ops.conv.Conv2dReLU if relu else ops.conv.Conv2d
         return op.apply(*inputs, stride=stride[0], padding=padding[0])
-    y = ops.Conv2d.apply(*inputs, stride=1, padding=padding[0])  # then keep every s-th pixel
+    y = ops.conv.Conv2d.apply(*inputs, stride=1, padding=padding[0])  # then keep every s-th pixel
     y = y[:, :, :: stride[0], :: stride[1]]
     return y.relu() if relu else y
 
@@ -295,7 +295,7 @@ def conv_transpose2d(
         raise ShapeError(f"{op}: padding {padding} leaves no output for input shape {x.shape}")
     uniform = stride[0] == stride[1] and padding[0] == padding[1]
     if uniform and all(e < s for e, s in zip(extra, stride)):  # the conv input gradient itself
-        y = ops.Conv2dInputGrad.apply(
+        y = ops.conv.Conv2dInputGrad.apply(
             x, kernel, input_hw=out_hw, stride=stride[0], padding=padding[0]
         )
     else:  # spread x out with zeros, transpose at stride 1, add output_padding's zeros, crop
@@ -307,8 +307,8 @@ def conv_transpose2d(
                 slice(None, None, stride[0]),
                 slice(None, None, stride[1]),
             )
-            x = ops.ScatterAdd.apply(x, shape=(*x.shape[:2], *spread), index=index)
-        y = ops.Conv2dInputGrad.apply(x, kernel, input_hw=tuple(full), stride=1, padding=0)
+            x = ops.shape.ScatterAdd.apply(x, shape=(*x.shape[:2], *spread), index=index)
+        y = ops.conv.Conv2dInputGrad.apply(x, kernel, input_hw=tuple(full), stride=1, padding=0)
         y = pad(y, (0, extra[1], 0, extra[0]))
         (ph, pw), (oh, ow) = padding, out_hw
         y = y[:, :, ph : ph + oh, pw : pw + ow]
@@ -442,7 +442,7 @@ def max_pool2d(
     if any(sides):
         x = pad(x, sides, value=-np.inf)
     if kernel[0] == kernel[1] and stride[0] == stride[1] and dilation == (1, 1):
-        y = ops.MaxPool2d.apply(x, kernel=kernel[0], stride=stride[0])
+        y = ops.conv.MaxPool2d.apply(x, kernel=kernel[0], stride=stride[0])
         return y if y.shape[2:] == tuple(out) else y[:, :, : out[0], : out[1]]
     return _windows(x, kernel, stride, dilation, out).max(axis=0)
 
@@ -758,4 +758,4 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
     if not -rows <= padding_idx < rows:
         raise ValueError(f"embedding: padding_idx {padding_idx} outside [-{rows}, {rows})")
     mask = np.broadcast_to((index == padding_idx % rows)[..., None], out.shape)
-    return ops.where(mask, out.detach(), out)
+    return where(mask, out.detach(), out)

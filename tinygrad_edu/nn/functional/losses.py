@@ -4,7 +4,7 @@ Every loss here is a composition of differentiable ops, written in a form that c
 class losses go through ``log_softmax`` and the logistic losses through the log-sigmoid
 :math:`\log \sigma(z) = \mathrm{log\_softmax}([0, z])_1`, so logits of :math:`\pm 1000` give
 finite losses and exact gradients. Only binary cross entropy on probabilities needs a rule of
-its own (:class:`tinygrad_edu.ops.BinaryCrossEntropy`).
+its own (:class:`tinygrad_edu.ops.losses.BinaryCrossEntropy`).
 
 ``reduction`` is the third positional argument (this library's contract); PyTorch's other
 options (``weight``, ``ignore_index``, ``label_smoothing``, ``beta`` ...) are keywords.
@@ -19,7 +19,7 @@ import numpy as np
 from ... import ops
 from ...graph import ShapeError
 from ...ops.common import constant
-from ...tensor import Tensor
+from ...tensor import Tensor, where
 
 __all__ = [
     "REDUCTIONS",
@@ -93,7 +93,7 @@ def _quadratic_then_linear(name: str, input: Tensor, target: Any, width: float) 
     size = diff.abs()
     if width == 0:
         return size
-    return ops.where(size.data < width, 0.5 * diff * diff, width * (size - 0.5 * width))
+    return where(size.data < width, 0.5 * diff * diff, width * (size - 0.5 * width))
 
 
 def smooth_l1_loss(
@@ -250,7 +250,7 @@ def binary_cross_entropy(
     """
     target = _as_tensor(target, input)
     _same_shape("binary_cross_entropy", input, target)
-    loss = ops.BinaryCrossEntropy.apply(input, target)
+    loss = ops.losses.BinaryCrossEntropy.apply(input, target)
     return _reduce(loss if weight is None else loss * _as_tensor(weight, input), reduction)
 
 
@@ -307,7 +307,7 @@ def kl_div(
     else:
         positive = target.data > 0
         one, zero = (constant(np.asarray(v, dtype=target.dtype)) for v in (1, 0))
-        x_log_x = ops.where(positive, target * ops.where(positive, target, one).log(), zero)
+        x_log_x = where(positive, target * where(positive, target, one).log(), zero)
         loss = x_log_x - target * input
     if reduction == "batchmean":
         return loss.sum() / (input.shape[0] if input.ndim else 1)
