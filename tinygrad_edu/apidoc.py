@@ -5,7 +5,7 @@ module's ``__all__`` where it has one, otherwise the functions, classes and cons
 source defines at top level, in source order), with its signature and the first paragraph of its
 docstring. Classes also list their own public methods, properties and attributes (in declaration
 order) and the operators and protocols they implement. Everything comes from ``inspect`` and the
-docstrings, so the reference cannot say what the code does not; ``tests/test_api_reference.py``
+docstrings, so the reference cannot say what the code does not; ``tests/docs/test_api_reference.py``
 checks that ``docs/api.md`` is exactly what this module prints.
 
 The output is deterministic: no memory addresses, defaults rendered with ``repr``, annotations
@@ -54,7 +54,7 @@ HEADER = f"""\
 
 This page is generated from the code by `{REGENERATE}`: every public name of
 the namespaces below, with its signature and the first paragraph of its docstring. Do not edit it
-by hand; change the docstring and regenerate (`tests/test_api_reference.py` fails when the two
+by hand; change the docstring and regenerate (`tests/docs/test_api_reference.py` fails when the two
 differ). The guides in [the course](README.md) show how the pieces fit together.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tinygrad_edu import apidoc
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "api.md"
 
 #: every name the public API contract lists, relative to ``tinygrad_edu``

@@ -16,7 +16,7 @@ from tinygrad_edu.models.vgg import VGG16, vgg16
 
 h5py = pytest.importorskip("h5py")
 REAL_WEIGHTS = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "weights"
     / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
