@@ -6,75 +6,45 @@ with >= 32 input channels), Winograd F(4x4, 3x3) (``precision="fast"``), col2im 
 is the textbook sum in float64 on the same values; the error is measured relative to the largest
 reference value (float32 roundoff of a sum of many products is relative to its scale, not to
 each entry, which may cancel to 0).
+
+The kernel as stored (one GEMM over few output pixels) is attacked hardest: any kernel, stride,
+padding and batch (1-pixel images, kernels bigger than the image), float32 and float64 inputs and
+weights independently, C/Fortran/NHWC-backed/reversed/strided memory, 1-4 workers; there the
+error bound is per element, relative to the sum of the magnitudes of its terms. The path names
+(``forward_path`` / ``input_grad_path``) must name what actually runs, and an input gradient's
+ReLU mask must stop inf and NaN on every path.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tests.kernel_helpers import (
+    FAST_TOLERANCE,
+    FLOATS,
+    LAYOUTS,
+    POISON,
+    TOLERANCE,
+    layout_variant,
+    nhwc_backed,
+    out_size,
+    reference_conv,
+    reference_input_grad,
+    reference_weight_grad,
+    relative_error,
+    stored_kernel_everywhere,
+    worker_count,
+)
+from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import threads
+from tinygrad_edu.kernels import gemm, threads
 from tinygrad_edu.kernels import winograd as W
-
-#: float32 roundoff bound of the default paths, relative to the result's scale
-TOLERANCE = 1e-5
-#: measured bound of Winograd F(4x4, 3x3) in float32 on these sizes (docs/convolution.md)
-FAST_TOLERANCE = 1e-4
-
-
-def reference_conv(x, w, stride=1, padding=0):
-    """``y[n,k,i,j] = sum_{c,a,b} x[n,c,i*s+a-p,j*s+b-p] w[k,c,a,b]`` in float64, by definition."""
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    k, _, kh, kw = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho = (xp.shape[2] - kh) // stride + 1
-    wo = (xp.shape[3] - kw) // stride + 1
-    y = np.zeros((x.shape[0], k, ho, wo))
-    for a in range(kh):
-        for b in range(kw):
-            patch = xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride]
-            y += np.einsum("nchw,kc->nkhw", patch, w[:, :, a, b])
-    return y
-
-
-def reference_input_grad(g, w, input_hw, stride=1, padding=0):
-    """The adjoint of :func:`reference_conv`: each output's gradient sent back through ``w``."""
-    g, w = g.astype(np.float64), w.astype(np.float64)
-    _, c, kh, kw = w.shape
-    h, wd = input_hw
-    ho, wo = g.shape[2:]
-    xp = np.zeros((g.shape[0], c, h + 2 * padding + stride, wd + 2 * padding + stride))
-    for a in range(kh):
-        for b in range(kw):
-            contribution = np.einsum("nkhw,kc->nchw", g, w[:, :, a, b])
-            xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride] += contribution
-    return xp[:, :, padding : padding + h, padding : padding + wd]
-
-
-def reference_weight_grad(x, g, kernel_hw, stride=1, padding=0):
-    x, g = x.astype(np.float64), g.astype(np.float64)
-    kh, kw = kernel_hw
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho, wo = g.shape[2:]
-    out = np.zeros((g.shape[1], x.shape[1], kh, kw))
-    for a in range(kh):
-        for b in range(kw):
-            patch = xp[:, :, a : a + stride * ho : stride, b : b + stride * wo : stride]
-            out[:, :, a, b] = np.einsum("nchw,nkhw->kc", patch, g)
-    return out
-
-
-def relative_error(ours, exact):
-    return np.abs(ours - exact).max() / max(np.abs(exact).max(), 1e-30)
-
-
-def nhwc_backed(a):
-    """An NCHW array whose memory is NHWC, as the kernels' outputs are."""
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
+from tinygrad_edu.nn import functional as F
 
 #: channel counts on both sides of every threshold: Winograd from 32 input channels, col2im
 #: while 9 * C <= K
@@ -287,3 +257,255 @@ def test_an_empty_batch_on_the_stored_kernel_path_gives_empty_results():
         8,
     )
     assert K.conv2d_input_grad(empty, weight, (8, 8), 1, 1, mask=empty).shape == (0, 512, 8, 8)
+
+
+# -------------------------------------------- the kernel as stored: any shape, dtype, layout
+#: roundoff allowed per element, relative to the sum of the magnitudes of its terms
+ROUNDOFF = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+
+
+def assert_within_roundoff(actual, exact, summed, dtype) -> None:
+    """``|actual - exact| <= tol(dtype) * summed`` elementwise, where ``summed`` is the same sum
+    over the magnitudes of its terms."""
+    assert actual.shape == exact.shape
+    error = np.abs(np.asarray(actual, np.float64) - exact)
+    bound = ROUNDOFF[np.dtype(dtype)] * summed + 1e-300
+    worst = np.unravel_index(np.argmax(error - bound), error.shape) if error.size else ()
+    assert np.all(error <= bound), (worst, error[worst], bound[worst])
+
+
+@st.composite
+def stored_cases(draw):
+    """Any kernel, stride, padding and batch (1-pixel images, one channel included), dtypes of
+    the input and weights independently, memory layouts, worker count."""
+    n = draw(st.integers(1, 3))
+    c, k = draw(st.sampled_from([1, 2, 3, 5])), draw(st.sampled_from([1, 2, 3, 7]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 3))
+    h = draw(st.integers(max(1, kh - 2 * padding), 6))
+    wd = draw(st.integers(max(1, kw - 2 * padding), 6))
+    return {
+        "shape": (n, c, k, kh, kw, h, wd),
+        "stride": stride,
+        "padding": padding,
+        "x_dtype": draw(st.sampled_from(FLOATS)),
+        "w_dtype": draw(st.sampled_from(FLOATS)),
+        "x_layout": draw(st.sampled_from(LAYOUTS)),
+        "w_layout": draw(st.sampled_from(LAYOUTS)),
+        "workers": draw(st.integers(1, 4)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def _draw_arrays(case):
+    n, c, k, kh, kw, h, wd = case["shape"]
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((n, c, h, wd)).astype(case["x_dtype"])
+    w = rng.standard_normal((k, c, kh, kw)).astype(case["w_dtype"])
+    return x, w
+
+
+@given(stored_cases(), st.booleans(), st.booleans())
+def test_stored_kernel_forward_is_the_definition(case, with_bias, relu):
+    x, w = _draw_arrays(case)
+    stride, padding = case["stride"], case["padding"]
+    result = np.result_type(x, w)
+    bias = None
+    if with_bias:
+        bias = np.random.default_rng(case["seed"] + 1).standard_normal(w.shape[0]).astype(result)
+    xv, wv = layout_variant(x, case["x_layout"]), layout_variant(w, case["w_layout"])
+    x_copy, w_copy = xv.copy(), wv.copy()
+    with stored_kernel_everywhere(), worker_count(case["workers"]):
+        assert K.forward_path(w.shape, x.shape, stride, padding) == K.STORED_KERNEL
+        y = K.conv2d(xv, wv, stride, padding, bias=bias, relu=relu)
+    np.testing.assert_array_equal(xv, x_copy)  # inputs untouched
+    np.testing.assert_array_equal(wv, w_copy)
+    exact = reference_conv(x, w, stride, padding)
+    summed = reference_conv(np.abs(x), np.abs(w), stride, padding)
+    if bias is not None:
+        exact = exact + bias.reshape(1, -1, 1, 1)
+        summed = summed + np.abs(bias).reshape(1, -1, 1, 1)
+    if relu:
+        exact = np.maximum(exact, 0)
+    assert y.dtype == result
+    assert_within_roundoff(y, exact, summed, result)
+    if relu:
+        assert not np.signbit(y).any()  # ReLU gives +0, never -0 or negatives
+
+
+@given(stored_cases(), st.booleans())
+def test_stored_kernel_input_grad_is_the_transpose(case, with_mask):
+    """Stride-1 input gradient (the path is only taken for stride 1) with an optional ReLU
+    mask: an inf or NaN in ``g`` where ``mask <= 0`` (or ``mask`` NaN) contributes nothing."""
+    _, w = _draw_arrays(case)
+    padding = case["padding"]
+    n, _, k, kh, kw, h, wd = case["shape"]
+    ho, wo = out_size(h, kh, 1, padding), out_size(wd, kw, 1, padding)
+    rng = np.random.default_rng(case["seed"] + 2)
+    g = rng.standard_normal((n, k, ho, wo)).astype(case["x_dtype"])
+    mask = None
+    clean = g
+    if with_mask:
+        mask = rng.choice([-1.0, 0.0, -0.0, 1.0, np.nan, 2.5], size=g.shape).astype(g.dtype)
+        off = ~(mask > 0)
+        clean = np.where(off, 0.0, g)
+        poison = rng.choice(np.array([np.inf, -np.inf, np.nan, 1e30], g.dtype), size=g.shape)
+        g = np.where(off, poison, g).astype(g.dtype)
+    gv, wv = layout_variant(g, case["x_layout"]), layout_variant(w, case["w_layout"])
+    g_copy = gv.copy()
+    with stored_kernel_everywhere(), worker_count(case["workers"]):
+        assert K.input_grad_path(w.shape, g.shape, (h, wd), 1, padding) == K.STORED_KERNEL
+        grad = K.conv2d_input_grad(gv, wv, (h, wd), 1, padding, mask=mask)
+    np.testing.assert_array_equal(gv, g_copy)
+    exact = reference_input_grad(clean, w, (h, wd), 1, padding)
+    summed = reference_input_grad(np.abs(clean), np.abs(w), (h, wd), 1, padding)
+    assert grad.dtype == np.result_type(g, w)
+    assert np.isfinite(grad).all()
+    assert_within_roundoff(grad, exact, summed, grad.dtype)
+
+
+@given(
+    st.sampled_from([(3, 64, 3, 1, 1), (32, 32, 3, 1, 1), (4, 5, 3, 2, 1), (4, 5, 2, 1, 0)]),
+    st.sampled_from(["default", "fast"]),
+    st.sampled_from(FLOATS),
+    st.integers(0, 2**16),
+)
+def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, prec, dtype, seed):
+    """col2im, Winograd F2/F4 and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
+    NaN gives exactly the result of ``g`` zeroed there."""
+    c, k, kh, stride, padding = shape
+    rng = np.random.default_rng(seed)
+    h = 6
+    ho = out_size(h, kh, stride, padding)
+    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
+    g = rng.standard_normal((2, k, ho, ho)).astype(dtype)
+    mask = rng.choice(np.array([-1.0, 0.0, -0.0, 1.0, np.nan], dtype), size=g.shape)
+    off = ~(mask > 0)
+    poisoned = np.where(off, rng.choice(np.array(POISON, dtype), size=g.shape), g).astype(dtype)
+    clean = np.where(off, 0.0, g).astype(dtype)
+    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding, prec)
+    assert path != K.STORED_KERNEL
+    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask, precision=prec)
+    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding, precision=prec)
+    np.testing.assert_array_equal(masked, plain)
+
+
+@given(
+    st.sampled_from([(np.float32, np.float32), (np.float32, np.float64), (np.float64, np.float32)]),
+    st.booleans(),
+    st.integers(1, 3),
+)
+def test_stored_kernel_with_a_bias_wider_than_the_result(dtypes, relu, stride):
+    """A float64 bias on a float32 (or mixed) convolution: the result is float64 and within the
+    roundoff of the narrower convolution."""
+    x_dtype, w_dtype = dtypes
+    rng = np.random.default_rng(stride)
+    x = rng.standard_normal((2, 3, 5, 4)).astype(x_dtype)
+    w = rng.standard_normal((4, 3, 2, 3)).astype(w_dtype)
+    bias = (rng.standard_normal(4) * 1e3 + 1e-9).astype(np.float64)  # needs float64's digits
+    with stored_kernel_everywhere(), worker_count(2):
+        y = K.conv2d(x, w, stride, 1, bias=bias, relu=relu)
+    exact = reference_conv(x, w, stride, 1) + bias.reshape(1, -1, 1, 1)
+    summed = reference_conv(np.abs(x), np.abs(w), stride, 1)
+    if relu:
+        exact = np.maximum(exact, 0)
+    assert y.dtype == np.float64
+    narrow = np.result_type(x, w)
+    error = np.abs(y - exact)
+    assert np.all(error <= ROUNDOFF[narrow] * summed + 1e-12 * np.abs(bias).max())
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_narrower_bias_does_not_narrow_the_result(stored):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3))  # float64
+    bias = rng.standard_normal(3).astype(np.float32)
+    with stored_kernel_everywhere() if stored else contextlib.nullcontext():
+        plain = K.conv2d(x, w, 1, 1)
+        biased = K.conv2d(x, w, 1, 1, bias=bias)
+    assert plain.dtype == np.float64
+    assert biased.dtype == np.result_type(x, w, bias) == np.float64
+
+
+def test_a_narrower_bias_does_not_narrow_the_public_conv2d():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3))
+    bias = rng.standard_normal(3).astype(np.float32)
+    xt, wt, bt = Tensor(x), Tensor(w), Tensor(bias)
+    assert F.conv2d(xt, wt).dtype == np.float64
+    assert F.conv2d(xt, wt, bt).dtype == np.float64
+
+
+@given(
+    st.integers(1, 3),  # n
+    st.sampled_from([1, 2, 3, K.MIN_WINOGRAD_CHANNELS]),  # c (enough for Winograd)
+    st.sampled_from([1, 2, 5, K.MIN_WINOGRAD_CHANNELS]),  # k
+    st.integers(1, 3),  # kernel side
+    st.integers(1, 3),  # stride
+    st.integers(0, 2),  # padding
+    st.integers(1, 5),  # image side
+    st.integers(1, 100),  # MIN_DIRECT_KERNEL
+    st.integers(1, 60),  # MAX_DIRECT_PIXELS
+    st.sampled_from(["default", "fast"]),
+)
+def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel, max_px, prec):
+    """``forward_path`` / ``input_grad_path`` name the formulation that is actually called."""
+    assume(hw + 2 * padding >= side)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    w = rng.standard_normal((k, c, side, side)).astype(np.float32)
+    ho = out_size(hw, side, stride, padding)
+    g = rng.standard_normal((n, k, ho, ho)).astype(np.float32)
+    calls: list[str] = []
+
+    def spy(name, original):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(K, "MIN_DIRECT_KERNEL", min_kernel)
+        patch.setattr(K, "MAX_DIRECT_PIXELS", max_px)
+        for name in (
+            "stored_kernel_conv",
+            "stored_kernel_input_grad",
+            "im2col_conv",
+            "col2im_conv",
+        ):
+            patch.setattr(gemm, name, spy(name, getattr(gemm, name)))
+        patch.setattr(W, "conv3x3", spy("winograd", W.conv3x3))
+        forward = K.forward_path(w.shape, x.shape, stride, padding, prec)
+        K.conv2d(x, w, stride, padding, precision=prec)
+        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding, prec)
+        first = len(calls)
+        K.conv2d_input_grad(g, w, (hw, hw), stride, padding, precision=prec)
+    expected = {
+        K.STORED_KERNEL: "stored_kernel_conv",
+        "im2col": "im2col_conv",
+        W.F2.name: "winograd",
+        W.F4.name: "winograd",
+    }
+    assert calls[:first] == [expected[forward]]
+    expected_back = dict(expected, **{K.STORED_KERNEL: "stored_kernel_input_grad"})
+    expected_back["col2im"] = "col2im_conv"
+    assert calls[first:] == [expected_back[backward]]
+    stored = c * k * side * side >= min_kernel
+    assert (forward == K.STORED_KERNEL) == (stored and n * ho * ho <= max_px)
+    assert (backward == K.STORED_KERNEL) == (stored and stride == 1 and n * ho * ho <= max_px)
+
+
+def test_stored_kernel_one_pixel_images_and_a_kernel_bigger_than_the_image():
+    """1x1 images under a 3x3 kernel with padding 1 (only the centre tap is read), batch 4."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 1, 1))
+    w = rng.standard_normal((5, 3, 3, 3))
+    g = rng.standard_normal((4, 5, 1, 1))
+    with stored_kernel_everywhere(), worker_count(3):
+        y = K.conv2d(x, w, 1, 1)
+        grad = K.conv2d_input_grad(g, w, (1, 1), 1, 1)
+    np.testing.assert_allclose(y[:, :, 0, 0], x[:, :, 0, 0] @ w[:, :, 1, 1].T, rtol=1e-13)
+    np.testing.assert_allclose(grad[:, :, 0, 0], g[:, :, 0, 0] @ w[:, :, 1, 1], rtol=1e-13)
