@@ -168,11 +168,13 @@ def test_set_workers_takes_numpy_integers(workers):
     assert threads.workers() == 2 and type(threads.workers()) is int
 
 
-def test_threading_without_threadpoolctl_names_the_extra(monkeypatch):
+def test_threading_without_threadpoolctl_names_the_extra(workers, monkeypatch):
+    # (fixture order: monkeypatch is undone first, so the worker count is restored with
+    # threadpoolctl back in place, and later tests do not run serially)
     monkeypatch.setattr(threads, "ThreadpoolController", None)
     with pytest.raises(ImportError, match=r"tinygrad_edu\[threads\]"):
-        threads.set_workers(2)
-    threads.set_workers(1)  # serial stays available
+        workers(2)
+    workers(1)  # serial stays available
 
 
 @given(
