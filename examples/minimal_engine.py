@@ -6,9 +6,10 @@ one gradient per parent -- the vector-Jacobian product. ``backward()`` orders th
 every value comes after its parents, then walks that order backwards applying each ``vjp`` and
 *adding* what arrives at each parent (a value used twice gets both contributions: the chain rule).
 
-The real engine (``tinygrad_edu``) computes the same gradients -- ``tests/test_minimal_engine.py``
-checks it on the shared op table -- and adds what this file leaves out; docs/engine.md goes
-through it step by step. Run this file to see a gradient of a tiny network.
+The real engine (``tinygrad_edu``) computes the same gradients --
+``tests/examples/test_minimal_engine.py`` checks it on the shared op table -- and adds what this
+file leaves out; docs/engine.md goes through it step by step. Run this file to see a gradient
+of a tiny network.
 """
 
 from __future__ import annotations

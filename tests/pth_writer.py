@@ -2,7 +2,7 @@
 
 Used to build full-size VGG16 files in the tests. ``test_weights_io`` checks that real
 ``torch.load`` reads what this writes (when PyTorch is installed), so it cannot drift from the
-genuine format; the small fixtures in ``fixtures/`` were written by PyTorch itself.
+genuine format; the small fixtures in ``io/fixtures/`` were written by PyTorch itself.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 arrays, NumPy scalars and Tensors their own); an explicit numeric ``dtype=`` is honoured by every
 constructor; object, str, bytes, structured, datetime, timedelta and complex dtypes are refused
 with ``TypeError`` wherever they could enter; only floating tensors can require gradients.
-(Promotion between operands is tests/test_promotion.py.)
+(Promotion between operands is tests/engine/test_promotion.py.)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_like.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist_like.py"
 
 
 def test_fast_run_learns_and_saves_a_plot(tmp_path, capsys):

@@ -292,3 +292,57 @@ def test_float_class_labels_are_refused_naming_the_dtype(loss):
     logits = Tensor(np.zeros((3, 4), np.float32))
     with pytest.raises(TypeError, match=r"class indices must be integers, got dtype float32"):
         loss(logits, Tensor([0.0, 2.0, 1.0]))
+
+
+# ----------------------------------------------------------------------------- losses
+def test_mse_reductions():
+    p, t = Tensor(np.array([1.0, 2.0, 4.0])), np.array([1.0, 0.0, 1.0])
+    assert nn.MSELoss()(p, t).item() == pytest.approx(13 / 3)
+    assert nn.MSELoss("sum")(p, t).item() == pytest.approx(13)
+    np.testing.assert_allclose(nn.MSELoss("none")(p, t).data, [0, 4, 9])
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss("avg")
+
+
+def test_loss_refuses_silent_broadcasting():
+    with pytest.raises(tg.ShapeError, match=r"\(4, 1\).*\(4,\)"):
+        F.mse_loss(Tensor(np.ones((4, 1))), np.ones(4))
+
+
+def test_bce_matches_formula_and_is_finite_at_the_edges():
+    p = Tensor(np.array([0.2, 0.9, 0.0, 1.0]), requires_grad=True)
+    t = np.array([0.0, 1.0, 1.0, 0.0])
+    loss = nn.BCELoss("none")(p, t)
+    np.testing.assert_allclose(loss.data[:2], [-np.log(0.8), -np.log(0.9)])
+    np.testing.assert_allclose(loss.data[2:], [100.0, 100.0])
+    loss.sum().backward()
+    assert np.isfinite(p.grad.data[:2]).all()
+
+
+@given(st.data())
+def test_bce_gradcheck(data):
+    shape = data.draw(st.sampled_from([(), (3,), (2, 2)]))
+    p = Tensor(data.draw(arrays(shape, low=0.05, high=0.95)), requires_grad=True)
+    t = Tensor(data.draw(arrays(shape, low=0.0, high=1.0)))
+    assert tg.gradcheck(lambda q: F.binary_cross_entropy(q, t), [p])
+
+
+def test_cross_entropy_indices_and_probabilities_agree():
+    rng = np.random.default_rng(0)
+    logits = Tensor(rng.standard_normal((4, 3)) * 5, requires_grad=True)
+    labels = np.array([0, 2, 1, 2])
+    by_index = nn.CrossEntropyLoss()(logits, labels)
+    by_prob = nn.CrossEntropyLoss()(logits, np.eye(3)[labels])
+    assert by_index.item() == pytest.approx(by_prob.item())
+    log_probs = logits.data - np.log(np.exp(logits.data).sum(1, keepdims=True))
+    assert by_index.item() == pytest.approx(-log_probs[np.arange(4), labels].mean())
+    assert tg.gradcheck(lambda z: F.cross_entropy(z, labels, "sum"), [logits])
+
+
+def test_cross_entropy_is_stable_and_checks_classes():
+    logits = Tensor(np.array([[1000.0, -1000.0]]))
+    assert np.isfinite(F.cross_entropy(logits, np.array([1])).item())
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        F.cross_entropy(logits, np.array([2]))
+    with pytest.raises(tg.ShapeError, match="class indices"):
+        F.cross_entropy(logits, np.array([[0]]))

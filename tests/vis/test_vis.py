@@ -15,7 +15,7 @@ from tinygrad_edu.vis.ascent import AscentSettings, classic_ascent
 from tinygrad_edu.vis.images import grey_noise
 
 REAL_WEIGHTS = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "weights"
     / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -1,5 +1,7 @@
 """Forward mode: every op's JVP against its VJP (the transpose identity) and finite differences,
-nesting levels, mixing with reverse mode, and the contract on tangents."""
+nesting levels, mixing with reverse mode, and the contract on tangents. (Each op's JVP, and the
+JVPs of the ops its VJP is built from, are gradchecked in both modes in
+tests/ops/test_ops_gradcheck.py.)"""
 
 from __future__ import annotations
 
@@ -48,24 +50,6 @@ def test_jvp_is_the_transpose_of_vjp_and_matches_finite_differences(spec: OpSpec
     scale = 1.0 + abs(reverse)
     assert abs(forward - reverse) <= 1e-10 * scale, (forward, reverse)
     assert abs(forward - numeric) <= 1e-5 + 1e-4 * abs(numeric), (forward, numeric)
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-@given(data=st.data())
-def test_gradcheck_in_both_modes(spec: OpSpec, data):
-    arrays, kwargs = spec.draw(data)
-    tensors = [Tensor(a, requires_grad=True) for a in arrays]
-    assert tg.gradcheck(lambda *xs: spec.fn(*xs, **kwargs), tensors, modes=("rev", "fwd"))
-
-
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-@given(data=st.data())
-def test_forward_over_reverse_second_order(spec: OpSpec, data):
-    """The JVPs of the ops each VJP is built from (gradgradcheck differentiates the reverse pass
-    by forward mode)."""
-    arrays, kwargs = spec.draw(data)
-    tensors = [Tensor(a, requires_grad=True) for a in arrays]
-    assert tg.gradgradcheck(lambda *xs: spec.fn(*xs, **kwargs), tensors, modes=("fwd",))
 
 
 # ------------------------------------------------------------------------------ negative controls

@@ -16,7 +16,7 @@ from tinygrad_edu.models.vgg import VGG16, vgg16
 
 h5py = pytest.importorskip("h5py")
 REAL_WEIGHTS = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "weights"
     / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -269,11 +269,18 @@ def test_activations_and_input_gradients_agree_with_pytorch(source, reference):
 
 
 def test_classifier_loads_from_keras_and_torchvision_layouts_alike(tmp_path):
-    """fc1 reads the flattened 7x7x512 map: Keras in (h, w, c) order, torchvision in (c, h, w)."""
+    """fc1 reads the flattened 7x7x512 map: Keras in (h, w, c) order, torchvision in (c, h, w).
+
+    The full model with its top is 138M parameters: each loaded model is compared and dropped
+    before the next is loaded, and each file deleted once read."""
     rng = np.random.default_rng(3)
     top = VGG16(include_top=True, initialise=False)
-    state = {k: rng.random(p.shape, dtype=np.float32) - 0.5 for k, p in top.named_parameters()}
+    state = {}
+    for key, parameter in top.named_parameters():
+        state[key] = rng.random(parameter.shape, dtype=np.float32)
+        state[key] -= 0.5
     layers = keras_layers(state, top)
+    del top
     fc1 = (
         state["classifier.0.weight"]
         .reshape(4096, 512, 7, 7)
@@ -283,19 +290,20 @@ def test_classifier_loads_from_keras_and_torchvision_layouts_alike(tmp_path):
     layers["fc1"] = [fc1.T, state["classifier.0.bias"]]
     layers["fc2"] = [state["classifier.3.weight"].T, state["classifier.3.bias"]]
     layers["predictions"] = [state["classifier.6.weight"].T, state["classifier.6.bias"]]
-    from_keras = vgg16(write_keras_legacy(tmp_path / "top.h5", layers))
-    from_torch = vgg16(write_zip(state, tmp_path / "top.pth"))
-    keras_params = dict(from_keras.named_parameters())
-    torch_params = dict(from_torch.named_parameters())
-    for key, value in state.items():
-        np.testing.assert_array_equal(keras_params[key].data, value, err_msg=key)
-        np.testing.assert_array_equal(torch_params[key].data, value, err_msg=key)
+    keras_file = write_keras_legacy(tmp_path / "top.h5", layers)
+    del layers, fc1
+    for path in (keras_file, write_zip(state, tmp_path / "top.pth")):
+        model = vgg16(path)
+        path.unlink()
+        loaded = dict(model.named_parameters())
+        for key, value in state.items():  # exact equality (and shape), key by key
+            assert np.array_equal(loaded[key].data, value), (path.name, key)
     x = Tensor(rng.standard_normal((1, 3, 224, 224)).astype(np.float32))
-    logits = from_torch(x)
+    logits = model(x)  # the torchvision-loaded model
     assert logits.shape == (1, 1000)
-    assert from_torch(x, until="fc2").shape == (1, 4096)
+    assert model(x, until="fc2").shape == (1, 4096)
     with pytest.raises(tg.ShapeError, match="7x7"):
-        from_torch(Tensor(np.zeros((1, 3, 64, 64), np.float32)))
+        model(Tensor(np.zeros((1, 3, 64, 64), np.float32)))
 
 
 @pytest.mark.skipif(not REAL_WEIGHTS.exists(), reason="real VGG16 weights not in ../shared/weights")

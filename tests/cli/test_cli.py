@@ -339,7 +339,7 @@ def test_interrupts_and_exhausted_memory_end_in_one_line(
 def test_ctrl_c_during_training_exits_130_and_writes_nothing(tmp_path):
     command = [sys.executable, "-m", "tinygrad_edu.cli", "text-color", "train", "--target", "0"]
     command += ["--max-iteration", "10000000", "--no-progress", "--out", str(tmp_path / "out")]
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
     time.sleep(4)  # imports done, training under way
     child.send_signal(signal.SIGINT)

@@ -5,7 +5,8 @@ Layers, from the top: ``cli`` -> ``vis`` -> ``models`` -> (``nn``, ``optim``, ``
 -> the engine (``tensor``, ``graph``, ``autograd``, ``ops``, ...) -> ``kernels``. A module may
 import from its own layer or below, never above; ``io`` reads files into plain arrays and needs no
 engine at all; ``kernels`` are plain NumPy. Every import is checked, including the ones inside
-functions.
+functions. The modules are read from the tree: a new top-level module belongs to the engine
+unless :data:`LAYERS` places it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ LAYERS = {
     "axes": 0,
     "progress": 0,
 }
-ENGINE = 2  # every other module: tensor, graph, autograd, ops, gradcheck, tracing, ...
+ENGINE = 2  # every other module: tensor, graph, autograd, ops, gradcheck, observers, ...
+#: modules any layer may import: writing a file atomically (checkpoints, pages, figures) needs
+#: no engine (``io`` needs none, see below), so importing it pulls no higher layer in
+UTILITIES = {"io.atomic"}
 
 
 def _layer(top: str) -> int:
@@ -45,12 +49,28 @@ def _top(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """``(line, absolute module)`` for every import of a tinygrad_edu module in ``path``."""
-    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    if path.name == "__init__.py":
-        module = package
+def _module_name(path: Path, root: Path) -> str:
+    """The dotted name of the module in ``path``: ``pkg/__init__.py`` is ``pkg`` itself."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(dotted: str, root: Path) -> bool:
+    """Whether ``dotted`` names a module or package in the tree under ``root``."""
+    candidate = root.joinpath(*dotted.split("."))
+    return candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file()
+
+
+def _imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
+    """``(line, absolute module)`` for every import of a package module in ``path``.
+
+    Relative imports resolve against the importing module's package, which for
+    ``pkg/__init__.py`` is ``pkg`` itself (``from .x import y`` there means ``pkg.x``). In
+    ``from pkg import name`` the target is ``pkg.name`` when the tree has such a module, and
+    ``pkg`` when ``name`` is a name defined in ``pkg``.
+    """
+    module = _module_name(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -60,13 +80,43 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            names = [f"{target}.{a.name}" for a in node.names] if not node.module else [target]
-            found += [(node.lineno, n) for n in names if n.startswith("tinygrad_edu")]
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                name = submodule if _is_module(submodule, root) else target
+                if name.split(".")[0] == PACKAGE.name:
+                    found.append((node.lineno, name))
         elif isinstance(node, ast.Import):
             found += [
-                (node.lineno, a.name) for a in node.names if a.name.startswith("tinygrad_edu")
+                (node.lineno, a.name) for a in node.names if a.name.split(".")[0] == PACKAGE.name
             ]
     return found
+
+
+def test_relative_imports_resolve_against_the_importing_package(tmp_path: Path):
+    """``from .x`` in ``pkg/__init__.py`` is ``pkg.x``; in ``pkg/mod.py`` it is ``pkg.x`` too;
+    ``from ..y`` climbs one package from either; ``from pkg import sub`` names the submodule."""
+    package = tmp_path / PACKAGE.name
+    (package / "nn").mkdir(parents=True)
+    for name in ("__init__.py", "graph.py", "nn/layers.py", "nn/losses.py"):
+        (package / name).write_text("")
+    source = (
+        "from .layers import Linear\n"
+        "from . import losses\n"
+        "from ..graph import Op\n"
+        "from .. import Tensor\n"
+        f"from {PACKAGE.name} import nn\n"
+    )
+    expected = [
+        f"{PACKAGE.name}.nn.layers",
+        f"{PACKAGE.name}.nn.losses",
+        f"{PACKAGE.name}.graph",
+        PACKAGE.name,
+        f"{PACKAGE.name}.nn",
+    ]
+    (package / "nn" / "__init__.py").write_text(source)
+    (package / "nn" / "module.py").write_text(source)
+    for path in (package / "nn" / "__init__.py", package / "nn" / "module.py"):
+        assert [target for _, target in _imports(path, tmp_path)] == expected
 
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
@@ -74,13 +124,15 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_point_down(path: Path):
-    own = _top(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    own = _top(_module_name(path, ROOT))
     if own == "__init__":
         return  # the package root re-exports the public names of every layer
     wrong = []
     for line, target in _imports(path):
         top = _top(target)
-        if top == own or (top == "__init__" and target == "tinygrad_edu"):
+        if target.partition(".")[2] in UTILITIES:
+            continue
+        if top == own or (top == "__init__" and target == PACKAGE.name):
             if top == "__init__" and own in LAYERS and _layer(own) < ENGINE:
                 wrong.append(f"line {line}: {target} (the package root pulls in the engine)")
             continue

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.op_specs import SPECS, SPECS_BY_NAME, OpSpec
 from tinygrad_edu import Tensor
 
-PATH = Path(__file__).resolve().parent.parent / "examples" / "minimal_engine.py"
+PATH = Path(__file__).resolve().parents[2] / "examples" / "minimal_engine.py"
 minimal = runpy.run_path(str(PATH), run_name="minimal_engine")
 Value = minimal["Value"]
 

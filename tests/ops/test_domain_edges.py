@@ -3,18 +3,32 @@
 Finite differences cannot step across an edge, so the oracle here is PyTorch (skipped when absent):
 forward values and gradients must agree *including* where they are inf or NaN. The edge values are
 few, so every value (and every pair, for binary ops) is tested, not a sample.
+
+The piecewise-linear ops (``relu``, ``clip``, ``hardtanh``, ``relu6``, ``hardsigmoid``,
+``maximum``/``minimum``, the fused ``conv2d_relu`` on every kernel path) route an inf or NaN
+upstream gradient or tangent like PyTorch: +0 where the slope is 0, in both modes; away from
+their kinks their second derivatives match finite differences.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.kernel_helpers import (
+    FLOATS,
+    POISON,
+    out_size,
+    reference_conv,
+    stored_kernel_everywhere,
+    worker_count,
+)
 from tinygrad_edu import Tensor, nn, optim
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import EDGE_VALUES, saturating_logits
@@ -328,3 +342,213 @@ def test_derivatives_at_every_kink_agree_with_pytorch_in_both_modes(name):
         e = Tensor(np.array([p]))
         _, t = tg.jvp(lambda t: ours(t).sum(), (e,), (Tensor(np.ones(1)),))
         assert t.item() == pytest.approx(gi, rel=1e-12, abs=1e-15), (name, p)
+
+
+# ------------------------------ gate: piecewise-linear chain rules vs PyTorch, any upstream
+#: name: (ours, PyTorch's given the torch module): unary ops whose slope is 0 or a constant
+GATED = {
+    "relu": (lambda x: x.relu(), lambda torch, x: x.relu()),
+    "clip": (lambda x: x.clip(-1.0, 1.0), lambda torch, x: x.clamp(-1.0, 1.0)),
+    "clip_lo": (lambda x: x.clip(0.0), lambda torch, x: x.clamp(min=0.0)),
+    "hardtanh": (
+        lambda x: F.hardtanh(x, -1.0, 1.0),
+        lambda torch, x: torch.nn.functional.hardtanh(x),
+    ),
+    "relu6": (lambda x: F.relu6(x), lambda torch, x: torch.nn.functional.relu6(x)),
+    "hardsigmoid": (
+        lambda x: F.hardsigmoid(x),
+        lambda torch, x: torch.nn.functional.hardsigmoid(x),
+    ),
+}
+#: finite inputs on and around every kink of the ops above, and infinities
+KINK_POINTS = (0.0, -0.0, 1.0, -1.0, 3.0, -3.0, 6.0, 0.5, -2.0, 7.0, 1e-30, np.inf, -np.inf)
+
+
+def torch_grad(torch, fn, arrays, g):
+    leaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*leaves)
+    out.backward(torch.tensor(g))
+    return [leaf.grad.numpy() for leaf in leaves]
+
+
+def assert_same_floats(ours, theirs, rtol: float = 0.0) -> None:
+    """NaN, inf and zeros (with their sign) in the same places; equal values elsewhere (within
+    ``rtol``)."""
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+    np.testing.assert_array_equal(ours == 0, theirs == 0)
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=0)
+
+
+@given(
+    st.sampled_from(sorted(GATED)),
+    st.sampled_from(FLOATS),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_gated_ops_route_inf_and_nan_like_pytorch(name, dtype, size, data):
+    torch = pytest.importorskip("torch")
+    x = np.array(
+        data.draw(st.lists(st.sampled_from(KINK_POINTS), min_size=size, max_size=size)), dtype
+    )
+    g = np.array(data.draw(st.lists(st.sampled_from(POISON), min_size=size, max_size=size)), dtype)
+    ours_fn, torch_fn = GATED[name]
+    xt = Tensor(x, requires_grad=True)
+    (ours,) = tg.grad(ours_fn(xt), [xt], grad_outputs=g)
+    (theirs,) = torch_grad(torch, lambda t: torch_fn(torch, t), [x], g)
+    # PyTorch multiplies by a float32 1/6, even in float64 (0.25 -> 0.25000000745): 2 ulp
+    assert_same_floats(ours.data, theirs, rtol=2.5e-7 if name == "hardsigmoid" else 0.0)
+
+
+@given(st.sampled_from(sorted(GATED)), st.sampled_from(FLOATS), st.integers(1, 12), st.data())
+def test_gated_ops_forward_mode_routes_inf_and_nan_like_pytorch(name, dtype, size, data):
+    """The same gate in forward mode: an inf or NaN tangent where the slope is 0 gives +0."""
+    torch = pytest.importorskip("torch")
+    x = np.array(
+        data.draw(st.lists(st.sampled_from(KINK_POINTS), min_size=size, max_size=size)), dtype
+    )
+    t = np.array(data.draw(st.lists(st.sampled_from(POISON), min_size=size, max_size=size)), dtype)
+    ours_fn, torch_fn = GATED[name]
+    _, ours = tg.jvp(ours_fn, [Tensor(x)], [Tensor(t)])
+    _, theirs = torch.func.jvp(lambda a: torch_fn(torch, a), (torch.tensor(x),), (torch.tensor(t),))
+    assert_same_floats(ours.data, theirs.numpy(), rtol=2.5e-7 if name == "hardsigmoid" else 0.0)
+
+
+@given(st.sampled_from(["maximum", "minimum"]), st.sampled_from(FLOATS), st.data())
+def test_maximum_minimum_route_inf_and_nan_like_pytorch(name, dtype, data):
+    """Ties split the gradient in half; the losing side gets +0 even for an inf or NaN."""
+    torch = pytest.importorskip("torch")
+    size = data.draw(st.integers(1, 12))
+    values = st.lists(st.sampled_from((0.0, -0.0, 1.0, -1.0, np.inf, -np.inf)), min_size=size,
+                      max_size=size)  # fmt: skip
+    a, b = (np.array(data.draw(values), dtype) for _ in range(2))
+    g = np.array(data.draw(st.lists(st.sampled_from(POISON), min_size=size, max_size=size)), dtype)
+    at, bt = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    ours = tg.grad(getattr(at, name)(bt), [at, bt], grad_outputs=g)
+    theirs = torch_grad(torch, getattr(torch, name), [a, b], g)
+    for mine, other in zip(ours, theirs):
+        assert_same_floats(mine.data, other)
+
+
+@st.composite
+def conv_relu_cases(draw):
+    n, c, k = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh = draw(st.integers(1, 3))
+    stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))
+    h = draw(st.integers(max(1, kh - 2 * padding), 5))
+    return n, c, k, kh, stride, padding, h, draw(st.integers(0, 2**16)), draw(st.booleans())
+
+
+def conv_relu_arrays(case, dtype) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """The generator of a :func:`conv_relu_cases` case and the ``x, w, b`` it drew first."""
+    n, c, k, kh, _, _, h, seed, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, h)).astype(dtype)
+    w = rng.standard_normal((k, c, kh, kh)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    return rng, x, w, b
+
+
+@given(conv_relu_cases(), st.sampled_from(FLOATS))
+def test_conv2d_relu_with_inf_and_nan_where_the_relu_is_off_matches_pytorch(case, dtype):
+    """Upstream inf/NaN where ``relu`` output 0 reach neither x, w nor b (PyTorch's
+    threshold_backward), on the default and on the stored-kernel path."""
+    torch = pytest.importorskip("torch")
+    n, _, k, kh, stride, padding, h, _, stored = case
+    rng, x, w, b = conv_relu_arrays(case, dtype)
+    ho = out_size(h, kh, stride, padding)
+    pre = reference_conv(x, w, stride, padding) + b.reshape(1, -1, 1, 1)
+    g = rng.standard_normal((n, k, ho, ho)).astype(dtype)
+    g = np.where(pre <= 0, rng.choice(np.array(POISON, dtype), size=g.shape), g).astype(dtype)
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    with stored_kernel_everywhere() if stored else contextlib.nullcontext(), worker_count(2):
+        out = F.conv2d_relu(*inputs, stride, padding)
+        ours = tg.grad(out, inputs, grad_outputs=g)
+    theirs = torch_grad(
+        torch,
+        lambda a, v, c_: torch.nn.functional.conv2d(a, v, c_, stride, padding).relu(),
+        [x, w, b],
+        g,
+    )
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    for mine, other in zip(ours, theirs):
+        assert mine.dtype == other.dtype and np.isfinite(mine.data).all()
+        scale = np.abs(other).max() + 1e-30
+        np.testing.assert_allclose(mine.data, other, rtol=0, atol=rtol * scale)
+
+
+@given(conv_relu_cases(), st.sampled_from(FLOATS), st.sampled_from([np.inf, -np.inf]))
+def test_conv2d_relu_forward_mode_with_an_infinite_tangent_matches_pytorch(case, dtype, inf):
+    """One infinite input pixel in the tangent: outputs it reaches get an infinite tangent,
+    except where the ReLU is off, which get +0 (PyTorch's relu JVP), on both paths."""
+    torch = pytest.importorskip("torch")
+    n, c, _, _, stride, padding, h, _, stored = case
+    rng, x, w, b = conv_relu_arrays(case, dtype)
+    tx = rng.standard_normal(x.shape).astype(dtype)
+    tx[rng.integers(n), rng.integers(c), rng.integers(h), rng.integers(h)] = inf
+    path = stored_kernel_everywhere() if stored else contextlib.nullcontext()
+    with path, worker_count(2), np.errstate(invalid="ignore"):  # inf arithmetic is the point
+        _, ours = tg.jvp(
+            lambda a: F.conv2d_relu(a, Tensor(w), Tensor(b), stride, padding), [Tensor(x)], [tx]
+        )
+    _, theirs = torch.func.jvp(
+        lambda a: torch.nn.functional.conv2d(
+            a, torch.tensor(w), torch.tensor(b), stride, padding
+        ).relu(),
+        (torch.tensor(x),),
+        (torch.tensor(tx),),
+    )
+    theirs = theirs.numpy()
+    ours = ours.data
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+    finite = np.isfinite(theirs)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    scale = np.abs(theirs[finite]).max(initial=0) + 1e-30
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=0, atol=rtol * scale)
+    np.testing.assert_array_equal(ours[theirs == 0] == 0, True)
+
+
+def _away_from(values: np.ndarray, kinks, margin: float = 1e-2) -> bool:
+    return all(np.abs(values - kink).min() > margin for kink in kinks) if values.size else True
+
+
+SMOOTH_PARTNERS = {  # f(x) times something smooth, so the second derivative is not all zero
+    "relu": ((0.0,), lambda x: x.relu() * x.sin()),
+    "clip": ((-1.0, 1.0), lambda x: x.clip(-1.0, 1.0) * x.exp()),
+    "hardtanh": ((-1.0, 1.0), lambda x: F.hardtanh(x, -1.0, 1.0) * x * x),
+    "hardsigmoid": ((-3.0, 3.0), lambda x: F.hardsigmoid(x) * x.cos()),
+    "maximum": ((0.5,), lambda x: x.maximum(0.5) * x.tanh()),
+    "minimum": ((-0.5,), lambda x: x.minimum(x * 0 - 0.5) * x.sin()),
+}
+
+
+@given(
+    st.sampled_from(sorted(SMOOTH_PARTNERS)),
+    st.lists(st.floats(-4, 4, allow_nan=False), min_size=1, max_size=6),
+)
+def test_gated_ops_second_order_match_finite_differences(name, values):
+    kinks, fn = SMOOTH_PARTNERS[name]
+    x = np.array(values)
+    assume(_away_from(x, kinks))
+    assert tg.gradgradcheck(fn, [Tensor(x, requires_grad=True)], modes=("rev", "fwd"))
+
+
+@given(conv_relu_cases())
+def test_conv2d_relu_second_order_on_the_stored_kernel_path(case):
+    n, c, k, kh, stride, padding, h, seed, stored = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, c, h, h)), rng.standard_normal((k, c, kh, kh))
+    b = rng.standard_normal(k)
+    pre = reference_conv(x, w, stride, padding) + b.reshape(1, -1, 1, 1)
+    assume(np.abs(pre).min() > 1e-2)  # away from the ReLU's kink
+
+    def fn(x, w, b):  # squared, so the Hessian of x and w is not zero
+        y = F.conv2d_relu(x, w, b, stride, padding)
+        return y * y
+
+    inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
+    with stored_kernel_everywhere() if stored else contextlib.nullcontext(), worker_count(2):
+        assert tg.gradgradcheck(fn, inputs, atol=1e-6, rtol=1e-5)

@@ -1,11 +1,11 @@
-"""Adversarial tests of ``Module.freeze()`` / ``unfreeze()``, ``load_into`` and the frozen-kernel
-path of the layout cache.
+"""``Module.freeze()`` / ``unfreeze()``, ``load_into`` and the frozen-kernel path of the layout
+cache.
 
-The promises attacked: a frozen parameter's array never changes; every computation with a frozen
-model equals the same computation with the plain model bit for bit; the layout cache never
-serves the layouts of another array (not even a dead frozen array whose ``id()`` was reused),
-nor of another dtype or shape; frozen and plain kernels with equal contents give correct results
-in any call order, also from several threads.
+The promises: a frozen parameter's array never changes; every computation with a frozen model
+equals the same computation with the plain model bit for bit; the layout cache never serves the
+layouts of another array (not even a dead frozen array whose ``id()`` was reused), nor of another
+dtype or shape; frozen and plain kernels with equal contents give correct results in any call
+order, also from several threads.
 """
 
 from __future__ import annotations
@@ -762,3 +762,51 @@ def test_parameter_gradients_of_a_frozen_model_asked_for_explicitly_equal_the_pl
     for g, h in zip(*grads):
         same(g.data, h.data)
     assert all(is_frozen(p.data) for p in frozen.parameters())
+
+
+# ----------------------------------------------------------------------------- freeze
+def test_freeze_makes_every_parameter_constant_and_unfreeze_undoes_it():
+    from tinygrad_edu.kernels.frozen import is_frozen
+
+    model = nn.Sequential(nn.Linear(3, 5, rng=0), nn.Sigmoid(), nn.Linear(5, 1, rng=1))
+    before = model.state_dict()
+    assert model.freeze() is model
+    for parameter in model.parameters():
+        assert is_frozen(parameter.data) and not parameter.requires_grad
+        with pytest.raises(ValueError, match="read-only"):
+            parameter.data[...] = 0
+    for name, value in model.state_dict().items():  # same values; snapshots stay writable
+        np.testing.assert_array_equal(value, before[name])
+        value[...] = 1
+    out = model(Tensor(np.ones((2, 3))))
+    assert not out.requires_grad
+    assert model.unfreeze() is model
+    for parameter in model.parameters():
+        assert not is_frozen(parameter.data) and parameter.requires_grad
+        parameter.data[...] = 0  # writable again
+
+
+def test_a_frozen_model_loads_a_state_dict_and_stays_frozen():
+    from tinygrad_edu.kernels.frozen import is_frozen
+
+    model = nn.Linear(3, 2, rng=0).freeze()
+    state = {"weight": np.full((2, 3), 2, dtype=np.int64), "bias": np.array([1.0, -1.0])}
+    model.load_state_dict(state)
+    assert model.weight.dtype == np.float32 and is_frozen(model.weight.data)  # its own dtype
+    np.testing.assert_array_equal(model.weight.data, np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(model.bias.data, [1.0, -1.0])
+    with pytest.raises(tg.nn.StateDictError, match="shape"):
+        model.load_state_dict({"weight": np.zeros((3, 2)), "bias": np.zeros(2)})
+    np.testing.assert_array_equal(model.weight.data, np.full((2, 3), 2.0))  # untouched
+
+
+def test_an_optimizer_leaves_frozen_parameters_alone():
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Linear(4, 1, rng=1))
+    model[0].freeze()
+    frozen = model[0].weight.data
+    optimizer = tg.optim.SGD(model.parameters(), lr=0.5)
+    loss = model(Tensor(np.ones((2, 3)))).sum()
+    loss.backward()
+    optimizer.step()
+    assert model[0].weight.data is frozen and model[0].weight.grad is None
+    assert model[1].weight.grad is not None
