@@ -133,28 +133,33 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         stepped = [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
+        states = self.state
         for i, (p, group) in enumerate(stepped):  # before any update: all or nothing
-            problem = self._step_problem(p, group, self.state.get(id(p), {}))
+            problem = self._step_problem(p, group, states.get(id(p)))
             if problem:
                 raise ValueError(f"{type(self).__name__}.step: parameter {i} {problem}")
         for p, group in stepped:
-            self.update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+            state = states.get(id(p))
+            if state is None:
+                state = states[id(p)] = {}
+            self.update(p, p.grad.data, group, state)
             p._bump_version()  # ops that saved p before this step must not use its new values
         return loss
 
-    def _step_problem(self, p: Tensor, group: ParamGroup, state: dict) -> str | None:
+    def _step_problem(self, p: Tensor, group: ParamGroup, state: dict | None) -> str | None:
         """Why ``p`` cannot be stepped now, or ``None``."""
-        if is_frozen(p.data):
-            return (
-                f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
-                "unfreeze() on its module to train it"
-            )
-        if not p.data.flags.writeable:
+        data, grad = p.data, p.grad
+        if not data.flags.writeable:
+            if is_frozen(data):
+                return (
+                    f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
+                    "unfreeze() on its module to train it"
+                )
             return f"(shape {p.shape}) has a read-only array"
-        if p.dtype.kind != "f":
+        if data.dtype.kind != "f":
             return f"is {p.dtype}; only floating-point parameters can be trained"
-        if p.grad.shape != p.shape or p.grad.dtype.kind not in "biuf":
-            return f"of shape {p.shape} has a {p.grad.dtype} gradient of shape {p.grad.shape}"
+        if grad.shape != data.shape or grad.dtype.kind not in "biuf":
+            return f"of shape {p.shape} has a {grad.dtype} gradient of shape {grad.shape}"
         if not state:  # not stepped yet (or a stateless rule): the update creates what it needs
             return None
         problem = _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
