@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -43,9 +44,15 @@ class Optimizer:
     """Base class: subclasses define :meth:`update` for one parameter, :meth:`check` and
     :meth:`state_spec`."""
 
-    def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
+    def __init__(self, params: Params, arguments: Mapping[str, Any]) -> None:
+        """``arguments`` are the subclass constructor's ``locals()``: its hyperparameters are the
+        constructor's keyword arguments, so the signature is the one place that names them (and
+        the kinds their values must have)."""
         name = type(self).__name__
-        self.defaults = dict(defaults)
+        self.defaults = {  # pairs (betas) given as any iterable become tuples
+            key: tuple(arguments[key]) if isinstance(default, tuple) else arguments[key]
+            for key, default in _signature_defaults(type(self)).items()
+        }
         self.param_groups: list[ParamGroup] = []
         self.state: dict[int, dict[str, Any]] = {}
         groups = _ordered(params, f"{name}: params argument given to the optimizer")
@@ -327,7 +334,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
     """A finite real number (not a flag); an int too big for a float is not."""
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
         value, (bool, np.bool_)
@@ -347,7 +354,7 @@ def _of_kind(value: Any, default: Any, what: str) -> Any:
             raise TypeError(f"{what} must be True or False, got {value!r}")
         return bool(value)
     if isinstance(default, (int, float)):
-        if not _is_real(value):
+        if not is_real(value):
             raise TypeError(f"{what} must be a finite number, got {value!r}")
         return value
     if isinstance(default, tuple):
@@ -408,6 +415,23 @@ def _state_value(value: Any, kind: str, dtype: np.dtype) -> Any:
     if value is None:
         return None
     return np.array(value.data if isinstance(value, Tensor) else value, dtype=dtype)
+
+
+def with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
+    """A copy of the constructor ``init`` whose keyword ``defaults`` are changed: a subclass that
+    differs only in a default (AdamW is Adam with weight decay 0.01) keeps one signature."""
+    code = init.__code__
+    names = code.co_varnames[: code.co_argcount][-len(init.__defaults__) :]
+    values = dict(zip(names, init.__defaults__))
+    unknown = sorted(set(defaults) - values.keys())
+    if unknown:
+        raise TypeError(f"with_defaults: {init.__qualname__} has no positional defaults {unknown}")
+    values.update(defaults)
+    copy = types.FunctionType(
+        code, init.__globals__, init.__name__, tuple(values.values()), init.__closure__
+    )
+    copy.__kwdefaults__, copy.__annotations__ = init.__kwdefaults__, init.__annotations__
+    return copy
 
 
 def decayed(grad: np.ndarray, p: Tensor, weight_decay: float) -> np.ndarray:
