@@ -150,7 +150,10 @@ def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -
             delivered[id(tensor)] = g
             remaining -= 1
         node = tensor._node
-        _check_unchanged(node, tensor)
+        if tensor._version_counter[0] != node.saved_output_version or node.saved_versions != tuple(
+            [x._version_counter[0] for x in node.inputs]
+        ):
+            _check_unchanged(node, tensor)  # raises, naming what was changed in place
         input_grads = node.vjp(g, tensor, *node.inputs)  # 3. the op's derivative rule
         if input_grads.__class__ is not tuple:
             input_grads = (input_grads,)
@@ -161,18 +164,19 @@ def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -
         for parent, parent_grad, wanted in zip(node.inputs, input_grads, mask):
             if parent_grad is None:
                 continue
-            if parent_grad.__class__ is not Tensor or parent_grad.shape != parent.shape:
+            if parent_grad.__class__ is not Tensor or parent_grad.data.shape != parent.data.shape:
                 if not observed:  # 4. the contract (already run if observed): raises if wrong
                     CONTRACT.vjp_applied(node, tensor, g, input_grads)
                 if wanted and parent_grad.shape != parent.shape:
                     parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting
             if wanted:  # 5. accumulate: the first gradient schedules the parent
-                previous = grads.get(id(parent))
+                key = id(parent)
+                previous = grads.get(key)
                 if previous is None:
                     _discover(parent, heap, leaves)
-                    grads[id(parent)] = parent_grad
+                    grads[key] = parent_grad
                 else:
-                    grads[id(parent)] = previous + parent_grad
+                    grads[key] = previous + parent_grad
         if not retain_graph:
             tensor._node = RELEASED
     for leaf in leaves:
@@ -316,7 +320,7 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     fresh array (with ``create_graph``: a differentiable cast and sum, so it keeps its graph)."""
     with _ACCUMULATING:
         if not create_graph:
-            data = g.data.astype(leaf.dtype, copy=True)
+            data = g.data.astype(leaf.data.dtype)  # a new array: g's may be shared
             if leaf.grad is not None:
                 data += leaf.grad.data
             leaf.grad = Tensor._wrap(data)

@@ -155,7 +155,7 @@ class Optimizer:
 
     def _step_problem(self, p: Tensor, group: ParamGroup, state: dict | None) -> str | None:
         """Why ``p`` cannot be stepped now, or ``None``."""
-        data, grad = p.data, p.grad
+        data, grad = p.data, p.grad.data
         if not data.flags.writeable:
             if is_frozen(data):
                 return (

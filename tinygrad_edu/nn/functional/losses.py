@@ -38,7 +38,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def _as_tensor(x: Any, like: Tensor) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=like.dtype))
+    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x, dtype=like.dtype))
 
 
 def _check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> None:
