@@ -54,3 +54,23 @@ def test_betas_from_any_iterable_become_a_tuple():
     optimizer = optim.Adam([_param()], betas=iter([0.8, 0.9]))
     assert optimizer.defaults["betas"] == (0.8, 0.9)
     assert optimizer.param_groups[0]["betas"] == (0.8, 0.9)
+
+
+def test_a_subclass_may_pass_pytorchs_defaults_dict():
+    class Halving(Optimizer):
+        def __init__(self, params, lr: float = 0.5, decay: float = 0.0) -> None:
+            super().__init__(params, dict(lr=lr, decay=decay))
+
+        def update(self, p, grad, group, state) -> None:
+            p.data -= group["lr"] * grad
+
+    assert Halving([_param()], lr=0.1).defaults == {"lr": 0.1, "decay": 0.0}
+
+
+def test_defaults_lacking_a_declared_hyperparameter_are_refused():
+    class Halving(Optimizer):
+        def __init__(self, params, lr: float = 0.5, decay: float = 0.0) -> None:
+            super().__init__(params, {"lr": lr})
+
+    with pytest.raises(TypeError, match="lack \\['decay'\\]"):
+        Halving([_param()])

@@ -44,14 +44,20 @@ class Optimizer:
     """Base class: subclasses define :meth:`update` for one parameter, :meth:`check` and
     :meth:`state_spec`."""
 
-    def __init__(self, params: Params, arguments: Mapping[str, Any]) -> None:
-        """``arguments`` are the subclass constructor's ``locals()``: its hyperparameters are the
-        constructor's keyword arguments, so the signature is the one place that names them (and
-        the kinds their values must have)."""
+    def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
+        """``defaults`` maps each hyperparameter to its value: PyTorch's ``defaults`` dict
+        (``dict(lr=lr, momentum=momentum)``) or simply the subclass constructor's ``locals()``.
+        The constructor's keyword defaults say which names are hyperparameters and the kinds
+        their values must have, so its signature is the one place that names them."""
         name = type(self).__name__
+        declared = _signature_defaults(type(self))
+        missing = [key for key in declared if key not in defaults]
+        if missing:
+            raise TypeError(f"{name}: the defaults given to Optimizer lack {missing}")
         self.defaults = {  # pairs (betas) given as any iterable become tuples
-            key: tuple(arguments[key]) if isinstance(default, tuple) else arguments[key]
-            for key, default in _signature_defaults(type(self)).items()
+            key: tuple(value) if isinstance(declared.get(key), tuple) else value
+            for key, value in defaults.items()
+            if key not in _NOT_HYPERPARAMETERS
         }
         self.param_groups: list[ParamGroup] = []
         self.state: dict[int, dict[str, Any]] = {}
@@ -364,6 +370,10 @@ def _of_kind(value: Any, default: Any, what: str) -> Any:
             raise ValueError(f"{what} must be {len(default)} numbers, got {value!r}")
         return tuple(_of_kind(v, d, what) for v, d in zip(value, default))
     return value
+
+
+#: what a constructor's ``locals()`` holds beside its hyperparameters
+_NOT_HYPERPARAMETERS = frozenset({"self", "params", "__class__"})
 
 
 def _signature_defaults(cls: type) -> dict[str, Any]:
