@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import gemm, pooling, threads, winograd
-from tinygrad_edu.kernels.layout import select
+from tinygrad_edu.kernels import pooling
+from tinygrad_edu.kernels.fast import gemm, threads, winograd
+from tinygrad_edu.kernels.fast.layout import select
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import EDGE_VALUES
 
@@ -212,12 +213,11 @@ def test_stored_kernel_input_grad_is_the_transpose(case, with_mask):
 
 @given(
     st.sampled_from([(3, 64, 3, 1, 1), (32, 32, 3, 1, 1), (4, 5, 3, 2, 1), (4, 5, 2, 1, 0)]),
-    st.sampled_from(["default", "fast"]),
     st.sampled_from(FLOATS),
     st.integers(0, 2**16),
 )
-def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, prec, dtype, seed):
-    """col2im, Winograd F2/F4 and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
+def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, dtype, seed):
+    """col2im, Winograd and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
     NaN gives exactly the result of ``g`` zeroed there."""
     c, k, kh, stride, padding = shape
     rng = np.random.default_rng(seed)
@@ -229,10 +229,10 @@ def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, 
     off = ~(mask > 0)
     poisoned = np.where(off, rng.choice(np.array(POISON, dtype), size=g.shape), g).astype(dtype)
     clean = np.where(off, 0.0, g).astype(dtype)
-    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding, prec)
+    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding)
     assert path != K.STORED_KERNEL
-    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask, precision=prec)
-    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding, precision=prec)
+    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask)
+    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding)
     np.testing.assert_array_equal(masked, plain)
 
 
@@ -294,9 +294,8 @@ def test_a_narrower_bias_does_not_narrow_the_public_conv2d():
     st.integers(1, 5),  # image side
     st.integers(1, 100),  # MIN_DIRECT_KERNEL
     st.integers(1, 60),  # MAX_DIRECT_PIXELS
-    st.sampled_from(["default", "fast"]),
 )
-def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel, max_px, prec):
+def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel, max_px):
     """``forward_path`` / ``input_grad_path`` name the formulation that is actually called."""
     assume(hw + 2 * padding >= side)
     rng = np.random.default_rng(0)
@@ -324,16 +323,15 @@ def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel
         ):
             patch.setattr(gemm, name, spy(name, getattr(gemm, name)))
         patch.setattr(winograd, "conv3x3", spy("winograd", winograd.conv3x3))
-        forward = K.forward_path(w.shape, x.shape, stride, padding, prec)
-        K.conv2d(x, w, stride, padding, precision=prec)
-        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding, prec)
+        forward = K.forward_path(w.shape, x.shape, stride, padding)
+        K.conv2d(x, w, stride, padding)
+        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding)
         first = len(calls)
-        K.conv2d_input_grad(g, w, (hw, hw), stride, padding, precision=prec)
+        K.conv2d_input_grad(g, w, (hw, hw), stride, padding)
     expected = {
         K.STORED_KERNEL: "stored_kernel_conv",
         "im2col": "im2col_conv",
-        winograd.F2.name: "winograd",
-        winograd.F4.name: "winograd",
+        K.WINOGRAD: "winograd",
     }
     assert calls[:first] == [expected[forward]]
     expected_back = dict(expected, **{K.STORED_KERNEL: "stored_kernel_input_grad"})

@@ -44,7 +44,7 @@ NAMESPACES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("tinygrad_edu.io", None),
     ("tinygrad_edu.io.weights", None),
     ("tinygrad_edu.testing", None),
-    ("tinygrad_edu.kernels.threads", ("workers", "set_workers", "map_chunks")),
+    ("tinygrad_edu.kernels.fast.threads", ("workers", "set_workers", "map_chunks")),
 )
 
 REGENERATE = "python -m tinygrad_edu.apidoc > docs/api.md"

@@ -21,7 +21,6 @@ import numpy as np
 
 from .axes import Axis, normalize_axes
 from .graph import is_grad_enabled
-from .kernels.frozen import frozen_copy, is_frozen
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
 Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers included
@@ -174,10 +173,7 @@ class Tensor:
                 "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
             )
         if not self.data.flags.writeable:
-            raise ValueError(
-                f"{method}: the tensor's array is read-only (a frozen parameter, or read-only "
-                "memory); unfreeze it or build a new tensor"
-            )
+            raise ValueError(f"{method}: the tensor's array is read-only; build a new tensor")
 
     # ----------------------------------------------------------------- array protocol and info
     @property
@@ -253,18 +249,12 @@ class Tensor:
         return self.data.item()
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
-        in the copy (NumPy alone would hand back a writable one)."""
-        state = {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
-        state["frozen"] = is_frozen(self.data)
-        return state
+        """Pickling and deep copies: every slot but ``__weakref__``."""
+        return {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        frozen = state.pop("frozen", False)
         for name, value in state.items():
             setattr(self, name, value)
-        if frozen:
-            self.data = frozen_copy(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(")

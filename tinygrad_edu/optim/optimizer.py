@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..graph import enable_grad
-from ..kernels.frozen import is_frozen
 from ..tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -144,11 +143,6 @@ class Optimizer:
 
     def _step_problem(self, p: Tensor, group: ParamGroup, state: dict) -> str | None:
         """Why ``p`` cannot be stepped now, or ``None``."""
-        if is_frozen(p.data):
-            return (
-                f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
-                "unfreeze() on its module to train it"
-            )
         if not p.data.flags.writeable:
             return f"(shape {p.shape}) has a read-only array"
         if p.dtype.kind != "f":
