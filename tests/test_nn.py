@@ -471,34 +471,28 @@ def test_load_state_dict_refuses_non_numeric_arrays_before_assigning_anything():
 
 
 # ----------------------------------------------------------------------------- freeze
-def test_freeze_makes_every_parameter_constant_and_unfreeze_undoes_it():
-    from tinygrad_edu.kernels.frozen import is_frozen
-
+def test_freeze_stops_training_every_parameter_and_unfreeze_undoes_it():
     model = nn.Sequential(nn.Linear(3, 5, rng=0), nn.Sigmoid(), nn.Linear(5, 1, rng=1))
+    model(Tensor(np.ones((2, 3)))).sum().backward()
     before = model.state_dict()
+    arrays = [parameter.data for parameter in model.parameters()]
     assert model.freeze() is model
-    for parameter in model.parameters():
-        assert is_frozen(parameter.data) and not parameter.requires_grad
-        with pytest.raises(ValueError, match="read-only"):
-            parameter.data[...] = 0
-    for name, value in model.state_dict().items():  # same values; snapshots stay writable
+    for parameter, array in zip(model.parameters(), arrays):
+        assert not parameter.requires_grad and parameter.grad is None
+        assert parameter.data is array  # the same arrays: nothing copied
+    for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
-        value[...] = 1
     out = model(Tensor(np.ones((2, 3))))
     assert not out.requires_grad
     assert model.unfreeze() is model
-    for parameter in model.parameters():
-        assert not is_frozen(parameter.data) and parameter.requires_grad
-        parameter.data[...] = 0  # writable again
+    assert all(parameter.requires_grad for parameter in model.parameters())
 
 
 def test_a_frozen_model_loads_a_state_dict_and_stays_frozen():
-    from tinygrad_edu.kernels.frozen import is_frozen
-
     model = nn.Linear(3, 2, rng=0).freeze()
     state = {"weight": np.full((2, 3), 2, dtype=np.int64), "bias": np.array([1.0, -1.0])}
     model.load_state_dict(state)
-    assert model.weight.dtype == np.float32 and is_frozen(model.weight.data)  # its own dtype
+    assert model.weight.dtype == np.float32 and not model.weight.requires_grad  # its own dtype
     np.testing.assert_array_equal(model.weight.data, np.full((2, 3), 2.0))
     np.testing.assert_array_equal(model.bias.data, [1.0, -1.0])
     with pytest.raises(tg.nn.StateDictError, match="shape"):
@@ -530,7 +524,7 @@ def test_load_state_dict_bumps_exactly_the_loaded_tensors():
     after = _versions(net)
     assert {k for k in after if after[k] != before[k]} == {"0.weight", "1.running_mean"}
     assert after["0.weight"] == before["0.weight"] + 1
-    net.freeze()  # a read-only array is replaced: bumped as well
+    net.freeze()  # frozen parameters are loaded (and bumped) as well
     before = _versions(net)
     net.load_state_dict(net.state_dict())
     assert all(after == before[k] + 1 for k, after in _versions(net).items())
