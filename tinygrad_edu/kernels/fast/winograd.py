@@ -38,6 +38,8 @@ MIN_TILES = 128
 MIN_SHARED_CHANNELS = 64
 
 Arrays = Sequence[np.ndarray]
+#: a permutation of the ``a`` tile positions (:data:`FLIP_ORDER` for the input gradient)
+Order = Sequence[int]
 
 
 def _transform_input(d: Arrays, o: Arrays) -> None:
@@ -151,10 +153,10 @@ def conv3x3(
                 select(x[i0 : i0 + count, lo:hi], mask[i0 : i0 + count, lo:hi] > 0, inside)
             tiles = count * rows * tw
             vb, mb = v[:, :tiles], mm[:, :tiles, : channels.stop - channels.start]
-            _tiles_in(chunk, rows, tw, rows_buffer, vb, order)
+            _tiles_in(chunk, (rows, tw), rows_buffer, vb, order)
             np.matmul(vb, u[:, :, channels], out=mb)  # a*a GEMMs: (tiles, C) @ (C, K)
             target = result[i0 : i0 + count, m * t0 : m * (t0 + rows), :, channels]
-            _tiles_out(mb, count, rows, tw, out_rows, target, order)
+            _tiles_out(mb, (count, rows, tw), out_rows, target, order)
             if bias is not None:
                 target += bias[channels]
             if relu:
@@ -165,16 +167,13 @@ def conv3x3(
 
 
 def _tiles_in(
-    padded: np.ndarray,
-    th: int,
-    tw: int,
-    scratch: np.ndarray,
-    out: np.ndarray,
-    order: Sequence[int],
+    padded: np.ndarray, grid: tuple[int, int], scratch: np.ndarray, out: np.ndarray, order: Order
 ) -> None:
-    """``B^T d B`` for every tile (stride m) of a padded NHWC chunk -> ``out`` (a*a, tiles, C),
-    position ``(i, j)`` at ``out[a * order[i] + order[j]]``."""
+    """``B^T d B`` for every tile (stride m) of a padded NHWC chunk, ``grid = (th, tw)`` tiles
+    per image -> ``out`` (a*a, tiles, C), position ``(i, j)`` at
+    ``out[a * order[i] + order[j]]``."""
     n, _, wp, c = padded.shape
+    th, tw = grid
     m, a = M, TILE
     d = [padded[:, r : r + m * th : m] for r in range(a)]  # (n, th, Wp, C) views
     mixed = [scratch[i, : n * th * wp * c].reshape(n, th, wp, c) for i in range(a)]
@@ -186,16 +185,11 @@ def _tiles_in(
 
 
 def _tiles_out(
-    mm: np.ndarray,
-    n: int,
-    th: int,
-    tw: int,
-    scratch: np.ndarray,
-    out: np.ndarray,
-    order: Sequence[int],
+    mm: np.ndarray, grid: tuple[int, int, int], scratch: np.ndarray, out: np.ndarray, order: Order
 ) -> None:
-    """``A^T M A`` for every tile: ``mm`` (a*a, tiles, K), position ``(i, j)`` at
-    ``mm[a * order[i] + order[j]]`` -> m x m blocks of ``out``."""
+    """``A^T M A`` for every tile: ``mm`` (a*a, tiles, K) of ``grid = (n, th, tw)`` tiles,
+    position ``(i, j)`` at ``mm[a * order[i] + order[j]]`` -> m x m blocks of ``out``."""
+    n, th, tw = grid
     m, a = M, TILE
     k = mm.shape[2]
     tiles = mm.reshape(a, a, n, th, tw, k)
