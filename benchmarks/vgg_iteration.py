@@ -16,9 +16,9 @@ visualisation CLI runs them. Printed per batch size:
 * with ``--layers``, a per-layer table: forward and input gradient of each convolution, ours vs
   PyTorch (its ``conv2d`` and ``conv2d_input``), same inputs.
 
-Contenders: ``tinygrad_edu`` (the model as it is), ``conv+relu fused`` (the same network through
-the fused :class:`~tinygrad_edu.ops.conv.Conv2dReLU` op, as ``models/vgg.py`` would call it) and,
-with ``--fast``, that with ``precision="fast"`` (Winograd F(4x4, 3x3)).
+Contenders: ``tinygrad_edu`` (the model as it is) and ``conv+relu fused`` (the same network
+through the fused :class:`~tinygrad_edu.ops.conv.Conv2dReLU` op, as ``models/vgg.py`` would call
+it).
 
 The machine is shared, so absolute times drift; compare ratios from one run. ``--threads N``
 sets both BLAS and PyTorch thread counts (before NumPy is imported); ``--clock cpu`` measures
@@ -47,7 +47,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--layers", action="store_true", help="print the per-layer table")
-    parser.add_argument("--fast", action="store_true", help="also time precision='fast'")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child process
     return parser.parse_args(argv)
 
@@ -67,14 +66,14 @@ from tinygrad_edu.models.vgg import vgg16  # noqa: E402
 from tinygrad_edu.ops.conv import Conv2dReLU  # noqa: E402
 
 
-def fused_features(model, x: tg.Tensor, until: str, precision: str = "default") -> tg.Tensor:
+def fused_features(model, x: tg.Tensor, until: str) -> tg.Tensor:
     """``model(x, until=until)`` with every conv + ReLU pair as one :class:`Conv2dReLU` op."""
     modules = list(model.features)[: model.keras_layers[until][1] + 1]
     i = 0
     while i < len(modules):
         module = modules[i]
         if isinstance(module, nn.Conv2d) and i + 1 < len(modules):
-            options = {"stride": module.stride, "padding": module.padding, "precision": precision}
+            options = {"stride": module.stride, "padding": module.padding}
             x = Conv2dReLU.apply(x, module.weight, module.bias, **options)
             i += 2
         else:
@@ -136,7 +135,6 @@ def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | 
 
     command = [sys.executable, __file__, "--memory-of", name, "--batch", str(batch)]
     command += ["--size", str(args.size)] + (["--weights", args.weights] if args.weights else [])
-    command += ["--fast"] if args.fast else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     try:
@@ -236,10 +234,6 @@ def main(args: argparse.Namespace = ARGS) -> dict:
             "tinygrad_edu": ours_step(lambda t: model(t, until=LAYER), x, filters),
             "conv+relu fused": ours_step(lambda t: fused_features(model, t, LAYER), x, filters),
         }
-        if args.fast:
-            contenders["fused, fast"] = ours_step(
-                lambda t: fused_features(model, t, LAYER, "fast"), x, filters
-            )
         if torch is not None:
             contenders["torch"] = torch_step(model, x, filters)
         if args.memory_of is not None:

@@ -27,7 +27,6 @@ from .axes import Axis, ShapeError, normalize_axes, shape_argument, torch_aliase
 from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
 from .graph import is_grad_enabled
-from .kernels.frozen import frozen_copy, is_frozen
 from .masks import Masks
 from .numpy_like import NumpyLike
 
@@ -185,10 +184,7 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
                 "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
             )
         if not self.data.flags.writeable:
-            raise ValueError(
-                f"{method}: the tensor's array is read-only (a frozen parameter, or read-only "
-                "memory); unfreeze it or build a new tensor"
-            )
+            raise ValueError(f"{method}: the tensor's array is read-only; build a new tensor")
 
     # ------------------------------------------------------------------ NumPy protocols, pickling
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -210,18 +206,12 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
         return numpy_interop.function(func, args, kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
-        in the copy (NumPy alone would hand back a writable one)."""
-        state = {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
-        state["frozen"] = is_frozen(self.data)
-        return state
+        """Pickling and deep copies: every slot but ``__weakref__``."""
+        return {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        frozen = state.pop("frozen", False)
         for name, value in state.items():
             setattr(self, name, value)
-        if frozen:
-            self.data = frozen_copy(self.data)
 
     # ------------------------------------------------------------------------ autograd surface
     @property

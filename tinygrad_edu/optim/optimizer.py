@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from ..graph import enable_grad
-from ..kernels.frozen import is_frozen
 from ..tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -163,11 +162,6 @@ class Optimizer:
         """Why ``p`` cannot be stepped now, or ``None``."""
         data, grad = p.data, p.grad.data
         if not data.flags.writeable:
-            if is_frozen(data):
-                return (
-                    f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
-                    "unfreeze() on its module to train it"
-                )
             return f"(shape {p.shape}) has a read-only array"
         if data.dtype.kind != "f":
             return f"is {p.dtype}; only floating-point parameters can be trained"
