@@ -94,7 +94,9 @@ def test_blocks_cover_everything_once_as_contiguous_runs(
         seen[images, band] += 1
     assert (seen == 1).all()
     work, least = n * rows * row_bytes, min_share or layout.MIN_SHARED_BYTES
-    if n * rows >= count * min_rows and work >= count * least:
+    # blocks of at least min_rows rows: bands of one image, or runs of whole images
+    possible = n * (rows // min_rows) if rows >= min_rows else n // -(-min_rows // rows)
+    if possible >= count and work >= count * least:
         assert len(jobs) >= count  # every worker gets a block of at least min_rows rows
     if work < 2 * least:
         assert jobs == serial  # too little work to share: cut as for one thread
