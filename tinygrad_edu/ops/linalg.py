@@ -11,6 +11,8 @@ import numpy as np
 
 from ..graph import Op
 from .common import add_tangents
+from .reductions import Sum
+from .shape import Transpose
 
 
 class MatMul(Op):
@@ -79,12 +81,15 @@ class Linear(Op):
         if need_weight:
             g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
             x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-            grad_weight = g2.T @ x2
+            # the ops themselves, with the axes already in normal form: a backward pass runs
+            # this once per layer, and Tensor.T / Tensor.sum would only re-check the arguments
+            grad_weight = Transpose.apply(g2, axes=(1, 0)) @ x2
         if bias is None:
             return grad_x, grad_weight
         grad_bias = None
         if self.needs_input_grad[2]:
-            grad_bias = g.sum(axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+            batch_axes = tuple(range(g.ndim - 1))
+            grad_bias = Sum.apply(g, axis=batch_axes, keepdims=False) if batch_axes else g
         return grad_x, grad_weight, grad_bias
 
     def jvp(self, tangents, out, x, weight, bias=None):
