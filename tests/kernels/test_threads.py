@@ -174,7 +174,7 @@ def test_threading_without_threadpoolctl_names_the_extra(workers, monkeypatch):
     # (fixture order: monkeypatch is undone first, so the worker count is restored with
     # threadpoolctl back in place, and later tests do not run serially)
     monkeypatch.setattr(threads, "ThreadpoolController", None)
-    with pytest.raises(ImportError, match=r"tinygrad_edu\[threads\]"):
+    with pytest.raises(ImportError, match=r"threadpoolctl \(the 'threads' extra\)"):
         workers(2)
     workers(1)  # serial stays available
 
