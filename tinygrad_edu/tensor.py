@@ -10,8 +10,9 @@ A ``Tensor`` holds
 Every operator here is a one-line delegation to a rule in :mod:`tinygrad_edu.ops`, where each
 op's forward computation sits beside its vector-Jacobian product. Nothing in this file knows any
 derivative. The constructors come from :class:`~tinygrad_edu.creation.Constructors`, the methods
-built from other methods from :class:`~tinygrad_edu.composites.Composites`, and the dtype rules
-from :mod:`tinygrad_edu.dtypes`.
+built from other methods from :class:`~tinygrad_edu.composites.Composites`, NumPy's dispatch
+protocols from :class:`~tinygrad_edu.numpy_interop.NumpyProtocols`, and the dtype rules from
+:mod:`tinygrad_edu.dtypes`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from . import creation, dtypes
 from .axes import Axis, ShapeError, normalize_axes, shape_argument, torch_aliases
 from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
-from .graph import is_grad_enabled
+from .graph import is_grad_enabled, kept_by_observer
 from .kernels.frozen import frozen_copy, is_frozen
 from .masks import Masks
+from .numpy_interop import NumpyProtocols
 from .numpy_like import NumpyLike
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
@@ -37,7 +39,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor(NumpyLike, Constructors, Composites, Masks):
+class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -190,25 +192,7 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
                 "memory); unfreeze it or build a new tensor"
             )
 
-    # ------------------------------------------------------------------ NumPy protocols, pickling
-    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
-
-        A ufunc the op table does not have computes on plain arrays when nothing needs a
-        gradient (or its result is boolean/integer, like ``np.isnan``); otherwise it raises
-        instead of silently dropping the graph.
-        """
-        from . import numpy_interop
-
-        return numpy_interop.ufunc(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        """NumPy functions on Tensors: ``np.sum(t)``, ``np.mean``, ``np.stack`` ... dispatch to
-        the Tensor methods; others compute on plain arrays unless that would drop a graph."""
-        from . import numpy_interop
-
-        return numpy_interop.function(func, args, kwargs)
-
+    # ------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
         in the copy (NumPy alone would hand back a writable one)."""
@@ -283,6 +267,11 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
     def zero_grad(self) -> None:
         """Clear the accumulated gradient (sets ``.grad`` to ``None``)."""
         self.grad = None
+
+    def _kept_by_observer(self) -> bool:
+        """Whether an observer keeps something for this tensor (forward mode: a tangent) that
+        NumPy on the plain array would lose (:mod:`~tinygrad_edu.numpy_interop` asks)."""
+        return kept_by_observer(self)
 
     def to_dot(self, names: dict[int, str] | None = None) -> str:
         """The graph behind this tensor as Graphviz DOT text (see :mod:`tinygrad_edu.dot`).
