@@ -325,50 +325,6 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
     # ------------------------------------------------------------------------ arithmetic
     # ``operands`` promotes like PyTorch (``torch.result_type``) and names the operation for the
     # dtype rules that depend on it (true division of integers, booleans).
-    def __add__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Add.apply(*operands(self, other, "add"))
-
-    def __radd__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Add.apply(*operands(self, other, "add")[::-1])
-
-    def __sub__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Sub.apply(*operands(self, other, "sub"))
-
-    def __rsub__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Sub.apply(*operands(self, other, "sub")[::-1])
-
-    def __mul__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Mul.apply(*operands(self, other, "mul"))
-
-    def __rmul__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Mul.apply(*operands(self, other, "mul")[::-1])
-
-    def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Div.apply(*operands(self, other, "div"))
-
-    def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Div.apply(*operands(self, other, "div")[::-1])
-
-    def __pow__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Pow.apply(*operands(self, other, "pow"))
-
-    def __rpow__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Pow.apply(*operands(self, other, "pow")[::-1])
-
-    def __mod__(self, other: ArrayLike) -> Tensor:
-        """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
-        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder"))
-
-    def __rmod__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder")[::-1])
-
-    def __floordiv__(self, other: ArrayLike) -> Tensor:
-        """``floor(a / b)``; its gradient is 0."""
-        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide"))
-
-    def __rfloordiv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide")[::-1])
-
     def __matmul__(self, other: ArrayLike) -> Tensor:
         return ops.linalg.MatMul.apply(*operands(self, other, "matmul"))
 
@@ -383,17 +339,6 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
 
     def __abs__(self) -> Tensor:
         return ops.elementwise.Abs.apply(self)
-
-    remainder = __mod__
-    floor_divide = __floordiv__
-
-    def maximum(self, other: ArrayLike) -> Tensor:
-        """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
-        return ops.elementwise.Maximum.apply(*operands(self, other, "maximum"))
-
-    def minimum(self, other: ArrayLike) -> Tensor:
-        """Elementwise smaller value; at a tie each side gets half the gradient."""
-        return ops.elementwise.Minimum.apply(*operands(self, other, "minimum"))
 
     def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
         """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""
@@ -416,94 +361,14 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
         return Tensor._wrap(self.data.astype(dtype))
 
     # ------------------------------------------------------------------------ elementwise maths
-    # Floating functions of an integer or boolean tensor compute in float32 (``floating``).
-    def abs(self) -> Tensor:
-        return ops.elementwise.Abs.apply(self)
-
-    def exp(self) -> Tensor:
-        return ops.elementwise.Exp.apply(floating(self))
-
-    def log(self) -> Tensor:
-        return ops.elementwise.Log.apply(floating(self))
-
-    def sqrt(self) -> Tensor:
-        return ops.elementwise.Sqrt.apply(floating(self))
-
-    def sigmoid(self) -> Tensor:
-        return ops.elementwise.Sigmoid.apply(floating(self))
-
-    def tanh(self) -> Tensor:
-        return ops.elementwise.Tanh.apply(floating(self))
-
-    def relu(self) -> Tensor:
-        return ops.elementwise.ReLU.apply(self)
-
-    def sin(self) -> Tensor:
-        return ops.elementwise.Sin.apply(floating(self))
-
-    def cos(self) -> Tensor:
-        return ops.elementwise.Cos.apply(floating(self))
-
-    def tan(self) -> Tensor:
-        return ops.elementwise.Tan.apply(floating(self))
-
-    def asin(self) -> Tensor:
-        return ops.elementwise.Asin.apply(floating(self))
-
-    def acos(self) -> Tensor:
-        return ops.elementwise.Acos.apply(floating(self))
-
-    def atan(self) -> Tensor:
-        return ops.elementwise.Atan.apply(floating(self))
-
-    def sinh(self) -> Tensor:
-        return ops.elementwise.Sinh.apply(floating(self))
-
-    def cosh(self) -> Tensor:
-        return ops.elementwise.Cosh.apply(floating(self))
-
-    def asinh(self) -> Tensor:
-        return ops.elementwise.Asinh.apply(floating(self))
-
-    def acosh(self) -> Tensor:
-        return ops.elementwise.Acosh.apply(floating(self))
-
-    def atanh(self) -> Tensor:
-        return ops.elementwise.Atanh.apply(floating(self))
-
-    # NumPy's spellings of the inverse functions (PyTorch accepts both too)
-    arcsin, arccos, arctan = asin, acos, atan
-    arcsinh, arccosh, arctanh = asinh, acosh, atanh
-
-    def log2(self) -> Tensor:
-        return ops.elementwise.Log2.apply(floating(self))
-
-    def log10(self) -> Tensor:
-        return ops.elementwise.Log10.apply(floating(self))
-
-    def log1p(self) -> Tensor:
-        return ops.elementwise.Log1p.apply(floating(self))
-
-    def exp2(self) -> Tensor:
-        return ops.elementwise.Exp2.apply(floating(self))
-
-    def expm1(self) -> Tensor:
-        return ops.elementwise.Expm1.apply(floating(self))
-
-    def rsqrt(self) -> Tensor:
-        return ops.elementwise.Rsqrt.apply(floating(self))
-
-    def erf(self) -> Tensor:
-        return ops.elementwise.Erf.apply(floating(self))
-
+    # ``exp``, ``log``, ``sin`` ... and the arithmetic operators are not written here: each is one
+    # rule of ops/elementwise.py applied to the tensor, and the rule's row names its method (see
+    # the loop at the end of this module). The methods below need more than their rule.
     def square(self) -> Tensor:
         """``x * x``; of a boolean tensor int64, as in PyTorch (NumPy says int8)."""
         return ops.elementwise.Square.apply(
             _accumulated(self) if self.data.dtype.kind == "b" else self
         )
-
-    def reciprocal(self) -> Tensor:
-        return ops.elementwise.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
         """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc); a boolean tensor is its
@@ -512,21 +377,12 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
             return Tensor._wrap(self.data.copy())
         return ops.elementwise.Sign.apply(self)
 
-    def floor(self) -> Tensor:
-        return ops.elementwise.Floor.apply(self)
-
-    def ceil(self) -> Tensor:
-        return ops.elementwise.Ceil.apply(self)
-
     def round(self) -> Tensor:
         """Round half to even, like NumPy and PyTorch; a boolean tensor stays boolean (as with
         floor, ceil and trunc)."""
         if self.data.dtype.kind == "b":
             return Tensor._wrap(self.data.copy())
         return ops.elementwise.Round.apply(self)
-
-    def trunc(self) -> Tensor:
-        return ops.elementwise.Trunc.apply(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``. An integer
@@ -807,3 +663,74 @@ def _check_source_graph(method: str, source: Any) -> None:
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
 # and every rule module builds on the Tensor class above.
 from . import autograd, ops  # noqa: E402
+
+
+# ---------------------------------------------------------------------------- methods from rules
+# The rules of ops/elementwise.py whose row names a Tensor method (``as_method=``, ``as_methods=``)
+# give Tensor that method here: ``t.exp()`` is ``Exp.apply(floating(t))``, ``a + b`` is
+# ``Add.apply(*operands(a, b, "add"))``. Each method gets a code object of its own, named after it
+# (tracebacks, profilers and tg.compile, which tells methods apart by their code, see ``exp``, not
+# one shared function), and a docstring made of its rule's maths.
+def _unary_method(rule: type[ops.elementwise.Elementwise]) -> Callable[[Tensor], Tensor]:
+    if rule.floating_input:
+
+        def method(self: Tensor) -> Tensor:
+            return rule.apply(floating(self))
+
+    else:
+
+        def method(self: Tensor) -> Tensor:
+            return rule.apply(self)
+
+    value, derivative = rule.math.split(";  ")
+    dtype_note = "; an integer or boolean tensor computes in float32" if rule.floating_input else ""
+    method.__doc__ = (
+        f"``y = {value}`` for every element ``x`` of this tensor.\n\nReturns\n-------\nTensor\n"
+        f"    ``y``, of this tensor's shape{dtype_note}.\n\nNotes\n-----\nThe derivative, by "
+        f"the rule :class:`~tinygrad_edu.ops.elementwise.{rule.__name__}`: ``{derivative}``.\n"
+    )
+    return method
+
+
+def _binary_methods(
+    rule: type[ops.elementwise.Elementwise],
+) -> tuple[Callable[[Tensor, ArrayLike], Tensor], ...]:
+    op = rule.name
+
+    def method(self: Tensor, other: ArrayLike) -> Tensor:
+        return rule.apply(*operands(self, other, op))
+
+    def reflected(self: Tensor, other: ArrayLike) -> Tensor:
+        return rule.apply(*operands(self, other, op)[::-1])
+
+    value, derivative = rule.math.split(";  ")
+    for function, a, b in ((method, "this tensor", "other"), (reflected, "other", "this tensor")):
+        function.__doc__ = (
+            f"``y = {value}`` elementwise, with ``a`` = {a} and ``b`` = {b}, broadcast against "
+            "each other and promoted like PyTorch (:mod:`~tinygrad_edu.dtypes`).\n\n"
+            "Parameters\n----------\nother\n    A Tensor, a Python or NumPy number, or "
+            "array-like data.\n\nReturns\n-------\nTensor\n    ``y``.\n\nNotes\n-----\nThe "
+            f"derivatives, by the rule :class:`~tinygrad_edu.ops.elementwise.{rule.__name__}`: "
+            f"``{derivative}``.\n"
+        )
+    return method, reflected
+
+
+def _add_methods_from_rules() -> None:
+    for rule in vars(ops.elementwise).values():
+        if not getattr(rule, "tensor_methods", ()):
+            continue
+        functions = (_unary_method(rule),) if rule.arity == 1 else _binary_methods(rule)
+        for name, function in zip(rule.tensor_methods, functions):
+            function.__code__ = function.__code__.replace(
+                co_name=name, co_qualname=f"Tensor.{name}"
+            )
+            function.__name__, function.__qualname__ = name, f"Tensor.{name}"
+            setattr(Tensor, name, function)
+
+
+_add_methods_from_rules()
+# NumPy's spellings of the inverse functions (PyTorch accepts both too)
+Tensor.arcsin, Tensor.arccos, Tensor.arctan = Tensor.asin, Tensor.acos, Tensor.atan
+Tensor.arcsinh, Tensor.arccosh, Tensor.arctanh = Tensor.asinh, Tensor.acosh, Tensor.atanh
+Tensor.remainder, Tensor.floor_divide = Tensor.__mod__, Tensor.__floordiv__
