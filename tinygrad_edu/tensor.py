@@ -687,7 +687,7 @@ def _unary_method(rule: type[ops.elementwise.Elementwise]) -> Callable[[Tensor],
     method.__doc__ = (
         f"``y = {value}`` for every element ``x`` of this tensor.\n\nReturns\n-------\nTensor\n"
         f"    ``y``, of this tensor's shape{dtype_note}.\n\nNotes\n-----\nThe derivative, by "
-        f"the rule :class:`~tinygrad_edu.ops.elementwise.{rule.__name__}`: ``{derivative}``.\n"
+        f"the rule ``ops.elementwise.{rule.__name__}``: ``{derivative}``.\n"
     )
     return method
 
@@ -707,10 +707,10 @@ def _binary_methods(
     for function, a, b in ((method, "this tensor", "other"), (reflected, "other", "this tensor")):
         function.__doc__ = (
             f"``y = {value}`` elementwise, with ``a`` = {a} and ``b`` = {b}, broadcast against "
-            "each other and promoted like PyTorch (:mod:`~tinygrad_edu.dtypes`).\n\n"
+            "each other and promoted like PyTorch (see ``tinygrad_edu.dtypes``).\n\n"
             "Parameters\n----------\nother\n    A Tensor, a Python or NumPy number, or "
             "array-like data.\n\nReturns\n-------\nTensor\n    ``y``.\n\nNotes\n-----\nThe "
-            f"derivatives, by the rule :class:`~tinygrad_edu.ops.elementwise.{rule.__name__}`: "
+            f"derivatives, by the rule ``ops.elementwise.{rule.__name__}``: "
             f"``{derivative}``.\n"
         )
     return method, reflected
