@@ -10,8 +10,9 @@ A ``Tensor`` holds
 Every operator here is a one-line delegation to a rule in :mod:`tinygrad_edu.ops`, where each
 op's forward computation sits beside its vector-Jacobian product. Nothing in this file knows any
 derivative. The constructors come from :class:`~tinygrad_edu.creation.Constructors`, the methods
-built from other methods from :class:`~tinygrad_edu.composites.Composites`, NumPy's dispatch
-protocols from :class:`~tinygrad_edu.numpy_interop.NumpyProtocols`, and the dtype rules from
+built from other methods from :class:`~tinygrad_edu.composites.Composites`, the in-place
+methods from :class:`~tinygrad_edu.inplace.InPlace`, NumPy's dispatch protocols from
+:class:`~tinygrad_edu.numpy_interop.NumpyProtocols`, and the dtype rules from
 :mod:`tinygrad_edu.dtypes`.
 """
 
@@ -28,6 +29,7 @@ from .axes import Axis, ShapeError, normalize_axes, shape_argument, torch_aliase
 from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
 from .graph import is_grad_enabled, kept_by_observer
+from .inplace import InPlace
 from .kernels.frozen import frozen_copy, is_frozen
 from .masks import Masks
 from .numpy_interop import NumpyProtocols
@@ -39,7 +41,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
+class Tensor(NumpyLike, InPlace, NumpyProtocols, Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -99,6 +101,10 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
         if requires_grad:
             self.requires_grad_(True)
 
+    # what the mixins, which import no engine module, ask the engine
+    _grad_enabled = staticmethod(is_grad_enabled)
+    _kept_by_observer = kept_by_observer
+
     @classmethod
     def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
         """Fast constructor for op results: no conversion, ``requires_grad`` iff it has a node."""
@@ -110,87 +116,6 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
         t._version_counter = [0]
         t.requires_grad = node is not None
         return t
-
-    # ------------------------------------------------------------------------ in-place changes
-    @property
-    def _version(self) -> int:
-        """How many times ``data`` was changed in place (PyTorch's ``t._version``).
-
-        Every op recorded for backward remembers its inputs' versions, and the backward sweep
-        refuses to apply a VJP whose inputs (or output) changed since: the VJP would read the new
-        values and silently mix them with the old ones. :meth:`detach` shares the counter, since
-        it shares the memory.
-        """
-        return self._version_counter[0]
-
-    def _bump_version(self) -> None:
-        """Record that ``data`` was changed in place (or rebound to a new array).
-
-        Whatever updates a tensor's values in place -- the in-place methods below, optimizers,
-        ``load_state_dict``, BatchNorm's running statistics -- calls this.
-        """
-        self._version_counter[0] += 1
-
-    def copy_(self, src: ArrayLike) -> Tensor:
-        """Copy ``src`` into this tensor in place (broadcast to its shape, cast to its dtype).
-
-        Like PyTorch, this is refused on a tensor that takes part in recording -- a leaf that
-        requires grad (outside ``no_grad()``) or a recorded result -- since the graph could no
-        longer say what was computed from which values. Use it under ``no_grad()`` to set
-        parameters. Ops recorded before the copy refuse to go backward afterwards.
-        """
-        values = src.data if isinstance(src, Tensor) else np.asarray(src)
-        self._check_writable("copy_")
-        _check_source_graph("copy_", src)
-        if values.dtype.kind not in "biuf":
-            raise TypeError(f"copy_: cannot copy {values.dtype} values into a {self.dtype} tensor")
-        try:
-            target_shape = np.broadcast_shapes(values.shape, self.shape)
-        except ValueError:
-            target_shape = None
-        if target_shape != self.shape:
-            raise ValueError(
-                f"copy_: source of shape {values.shape} does not broadcast to the tensor's shape "
-                f"{self.shape}"
-            )
-        np.copyto(self.data, values, casting="unsafe")
-        self._bump_version()
-        return self
-
-    def zero_(self) -> Tensor:
-        """Set every element to zero in place (see :meth:`copy_` for when this is refused)."""
-        return self.fill_(0)
-
-    def fill_(self, value: float | bool) -> Tensor:
-        """Set every element to ``value`` in place (see :meth:`copy_` for when this is refused)."""
-        if isinstance(value, Tensor):
-            if value.size != 1:
-                raise ValueError(f"fill_: the value must have one element, got shape {value.shape}")
-            _check_source_graph("fill_", value)
-            value = value.item()
-        if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
-            raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
-        self._check_writable("fill_")
-        self.data.fill(value)
-        self._bump_version()
-        return self
-
-    def _check_writable(self, method: str) -> None:
-        if self._node is not None and is_grad_enabled():
-            raise RuntimeError(
-                f"{method}: in-place changes of a recorded result are not supported; compute a "
-                "new tensor instead (out-of-place)"
-            )
-        if self.requires_grad and self._node is None and is_grad_enabled():
-            raise RuntimeError(
-                f"{method}: a leaf tensor that requires grad cannot be changed in place while "
-                "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
-            )
-        if not self.data.flags.writeable:
-            raise ValueError(
-                f"{method}: the tensor's array is read-only (a frozen parameter, or read-only "
-                "memory); unfreeze it or build a new tensor"
-            )
 
     # ------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -267,11 +192,6 @@ class Tensor(NumpyLike, NumpyProtocols, Constructors, Composites, Masks):
     def zero_grad(self) -> None:
         """Clear the accumulated gradient (sets ``.grad`` to ``None``)."""
         self.grad = None
-
-    def _kept_by_observer(self) -> bool:
-        """Whether an observer keeps something for this tensor (forward mode: a tangent) that
-        NumPy on the plain array would lose (:mod:`~tinygrad_edu.numpy_interop` asks)."""
-        return kept_by_observer(self)
 
     def to_dot(self, names: dict[int, str] | None = None) -> str:
         """The graph behind this tensor as Graphviz DOT text (see :mod:`tinygrad_edu.dot`).
@@ -646,18 +566,6 @@ def _one_axis(op: str, axis: int | None) -> int:
     if axis is None:
         raise TypeError(f"{op}: needs an axis (axis= or dim=)")
     return axis
-
-
-def _check_source_graph(method: str, source: Any) -> None:
-    """Refuse to copy a value that requires grad while recording: PyTorch records the copy
-    (the target then depends on the source), this library cannot, and the gradient through it
-    would silently be missing."""
-    if isinstance(source, Tensor) and source.requires_grad and is_grad_enabled():
-        raise RuntimeError(
-            f"{method}: the source requires grad, and an in-place copy is not recorded, so its "
-            "gradient would be lost; compute the new tensor out of place, or copy "
-            "source.detach() (or under no_grad()) if no gradient should flow"
-        )
 
 
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
