@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from report import markdown_table
 
 import tinygrad_edu as tg
 from tinygrad_edu.compile import compile as compile_step
@@ -151,22 +152,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     samples = time_per_step(contenders, args.round_ms / 1e3, args.repeats)
     best = {name: min(values) for name, values in samples.items()}
     reference = best["numpy (hand-derived)"]
-    print(
-        f"one training step of the 3-5-2-1 network on 10 colours: fastest of {args.repeats} "
-        f"rounds of ~{args.round_ms:g} ms each; spread = median round / fastest"
+    title = (
+        "One training step of the 3-5-2-1 network on the document's 10 colours "
+        f"(fastest of {args.repeats} rounds of ~{args.round_ms:g} ms; spread = median / fastest)"
     )
-    for name, seconds in best.items():
-        spread = float(np.median(samples[name])) / seconds
-        print(
-            f"  {name:22s} {seconds * 1e6:8.1f} us   spread {spread:4.2f}   "
-            f"{seconds / reference:5.2f}x numpy"
-        )
+    rows = [
+        [name, f"{seconds * 1e6:.1f} µs", f"{float(np.median(samples[name])) / seconds:.2f}",
+         f"**{seconds / reference:.2f}x**"]
+        for name, seconds in best.items()
+    ]  # fmt: skip
     if "torch" not in best:
-        print("  torch                  not installed (pip install torch==2.13.0)")
-    eager, compiled = best["tinygrad_edu eager"], best["tinygrad_edu compiled"]
-    print(f"compiled step speed-up over eager: {eager / compiled:.2f}x")
+        rows.append(["torch", "not installed (pip install torch==2.13.0)", "", ""])
+    print(markdown_table(title, ["step", "time", "spread", "vs NumPy"], rows))
     print(
-        f"compiled and eager parameters equal bit for bit after 100 steps: "
+        "\ncompiled and eager parameters equal bit for bit after 100 steps: "
         f"{compiled_matches_eager()}"
     )
     return best

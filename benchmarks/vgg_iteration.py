@@ -16,9 +16,8 @@ visualisation CLI runs them. Printed per batch size:
 * with ``--layers``, a per-layer table: forward and input gradient of each convolution, ours vs
   PyTorch (its ``conv2d`` and ``conv2d_input``), same inputs.
 
-Contenders: ``tinygrad_edu`` (the model as it is), ``conv+relu fused`` (the same network through
-the fused :class:`~tinygrad_edu.ops.conv.Conv2dReLU` op, as ``models/vgg.py`` would call it) and,
-with ``--fast``, that with ``precision="fast"`` (Winograd F(4x4, 3x3)).
+``VGG16.forward`` runs each convolution and its ReLU as one fused op, as the visualisation does.
+Ends with one dated Markdown table, the one docs/performance.md quotes.
 
 The machine is shared, so absolute times drift; compare ratios from one run. ``--threads N``
 sets both BLAS and PyTorch thread counts (before NumPy is imported); ``--clock cpu`` measures
@@ -47,7 +46,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--layers", action="store_true", help="print the per-layer table")
-    parser.add_argument("--fast", action="store_true", help="also time precision='fast'")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child process
     return parser.parse_args(argv)
 
@@ -58,29 +56,12 @@ if ARGS.threads is not None and "numpy" not in sys.modules:
         os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
+from report import markdown_table  # noqa: E402
 from torch_vgg import torch_features  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
-from tinygrad_edu import nn  # noqa: E402
 from tinygrad_edu.kernels import conv as kernels  # noqa: E402
 from tinygrad_edu.models.vgg import vgg16  # noqa: E402
-from tinygrad_edu.ops.conv import Conv2dReLU  # noqa: E402
-
-
-def fused_features(model, x: tg.Tensor, until: str, precision: str = "default") -> tg.Tensor:
-    """``model(x, until=until)`` with every conv + ReLU pair as one :class:`Conv2dReLU` op."""
-    modules = list(model.features)[: model.keras_layers[until][1] + 1]
-    i = 0
-    while i < len(modules):
-        module = modules[i]
-        if isinstance(module, nn.Conv2d) and i + 1 < len(modules):
-            options = {"stride": module.stride, "padding": module.padding, "precision": precision}
-            x = Conv2dReLU.apply(x, module.weight, module.bias, **options)
-            i += 2
-        else:
-            x = module(x)
-            i += 1
-    return x
 
 
 def ours_step(forward, x: np.ndarray, filters: np.ndarray):
@@ -136,7 +117,6 @@ def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | 
 
     command = [sys.executable, __file__, "--memory-of", name, "--batch", str(batch)]
     command += ["--size", str(args.size)] + (["--weights", args.weights] if args.weights else [])
-    command += ["--fast"] if args.fast else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     try:
@@ -220,9 +200,7 @@ def main(args: argparse.Namespace = ARGS) -> dict:
     except ImportError:
         torch = None
     now = clock(args.clock)
-    threads = args.threads or "default"
-    print(f"{args.clock} clock, threads: {threads}, {args.rounds} rounds, min and spread (max/min)")
-    results = {}
+    results, rows = {}, []
     for batch in args.batch:
         x = (
             np.random.default_rng(0)
@@ -232,14 +210,7 @@ def main(args: argparse.Namespace = ARGS) -> dict:
         with tg.no_grad():
             response = model(tg.Tensor(x), until=LAYER).data.mean(axis=(2, 3))
         filters = response.argmax(axis=1)  # each image's most excited filter: a live gradient
-        contenders = {
-            "tinygrad_edu": ours_step(lambda t: model(t, until=LAYER), x, filters),
-            "conv+relu fused": ours_step(lambda t: fused_features(model, t, LAYER), x, filters),
-        }
-        if args.fast:
-            contenders["fused, fast"] = ours_step(
-                lambda t: fused_features(model, t, LAYER, "fast"), x, filters
-            )
+        contenders = {"tinygrad_edu": ours_step(lambda t: model(t, until=LAYER), x, filters)}
         if torch is not None:
             contenders["torch"] = torch_step(model, x, filters)
         if args.memory_of is not None:
@@ -248,23 +219,27 @@ def main(args: argparse.Namespace = ARGS) -> dict:
         memory = {name: peak_growth_mib(name, batch, args) for name in contenders}
         times = timed_rounds(contenders, args.rounds, now)
         best = {name: min(values) for name, values in times.items()}
-        print(f"batch {batch}, {args.size}x{args.size}, forward to {LAYER} + input gradient:")
         exact = float64_reference(model, x, filters)
-        reference = outputs.get("torch")
         for name, seconds in best.items():
-            spread = max(times[name]) / seconds
-            peak = "n/a" if memory[name] is None else f"{memory[name]:6.0f} MiB"
-            line = f"  {name:16s} {seconds * 1e3:8.1f} ms ({seconds / batch * 1e3:6.1f}/image)"
-            line += f"  spread {spread:4.2f}  peak memory {peak}"
-            if reference is not None and name != "torch":
-                line += f"  ratio {seconds / best['torch']:4.2f}x"
             error = np.abs(outputs[name] - exact).max() / np.abs(exact).max()
-            print(line + f"  error vs float64 {error:.1e}")
-        if reference is None:
-            print("  torch not installed (pip install torch==2.13.0): no reference")
+            ratio = f"**{seconds / best['torch']:.2f}x**" if "torch" in best else "n/a"
+            peak = "n/a" if memory[name] is None else f"{memory[name]:.0f} MiB"
+            rows.append(
+                [batch, name, f"{seconds * 1e3:.1f} ms", f"{seconds / batch * 1e3:.1f} ms",
+                 f"{max(times[name]) / seconds:.2f}", peak, f"{error:.1e}",
+                 ratio if name != "torch" else ""]
+            )  # fmt: skip
         if args.layers:
             layer_table(model, batch, args.size, args.rounds, now)
         results[batch] = best
+    header = ["batch", "", "iteration", "per image", "spread", "peak memory", "error", "vs PyTorch"]
+    title = (
+        f"VGG16 ascent iteration to {LAYER}, {args.size}x{args.size}, {args.clock} clock, "
+        f"min of {args.rounds} rounds (spread = max / min; error = max relative to float64)"
+    )
+    if torch is None:
+        title += "; PyTorch not installed (pip install torch==2.13.0): no reference"
+    print(markdown_table(title, header, rows))
     return results
 
 

@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import threads
+from tinygrad_edu.kernels.fast import threads
 
 #: float32 roundoff bound of the default paths, relative to the result's scale
 TOLERANCE = 1e-5
-#: measured bound of Winograd F(4x4, 3x3) in float32 on these sizes (docs/convolution.md)
-FAST_TOLERANCE = 1e-4
 FLOATS = (np.float32, np.float64)
 #: upstream values that must not leak through where a mask or a ReLU is off
 POISON = (np.inf, -np.inf, np.nan, -0.0, 0.0, 1.5, -2.0, 3e38)  # 3e38: near float32's max

@@ -25,11 +25,10 @@ ops, the gradients are then themselves tensors in a graph and can be differentia
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -118,10 +117,16 @@ def _run(
         if id(output) not in grads:
             _discover(output, heap, leaves)
         _add(grads, output, seed)
+    state = graph._state
+    outer = state.narrowed, state.grad_enabled
     try:
-        with _pruned_to(outputs, targets), graph._GradMode(create_graph):
-            return _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers)
+        state.narrowed = {}  # for this thread and this sweep only (a sweep nested in a hook
+        if targets is not None:  # starts from the recorded masks)
+            state.narrowed = _narrow(_reaching(outputs, targets))
+        state.grad_enabled = create_graph  # the VJPs are recorded only with create_graph
+        return _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers)
     finally:
+        state.narrowed, state.grad_enabled = outer
         for watcher in watchers:
             watcher.backward_finished()
 
@@ -134,32 +139,52 @@ def _sweep(heap, grads, leaves, targets, retain_graph, create_graph, watchers) -
     """
     delivered: dict[int, Tensor] = {}
     remaining = len(targets) if targets is not None else -1
+    narrowing = bool(graph._state.narrowed)  # a grad() sweep asks nodes for fewer gradients
+    observed = len(watchers) > 1  # observers beside the contract see every VJP, contract first
     while heap and remaining:
         tensor = heapq.heappop(heap)[2]  # 1. pop: every consumer of it is done
-        g = _run_hooks(tensor, grads.pop(id(tensor)))  # 2. hooks may read or replace g
+        g = grads.pop(id(tensor))
+        if tensor._hooks:
+            g = _run_hooks(tensor, g)  # 2. hooks may read or replace g
         if targets is not None and id(tensor) in targets:
             delivered[id(tensor)] = g
             remaining -= 1
         node = tensor._node
-        _check_unchanged(node, tensor)
+        if tensor._version_counter[0] != node.saved_output_version or node.saved_versions != tuple(
+            [x._version_counter[0] for x in node.inputs]
+        ):
+            _check_unchanged(node, tensor)  # raises, naming what was changed in place
         input_grads = node.vjp(g, tensor, *node.inputs)  # 3. the op's derivative rule
         if input_grads.__class__ is not tuple:
             input_grads = (input_grads,)
-        for watcher in watchers:  # 4. contract, anomaly, trace
-            watcher.vjp_applied(node, tensor, g, input_grads)
-        for parent, parent_grad, wanted in zip(node.inputs, input_grads, node.needs_input_grad):
-            if wanted and parent_grad is not None:  # 5. accumulate
-                if parent_grad.shape != parent.shape:
+        if observed or len(input_grads) != len(node.inputs):
+            for watcher in watchers:  # 4. contract, anomaly, trace
+                watcher.vjp_applied(node, tensor, g, input_grads)
+        mask = node.needs_input_grad if narrowing else node._needs_input_grad
+        for parent, parent_grad, wanted in zip(node.inputs, input_grads, mask):
+            if parent_grad is None:
+                continue
+            if parent_grad.__class__ is not Tensor or parent_grad.data.shape != parent.data.shape:
+                if not observed:  # 4. the contract (already run if observed): raises if wrong
+                    CONTRACT.vjp_applied(node, tensor, g, input_grads)
+                if wanted and parent_grad.shape != parent.shape:
                     parent_grad = parent_grad.sum_to(parent.shape)  # undo broadcasting
-                if id(parent) not in grads:
+            if wanted:  # 5. accumulate: the first gradient schedules the parent
+                key = id(parent)
+                previous = grads.get(key)
+                if previous is None:
                     _discover(parent, heap, leaves)
-                _add(grads, parent, parent_grad)
+                    grads[key] = parent_grad
+                else:
+                    grads[key] = previous + parent_grad
         if not retain_graph:
             tensor._node = RELEASED
     for leaf in leaves:
         if targets is not None and id(leaf) not in targets:
             continue
-        g = _run_hooks(leaf, grads.pop(id(leaf)))
+        g = grads.pop(id(leaf))
+        if leaf._hooks:
+            g = _run_hooks(leaf, g)
         if targets is None:
             _accumulate(leaf, g, create_graph)
         else:
@@ -176,9 +201,11 @@ def _check_unchanged(node: Op, out: Tensor) -> None:
     """
     if out._version_counter[0] != node.saved_output_version:
         _modified(node, "its output", out, node.saved_output_version)
-    for position, (x, version) in enumerate(zip(node.inputs, node.saved_versions)):
-        if x._version_counter[0] != version:
-            _modified(node, f"input {position}", x, version)
+    versions = tuple([x._version_counter[0] for x in node.inputs])
+    if versions != node.saved_versions:
+        for position, (x, version) in enumerate(zip(node.inputs, node.saved_versions)):
+            if x._version_counter[0] != version:
+                _modified(node, f"input {position}", x, version)
 
 
 def _modified(node: Op, which: str, tensor: Tensor, expected: int) -> None:
@@ -199,33 +226,16 @@ def _discover(tensor: Tensor, heap: list, leaves: list[Tensor]) -> None:
         heapq.heappush(heap, (-node.sequence, id(tensor), tensor))
 
 
-@contextlib.contextmanager
-def _pruned_to(outputs: Sequence[Tensor], targets: set[int] | None) -> Iterator[None]:
-    """While the sweep runs, ask each node only for the input gradients that reach a target.
+def _narrow(reaches: dict[int, Tensor]) -> dict[int, tuple[weakref.ref, tuple[bool, ...]]]:
+    """While a ``grad()`` sweep runs, ask each node only for the input gradients that reach a
+    target: the narrowed masks of the nodes on paths to a target, by node id (the recorded
+    masks are read: no narrowing is active while this runs).
 
     A tensor *reaches* a target if it is one or if an input of its node reaches one. The
-    nodes' ``needs_input_grad`` masks are narrowed accordingly (VJPs skip work for ``False``
-    entries) for this thread only and for this sweep only: the nodes themselves are unchanged,
-    so a retained graph, another thread's sweep over it and a sweep nested in a hook (which
-    starts from the recorded masks; ``targets`` of ``None`` narrows nothing) all see the masks
-    recorded in the forward pass.
-    """
-    state = graph._state
-    outer = state.narrowed
-    state.narrowed = {}
-    try:
-        if targets is not None:
-            state.narrowed = _narrow(_reaching(outputs, targets))
-        yield
-    finally:
-        state.narrowed = outer
-
-
-def _narrow(reaches: dict[int, Tensor]) -> dict[int, tuple[weakref.ref, tuple[bool, ...]]]:
-    """The narrowed masks of the nodes on paths to a target, by node id (the recorded masks
-    are read: no narrowing is active while this runs).
-
-    The nodes are held weakly, and ``reaches`` is dropped on return: the sweep releases each
+    masks live in the thread's engine state for one sweep (VJPs skip work for ``False``
+    entries); the nodes themselves are unchanged, so a retained graph, another thread's sweep
+    over it and a sweep nested in a hook all see the masks recorded in the forward pass. The
+    nodes are held weakly, and ``reaches`` is dropped on return: the sweep releases each
     node, and with it the activations it saved, right after its VJP -- holding them all until
     the end would keep every activation of the forward pass alive through the whole sweep.
     """
@@ -310,7 +320,7 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     fresh array (with ``create_graph``: a differentiable cast and sum, so it keeps its graph)."""
     with _ACCUMULATING:
         if not create_graph:
-            data = g.data.astype(leaf.dtype, copy=True)
+            data = g.data.astype(leaf.data.dtype)  # a new array: g's may be shared
             if leaf.grad is not None:
                 data += leaf.grad.data
             leaf.grad = Tensor._wrap(data)

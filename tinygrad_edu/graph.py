@@ -281,19 +281,18 @@ class Op:
             raise ShapeError(f"{cls.name}: input shapes {shapes} do not fit: {err}") from err
         if data.__class__ is not np.ndarray:
             data = np.asarray(data)
-        tensor_class = type(inputs[0])  # every op has a Tensor input: graph.py needs no import
         node = None
         state = _state
         if state.grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    op.inputs = inputs
-                    op._needs_input_grad = tuple([t.requires_grad for t in inputs])
-                    op.saved_versions = tuple([t._version_counter[0] for t in inputs])
-                    op.sequence = next(_sequence)
-                    node = op
-                    break
-        out = tensor_class._wrap(data, node)
+            needs_input_grad = tuple([t.requires_grad for t in inputs])
+            if any(needs_input_grad):
+                op.inputs = inputs
+                op._needs_input_grad = needs_input_grad
+                op.saved_versions = tuple([t._version_counter[0] for t in inputs])
+                op.sequence = next(_sequence)
+                node = op
+        # every op has a Tensor input, whose class makes the result: graph.py needs no import
+        out = inputs[0].__class__._wrap(data, node)
         if data.base is not None:
             _share_version_with_viewed_input(op, inputs, out)
         else:

@@ -95,10 +95,7 @@ class InPlace:
                 "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
             )
         if not self.data.flags.writeable:
-            raise ValueError(
-                f"{method}: the tensor's array is read-only (a frozen parameter, or read-only "
-                "memory); unfreeze it or build a new tensor"
-            )
+            raise ValueError(f"{method}: the tensor's array is read-only; build a new tensor")
 
 
 def _check_source_graph(method: str, source: Any) -> None:

@@ -30,7 +30,6 @@ from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
 from .graph import is_grad_enabled, kept_by_observer
 from .inplace import InPlace
-from .kernels.frozen import frozen_copy, is_frozen
 from .masks import Masks
 from .numpy_interop import NumpyProtocols
 from .numpy_like import NumpyLike
@@ -119,18 +118,12 @@ class Tensor(NumpyLike, InPlace, NumpyProtocols, Constructors, Composites, Masks
 
     # ------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling and deep copies: a frozen array (:meth:`~.nn.Module.freeze`) stays frozen
-        in the copy (NumPy alone would hand back a writable one)."""
-        state = {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
-        state["frozen"] = is_frozen(self.data)
-        return state
+        """Pickling and deep copies: every slot but ``__weakref__``."""
+        return {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        frozen = state.pop("frozen", False)
         for name, value in state.items():
             setattr(self, name, value)
-        if frozen:
-            self.data = frozen_copy(self.data)
 
     # ------------------------------------------------------------------------ autograd surface
     @property

@@ -1,7 +1,7 @@
 """Hypothesis strategies for property-testing differentiable code.
 
 The engine's own test suite is built from these; use them to test your ops and models the same
-way. Requires ``hypothesis`` (``pip install "tinygrad_edu[testing]"``).
+way. Requires ``hypothesis`` (the ``testing`` extra: ``pip install hypothesis``).
 
 Generate *classes* of input, not examples: most wrong gradients hide in a corner that a
 hand-picked example never visits. The strategies below each cover one such class:
@@ -48,7 +48,7 @@ try:
     from hypothesis.extra import numpy as hnp
 except ImportError as err:  # pragma: no cover - exercised only without the extra installed
     raise ImportError(
-        "tinygrad_edu.testing needs hypothesis: pip install 'tinygrad_edu[testing]'"
+        "tinygrad_edu.testing needs hypothesis (the 'testing' extra): pip install hypothesis"
     ) from err
 
 from .tensor import Tensor

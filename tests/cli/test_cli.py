@@ -65,7 +65,7 @@ def test_train_without_matplotlib_still_succeeds(tmp_path, monkeypatch, capsys):
     assert "held-out WCAG agreement" in out
     hints = [line for line in out.splitlines() if "figure" in line]
     assert hints == [
-        "figure skipped: it needs matplotlib, the 'plot' extra (pip install 'tinygrad_edu[plot]')"
+        "figure skipped: it needs matplotlib, the 'plot' extra (pip install matplotlib)"
     ]
 
 

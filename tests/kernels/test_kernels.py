@@ -1,7 +1,7 @@
 """Every convolution kernel path against a direct float64 reference.
 
 Paths: im2col (any kernel, stride, padding), Winograd F(2x2, 3x3) (the default for 3x3 layers
-with >= 32 input channels), Winograd F(4x4, 3x3) (``precision="fast"``), col2im input gradients
+with >= 32 input channels), col2im input gradients
 (few output channels), and the fusions (bias, ReLU, ReLU mask). Inputs are float32; the reference
 is the textbook sum in float64 on the same values; the error is measured relative to the largest
 reference value (float32 roundoff of a sum of many products is relative to its scale, not to
@@ -25,7 +25,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.kernel_helpers import (
-    FAST_TOLERANCE,
     FLOATS,
     LAYOUTS,
     POISON,
@@ -42,8 +41,8 @@ from tests.kernel_helpers import (
 )
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import gemm, threads
-from tinygrad_edu.kernels import winograd as W
+from tinygrad_edu.kernels.fast import gemm, threads
+from tinygrad_edu.kernels.fast import winograd as W
 from tinygrad_edu.nn import functional as F
 
 #: channel counts on both sides of every threshold: Winograd from 32 input channels, col2im
@@ -64,39 +63,35 @@ def conv3x3_cases(draw):
     return layout(x), weight, bias
 
 
-@given(conv3x3_cases(), st.sampled_from(["default", "fast"]), st.booleans())
-def test_forward_every_formulation_matches_float64(case, precision, relu):
+@given(conv3x3_cases(), st.booleans())
+def test_forward_every_formulation_matches_float64(case, relu):
     x, w, b = case
     exact = reference_conv(x, w, 1, 1) + b.astype(np.float64)[None, :, None, None]
     if relu:
         exact = np.maximum(exact, 0)
-    y = K.conv2d(x, w, 1, 1, bias=b, relu=relu, precision=precision)
+    y = K.conv2d(x, w, 1, 1, bias=b, relu=relu)
     assert y.dtype == np.float32 and y.shape == exact.shape
-    fast = K.formulation(3, 3, 1, 1, w.shape[1], w.shape[0], precision) is W.F4
-    assert relative_error(y, exact) <= (FAST_TOLERANCE if fast else TOLERANCE)
+    assert relative_error(y, exact) <= TOLERANCE
 
 
-@given(conv3x3_cases(), st.sampled_from(["default", "fast"]), st.booleans())
-def test_input_grad_every_formulation_matches_float64(case, precision, masked):
+@given(conv3x3_cases(), st.booleans())
+def test_input_grad_every_formulation_matches_float64(case, masked):
     x, w, _ = case
     rng = np.random.default_rng(x.shape[2] * 100 + x.shape[3])
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     g = nhwc_backed(rng.standard_normal((n, w.shape[0], h, wd)).astype(np.float32))
     mask = nhwc_backed(rng.standard_normal(g.shape).astype(np.float32)) if masked else None
     exact = reference_input_grad(g if mask is None else g * (mask > 0), w, (h, wd), 1, 1)
-    grad = K.conv2d_input_grad(g, w, (h, wd), 1, 1, mask=mask, precision=precision)
+    grad = K.conv2d_input_grad(g, w, (h, wd), 1, 1, mask=mask)
     assert grad.dtype == np.float32 and grad.shape == exact.shape
-    way = K.formulation(3, 3, 1, 1, w.shape[0], c, precision)
-    fast = way is W.F4 and not K._use_col2im(3, 3, w.shape[0], c)
-    assert relative_error(grad, exact) <= (FAST_TOLERANCE if fast else TOLERANCE)
+    assert relative_error(grad, exact) <= TOLERANCE
 
 
 @given(
     data=st.data(),
-    scheme=st.sampled_from([W.F2, W.F4]),
     budget=st.sampled_from([1, 3000, 60_000, 2**22]),  # bands of tile rows, images, the batch
 )
-def test_winograd_chunks_are_exact_in_float64(data, scheme, budget):
+def test_winograd_chunks_are_exact_in_float64(data, budget):
     """Every chunking (band boundaries, several images, partial last chunk) gives the same
     numbers as the definition, to float64 roundoff."""
     n, c, k = (data.draw(st.integers(1, 4)) for _ in range(3))
@@ -104,15 +99,14 @@ def test_winograd_chunks_are_exact_in_float64(data, scheme, budget):
     rng = np.random.default_rng(data.draw(st.integers(0, 1000)))
     x = rng.standard_normal((n, h, w, c))
     weight = rng.standard_normal((k, c, 3, 3))
-    y = W.conv3x3(x, weight, chunk_budget=budget, scheme=scheme)
+    y = W.conv3x3(x, weight, chunk_budget=budget)
     exact = reference_conv(x.transpose(0, 3, 1, 2), weight, 1, 1).transpose(0, 2, 3, 1)
     assert relative_error(y, exact) <= 1e-12
-    if scheme.flip_order is not None:  # the input gradient through the forward's own U
-        g = rng.standard_normal((n, h, w, k))
-        u = W.transform_kernel(weight, scheme).transpose(0, 2, 1)
-        grad = W.conv3x3(g, None, chunk_budget=budget, u=u, order=scheme.flip_order)
-        exact = reference_input_grad(g.transpose(0, 3, 1, 2), weight, (h, w), 1, 1)
-        assert relative_error(grad, exact.transpose(0, 2, 3, 1)) <= 1e-12
+    g = rng.standard_normal((n, h, w, k))  # the input gradient through the forward's own U
+    u = W.transform_kernel(weight).transpose(0, 2, 1)
+    grad = W.conv3x3(g, None, chunk_budget=budget, u=u, order=W.FLIP_ORDER)
+    exact = reference_input_grad(g.transpose(0, 3, 1, 2), weight, (h, w), 1, 1)
+    assert relative_error(grad, exact.transpose(0, 2, 3, 1)) <= 1e-12
 
 
 @st.composite
@@ -145,26 +139,12 @@ def test_general_convolution_and_both_gradients_match_float64(case):
 
 
 def test_formulation_rule_on_both_sides_of_its_thresholds():
-    assert K.formulation(3, 3, 1, 1, 31, 64) is None  # too few input channels
-    assert K.formulation(3, 3, 1, 1, 32, 64) is W.F2
-    assert K.formulation(3, 3, 1, 1, 32, 64, "fast") is W.F4
-    assert K.formulation(3, 3, 2, 1, 64, 64) is None  # stride
-    assert K.formulation(3, 3, 1, 0, 64, 64) is None  # padding
-    assert K.formulation(5, 5, 1, 1, 64, 64) is None  # kernel size
+    assert not K.uses_winograd(3, 3, 1, 1, 31)  # too few input channels
+    assert K.uses_winograd(3, 3, 1, 1, 32)
+    assert not K.uses_winograd(3, 3, 2, 1, 64)  # stride
+    assert not K.uses_winograd(3, 3, 1, 0, 64)  # padding
+    assert not K.uses_winograd(5, 5, 1, 1, 64)  # kernel size
     assert K._use_col2im(3, 3, 27, 3) and not K._use_col2im(3, 3, 26, 3)
-    with pytest.raises(ValueError, match="precision must be one of"):
-        K.formulation(3, 3, 1, 1, 64, 64, "sloppy")
-
-
-def test_fast_precision_error_is_what_the_docs_state():
-    """F(4x4, 3x3) in float32 on a VGG-sized layer: larger than F(2x2, 3x3), below 1e-4."""
-    rng = np.random.default_rng(0)
-    x = nhwc_backed(rng.standard_normal((1, 256, 16, 16)).astype(np.float32))
-    w = (rng.standard_normal((256, 256, 3, 3)) / 48).astype(np.float32)
-    exact = reference_conv(x, w, 1, 1)
-    default = relative_error(K.conv2d(x, w, 1, 1), exact)
-    fast = relative_error(K.conv2d(x, w, 1, 1, precision="fast"), exact)
-    assert default <= TOLERANCE < fast * 10 and fast <= FAST_TOLERANCE
 
 
 # ------------------------------------------------------------- the kernel as stored (few pixels)
@@ -227,11 +207,10 @@ def test_the_stored_kernel_rule_and_its_vgg_layers():
     assert not K.uses_stored_kernel(256 * 256 * 9, 64)  # a kernel below MIN_DIRECT_KERNEL
     block5, block1 = (512, 512, 3, 3), (64, 3, 3, 3)
     assert K.forward_path(block5, (1, 512, 8, 8), 1, 1) == K.STORED_KERNEL
-    assert K.forward_path(block5, (2, 512, 8, 8), 1, 1) == W.F2.name
-    assert K.forward_path(block5, (2, 512, 8, 8), 1, 1, "fast") == W.F4.name
+    assert K.forward_path(block5, (2, 512, 8, 8), 1, 1) == K.WINOGRAD
     assert K.forward_path(block1, (1, 3, 8, 8), 1, 1) == "im2col"
     assert K.input_grad_path(block5, (1, 512, 8, 8), (8, 8), 1, 1) == K.STORED_KERNEL
-    assert K.input_grad_path(block5, (2, 512, 8, 8), (8, 8), 1, 1) == W.F2.name
+    assert K.input_grad_path(block5, (2, 512, 8, 8), (8, 8), 1, 1) == K.WINOGRAD
     assert K.input_grad_path(block5, (1, 512, 4, 4), (8, 8), 2, 1) == "im2col"  # stride 2
     assert K.input_grad_path(block1, (1, 64, 8, 8), (8, 8), 1, 1) == "col2im"
     rng = np.random.default_rng(5)
@@ -366,12 +345,11 @@ def test_stored_kernel_input_grad_is_the_transpose(case, with_mask):
 
 @given(
     st.sampled_from([(3, 64, 3, 1, 1), (32, 32, 3, 1, 1), (4, 5, 3, 2, 1), (4, 5, 2, 1, 0)]),
-    st.sampled_from(["default", "fast"]),
     st.sampled_from(FLOATS),
     st.integers(0, 2**16),
 )
-def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, prec, dtype, seed):
-    """col2im, Winograd F2/F4 and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
+def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, dtype, seed):
+    """col2im, Winograd and im2col (stride 2 too): ``g`` poisoned where ``mask <= 0`` or
     NaN gives exactly the result of ``g`` zeroed there."""
     c, k, kh, stride, padding = shape
     rng = np.random.default_rng(seed)
@@ -383,10 +361,10 @@ def test_every_input_grad_path_ignores_inf_and_nan_where_the_mask_is_off(shape, 
     off = ~(mask > 0)
     poisoned = np.where(off, rng.choice(np.array(POISON, dtype), size=g.shape), g).astype(dtype)
     clean = np.where(off, 0.0, g).astype(dtype)
-    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding, prec)
+    path = K.input_grad_path(w.shape, g.shape, (h, h), stride, padding)
     assert path != K.STORED_KERNEL
-    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask, precision=prec)
-    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding, precision=prec)
+    masked = K.conv2d_input_grad(poisoned, w, (h, h), stride, padding, mask=mask)
+    plain = K.conv2d_input_grad(clean, w, (h, h), stride, padding)
     np.testing.assert_array_equal(masked, plain)
 
 
@@ -448,9 +426,8 @@ def test_a_narrower_bias_does_not_narrow_the_public_conv2d():
     st.integers(1, 5),  # image side
     st.integers(1, 100),  # MIN_DIRECT_KERNEL
     st.integers(1, 60),  # MAX_DIRECT_PIXELS
-    st.sampled_from(["default", "fast"]),
 )
-def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel, max_px, prec):
+def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel, max_px):
     """``forward_path`` / ``input_grad_path`` name the formulation that is actually called."""
     assume(hw + 2 * padding >= side)
     rng = np.random.default_rng(0)
@@ -478,16 +455,15 @@ def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel
         ):
             patch.setattr(gemm, name, spy(name, getattr(gemm, name)))
         patch.setattr(W, "conv3x3", spy("winograd", W.conv3x3))
-        forward = K.forward_path(w.shape, x.shape, stride, padding, prec)
-        K.conv2d(x, w, stride, padding, precision=prec)
-        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding, prec)
+        forward = K.forward_path(w.shape, x.shape, stride, padding)
+        K.conv2d(x, w, stride, padding)
+        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding)
         first = len(calls)
-        K.conv2d_input_grad(g, w, (hw, hw), stride, padding, precision=prec)
+        K.conv2d_input_grad(g, w, (hw, hw), stride, padding)
     expected = {
         K.STORED_KERNEL: "stored_kernel_conv",
         "im2col": "im2col_conv",
-        W.F2.name: "winograd",
-        W.F4.name: "winograd",
+        K.WINOGRAD: "winograd",
     }
     assert calls[:first] == [expected[forward]]
     expected_back = dict(expected, **{K.STORED_KERNEL: "stored_kernel_input_grad"})

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.kernel_helpers import LAYOUTS, layout_variant, worker_count
 from tinygrad_edu.kernels import pooling
-from tinygrad_edu.kernels.layout import select
+from tinygrad_edu.kernels.fast.layout import select
 from tinygrad_edu.testing import EDGE_VALUES
 
 SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0)

@@ -47,7 +47,7 @@ HELD_OUT = 1000
 MAX_ITERATION, MAX_SAMPLES = 10_000_000, 1_000_000
 #: colours drawn for ``train --data wcag`` unless ``--samples`` says otherwise
 DEFAULT_SAMPLES = 200
-PLOT_HINT = "pip install 'tinygrad_edu[plot]'"
+PLOT_HINT = "pip install matplotlib"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

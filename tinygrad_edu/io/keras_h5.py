@@ -55,7 +55,7 @@ def _h5py():
         import h5py
     except ImportError as err:
         raise ImportError(
-            "reading Keras .h5 files needs h5py: pip install 'tinygrad_edu[keras]'"
+            "reading Keras .h5 files needs h5py (the 'keras' extra): pip install h5py"
         ) from err
     return h5py
 

@@ -91,7 +91,8 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         from safetensors.numpy import load
     except ImportError as err:
         raise ImportError(
-            "reading .safetensors needs: pip install 'tinygrad_edu[safetensors]'"
+            "reading .safetensors needs the safetensors package (the 'safetensors' extra): "
+            "pip install safetensors"
         ) from err
     with open_regular(path, WeightsError, "weights file") as handle:
         data = handle.read()

@@ -1,5 +1,8 @@
 r"""2-D convolution kernels and the choice of formulation (no autodiff here: arrays in, arrays out).
 
+These compute what :mod:`.reference` defines -- the convolution and its two adjoints -- fast. The
+tests hold every formulation here equal to the reference.
+
 Layout. The public API is NCHW, like PyTorch. Internally every kernel works on **NHWC** memory,
 where the channels of one pixel are contiguous: then the patch of a 3x3 window is a few
 contiguous runs, and a convolution becomes matrix products over ``(pixels, channels)``. Results
@@ -7,38 +10,27 @@ are returned as NCHW-shaped *views* of NHWC arrays (``y.transpose(0, 3, 1, 2)``)
 nothing; NumPy's elementwise ops keep that memory order, so the next convolution gets its NHWC
 array back for free with ``x.transpose(0, 2, 3, 1)``.
 
-The three kernels are the three partial derivatives of one trilinear form
-:math:`T(x, w, y) = \langle \mathrm{conv}(x, w), y \rangle`:
-
-* :func:`conv2d` = :math:`\partial T / \partial y`, the forward pass;
-* :func:`conv2d_input_grad` = :math:`\partial T / \partial x` (a "transposed convolution");
-* :func:`conv2d_weight_grad` = :math:`\partial T / \partial w`.
-
 Formulation (:func:`forward_path` and :func:`input_grad_path` name it; ``docs/convolution.md``
 has the measurements behind the rule): a big kernel over few output pixels is multiplied as
 stored (:func:`uses_stored_kernel`); 3x3, stride-1, padding-1 convolutions with enough input
-channels use Winograd's minimal filtering (:mod:`.winograd`): F(2x2, 3x3), 2.25x fewer
-multiplications, or with ``precision="fast"`` F(4x4, 3x3), 4x fewer but ~10x the float32
-rounding error (:func:`formulation`). Input gradients with few channels use col2im; everything
-else uses im2col (:mod:`.gemm`). Every formulation works through chunks shared among the worker
-threads (:mod:`.threads`), so memory stays bounded, and applies bias, ReLU and a ReLU's backward
-mask per chunk, while it is in cache. Re-laid-out kernels come from a content-validated cache
-(:func:`kernel_layout`).
+channels use Winograd's minimal filtering F(2x2, 3x3) (:func:`uses_winograd`,
+:mod:`.fast.winograd`: 2.25x fewer multiplications); input gradients with few channels use
+col2im; everything else uses im2col (:mod:`.fast.gemm`). Every formulation works through chunks
+shared among the worker threads (:mod:`.fast.threads`), so memory stays bounded, and applies
+bias, ReLU and a ReLU's backward mask per chunk, while it is in cache. Re-laid-out kernels are
+reused while the kernel is unchanged (:func:`track`, :mod:`.fast.layout_cache`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from . import buffers, gemm, winograd
-from .layout import as_nchw, chunks, nhwc, pad, select, windows
-from .layout_cache import LAYOUTS
+from .fast import gemm, winograd
+from .fast.layout import as_nchw, chunks, nhwc, pad, select, windows
+from .fast.layout_cache import LAYOUTS, Counter
 
-#: ``precision`` values: "default" stays within float32 roundoff of the exact result (relative
-#: 1e-5); "fast" also allows Winograd F(4x4, 3x3), whose float32 error is ~10x larger
-PRECISIONS = ("default", "fast")
 #: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
 MIN_WINOGRAD_CHANNELS = 32
 #: a convolution with a kernel of at least this many elements over at most
@@ -47,33 +39,28 @@ MIN_WINOGRAD_CHANNELS = 32
 #: arithmetic (measured, docs/convolution.md)
 MIN_DIRECT_KERNEL = 2**20
 MAX_DIRECT_PIXELS = 64
-#: the name :func:`forward_path` and :func:`input_grad_path` give that formulation
-STORED_KERNEL = "stored kernel"
-
-_SCHEMES = {scheme.name: scheme for scheme in (winograd.F2, winograd.F4)}
-
-#: re-layouts of one kernel by kind ("im2col", "winograd F(2x2,3x3)", ...): :func:`kernel_layout`
-Layouts = dict[str, np.ndarray]
+#: the names :func:`forward_path` and :func:`input_grad_path` give the formulations
+STORED_KERNEL, WINOGRAD, IM2COL, COL2IM = "stored kernel", "winograd F(2x2,3x3)", "im2col", "col2im"
 
 
-def formulation(
-    kh: int, kw: int, stride: int, padding: int, c_in: int, c_out: int, precision: str = "default"
-) -> winograd.Scheme | None:
-    """The Winograd scheme for a convolution, or ``None`` for im2col.
+def track(w: np.ndarray, counter: Counter) -> None:
+    """Say that ``counter`` -- a one-element list incremented on every in-place change of
+    ``w`` (a tensor's version counter) -- counts ``w``'s changes: its re-layouts are then reused
+    until the count moves (:mod:`.fast.layout_cache`). Untracked kernels are re-laid out on
+    every call."""
+    LAYOUTS.track(w, counter)
 
-    Winograd for 3x3/stride 1/padding 1 convolutions with ``c_in >= 32`` input channels:
-    F(2x2, 3x3) by default, F(4x4, 3x3) with ``precision="fast"``; im2col otherwise.
+
+def uses_winograd(kh: int, kw: int, stride: int, padding: int, c_in: int) -> bool:
+    """Whether a convolution runs as Winograd F(2x2, 3x3): 3x3, stride 1, padding 1, and at
+    least :data:`MIN_WINOGRAD_CHANNELS` input channels.
 
     Measured per VGG layer shape (docs/convolution.md): Winograd saves GEMM work in proportion to
     ``c_in * c_out`` but spends elementwise transforms on the input (``c_in``) and output
     (``c_out``) data; with few input channels (the RGB layer) the transforms cost more than they
     save.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if not (kh == kw == 3 and stride == 1 and padding == 1 and c_in >= MIN_WINOGRAD_CHANNELS):
-        return None
-    return winograd.F4 if precision == "fast" else winograd.F2
+    return kh == kw == 3 and stride == 1 and padding == 1 and c_in >= MIN_WINOGRAD_CHANNELS
 
 
 def flipped(w: np.ndarray) -> np.ndarray:
@@ -88,55 +75,42 @@ def conv2d(
     padding: int = 0,
     bias: np.ndarray | None = None,
     relu: bool = False,
-    precision: str = "default",
-    layouts: Layouts | None = None,
 ) -> np.ndarray:
-    r"""Cross-correlation, NCHW:
-    :math:`y_{nkij} = b_k + \sum_{c,a,b} x_{n,c,is+a-p,js+b-p} w_{kcab}`.
+    r"""Cross-correlation, NCHW: :func:`.reference.conv2d`, plus ``bias`` (K,) and ``relu``.
 
-    ``bias`` (K,) is added and ``relu`` applied while each chunk of the output is in cache, which
-    saves one or two passes over the whole output. The result is a fresh array. ``layouts``: see
-    :func:`kernel_layout`.
+    ``bias`` is added and ``relu`` applied while each chunk of the output is in cache, which
+    saves one or two passes over the whole output. The result is a fresh array.
     """
     dtype = np.result_type(x, w)
     if bias is not None and np.result_type(dtype, bias) != dtype:  # a wider bias: add it after
-        wide = conv2d(x, w, stride, padding, precision=precision, layouts=layouts)
-        wide = wide.astype(np.result_type(dtype, bias))
+        wide = conv2d(x, w, stride, padding).astype(np.result_type(dtype, bias))
         wide += bias.reshape(1, -1, 1, 1)
         return np.maximum(wide, 0, out=wide) if relu else wide
     if bias is not None:  # as narrow or narrower: in the result's dtype, fused per chunk
         bias = bias.astype(dtype, copy=False)
     x_nhwc = nhwc(x)
-    path = forward_path(w.shape, x.shape, stride, padding, precision)
+    path = forward_path(w.shape, x.shape, stride, padding)
     if path == STORED_KERNEL:
         return gemm.stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
-    scheme = _SCHEMES.get(path)
-    if scheme is not None:
-        u = _winograd_kernel(w, scheme, layouts)
-        y = winograd.conv3x3(x_nhwc, w, u=u, scheme=scheme, bias=bias, relu=relu)
+    if path == WINOGRAD:
+        u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel)
+        y = winograd.conv3x3(x_nhwc, w, u=u, bias=bias, relu=relu)
     else:
-        kernel = kernel_layout(w, "im2col", gemm.im2col_matrix, layouts)
+        kernel = LAYOUTS.get(w, IM2COL, gemm.im2col_matrix)
         y = gemm.im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
 
 
-def forward_path(
-    w_shape: Sequence[int],
-    x_shape: Sequence[int],
-    stride: int,
-    padding: int,
-    precision: str = "default",
-) -> str:
+def forward_path(w_shape: Sequence[int], x_shape: Sequence[int], stride: int, padding: int) -> str:
     """The formulation :func:`conv2d` uses for kernel ``w_shape`` (K, C, kh, kw) on NCHW input
-    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), a Winograd scheme's name
-    (:func:`formulation`) or ``"im2col"``."""
+    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), :data:`WINOGRAD`
+    (:func:`uses_winograd`) or :data:`IM2COL`."""
     k, c, kh, kw = w_shape
     n, _, h, w = x_shape
     pixels = n * ((h + 2 * padding - kh) // stride + 1) * ((w + 2 * padding - kw) // stride + 1)
     if uses_stored_kernel(k * c * kh * kw, pixels):
         return STORED_KERNEL
-    scheme = formulation(kh, kw, stride, padding, c, k, precision)
-    return "im2col" if scheme is None else scheme.name
+    return WINOGRAD if uses_winograd(kh, kw, stride, padding, c) else IM2COL
 
 
 def input_grad_path(
@@ -145,19 +119,18 @@ def input_grad_path(
     input_hw: Sequence[int],
     stride: int,
     padding: int,
-    precision: str = "default",
 ) -> str:
     """The formulation :func:`conv2d_input_grad` uses for kernel ``w_shape`` and NCHW gradient
-    ``g_shape``: :data:`STORED_KERNEL`, ``"col2im"`` (few input channels, :func:`_use_col2im`),
-    a Winograd scheme's name or ``"im2col"`` (also every stride > 1)."""
+    ``g_shape``: :data:`STORED_KERNEL`, :data:`COL2IM` (few input channels, :func:`_use_col2im`),
+    :data:`WINOGRAD` or :data:`IM2COL` (also every stride > 1)."""
     k, c, kh, kw = w_shape
     n, _, ho, wo = g_shape
     if stride == 1 and uses_stored_kernel(k * c * kh * kw, n * ho * wo):
         return STORED_KERNEL
     if stride == 1 and _use_col2im(kh, kw, k, c):
-        return "col2im"
-    scheme = formulation(kh, kw, stride, padding, k, c, precision)
-    return scheme.name if scheme is not None and (ho, wo) == tuple(input_hw) else "im2col"
+        return COL2IM
+    same_size = (ho, wo) == tuple(input_hw)
+    return WINOGRAD if same_size and uses_winograd(kh, kw, stride, padding, k) else IM2COL
 
 
 def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
@@ -166,37 +139,9 @@ def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
     So it does when the kernel is large (``kernel_size >= MIN_DIRECT_KERNEL`` elements) and the
     output small (``pixels <= MAX_DIRECT_PIXELS``, all images together): VGG's 8x8 layers at
     batch 1 and 2. There, streaming the kernel's bytes dominates: Winograd's ``U`` is 16/9 of
-    them, and a cached layout is compared with the kernel on every call (two more reads).
+    them.
     """
     return kernel_size >= MIN_DIRECT_KERNEL and pixels <= MAX_DIRECT_PIXELS
-
-
-def kernel_layout(
-    w: np.ndarray, kind: str, make: Callable[[np.ndarray], np.ndarray], layouts: Layouts | None
-) -> np.ndarray:
-    """``make(w)``, the re-layout ``kind`` of kernel ``w``, from ``layouts`` if it holds one.
-
-    ``layouts`` is a dictionary the caller keeps for one kernel, e.g. a convolution op for its
-    own backward pass: what one call computes (or finds in the shared, content-validated cache
-    :data:`~.layout_cache.LAYOUTS`) is stored there, and later calls given the same dictionary
-    take it without comparing ``w`` again -- they compute with the kernel as the first call saw
-    it. ``None``: the shared cache alone.
-    """
-    if layouts is not None and kind in layouts:
-        return layouts[kind]
-    layout = LAYOUTS.get(w, kind, make)
-    if layouts is not None:
-        layouts[kind] = layout
-    return layout
-
-
-def _winograd_kernel(
-    w: np.ndarray, scheme: winograd.Scheme, layouts: Layouts | None = None
-) -> np.ndarray:
-    """``w``'s Winograd transform ``U`` (a*a, C, K), cached while ``w`` is unchanged."""
-    return kernel_layout(
-        w, f"winograd {scheme.name}", lambda w: winograd.transform_kernel(w, scheme), layouts
-    )
 
 
 def conv2d_input_grad(
@@ -206,10 +151,8 @@ def conv2d_input_grad(
     stride: int = 1,
     padding: int = 0,
     mask: np.ndarray | None = None,
-    precision: str = "default",
-    layouts: Layouts | None = None,
 ) -> np.ndarray:
-    r""":math:`\bar x` for :math:`y = \mathrm{conv}(x, w)`: ``g`` convolved with ``w`` flipped.
+    r""":func:`.reference.conv2d_input_grad`: ``g`` convolved with ``w`` flipped.
 
     Each input pixel received ``w`` times every output it contributed to, so its gradient
     collects ``g`` through the same weights, rotated by 180 degrees and with in/out channels
@@ -219,43 +162,32 @@ def conv2d_input_grad(
     ``mask`` (the shape of ``g``): use ``g`` where ``mask > 0`` and 0 elsewhere (:func:`.select`:
     an ``inf`` there gives 0, not NaN) -- the backward pass of a ReLU whose output was ``mask``,
     folded into the copy the convolution makes anyway.
-    ``layouts``: see :func:`kernel_layout` (a convolution's backward pass passes its forward's).
     """
     k, _, kh, kw = w.shape
     h, wd = input_hw
     g_nhwc = nhwc(g)
     mask_nhwc = None if mask is None else nhwc(mask)
-    path = input_grad_path(w.shape, g.shape, input_hw, stride, padding, precision)
-    scheme = _SCHEMES.get(path)
-    if scheme is not None:  # Winograd folds the mask into its chunk copy
-        if scheme.flip_order is not None:  # the forward's transformed kernel serves both
-            u = _winograd_kernel(w, scheme, layouts).transpose(0, 2, 1)
-            y = winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=scheme.flip_order)
-        else:
-            u = kernel_layout(
-                w,
-                f"winograd {scheme.name} flipped",
-                lambda w: winograd.transform_kernel(flipped(w), scheme),
-                layouts,
-            )
-            y = winograd.conv3x3(g_nhwc, None, u=u, scheme=scheme, mask=mask_nhwc)
-        return as_nchw(y)
+    path = input_grad_path(w.shape, g.shape, input_hw, stride, padding)
+    if path == WINOGRAD:  # the forward's transformed kernel, positions permuted, serves both
+        u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel).transpose(0, 2, 1)
+        order = winograd.FLIP_ORDER
+        return as_nchw(winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=order))
     if mask_nhwc is not None:
-        keep = np.greater(mask_nhwc, 0, out=buffers.empty(mask_nhwc.shape, dtype=bool))
-        g_nhwc = select(g_nhwc, keep, buffers.empty(g_nhwc.shape, dtype=g_nhwc.dtype))
+        keep = np.greater(mask_nhwc, 0)
+        g_nhwc = select(g_nhwc, keep, np.empty(g_nhwc.shape, dtype=g_nhwc.dtype))
     if path == STORED_KERNEL:
         return gemm.stored_kernel_input_grad(g_nhwc, w, (h, wd), padding)
-    if path == "col2im":
-        kernel = kernel_layout(w, "col2im", gemm.col2im_matrix, layouts)
+    if path == COL2IM:
+        kernel = LAYOUTS.get(w, COL2IM, gemm.col2im_matrix)
         return as_nchw(gemm.col2im_conv(g_nhwc, kernel, (h, wd), kh, kw, padding))
     n, ho, wo, _ = g_nhwc.shape
     if stride > 1:  # spread the gradient out: s - 1 zeros between neighbouring pixels
-        dilated = buffers.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), g.dtype)
+        dilated = np.zeros((n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, k), g.dtype)
         dilated[:, ::stride, ::stride] = g_nhwc
         g_nhwc = dilated
     grown = _pad_asymmetric(g_nhwc, kh - 1 - padding, kw - 1 - padding, h, wd, kh, kw)
-    rotated = kernel_layout(w, "flipped", flipped, layouts)  # (C, K, kh, kw)
-    kernel = kernel_layout(w, "im2col_flipped", lambda w: gemm.im2col_matrix(flipped(w)), layouts)
+    rotated = LAYOUTS.get(w, "flipped", flipped)  # (C, K, kh, kw)
+    kernel = LAYOUTS.get(w, "im2col flipped", lambda w: gemm.im2col_matrix(flipped(w)))
     return as_nchw(gemm.im2col_conv(grown, rotated, 1, 0, kernel))
 
 
@@ -271,7 +203,7 @@ def _pad_asymmetric(
     """Pad (or crop) a dilated gradient so a valid convolution yields at least ``h x w`` pixels."""
     n, gh, gw, k = g.shape
     target_h, target_w = h + kh - 1, w + kw - 1
-    out = buffers.zeros((n, target_h, target_w, k), dtype=g.dtype)
+    out = np.zeros((n, target_h, target_w, k), dtype=g.dtype)
     src_h0, dst_h0 = max(0, -pad_h), max(0, pad_h)
     src_w0, dst_w0 = max(0, -pad_w), max(0, pad_w)
     rows = min(gh - src_h0, target_h - dst_h0)
@@ -286,7 +218,8 @@ def _pad_asymmetric(
 def conv2d_weight_grad(
     x: np.ndarray, g: np.ndarray, kernel_hw: tuple[int, int], stride: int = 1, padding: int = 0
 ) -> np.ndarray:
-    r""":math:`\bar w_{kcab} = \sum_{n,i,j} g_{nkij} x_{n,c,is+a-p,js+b-p}`, windows times g."""
+    r""":func:`.reference.conv2d_weight_grad`: every window of ``x`` times ``g``, summed, as one
+    GEMM per chunk of images."""
     kh, kw = kernel_hw
     x_nhwc, g_nhwc = nhwc(x), nhwc(g)
     n, ho, wo, k = g_nhwc.shape

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import buffers, threads
-from .layout import as_nchw, blocks, nhwc, select, windows
+from .fast import threads
+from .fast.layout import as_nchw, blocks, nhwc, select, windows
 
 #: bytes of input per block of the 2x2 pooling kernels (small enough to stay in cache)
 POOL_BUDGET = 2**20
@@ -43,8 +43,8 @@ def _max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n, h, w, c = x.shape
     ho, wo = h // 2, w // 2
-    y = buffers.empty((n, ho, wo, c), dtype=x.dtype)
-    choice = buffers.empty((n, ho, wo, c), dtype=np.int8)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    choice = np.empty((n, ho, wo, c), dtype=np.int8)
     floating = np.issubdtype(x.dtype, np.inexact)
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
@@ -95,9 +95,9 @@ def max_pool2d_scatter(
     g_nhwc = nhwc(g)
     ho, wo = g_nhwc.shape[1:3]
     if kernel == stride == 2 and (h, w) == (2 * ho, 2 * wo):  # the windows tile the input:
-        out = buffers.empty((n, h, w, c), dtype=g.dtype)  # every element is written below
+        out = np.empty((n, h, w, c), dtype=g.dtype)  # every element is written below
     else:
-        out = buffers.zeros((n, h, w, c), dtype=g.dtype)
+        out = np.zeros((n, h, w, c), dtype=g.dtype)
     if kernel == stride == 2:  # per window position: g where it won, +0 where it lost
         targets = _quarters(out)
 

@@ -75,7 +75,7 @@ class Linear(Module):
         self,
         in_features: int,
         out_features: int,
-        bias: bool = True,
+        bias: bool = True,  # b, of shape (out_features,)
         rng: np.random.Generator | int | None = None,
         dtype: type = np.float32,
         initialise: bool = True,
@@ -135,7 +135,7 @@ class Conv2d(Module):
         padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
-        bias: bool = True,
+        bias: bool = True,  # one per output channel
         rng: np.random.Generator | int | None = None,
         dtype: type = np.float32,
         initialise: bool = True,
@@ -177,7 +177,7 @@ class ConvTranspose2d(Module):
 
     def __init__(
         self,
-        in_channels: int,
+        in_channels: int,  # the weight is (in_channels, out_channels / groups, kh, kw)
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,

@@ -18,7 +18,6 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from ..kernels.frozen import frozen_copy, is_frozen
 from ..tensor import ArrayLike, Tensor
 
 M = TypeVar("M", bound="Module")
@@ -62,8 +61,7 @@ def load_into(tensor: Tensor, value: np.ndarray) -> None:
     """Copy ``value`` (of ``tensor``'s shape) into ``tensor`` and bump its version.
 
     A writable array is updated in place (cast to its dtype), so whoever holds the tensor sees
-    the new values. A read-only one gets a new array of the values instead, read-only again:
-    frozen (:meth:`Module.freeze`) when it was frozen.
+    the new values. A read-only one gets a new array of the values instead, read-only again.
     """
     if tensor.data.flags.writeable:
         tensor.data[...] = value
@@ -73,10 +71,8 @@ def load_into(tensor: Tensor, value: np.ndarray) -> None:
 
 
 def _read_only_like(old: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """A read-only copy of ``value`` in ``old``'s dtype and shape, frozen when ``old`` is."""
+    """A read-only copy of ``value`` in ``old``'s dtype and shape."""
     new = np.array(value, dtype=old.dtype).reshape(old.shape)
-    if is_frozen(old):
-        return frozen_copy(new)
     new.flags.writeable = False
     return new
 
@@ -314,33 +310,21 @@ class Module:
         return self
 
     def freeze(self: M) -> M:
-        """Make every parameter constant: no gradient tracking, no ``.grad``, an immutable array.
+        """Stop training every parameter: ``requires_grad_(False)``, and ``.grad`` cleared so
+        that no optimizer steps it (PyTorch's idiom, ``p.requires_grad = False``, as one call).
 
-        Each parameter's ``.data`` becomes a read-only copy over an immutable ``bytes`` object
-        (:func:`~tinygrad_edu.kernels.frozen.frozen_copy`), so nothing can change it: an
-        in-place edit raises NumPy's "read-only" error. In exchange the convolutions reuse
-        their re-laid-out kernels without comparing the weights on every call (1-3 ms of a
-        batch-1 VGG16 iteration) and keep no copy of them. For inference and visualisation;
-        :meth:`load_state_dict` still works (the loaded values are frozen too), and
+        Nothing else is needed for speed: the convolutions reuse their re-laid-out kernels for
+        any weight that is not being changed (they watch its version counter).
         :meth:`unfreeze` undoes it.
         """
         for parameter in self.parameters():
             parameter.requires_grad_(False)
-            parameter.grad = None  # an optimizer must not step it
-            frozen = frozen_copy(parameter.data)
-            if frozen is not parameter.data:
-                parameter.data = frozen
-                parameter._bump_version()
+            parameter.grad = None
         return self
 
     def unfreeze(self: M) -> M:
-        """Undo :meth:`freeze`: writable copies of the parameters, gradient tracking on."""
-        for parameter in self.parameters():
-            if is_frozen(parameter.data):
-                parameter.data = parameter.data.copy()
-                parameter._bump_version()
-            parameter.requires_grad_(True)
-        return self
+        """Undo :meth:`freeze`: gradient tracking on for every parameter."""
+        return self.requires_grad_(True)
 
     # ------------------------------------------------------------------ state
     def _state_tensors(self, prefix: str = "", path: frozenset[int] = frozenset()) -> dict:
@@ -372,7 +356,7 @@ class Module:
         entry given must be an array (or Tensor, or nested list) of real numbers of exactly the
         tensor's shape, castable to its dtype (no floats into integer buffers). All entries are
         checked before any tensor changes: one :class:`StateDictError` names every problem and
-        nothing is modified. Each loaded tensor's version is bumped; a read-only (e.g. frozen)
+        nothing is modified. Each loaded tensor's version is bumped; a read-only
         array is replaced by a read-only array of the new values.
         """
         where = f"{type(self).__name__}.load_state_dict"

@@ -9,10 +9,16 @@ Convolution closes under differentiation. For the trilinear form
 
 so the VJP of each is written with the other two, and gradients of gradients work to any order.
 Each is linear in each argument, so its JVP is the sum of the op applied with one argument
-replaced by its tangent. The arithmetic lives in :mod:`tinygrad_edu.kernels`.
+replaced by its tangent. The arithmetic lives in :mod:`tinygrad_edu.kernels` (the plain sums
+in :mod:`tinygrad_edu.kernels.reference`).
+
+The kernels reuse a weight's re-laid-out copies while it is unchanged; they learn when it changes
+from the weight tensor's version counter, which every in-place change bumps (:func:`_track`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,33 +28,35 @@ from ..kernels import pooling
 from .common import add_tangents
 from .elementwise import gate
 
+if TYPE_CHECKING:
+    from ..tensor import Tensor
+
 
 class Conv2d(Op):
     r"""y = conv(x, w) + b, NCHW, cross-correlation (no kernel flip), PyTorch weight layout.
 
     :math:`\bar x = \mathrm{conv\_transpose}(\bar y, w)`,
     :math:`\bar w = \mathrm{conv\_weight}(x, \bar y)`,
-    :math:`\bar b = \sum_{n,i,j} \bar y_{n,k,i,j}`. Gradients nobody asked for (frozen weights)
-    are not computed. ``precision="fast"`` allows Winograd F(4x4, 3x3) (see
-    :func:`tinygrad_edu.kernels.conv.formulation`), in this op and in its derivatives.
-
-    The kernel re-layouts the forward pass makes (:func:`~tinygrad_edu.kernels.conv.kernel_layout`)
-    are kept for the input gradient: the backward pass neither re-checks nor re-computes them,
-    and differentiates the convolution with the weights it was computed with.
+    :math:`\bar b = \sum_{n,i,j} \bar y_{n,k,i,j}`. Gradients nobody asked for (weights that
+    do not require grad) are not computed.
     """
 
     name = "conv2d"
 
-    def __init__(self, stride: int, padding: int, precision: str = "default") -> None:
-        self.stride, self.padding, self.precision = stride, padding, precision
+    def __init__(self, stride: int, padding: int) -> None:
+        self.stride, self.padding = stride, padding
 
     @property
     def options(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "precision": self.precision}
+        return {"stride": self.stride, "padding": self.padding}
+
+    @classmethod
+    def apply(cls, x: Tensor, w: Tensor, *bias: Tensor, **attrs: Any) -> Tensor:
+        _track(w)
+        return super().apply(x, w, *bias, **attrs)
 
     def forward(self, x, w, b=None):
-        self.layouts: K.Layouts = {}
-        return K.conv2d(x, w, self.stride, self.padding, b, False, self.precision, self.layouts)
+        return K.conv2d(x, w, self.stride, self.padding, b, relu=False)
 
     def vjp(self, g, out, x, w, b=None):
         return _conv_vjp(self, g, x, w, b)
@@ -70,8 +78,7 @@ class Conv2dReLU(Conv2d):
     name = "conv2d_relu"
 
     def forward(self, x, w, b=None):
-        self.layouts: K.Layouts = {}
-        return K.conv2d(x, w, self.stride, self.padding, b, True, self.precision, self.layouts)
+        return K.conv2d(x, w, self.stride, self.padding, b, relu=True)
 
     def vjp(self, g, out, x, w, b=None):
         return _conv_vjp(self, g, x, w, b, relu_output=out)
@@ -81,15 +88,19 @@ class Conv2dReLU(Conv2d):
         return None if tangent is None else gate(tangent, out.data > 0)
 
 
+def _track(w: Tensor) -> None:
+    """Tell the kernels which version counter counts the changes of ``w``'s array (the tensor's
+    own: every in-place change bumps it), so they reuse its re-layouts until it changes."""
+    K.track(w.data, w._version_counter)
+
+
 def _conv_vjp(op: Conv2d, g, x, w, b, relu_output=None):
     """The VJP of ``[relu](conv(x, w) + b)``: ``relu_output`` is ``y`` when a ReLU follows."""
     need_x, need_w = op.needs_input_grad[:2]
     need_b = b is not None and op.needs_input_grad[2]
     mask = None if relu_output is None else relu_output.data
     grad_x = (
-        Conv2dInputGrad.apply(
-            g, w, input_hw=x.shape[2:], mask=mask, layouts=op.layouts, **op.options
-        )
+        Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], mask=mask, **op.options)
         if need_x
         else None
     )
@@ -120,8 +131,7 @@ class Conv2dInputGrad(Op):
     r"""z = conv_transpose([mask > 0] * g, w): the input gradient of :class:`Conv2d` as an op.
 
     ``mask`` (an array the shape of ``g``, or ``None``) is the output of a ReLU that followed the
-    convolution: :class:`Conv2dReLU`'s backward pass. ``layouts`` (or ``None``) are re-layouts
-    of ``w`` already made, by the forward pass whose gradient this is. Linear in ``g`` and in ``w``:
+    convolution: :class:`Conv2dReLU`'s backward pass. Linear in ``g`` and in ``w``:
     :math:`\bar g = [mask > 0] \odot \mathrm{conv}(\bar z, w)` and
     :math:`\bar w = \mathrm{conv\_weight}(\bar z, [mask > 0] \odot g)`.
     """
@@ -133,21 +143,22 @@ class Conv2dInputGrad(Op):
         input_hw: tuple[int, int],
         stride: int,
         padding: int,
-        precision: str = "default",
         mask: np.ndarray | None = None,
-        layouts: K.Layouts | None = None,
     ) -> None:
         self.input_hw, self.stride, self.padding = tuple(input_hw), stride, padding
-        self.precision, self.mask, self.layouts = precision, mask, layouts
+        self.mask = mask
 
     @property
     def options(self) -> dict:
-        return {"stride": self.stride, "padding": self.padding, "precision": self.precision}
+        return {"stride": self.stride, "padding": self.padding}
+
+    @classmethod
+    def apply(cls, g: Tensor, w: Tensor, **attrs: Any) -> Tensor:
+        _track(w)
+        return super().apply(g, w, **attrs)
 
     def forward(self, g, w):
-        return K.conv2d_input_grad(
-            g, w, self.input_hw, self.stride, self.padding, self.mask, self.precision, self.layouts
-        )
+        return K.conv2d_input_grad(g, w, self.input_hw, self.stride, self.padding, self.mask)
 
     def _masked(self, t):
         return t if self.mask is None else gate(t, self.mask > 0)

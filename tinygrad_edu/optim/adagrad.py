@@ -13,14 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import (
-    Optimizer,
-    ParamGroup,
-    Params,
-    StateSpec,
-    check_nonnegative,
-    decayed,
-)
+from .optimizer import Optimizer, ParamGroup, Params, StateSpec, check_nonnegative, decayed
 
 
 class Adagrad(Optimizer):
@@ -29,20 +22,13 @@ class Adagrad(Optimizer):
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-2,
-        lr_decay: float = 0.0,
-        weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
-        eps: float = 1e-10,
+        lr: float = 1e-2,  # eta, shrunk to eta / (1 + (t - 1) delta)
+        lr_decay: float = 0.0,  # delta
+        weight_decay: float = 0.0,  # lambda: g + lambda theta
+        initial_accumulator_value: float = 0.0,  # s_0
+        eps: float = 1e-10,  # epsilon
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "weight_decay": weight_decay,
-            "initial_accumulator_value": initial_accumulator_value,
-            "eps": eps,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, locals())
 
     def check(self, group: ParamGroup) -> None:
         check_nonnegative(

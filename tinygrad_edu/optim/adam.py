@@ -28,6 +28,7 @@ from .optimizer import (
     StateSpec,
     check_nonnegative,
     decayed,
+    with_defaults,
 )
 
 
@@ -40,20 +41,13 @@ class Adam(Optimizer):
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
+        lr: float = 1e-3,  # eta
+        betas: tuple[float, float] = (0.9, 0.999),  # beta_1, beta_2
+        eps: float = 1e-8,  # epsilon
+        weight_decay: float = 0.0,  # lambda
+        amsgrad: bool = False,  # the running maximum of v_t
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": amsgrad,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, locals())
 
     def check(self, group: ParamGroup) -> None:
         name = type(self).__name__
@@ -101,14 +95,4 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default ``weight_decay=0.01``, as in PyTorch)."""
 
     decoupled_weight_decay = True
-
-    def __init__(
-        self,
-        params: Params,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    __init__ = with_defaults(Adam.__init__, weight_decay=1e-2)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, is_real
 
 __all__ = ["CosineAnnealingLR", "LRScheduler", "OneCycleLR", "StepLR"]
 
@@ -136,7 +136,7 @@ def _mismatch(value: Any, like: Any) -> str | None:
     if isinstance(like, (bool, np.bool_)):
         ok = isinstance(value, (bool, np.bool_))
     elif isinstance(like, (int, float, np.integer, np.floating)):
-        ok = _is_real(value)  # a NaN base rate would reach the optimizer's groups
+        ok = is_real(value)  # a NaN base rate would reach the optimizer's groups
     elif isinstance(like, str):
         ok = isinstance(value, str)
     elif isinstance(like, (list, tuple)):
@@ -314,21 +314,10 @@ def _number(owner: str, name: str, value: Any, low: float | None = None, strict:
     """``TypeError`` unless ``value`` is a finite real number (not a flag or a string),
     ``ValueError`` unless it is ``>= low`` (``> low`` when ``strict``): checked before the
     scheduler changes any parameter group."""
-    if not _is_real(value):
+    if not is_real(value):
         raise TypeError(f"{owner}: {name} must be a finite number, got {value!r}")
     if low is not None and (value <= low if strict else value < low):
         raise ValueError(f"{owner}: {name} must be {'>' if strict else '>='} {low}, got {value}")
-
-
-def _is_real(value: Any) -> bool:
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
-        value, (bool, np.bool_)
-    ):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _per_group(name: str, value: float | list[float], count: int) -> list[float]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from ..graph import enable_grad
-from ..kernels.frozen import is_frozen
 from ..tensor import Tensor
 
 ParamGroup = dict[str, Any]
@@ -44,8 +44,20 @@ class Optimizer:
     :meth:`state_spec`."""
 
     def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
+        """``defaults`` maps each hyperparameter to its value: PyTorch's ``defaults`` dict
+        (``dict(lr=lr, momentum=momentum)``) or simply the subclass constructor's ``locals()``.
+        The constructor's keyword defaults say which names are hyperparameters and the kinds
+        their values must have, so its signature is the one place that names them."""
         name = type(self).__name__
-        self.defaults = dict(defaults)
+        declared = _signature_defaults(type(self))
+        missing = [key for key in declared if key not in defaults]
+        if missing:
+            raise TypeError(f"{name}: the defaults given to Optimizer lack {missing}")
+        self.defaults = {  # pairs (betas) given as any iterable become tuples
+            key: tuple(value) if isinstance(declared.get(key), tuple) else value
+            for key, value in defaults.items()
+            if key not in _NOT_HYPERPARAMETERS
+        }
         self.param_groups: list[ParamGroup] = []
         self.state: dict[int, dict[str, Any]] = {}
         groups = _ordered(params, f"{name}: params argument given to the optimizer")
@@ -133,28 +145,28 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         stepped = [(p, g) for g in self.param_groups for p in g["params"] if p.grad is not None]
+        states = self.state
         for i, (p, group) in enumerate(stepped):  # before any update: all or nothing
-            problem = self._step_problem(p, group, self.state.get(id(p), {}))
+            problem = self._step_problem(p, group, states.get(id(p)))
             if problem:
                 raise ValueError(f"{type(self).__name__}.step: parameter {i} {problem}")
         for p, group in stepped:
-            self.update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+            state = states.get(id(p))
+            if state is None:
+                state = states[id(p)] = {}
+            self.update(p, p.grad.data, group, state)
             p._bump_version()  # ops that saved p before this step must not use its new values
         return loss
 
-    def _step_problem(self, p: Tensor, group: ParamGroup, state: dict) -> str | None:
+    def _step_problem(self, p: Tensor, group: ParamGroup, state: dict | None) -> str | None:
         """Why ``p`` cannot be stepped now, or ``None``."""
-        if is_frozen(p.data):
-            return (
-                f"with a gradient (shape {p.shape}) is frozen and cannot change; call "
-                "unfreeze() on its module to train it"
-            )
-        if not p.data.flags.writeable:
+        data, grad = p.data, p.grad.data
+        if not data.flags.writeable:
             return f"(shape {p.shape}) has a read-only array"
-        if p.dtype.kind != "f":
+        if data.dtype.kind != "f":
             return f"is {p.dtype}; only floating-point parameters can be trained"
-        if p.grad.shape != p.shape or p.grad.dtype.kind not in "biuf":
-            return f"of shape {p.shape} has a {p.grad.dtype} gradient of shape {p.grad.shape}"
+        if grad.shape != data.shape or grad.dtype.kind not in "biuf":
+            return f"of shape {p.shape} has a {grad.dtype} gradient of shape {grad.shape}"
         if not state:  # not stepped yet (or a stateless rule): the update creates what it needs
             return None
         problem = _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
@@ -322,7 +334,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
     """A finite real number (not a flag); an int too big for a float is not."""
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(
         value, (bool, np.bool_)
@@ -342,7 +354,7 @@ def _of_kind(value: Any, default: Any, what: str) -> Any:
             raise TypeError(f"{what} must be True or False, got {value!r}")
         return bool(value)
     if isinstance(default, (int, float)):
-        if not _is_real(value):
+        if not is_real(value):
             raise TypeError(f"{what} must be a finite number, got {value!r}")
         return value
     if isinstance(default, tuple):
@@ -352,6 +364,10 @@ def _of_kind(value: Any, default: Any, what: str) -> Any:
             raise ValueError(f"{what} must be {len(default)} numbers, got {value!r}")
         return tuple(_of_kind(v, d, what) for v, d in zip(value, default))
     return value
+
+
+#: what a constructor's ``locals()`` holds beside its hyperparameters
+_NOT_HYPERPARAMETERS = frozenset({"self", "params", "__class__"})
 
 
 def _signature_defaults(cls: type) -> dict[str, Any]:
@@ -403,6 +419,23 @@ def _state_value(value: Any, kind: str, dtype: np.dtype) -> Any:
     if value is None:
         return None
     return np.array(value.data if isinstance(value, Tensor) else value, dtype=dtype)
+
+
+def with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
+    """A copy of the constructor ``init`` whose keyword ``defaults`` are changed: a subclass that
+    differs only in a default (AdamW is Adam with weight decay 0.01) keeps one signature."""
+    code = init.__code__
+    names = code.co_varnames[: code.co_argcount][-len(init.__defaults__) :]
+    values = dict(zip(names, init.__defaults__))
+    unknown = sorted(set(defaults) - values.keys())
+    if unknown:
+        raise TypeError(f"with_defaults: {init.__qualname__} has no positional defaults {unknown}")
+    values.update(defaults)
+    copy = types.FunctionType(
+        code, init.__globals__, init.__name__, tuple(values.values()), init.__closure__
+    )
+    copy.__kwdefaults__, copy.__annotations__ = init.__kwdefaults__, init.__annotations__
+    return copy
 
 
 def decayed(grad: np.ndarray, p: Tensor, weight_decay: float) -> np.ndarray:

@@ -15,14 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import (
-    Optimizer,
-    ParamGroup,
-    Params,
-    StateSpec,
-    check_nonnegative,
-    decayed,
-)
+from .optimizer import Optimizer, ParamGroup, Params, StateSpec, check_nonnegative, decayed
 
 
 class RMSprop(Optimizer):
@@ -31,22 +24,14 @@ class RMSprop(Optimizer):
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        centered: bool = False,
+        lr: float = 1e-2,  # eta
+        alpha: float = 0.99,  # alpha
+        eps: float = 1e-8,  # epsilon
+        weight_decay: float = 0.0,  # lambda: g + lambda theta
+        momentum: float = 0.0,  # mu
+        centered: bool = False,  # divide by sqrt(s_t - mean(g)^2)
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "alpha": alpha,
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "momentum": momentum,
-            "centered": centered,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, locals())
 
     def check(self, group: ParamGroup) -> None:
         check_nonnegative("RMSprop", group, "alpha", "eps", "weight_decay", "momentum")

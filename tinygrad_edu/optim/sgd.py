@@ -17,14 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .optimizer import (
-    Optimizer,
-    ParamGroup,
-    Params,
-    StateSpec,
-    check_nonnegative,
-    decayed,
-)
+from .optimizer import Optimizer, ParamGroup, Params, StateSpec, check_nonnegative, decayed
 
 
 class SGD(Optimizer):
@@ -37,21 +30,14 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
+        lr: float = 1e-3,  # eta
+        momentum: float = 0.0,  # mu
+        weight_decay: float = 0.0,  # lambda
         *,
-        dampening: float = 0.0,
-        nesterov: bool = False,
+        dampening: float = 0.0,  # tau
+        nesterov: bool = False,  # d_t = g_t + mu b_t
     ) -> None:
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-        }
-        super().__init__(params, defaults)
+        super().__init__(params, locals())
 
     def check(self, group: ParamGroup) -> None:
         check_nonnegative("SGD", group, "momentum", "weight_decay", "dampening")

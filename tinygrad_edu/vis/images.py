@@ -77,7 +77,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
         from PIL import Image
     except ImportError as err:
         raise ImportError(
-            "saving PNG files needs Pillow: pip install 'tinygrad_edu[image]'"
+            "saving PNG files needs Pillow (the 'image' extra): pip install Pillow"
         ) from err
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

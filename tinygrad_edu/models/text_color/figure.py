@@ -18,7 +18,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as err:
-        raise ImportError("the figure needs matplotlib: pip install 'tinygrad_edu[plot]'") from err
+        hint = "the figure needs matplotlib (the 'plot' extra): pip install matplotlib"
+        raise ImportError(hint) from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

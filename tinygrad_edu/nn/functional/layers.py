@@ -109,6 +109,23 @@ def _need_nchw(x: Tensor, op: str) -> None:
         raise ShapeError(f"{op}: needs input (N, C, H, W), got shape {x.shape}")
 
 
+def _check_conv_operands(
+    op: str, x: Tensor, weight: Tensor, groups: Any, weight_axes: str, channels: str
+) -> None:
+    """4-d input and weight (``weight_axes`` names the weight's), and ``groups`` dividing the
+    weight's first axis (its ``channels`` channels)."""
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(
+            f"{op}: needs input (N, C, H, W) and weight {weight_axes}, got {x.shape} and "
+            f"{weight.shape}"
+        )
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(
+            f"{op}: groups must be a positive int dividing the {weight.shape[0]} {channels} "
+            f"channels (weight shape {weight.shape}), got {groups!r}"
+        )
+
+
 def _dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
     """The kernel with ``d - 1`` zeros between taps: what a dilated convolution really applies."""
     if dilation == (1, 1):
@@ -151,10 +168,10 @@ def conv2d_relu(
     x: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
-    stride: Pair = 1,
-    padding: Pair | str = 0,
-    dilation: Pair = 1,
-    groups: int = 1,
+    stride: Pair = 1,  # one fused op when the strides are equal,
+    padding: Pair | str = 0,  # the padding symmetric,
+    dilation: Pair = 1,  # no dilation
+    groups: int = 1,  # and no groups (else conv2d, then relu)
 ) -> Tensor:
     """``relu(conv2d(x, weight, bias, ...))``, the maths of the two, computed as one fused op
     (:class:`~tinygrad_edu.ops.conv.Conv2dReLU`: fewer passes over memory, no mask array) where
@@ -175,16 +192,7 @@ def _convolve(
     """:func:`conv2d`, followed by a ReLU when ``relu`` (fused into one op where it can be)."""
     stride = _pair(stride, "stride", "conv2d", 1)
     dilation = _pair(dilation, "dilation", "conv2d", 1)
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ShapeError(
-            f"conv2d: needs input (N, C, H, W) and weight (K, C, kh, kw), got {x.shape} and "
-            f"{weight.shape}"
-        )
-    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
-        raise ValueError(
-            f"conv2d: groups must be a positive int dividing the {weight.shape[0]} output "
-            f"channels (weight shape {weight.shape}), got {groups!r}"
-        )
+    _check_conv_operands("conv2d", x, weight, groups, "(K, C, kh, kw)", "output")
     if x.shape[1] != weight.shape[1] * groups:
         raise ShapeError(
             f"conv2d: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
@@ -255,16 +263,7 @@ def conv_transpose2d(
     stride, padding, extra, dilation = check_conv_transpose_settings(
         stride, padding, output_padding, dilation, op
     )
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ShapeError(
-            f"{op}: needs input (N, C, H, W) and weight (C, K, kh, kw), got {x.shape} and "
-            f"{weight.shape}"
-        )
-    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
-        raise ValueError(
-            f"{op}: groups must be a positive int dividing the {weight.shape[0]} input channels "
-            f"of the weight {weight.shape}, got {groups!r}"
-        )
+    _check_conv_operands(op, x, weight, groups, "(C, K, kh, kw)", "input")
     if x.shape[1] != weight.shape[0]:
         raise ShapeError(
             f"{op}: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "

@@ -38,7 +38,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def _as_tensor(x: Any, like: Tensor) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=like.dtype))
+    return x if isinstance(x, Tensor) else Tensor._wrap(np.asarray(x, dtype=like.dtype))
 
 
 def _check_reduction(reduction: Any, allowed: tuple[str, ...] = REDUCTIONS) -> None:
@@ -152,8 +152,8 @@ def _is_index_target(target: Any) -> bool:
 
 
 def nll_loss(
-    input: Tensor,
-    target: Any,
+    input: Tensor,  # log-probabilities (N, C, ...)
+    target: Any,  # class indices (N, ...)
     reduction: str = "mean",
     *,
     weight: Any = None,
@@ -182,8 +182,8 @@ def nll_loss(
 
 
 def cross_entropy(
-    input: Tensor,
-    target: Any,
+    input: Tensor,  # logits (N, C, ...)
+    target: Any,  # class indices (N, ...) or probabilities (N, C, ...)
     reduction: str = "mean",
     *,
     weight: Any = None,

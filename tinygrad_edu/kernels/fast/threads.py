@@ -128,7 +128,7 @@ def set_workers(count: int) -> None:
     count = int(count)
     if count > 1 and ThreadpoolController is None:
         raise ImportError(
-            "parallel kernels need threadpoolctl: pip install 'tinygrad_edu[threads]'"
+            "parallel kernels need threadpoolctl (the 'threads' extra): pip install threadpoolctl"
         )
     with _lock:
         if count != _workers and _pool is not None:

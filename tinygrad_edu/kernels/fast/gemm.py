@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import buffers, threads
+from . import threads
 from .layout import IM2COL_BUDGET, blocks, pad, windows
 
 
@@ -48,14 +48,14 @@ def im2col_conv(
     n, ho, wo = patches.shape[:3]
     if kernel is None:
         kernel = im2col_matrix(w)
-    out = buffers.empty((n, ho, wo, k), dtype=np.result_type(x, w))
+    out = np.empty((n, ho, wo, k), dtype=np.result_type(x, w))
     jobs = blocks(n, ho, wo * kh * kw * c * x.itemsize, IM2COL_BUDGET)
     most = max(
         ((part.stop - part.start) * (rows.stop - rows.start) for part, rows in jobs), default=0
     )
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
-        columns = buffers.empty((most, wo, kh, kw, c), dtype=x.dtype)  # reused per block
+        columns = np.empty((most, wo, kh, kw, c), dtype=x.dtype)  # reused per block
         for part, rows in share:
             block = patches[part, rows]
             count = block.shape[0] * block.shape[1]
@@ -95,7 +95,7 @@ def col2im_conv(
     n, ho, wo, k = g.shape
     h, w = input_hw
     c = kernel.shape[1] // (kh * kw)
-    out = buffers.zeros((n, h, w, c), dtype=np.result_type(g, kernel))
+    out = np.zeros((n, h, w, c), dtype=np.result_type(g, kernel))
     jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
@@ -135,7 +135,7 @@ def stored_kernel_input_grad(
     run along contiguous image rows."""
     k, c, kh, kw = w.shape
     n, ho, wo, _ = g.shape
-    planes = buffers.zeros((c, n, *input_hw), dtype=np.result_type(g, w))
+    planes = np.zeros((c, n, *input_hw), dtype=np.result_type(g, w))
     columns, kernel = g.reshape(-1, k).T, w.reshape(k, -1)
 
     def run(share: Sequence[slice]) -> None:
@@ -181,7 +181,7 @@ def stored_kernel_conv(
     columns = np.ascontiguousarray(patches.transpose(0, 4, 5, 1, 2, 3))
     columns = columns.reshape(c * kh * kw, n * ho * wo)
     kernel = w.reshape(k, -1)
-    y = buffers.empty((k, n * ho * wo), dtype=np.result_type(x, w))
+    y = np.empty((k, n * ho * wo), dtype=np.result_type(x, w))
 
     def run(share: Sequence[slice]) -> None:
         for channels in share:  # output channels: rows of the kernel and of y
