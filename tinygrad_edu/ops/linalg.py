@@ -11,6 +11,7 @@ import numpy as np
 
 from ..graph import Op
 from .common import add_tangents
+from .reductions import Sum
 
 
 class MatMul(Op):
@@ -79,12 +80,13 @@ class Linear(Op):
         if need_weight:
             g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
             x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
-            grad_weight = g2.T @ x2
+            grad_weight = WeightGradient.apply(g2, x2)
         if bias is None:
             return grad_x, grad_weight
         grad_bias = None
-        if self.needs_input_grad[2]:
-            grad_bias = g.sum(axis=tuple(range(g.ndim - 1))) if g.ndim > 1 else g
+        if self.needs_input_grad[2]:  # the op itself, its axes already in normal form
+            batch_axes = tuple(range(g.ndim - 1))
+            grad_bias = Sum.apply(g, axis=batch_axes, keepdims=False) if batch_axes else g
         return grad_x, grad_weight, grad_bias
 
     def jvp(self, tangents, out, x, weight, bias=None):
@@ -94,4 +96,33 @@ class Linear(Op):
             None if tx is None else tx @ weight.T,
             None if tw is None else x @ tw.T,
             tb,
+        )
+
+
+class WeightGradient(Op):
+    r"""z = g^T x for matrices ``g`` ``(n, out)`` and ``x`` ``(n, in)``: :class:`Linear`'s weight
+    gradient as one op (a transpose and a product would be two nodes per layer and step).
+
+    :math:`\bar g = x \bar z^T` and :math:`\bar x = g \bar z`;
+    JVP: :math:`\dot z = \dot g^T x + g^T \dot x`.
+    """
+
+    name = "weight_gradient"
+    replayable_vjp = True
+
+    def forward(self, g, x):
+        return np.matmul(g.T, x)
+
+    def vjp(self, gz, out, g, x):
+        need_g, need_x = self.needs_input_grad
+        return (
+            Linear.apply(x, gz) if need_g else None,
+            g @ gz if need_x else None,
+        )
+
+    def jvp(self, tangents, out, g, x):
+        tg, tx = tangents
+        return add_tangents(
+            None if tg is None else WeightGradient.apply(tg, x),
+            None if tx is None else WeightGradient.apply(g, tx),
         )

@@ -16,6 +16,7 @@ import numpy as np
 from ..graph import Op
 from ..tensor import Tensor, where
 from .common import Axis, constant, kept_shape, normalize_axes
+from .shape import BroadcastTo, Reshape
 
 
 class Sum(Op):
@@ -34,8 +35,8 @@ class Sum(Op):
 
     def vjp(self, g, out, x):
         if not self.keepdims and g.ndim:  # a 0-d or keepdims gradient broadcasts as it is
-            g = g.reshape(kept_shape(x.shape, self.axes))
-        return g.broadcast_to(x.shape)
+            g = Reshape.apply(g, shape=kept_shape(x.shape, self.axes))
+        return g if g.shape == x.shape else BroadcastTo.apply(g, shape=x.shape)
 
     def jvp(self, tangents, out, x):
         (t,) = tangents
