@@ -86,6 +86,10 @@ class ForwardMode(Observer):
     def set_tangent(self, primal: Tensor, tangent: Tensor) -> None:
         self._tangents[id(primal)] = (primal, tangent)
 
+    def keeps(self, tensor: Tensor) -> bool:
+        """A tensor with a tangent at this level must not be computed on as a plain array."""
+        return self.tangent(tensor) is not None
+
     def op_applied(self, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
         state = _state
         if self.level >= state.quiet_from or not self._tangents:
@@ -134,18 +138,6 @@ def share_tangents(source: Tensor, target: Tensor) -> None:
         tangent = level.tangent(source)
         if tangent is not None:
             level.set_tangent(target, tangent)
-
-
-def carries_tangent(value: Any) -> bool:
-    """Whether ``value`` (a Tensor, or a list, tuple or dict holding some) carries a tangent at
-    an open forward-mode level of this thread: computing on its plain array would drop it."""
-    if isinstance(value, Tensor):
-        return any(level.tangent(value) is not None for level in _state.levels)
-    if isinstance(value, (list, tuple)):
-        return any(carries_tangent(v) for v in value)
-    if isinstance(value, dict):
-        return any(carries_tangent(v) for v in value.values())
-    return False
 
 
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:

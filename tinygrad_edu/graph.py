@@ -173,6 +173,11 @@ class Observer:
     def backward_finished(self) -> None:
         """The sweep ended (normally or by an exception)."""
 
+    def keeps(self, tensor: Tensor) -> bool:
+        """Whether this observer keeps something for ``tensor`` that a computation on its plain
+        array would lose (forward mode: a tangent)."""
+        return False
+
 
 def _overrides(observer: Observer, method: str) -> bool:
     return getattr(type(observer), method) is not getattr(Observer, method)
@@ -181,6 +186,12 @@ def _overrides(observer: Observer, method: str) -> bool:
 def observers() -> tuple[Observer, ...]:
     """The observers registered in this thread, outermost first."""
     return tuple(_state.observers)
+
+
+def kept_by_observer(tensor: Tensor) -> bool:
+    """Whether an observer of this thread keeps something for ``tensor`` (see
+    :meth:`Observer.keeps`)."""
+    return any(observer.keeps(tensor) for observer in _state.observers)
 
 
 @contextlib.contextmanager

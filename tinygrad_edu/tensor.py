@@ -10,8 +10,10 @@ A ``Tensor`` holds
 Every operator here is a one-line delegation to a rule in :mod:`tinygrad_edu.ops`, where each
 op's forward computation sits beside its vector-Jacobian product. Nothing in this file knows any
 derivative. The constructors come from :class:`~tinygrad_edu.creation.Constructors`, the methods
-built from other methods from :class:`~tinygrad_edu.composites.Composites`, and the dtype rules
-from :mod:`tinygrad_edu.dtypes`.
+built from other methods from :class:`~tinygrad_edu.composites.Composites`, the in-place
+methods from :class:`~tinygrad_edu.inplace.InPlace`, NumPy's dispatch protocols from
+:class:`~tinygrad_edu.numpy_interop.NumpyProtocols`, and the dtype rules from
+:mod:`tinygrad_edu.dtypes`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from . import creation, dtypes
 from .axes import Axis, ShapeError, normalize_axes, shape_argument, torch_aliases
 from .composites import Composites, along, check_index_shape, integer_array
 from .creation import Constructors
-from .graph import is_grad_enabled
+from .graph import is_grad_enabled, kept_by_observer
+from .inplace import InPlace
 from .masks import Masks
+from .numpy_interop import NumpyProtocols
 from .numpy_like import NumpyLike
 
 ArrayLike = Any  # anything ``numpy.asarray`` accepts, or a Tensor
@@ -36,7 +40,7 @@ Index = Any  # what ``ndarray.__getitem__`` accepts, Tensors of integers include
 _FLOAT_KINDS = "f"
 
 
-class Tensor(NumpyLike, Constructors, Composites, Masks):
+class Tensor(NumpyLike, InPlace, NumpyProtocols, Constructors, Composites, Masks):
     """An n-dimensional array that records the operations applied to it.
 
     Parameters
@@ -96,6 +100,10 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
         if requires_grad:
             self.requires_grad_(True)
 
+    # what the mixins, which import no engine module, ask the engine
+    _grad_enabled = staticmethod(is_grad_enabled)
+    _kept_by_observer = kept_by_observer
+
     @classmethod
     def _wrap(cls, data: np.ndarray, node: Any = None) -> Tensor:
         """Fast constructor for op results: no conversion, ``requires_grad`` iff it has a node."""
@@ -108,103 +116,7 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
         t.requires_grad = node is not None
         return t
 
-    # ------------------------------------------------------------------------ in-place changes
-    @property
-    def _version(self) -> int:
-        """How many times ``data`` was changed in place (PyTorch's ``t._version``).
-
-        Every op recorded for backward remembers its inputs' versions, and the backward sweep
-        refuses to apply a VJP whose inputs (or output) changed since: the VJP would read the new
-        values and silently mix them with the old ones. :meth:`detach` shares the counter, since
-        it shares the memory.
-        """
-        return self._version_counter[0]
-
-    def _bump_version(self) -> None:
-        """Record that ``data`` was changed in place (or rebound to a new array).
-
-        Whatever updates a tensor's values in place -- the in-place methods below, optimizers,
-        ``load_state_dict``, BatchNorm's running statistics -- calls this.
-        """
-        self._version_counter[0] += 1
-
-    def copy_(self, src: ArrayLike) -> Tensor:
-        """Copy ``src`` into this tensor in place (broadcast to its shape, cast to its dtype).
-
-        Like PyTorch, this is refused on a tensor that takes part in recording -- a leaf that
-        requires grad (outside ``no_grad()``) or a recorded result -- since the graph could no
-        longer say what was computed from which values. Use it under ``no_grad()`` to set
-        parameters. Ops recorded before the copy refuse to go backward afterwards.
-        """
-        values = src.data if isinstance(src, Tensor) else np.asarray(src)
-        self._check_writable("copy_")
-        _check_source_graph("copy_", src)
-        if values.dtype.kind not in "biuf":
-            raise TypeError(f"copy_: cannot copy {values.dtype} values into a {self.dtype} tensor")
-        try:
-            target_shape = np.broadcast_shapes(values.shape, self.shape)
-        except ValueError:
-            target_shape = None
-        if target_shape != self.shape:
-            raise ValueError(
-                f"copy_: source of shape {values.shape} does not broadcast to the tensor's shape "
-                f"{self.shape}"
-            )
-        np.copyto(self.data, values, casting="unsafe")
-        self._bump_version()
-        return self
-
-    def zero_(self) -> Tensor:
-        """Set every element to zero in place (see :meth:`copy_` for when this is refused)."""
-        return self.fill_(0)
-
-    def fill_(self, value: float | bool) -> Tensor:
-        """Set every element to ``value`` in place (see :meth:`copy_` for when this is refused)."""
-        if isinstance(value, Tensor):
-            if value.size != 1:
-                raise ValueError(f"fill_: the value must have one element, got shape {value.shape}")
-            _check_source_graph("fill_", value)
-            value = value.item()
-        if not isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
-            raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
-        self._check_writable("fill_")
-        self.data.fill(value)
-        self._bump_version()
-        return self
-
-    def _check_writable(self, method: str) -> None:
-        if self._node is not None and is_grad_enabled():
-            raise RuntimeError(
-                f"{method}: in-place changes of a recorded result are not supported; compute a "
-                "new tensor instead (out-of-place)"
-            )
-        if self.requires_grad and self._node is None and is_grad_enabled():
-            raise RuntimeError(
-                f"{method}: a leaf tensor that requires grad cannot be changed in place while "
-                "gradients are recorded; wrap the change in tinygrad_edu.no_grad()"
-            )
-        if not self.data.flags.writeable:
-            raise ValueError(f"{method}: the tensor's array is read-only; build a new tensor")
-
-    # ------------------------------------------------------------------ NumPy protocols, pickling
-    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        """NumPy ufuncs on Tensors: ``np.exp(t)`` and ``ndarray * t`` run our differentiable ops.
-
-        A ufunc the op table does not have computes on plain arrays when nothing needs a
-        gradient (or its result is boolean/integer, like ``np.isnan``); otherwise it raises
-        instead of silently dropping the graph.
-        """
-        from . import numpy_interop
-
-        return numpy_interop.ufunc(ufunc, method, inputs, kwargs)
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        """NumPy functions on Tensors: ``np.sum(t)``, ``np.mean``, ``np.stack`` ... dispatch to
-        the Tensor methods; others compute on plain arrays unless that would drop a graph."""
-        from . import numpy_interop
-
-        return numpy_interop.function(func, args, kwargs)
-
+    # ------------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
         """Pickling and deep copies: every slot but ``__weakref__``."""
         return {name: getattr(self, name) for name in Tensor.__slots__ if name != "__weakref__"}
@@ -326,50 +238,6 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
     # ------------------------------------------------------------------------ arithmetic
     # ``operands`` promotes like PyTorch (``torch.result_type``) and names the operation for the
     # dtype rules that depend on it (true division of integers, booleans).
-    def __add__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Add.apply(*operands(self, other, "add"))
-
-    def __radd__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Add.apply(*operands(self, other, "add")[::-1])
-
-    def __sub__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Sub.apply(*operands(self, other, "sub"))
-
-    def __rsub__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Sub.apply(*operands(self, other, "sub")[::-1])
-
-    def __mul__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Mul.apply(*operands(self, other, "mul"))
-
-    def __rmul__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Mul.apply(*operands(self, other, "mul")[::-1])
-
-    def __truediv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Div.apply(*operands(self, other, "div"))
-
-    def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Div.apply(*operands(self, other, "div")[::-1])
-
-    def __pow__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Pow.apply(*operands(self, other, "pow"))
-
-    def __rpow__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Pow.apply(*operands(self, other, "pow")[::-1])
-
-    def __mod__(self, other: ArrayLike) -> Tensor:
-        """Remainder with the sign of the divisor (``torch.remainder``, Python's ``%``)."""
-        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder"))
-
-    def __rmod__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.Remainder.apply(*operands(self, other, "remainder")[::-1])
-
-    def __floordiv__(self, other: ArrayLike) -> Tensor:
-        """``floor(a / b)``; its gradient is 0."""
-        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide"))
-
-    def __rfloordiv__(self, other: ArrayLike) -> Tensor:
-        return ops.elementwise.FloorDivide.apply(*operands(self, other, "floor_divide")[::-1])
-
     def __matmul__(self, other: ArrayLike) -> Tensor:
         return ops.linalg.MatMul.apply(*operands(self, other, "matmul"))
 
@@ -384,17 +252,6 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
 
     def __abs__(self) -> Tensor:
         return ops.elementwise.Abs.apply(self)
-
-    remainder = __mod__
-    floor_divide = __floordiv__
-
-    def maximum(self, other: ArrayLike) -> Tensor:
-        """Elementwise larger value; at a tie each side gets half the gradient (like PyTorch)."""
-        return ops.elementwise.Maximum.apply(*operands(self, other, "maximum"))
-
-    def minimum(self, other: ArrayLike) -> Tensor:
-        """Elementwise smaller value; at a tie each side gets half the gradient."""
-        return ops.elementwise.Minimum.apply(*operands(self, other, "minimum"))
 
     def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
         """``self + weight * (end - self)``, differentiable in all three (``torch.lerp``)."""
@@ -417,94 +274,14 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
         return Tensor._wrap(self.data.astype(dtype))
 
     # ------------------------------------------------------------------------ elementwise maths
-    # Floating functions of an integer or boolean tensor compute in float32 (``floating``).
-    def abs(self) -> Tensor:
-        return ops.elementwise.Abs.apply(self)
-
-    def exp(self) -> Tensor:
-        return ops.elementwise.Exp.apply(floating(self))
-
-    def log(self) -> Tensor:
-        return ops.elementwise.Log.apply(floating(self))
-
-    def sqrt(self) -> Tensor:
-        return ops.elementwise.Sqrt.apply(floating(self))
-
-    def sigmoid(self) -> Tensor:
-        return ops.elementwise.Sigmoid.apply(floating(self))
-
-    def tanh(self) -> Tensor:
-        return ops.elementwise.Tanh.apply(floating(self))
-
-    def relu(self) -> Tensor:
-        return ops.elementwise.ReLU.apply(self)
-
-    def sin(self) -> Tensor:
-        return ops.elementwise.Sin.apply(floating(self))
-
-    def cos(self) -> Tensor:
-        return ops.elementwise.Cos.apply(floating(self))
-
-    def tan(self) -> Tensor:
-        return ops.elementwise.Tan.apply(floating(self))
-
-    def asin(self) -> Tensor:
-        return ops.elementwise.Asin.apply(floating(self))
-
-    def acos(self) -> Tensor:
-        return ops.elementwise.Acos.apply(floating(self))
-
-    def atan(self) -> Tensor:
-        return ops.elementwise.Atan.apply(floating(self))
-
-    def sinh(self) -> Tensor:
-        return ops.elementwise.Sinh.apply(floating(self))
-
-    def cosh(self) -> Tensor:
-        return ops.elementwise.Cosh.apply(floating(self))
-
-    def asinh(self) -> Tensor:
-        return ops.elementwise.Asinh.apply(floating(self))
-
-    def acosh(self) -> Tensor:
-        return ops.elementwise.Acosh.apply(floating(self))
-
-    def atanh(self) -> Tensor:
-        return ops.elementwise.Atanh.apply(floating(self))
-
-    # NumPy's spellings of the inverse functions (PyTorch accepts both too)
-    arcsin, arccos, arctan = asin, acos, atan
-    arcsinh, arccosh, arctanh = asinh, acosh, atanh
-
-    def log2(self) -> Tensor:
-        return ops.elementwise.Log2.apply(floating(self))
-
-    def log10(self) -> Tensor:
-        return ops.elementwise.Log10.apply(floating(self))
-
-    def log1p(self) -> Tensor:
-        return ops.elementwise.Log1p.apply(floating(self))
-
-    def exp2(self) -> Tensor:
-        return ops.elementwise.Exp2.apply(floating(self))
-
-    def expm1(self) -> Tensor:
-        return ops.elementwise.Expm1.apply(floating(self))
-
-    def rsqrt(self) -> Tensor:
-        return ops.elementwise.Rsqrt.apply(floating(self))
-
-    def erf(self) -> Tensor:
-        return ops.elementwise.Erf.apply(floating(self))
-
+    # ``exp``, ``log``, ``sin`` ... and the arithmetic operators are not written here: each is one
+    # rule of ops/elementwise.py applied to the tensor, and the rule's row names its method (see
+    # the loop at the end of this module). The methods below need more than their rule.
     def square(self) -> Tensor:
         """``x * x``; of a boolean tensor int64, as in PyTorch (NumPy says int8)."""
         return ops.elementwise.Square.apply(
             _accumulated(self) if self.data.dtype.kind == "b" else self
         )
-
-    def reciprocal(self) -> Tensor:
-        return ops.elementwise.Reciprocal.apply(floating(self))
 
     def sign(self) -> Tensor:
         """-1, 0 or 1 (zero gradient, as for floor/ceil/round/trunc); a boolean tensor is its
@@ -513,21 +290,12 @@ class Tensor(NumpyLike, Constructors, Composites, Masks):
             return Tensor._wrap(self.data.copy())
         return ops.elementwise.Sign.apply(self)
 
-    def floor(self) -> Tensor:
-        return ops.elementwise.Floor.apply(self)
-
-    def ceil(self) -> Tensor:
-        return ops.elementwise.Ceil.apply(self)
-
     def round(self) -> Tensor:
         """Round half to even, like NumPy and PyTorch; a boolean tensor stays boolean (as with
         floor, ceil and trunc)."""
         if self.data.dtype.kind == "b":
             return Tensor._wrap(self.data.copy())
         return ops.elementwise.Round.apply(self)
-
-    def trunc(self) -> Tensor:
-        return ops.elementwise.Trunc.apply(self)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         """Limit values to ``[lo, hi]``; the gradient passes where ``lo <= x <= hi``. An integer
@@ -793,18 +561,77 @@ def _one_axis(op: str, axis: int | None) -> int:
     return axis
 
 
-def _check_source_graph(method: str, source: Any) -> None:
-    """Refuse to copy a value that requires grad while recording: PyTorch records the copy
-    (the target then depends on the source), this library cannot, and the gradient through it
-    would silently be missing."""
-    if isinstance(source, Tensor) and source.requires_grad and is_grad_enabled():
-        raise RuntimeError(
-            f"{method}: the source requires grad, and an in-place copy is not recorded, so its "
-            "gradient would be lost; compute the new tensor out of place, or copy "
-            "source.detach() (or under no_grad()) if no gradient should flow"
-        )
-
-
 # The one import cycle of the package, on purpose and only here: the ops are Tensors' methods,
 # and every rule module builds on the Tensor class above.
 from . import autograd, ops  # noqa: E402
+
+
+# ---------------------------------------------------------------------------- methods from rules
+# The rules of ops/elementwise.py whose row names a Tensor method (``as_method=``, ``as_methods=``)
+# give Tensor that method here: ``t.exp()`` is ``Exp.apply(floating(t))``, ``a + b`` is
+# ``Add.apply(*operands(a, b, "add"))``. Each method gets a code object of its own, named after it
+# (tracebacks, profilers and tg.compile, which tells methods apart by their code, see ``exp``, not
+# one shared function), and a docstring made of its rule's maths.
+def _unary_method(rule: type[ops.elementwise.Elementwise]) -> Callable[[Tensor], Tensor]:
+    if rule.floating_input:
+
+        def method(self: Tensor) -> Tensor:
+            return rule.apply(floating(self))
+
+    else:
+
+        def method(self: Tensor) -> Tensor:
+            return rule.apply(self)
+
+    value, derivative = rule.math.split(";  ")
+    dtype_note = "; an integer or boolean tensor computes in float32" if rule.floating_input else ""
+    method.__doc__ = (
+        f"``y = {value}`` for every element ``x`` of this tensor.\n\nReturns\n-------\nTensor\n"
+        f"    ``y``, of this tensor's shape{dtype_note}.\n\nNotes\n-----\nThe derivative, by "
+        f"the rule ``ops.elementwise.{rule.__name__}``: ``{derivative}``.\n"
+    )
+    return method
+
+
+def _binary_methods(
+    rule: type[ops.elementwise.Elementwise],
+) -> tuple[Callable[[Tensor, ArrayLike], Tensor], ...]:
+    op = rule.name
+
+    def method(self: Tensor, other: ArrayLike) -> Tensor:
+        return rule.apply(*operands(self, other, op))
+
+    def reflected(self: Tensor, other: ArrayLike) -> Tensor:
+        return rule.apply(*operands(self, other, op)[::-1])
+
+    value, derivative = rule.math.split(";  ")
+    for function, a, b in ((method, "this tensor", "other"), (reflected, "other", "this tensor")):
+        function.__doc__ = (
+            f"``y = {value}`` elementwise, with ``a`` = {a} and ``b`` = {b}, broadcast against "
+            "each other and promoted like PyTorch (see ``tinygrad_edu.dtypes``).\n\n"
+            "Parameters\n----------\nother\n    A Tensor, a Python or NumPy number, or "
+            "array-like data.\n\nReturns\n-------\nTensor\n    ``y``.\n\nNotes\n-----\nThe "
+            f"derivatives, by the rule ``ops.elementwise.{rule.__name__}``: "
+            f"``{derivative}``.\n"
+        )
+    return method, reflected
+
+
+def _add_methods_from_rules() -> None:
+    for rule in vars(ops.elementwise).values():
+        if not getattr(rule, "tensor_methods", ()):
+            continue
+        functions = (_unary_method(rule),) if rule.arity == 1 else _binary_methods(rule)
+        for name, function in zip(rule.tensor_methods, functions):
+            function.__code__ = function.__code__.replace(
+                co_name=name, co_qualname=f"Tensor.{name}"
+            )
+            function.__name__, function.__qualname__ = name, f"Tensor.{name}"
+            setattr(Tensor, name, function)
+
+
+_add_methods_from_rules()
+# NumPy's spellings of the inverse functions (PyTorch accepts both too)
+Tensor.arcsin, Tensor.arccos, Tensor.arctan = Tensor.asin, Tensor.acos, Tensor.atan
+Tensor.arcsinh, Tensor.arccosh, Tensor.arctanh = Tensor.asinh, Tensor.acosh, Tensor.atanh
+Tensor.remainder, Tensor.floor_divide = Tensor.__mod__, Tensor.__floordiv__

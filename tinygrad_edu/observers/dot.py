@@ -16,12 +16,27 @@ import stat
 import subprocess
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ..tensor import Tensor
+
+class GraphNode(Protocol):
+    """What a drawing reads of a tensor: its value, gradient, and the op that computed it
+    (``_node``, whose ``inputs`` are tensors again). Any :class:`~tinygrad_edu.tensor.Tensor` is
+    one; this module needs nothing else of it."""
+
+    requires_grad: bool
+    grad: Any
+    _node: Any
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    def item(self) -> float: ...
 
 
 def quote(text: object) -> str:
@@ -45,7 +60,7 @@ def _visible(character: str) -> str:
     return character
 
 
-def _tensor_label(t: Tensor, name: str | None) -> str:
+def _tensor_label(t: GraphNode, name: str | None) -> str:
     parts = [name] if name else []
     if t.ndim:
         parts.append(f"{t.shape}")
@@ -58,7 +73,7 @@ def _tensor_label(t: Tensor, name: str | None) -> str:
     return "\n".join(parts)
 
 
-def graph_to_dot(root: Tensor, names: dict[int, str] | None = None) -> str:
+def graph_to_dot(root: GraphNode, names: dict[int, str] | None = None) -> str:
     """DOT text for the graph that computed ``root``.
 
     Parameters

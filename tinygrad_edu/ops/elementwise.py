@@ -15,6 +15,13 @@ JVP is the sum :math:`\dot y = \dot a\, \partial_a f + \dot b\, \partial_b f`.
 Rules are written so that a branch the maths masks out never computes ``0 * inf`` (HIPS
 autograd's trick): ``0 ** b`` differentiates ``log`` of a 1 where ``a == 0``, not of 0.
 Parameters (``clip``'s bounds) arrive as keyword arguments to both functions.
+
+A rule that is a Tensor method as it stands says so in its row, and
+:class:`~tinygrad_edu.tensor.Tensor` takes that method from the table, documented by the row's
+maths: ``as_method=FLOATING`` -- ``t.exp()`` applies the rule, integer and boolean tensors
+computing in float32 (as in PyTorch) -- or ``as_method=OWN_DTYPE`` -- applied to the tensor as it
+is; a binary row names its operator methods, ``as_methods=("__add__", "__radd__")`` (the second
+with the operands swapped).
 """
 
 from __future__ import annotations
@@ -29,12 +36,23 @@ from ..tensor import Tensor, where
 from .common import add_tangents, constant, quiet
 
 Chain = Callable[..., object]
+FLOATING, OWN_DTYPE = "floating", "own dtype"  # what a unary rule's Tensor method applies it to
 
 
 class Elementwise(Op):
-    """Base of the table's ops: keyword parameters are kept in ``attrs``."""
+    """Base of the table's ops: keyword parameters are kept in ``attrs``.
+
+    ``arity`` -- the number of inputs; ``tensor_methods`` -- the Tensor methods that apply the
+    rule (of a binary rule: the method of the left operand, then the reflected one);
+    ``floating_input`` -- whether an integer or boolean tensor is first converted to float32 by
+    them; ``math`` -- the row's maths.
+    """
 
     attrs: dict = {}  # noqa: RUF012  (read-only default; instances get their own dict)
+    arity: int
+    tensor_methods: tuple[str, ...] = ()
+    floating_input = False
+    math = ""
 
     def __init__(self, **attrs: object) -> None:
         if attrs:
@@ -47,11 +65,16 @@ def unary(
     chain: Chain,
     math: str,
     replayable: bool = False,
+    as_method: str | None = None,
 ) -> type[Op]:
     """An elementwise op ``y = forward(x)`` whose derivative rule is ``chain(g, x, y)``;
-    ``replayable`` says the rule is Tensor ops alone (:attr:`~.graph.Op.replayable_vjp`)."""
+    ``replayable`` says the rule is Tensor ops alone (:attr:`~.graph.Op.replayable_vjp`),
+    ``as_method`` whether it is the Tensor method of its name (:data:`FLOATING`,
+    :data:`OWN_DTYPE`)."""
 
     class Unary(Elementwise):
+        arity = 1
+
         def forward(self, x):
             return forward(x, **self.attrs)
 
@@ -62,7 +85,9 @@ def unary(
             (t,) = tangents
             return None if t is None else chain(t, x, out, **self.attrs)
 
-    return _named(Unary, name, f"y = {math}", replayable)
+    if as_method is not None:
+        Unary.tensor_methods, Unary.floating_input = (name,), as_method == FLOATING
+    return _named(Unary, name, math, replayable)
 
 
 def binary(
@@ -72,10 +97,14 @@ def binary(
     chain_b: Chain,
     math: str,
     replayable: bool = False,
+    as_methods: tuple[str, ...] = (),
 ) -> type[Op]:
-    """An elementwise op ``y = forward(a, b)`` with one derivative rule per input."""
+    """An elementwise op ``y = forward(a, b)`` with one derivative rule per input, applied by
+    the Tensor methods ``as_methods`` (the left operand's, then the reflected one)."""
 
     class Binary(Elementwise):
+        arity = 2
+
         def forward(self, a, b):
             return forward(a, b)
 
@@ -93,13 +122,14 @@ def binary(
                 None if tb is None else chain_b(tb, a, b, out),
             )
 
-    return _named(Binary, name, f"y = {math}", replayable)
+    Binary.tensor_methods = as_methods
+    return _named(Binary, name, math, replayable)
 
 
-def _named(cls: type[Op], name: str, doc: str, replayable: bool) -> type[Op]:
-    cls.name, cls.replayable_vjp = name, replayable
+def _named(cls: type[Elementwise], name: str, math: str, replayable: bool) -> type[Op]:
+    cls.name, cls.replayable_vjp, cls.math = name, replayable, math
     cls.__name__ = cls.__qualname__ = "".join(part.title() for part in name.split("_"))
-    cls.__doc__ = doc
+    cls.__doc__ = f"y = {math}"
     return cls
 
 
@@ -215,111 +245,119 @@ def _integer_division(fn: Callable[..., np.ndarray], name: str) -> Callable[...,
 Neg     = unary("neg",     np.negative,                lambda g, x, y: -g,
                 "-x;  dy/dx = -1", replayable=True)
 Exp     = unary("exp",     quiet(np.exp),              lambda g, x, y: g * y,
-                "e^x;  dy/dx = e^x = y", replayable=True)
+                "e^x;  dy/dx = e^x = y", replayable=True, as_method=FLOATING)
 Log     = unary("log",     quiet(np.log),              lambda g, x, y: g / x,
-                "ln x;  dy/dx = 1/x", replayable=True)
+                "ln x;  dy/dx = 1/x", replayable=True, as_method=FLOATING)
 Sqrt    = unary("sqrt",    quiet(np.sqrt),             lambda g, x, y: g / (y * 2),
-                "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)", replayable=True)
+                "sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)", replayable=True, as_method=FLOATING)
 Abs     = unary("abs",     np.abs,                     lambda g, x, y: g * _sign(x),
-                "|x|;  dy/dx = sign(x), 0 at x = 0 and at NaN as in PyTorch")
+                "|x|;  dy/dx = sign(x), 0 at x = 0 and at NaN as in PyTorch", as_method=OWN_DTYPE)
 ReLU    = unary("relu",    lambda x: np.maximum(x, 0), lambda g, x, y: gate(g, ~(x.data <= 0)),
-                "max(x, 0);  dy/dx = [not x <= 0]: 0 at x = 0, 1 at NaN, as in PyTorch")
+                "max(x, 0);  dy/dx = [not x <= 0]: 0 at x = 0, 1 at NaN, as in PyTorch",
+                as_method=OWN_DTYPE)
 Sigmoid = unary("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)),
                 lambda g, x, y: SigmoidBackward.apply(g, y),
                 "1 / (1 + e^-x), computed as exp(-softplus(-x));  dy/dx = y (1 - y)",
-                replayable=True)
+                replayable=True, as_method=FLOATING)
 Tanh    = unary("tanh",    np.tanh,                    lambda g, x, y: TanhBackward.apply(g, y),
-                "tanh x;  dy/dx = 1 - y^2", replayable=True)
+                "tanh x;  dy/dx = 1 - y^2", replayable=True, as_method=FLOATING)
 Clip    = unary("clip",    lambda x, lo, hi: np.clip(x, lo, hi),
                 lambda g, x, y, lo, hi: gate(g, _inside(x, lo, hi)),
                 "min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]")
 
 #            name   forward            chain_a(g, a, b, y) = g dy/da  chain_b = g dy/db
 Add = binary("add", np.add,            lambda g, a, b, y: g,          lambda g, a, b, y: g,
-             "a + b;  dy/da = 1, dy/db = 1", replayable=True)
+             "a + b;  dy/da = 1, dy/db = 1", replayable=True, as_methods=("__add__", "__radd__"))
 Sub = binary("sub", np.subtract,       lambda g, a, b, y: g,          lambda g, a, b, y: -g,
-             "a - b;  dy/da = 1, dy/db = -1", replayable=True)
+             "a - b;  dy/da = 1, dy/db = -1", replayable=True, as_methods=("__sub__", "__rsub__"))
 Mul = binary("mul", np.multiply,       lambda g, a, b, y: g * b,      lambda g, a, b, y: g * a,
-             "a b;  dy/da = b, dy/db = a", replayable=True)
+             "a b;  dy/da = b, dy/db = a", replayable=True, as_methods=("__mul__", "__rmul__"))
 Div = binary("div", quiet(np.divide),  lambda g, a, b, y: g / b,      lambda g, a, b, y: -g * y / b,
-             "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b", replayable=True)
+             "a / b;  dy/da = 1/b, dy/db = -a/b^2 = -y/b", replayable=True,
+             as_methods=("__truediv__", "__rtruediv__"))
 Pow = binary("pow", quiet(np.power),
              lambda g, a, b, y: g * b * a ** where((a.data == 0) & (b.data == 0), 1.0, b - 1),
              lambda g, a, b, y: g * y * where((a.data == 0) & (b.data >= 0), 1.0, a).log(),
-             "a^b;  dy/da = b a^(b-1) (0 at a = b = 0), dy/db = a^b ln a (0 at a = 0 <= b)")
+             "a^b;  dy/da = b a^(b-1) (0 at a = b = 0), dy/db = a^b ln a (0 at a = 0 <= b)",
+             as_methods=("__pow__", "__rpow__"))
 
 # --------------------------------------------------------------- more maths (torch's names)
 Sin     = unary("sin",     np.sin,                     lambda g, x, y: g * x.cos(),
-                "sin x;  dy/dx = cos x", replayable=True)
+                "sin x;  dy/dx = cos x", replayable=True, as_method=FLOATING)
 Cos     = unary("cos",     np.cos,                     lambda g, x, y: -g * x.sin(),
-                "cos x;  dy/dx = -sin x", replayable=True)
+                "cos x;  dy/dx = -sin x", replayable=True, as_method=FLOATING)
 Tan     = unary("tan",     np.tan,                     lambda g, x, y: g * (y * y + 1),
-                "tan x;  dy/dx = 1 + tan^2 x = 1 + y^2", replayable=True)
+                "tan x;  dy/dx = 1 + tan^2 x = 1 + y^2", replayable=True, as_method=FLOATING)
 Asin    = unary("asin",    quiet(np.arcsin),           lambda g, x, y: g * (1 - x * x).rsqrt(),
-                "arcsin x;  dy/dx = 1 / sqrt(1 - x^2)", replayable=True)
+                "arcsin x;  dy/dx = 1 / sqrt(1 - x^2)", replayable=True, as_method=FLOATING)
 Acos    = unary("acos",    quiet(np.arccos),           lambda g, x, y: -g * (1 - x * x).rsqrt(),
-                "arccos x;  dy/dx = -1 / sqrt(1 - x^2)", replayable=True)
+                "arccos x;  dy/dx = -1 / sqrt(1 - x^2)", replayable=True, as_method=FLOATING)
 Atan    = unary("atan",    np.arctan,                  lambda g, x, y: g / (x * x + 1),
-                "arctan x;  dy/dx = 1 / (1 + x^2)", replayable=True)
+                "arctan x;  dy/dx = 1 / (1 + x^2)", replayable=True, as_method=FLOATING)
 Sinh    = unary("sinh",    quiet(np.sinh),             lambda g, x, y: g * x.cosh(),
-                "sinh x;  dy/dx = cosh x", replayable=True)
+                "sinh x;  dy/dx = cosh x", replayable=True, as_method=FLOATING)
 Cosh    = unary("cosh",    quiet(np.cosh),             lambda g, x, y: g * x.sinh(),
-                "cosh x;  dy/dx = sinh x", replayable=True)
+                "cosh x;  dy/dx = sinh x", replayable=True, as_method=FLOATING)
 Asinh   = unary("asinh",   np.arcsinh,                 lambda g, x, y: g * (x * x + 1).rsqrt(),
-                "arsinh x;  dy/dx = 1 / sqrt(x^2 + 1)", replayable=True)
+                "arsinh x;  dy/dx = 1 / sqrt(x^2 + 1)", replayable=True, as_method=FLOATING)
 Acosh   = unary("acosh",   quiet(np.arccosh),          lambda g, x, y: g * (x * x - 1).rsqrt(),
-                "arcosh x;  dy/dx = 1 / sqrt(x^2 - 1)", replayable=True)
+                "arcosh x;  dy/dx = 1 / sqrt(x^2 - 1)", replayable=True, as_method=FLOATING)
 Atanh   = unary("atanh",   quiet(np.arctanh),          lambda g, x, y: g / (1 - x * x),
-                "artanh x;  dy/dx = 1 / (1 - x^2)", replayable=True)
+                "artanh x;  dy/dx = 1 / (1 - x^2)", replayable=True, as_method=FLOATING)
 Log2    = unary("log2",    quiet(np.log2),             lambda g, x, y: g / (x * math.log(2)),
-                "log2 x;  dy/dx = 1 / (x ln 2)", replayable=True)
+                "log2 x;  dy/dx = 1 / (x ln 2)", replayable=True, as_method=FLOATING)
 Log10   = unary("log10",   quiet(np.log10),            lambda g, x, y: g / (x * math.log(10)),
-                "log10 x;  dy/dx = 1 / (x ln 10)", replayable=True)
+                "log10 x;  dy/dx = 1 / (x ln 10)", replayable=True, as_method=FLOATING)
 Log1p   = unary("log1p",   quiet(np.log1p),            lambda g, x, y: g / (x + 1),
-                "ln(1 + x), accurate for small x;  dy/dx = 1 / (1 + x)", replayable=True)
+                "ln(1 + x), accurate for small x;  dy/dx = 1 / (1 + x)", replayable=True,
+                as_method=FLOATING)
 Exp2    = unary("exp2",    quiet(np.exp2),             lambda g, x, y: g * y * math.log(2),
-                "2^x;  dy/dx = 2^x ln 2 = y ln 2", replayable=True)
+                "2^x;  dy/dx = 2^x ln 2 = y ln 2", replayable=True, as_method=FLOATING)
 Expm1   = unary("expm1",   quiet(np.expm1),            lambda g, x, y: g * (y + 1),
-                "e^x - 1, accurate for small x;  dy/dx = e^x = y + 1", replayable=True)
+                "e^x - 1, accurate for small x;  dy/dx = e^x = y + 1", replayable=True,
+                as_method=FLOATING)
 Rsqrt   = unary("rsqrt",   quiet(lambda x: 1 / np.sqrt(x)),
                 lambda g, x, y: g * y / x * -0.5,
-                "1 / sqrt(x);  dy/dx = -1 / (2 x^(3/2)) = -y / (2x)", replayable=True)
+                "1 / sqrt(x);  dy/dx = -1 / (2 x^(3/2)) = -y / (2x)", replayable=True,
+                as_method=FLOATING)
 Erf     = unary("erf",     erf,
                 lambda g, x, y: g * (x * x * -1).exp() * (2 / math.sqrt(math.pi)),
                 "erf x = 2/sqrt(pi) int_0^x e^(-t^2) dt;  dy/dx = 2/sqrt(pi) e^(-x^2)",
-                replayable=True)
+                replayable=True, as_method=FLOATING)
 Square  = unary("square",  np.square,                  lambda g, x, y: g * x * 2,
                 "x^2;  dy/dx = 2x", replayable=True)
 Reciprocal = unary("reciprocal", quiet(np.reciprocal), lambda g, x, y: -g * y * y,
-                "1 / x;  dy/dx = -1 / x^2 = -y^2", replayable=True)
+                "1 / x;  dy/dx = -1 / x^2 = -y^2", replayable=True, as_method=FLOATING)
 # piecewise constant: the derivative is 0 wherever it exists (PyTorch's convention everywhere)
 Sign    = unary("sign",    np.sign,                    zero,
                 "sign x;  dy/dx = 0", replayable=True)
 Floor   = unary("floor",   np.floor,                   zero,
-                "floor x;  dy/dx = 0", replayable=True)
+                "floor x;  dy/dx = 0", replayable=True, as_method=OWN_DTYPE)
 Ceil    = unary("ceil",    np.ceil,                    zero,
-                "ceil x;  dy/dx = 0", replayable=True)
+                "ceil x;  dy/dx = 0", replayable=True, as_method=OWN_DTYPE)
 Round   = unary("round",   np.round,                   zero,
                 "x rounded half to even (like PyTorch);  dy/dx = 0", replayable=True)
 Trunc   = unary("trunc",   np.trunc,                   zero,
-                "x rounded towards 0;  dy/dx = 0", replayable=True)
+                "x rounded towards 0;  dy/dx = 0", replayable=True, as_method=OWN_DTYPE)
 
 #                  name        forward             chain_a                 chain_b
 Maximum   = binary("maximum",   np.maximum,
                    lambda g, a, b, y: _shared(g, a.data, b.data),
                    lambda g, a, b, y: _shared(g, b.data, a.data),
-                   "max(a, b);  dy/da = [a > b] + [a = b]/2 (ties split evenly, like PyTorch)")
+                   "max(a, b);  dy/da = [a > b] + [a = b]/2 (ties split evenly, like PyTorch)",
+                   as_methods=("maximum",))
 Minimum   = binary("minimum",   np.minimum,
                    lambda g, a, b, y: _shared(g, b.data, a.data),
                    lambda g, a, b, y: _shared(g, a.data, b.data),
-                   "min(a, b);  dy/da = [a < b] + [a = b]/2")
+                   "min(a, b);  dy/da = [a < b] + [a = b]/2", as_methods=("minimum",))
 Remainder = binary("remainder", _integer_division(np.mod, "remainder"), lambda g, a, b, y: g,
                    lambda g, a, b, y: g * constant(-np.floor(a.data / b.data)),
                    "a - b floor(a/b) (sign of b, like torch.remainder and Python's %);  "
-                   "dy/da = 1, dy/db = -floor(a/b)")
+                   "dy/da = 1, dy/db = -floor(a/b)", as_methods=("__mod__", "__rmod__"))
 FloorDivide = binary("floor_divide", _integer_division(np.floor_divide, "floor_divide"),
                    zero, zero,
-                   "floor(a / b);  dy/da = dy/db = 0", replayable=True)
+                   "floor(a / b);  dy/da = dy/db = 0", replayable=True,
+                   as_methods=("__floordiv__", "__rfloordiv__"))
 # fmt: on
 
 
