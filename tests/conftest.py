@@ -1,8 +1,8 @@
 """Shared test configuration: hypothesis profiles.
 
-``python -m pytest`` runs the "fast" profile: 20 examples per property, drawn from fixed seeds
-(``derandomize``), so the whole suite finishes within about 3 minutes on a 2-core machine and a
-failure reproduces on the next run. Longer explorations are opt-in::
+``python -m pytest`` runs the "fast" profile: 12 examples per property, drawn from fixed seeds
+(``derandomize``), so the whole suite finishes in about two and a half minutes on a 2-core
+machine and a failure reproduces on the next run. Longer explorations are opt-in::
 
     HYPOTHESIS_PROFILE=dev python -m pytest        # 60 random examples per property
     HYPOTHESIS_PROFILE=thorough python -m pytest   # 500 random examples per property
@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "fast",
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,

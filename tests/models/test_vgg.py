@@ -267,6 +267,7 @@ def test_activations_and_input_gradients_agree_with_pytorch(source, reference):
     np.testing.assert_allclose(gx.data, gxt.numpy(), atol=tolerance * g_scale)
 
 
+@pytest.mark.slow
 def test_classifier_loads_from_keras_and_torchvision_layouts_alike(tmp_path):
     """fc1 reads the flattened 7x7x512 map: Keras in (h, w, c) order, torchvision in (c, h, w).
 
