@@ -1,9 +1,9 @@
 """One training step of the worked example's 3-5-2-1 network: tinygrad_edu vs hand-written NumPy.
 
-The step is the document's: forward on the 10 training colours, E = 1/2 sum (o - y)^2, backward,
+The step is the write-up's: forward on the 10 training colours, E = 1/2 sum (o - y)^2, backward,
 full-batch SGD with lr 0.2. Contenders, timed round-robin in the same process:
 
-* ``numpy (hand-derived)`` -- the document's step (``handderived.sgd_step``: deltas by formula);
+* ``numpy (hand-derived)`` -- the write-up's step (``handderived.sgd_step``: deltas by formula);
 * ``tinygrad_edu eager``   -- ``zero_grad``, forward, ``backward()``, ``SGD.step``;
 * ``tinygrad_edu compiled`` -- the same step through ``tinygrad_edu.compile`` (recorded once,
   replayed as straight-line NumPy); checked to end bit for bit where the eager one ends;
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     best = {name: min(values) for name, values in samples.items()}
     reference = best["numpy (hand-derived)"]
     title = (
-        "One training step of the 3-5-2-1 network on the document's 10 colours "
+        "One training step of the 3-5-2-1 network on the write-up's 10 colours "
         f"(fastest of {args.repeats} rounds of ~{args.round_ms:g} ms; spread = median / fastest)"
     )
     rows = [

@@ -1,16 +1,16 @@
-"""The document's filter-visualisation workload: tinygrad_edu vs a PyTorch one-at-a-time loop.
+"""The write-up's filter-visualisation workload: tinygrad_edu vs a PyTorch one-at-a-time loop.
 
 The workload per layer: 200 filters (or all, when fewer) x 20 ascent steps on 128x128 images, with
-the document's early stop for filters whose loss falls to 0 or below. tinygrad_edu runs its batched
-ascent (``visualize_filters``); the reference is the document's loop written in PyTorch -- one
+the write-up's early stop for filters whose loss falls to 0 or below. tinygrad_edu runs its batched
+ascent (``visualize_filters``); the reference is the write-up's loop written in PyTorch -- one
 filter at a time, the same start noise, the same update and stopping rule. Prints both times and
-the ratio; ``--ours document`` times tinygrad_edu on the document's five layers instead, to compare
+the ratio; ``--ours document`` times tinygrad_edu on the write-up's five layers instead, to compare
 with PyTorch's time for the single ``--layer``.
 
-``--document`` runs the issue's end-to-end comparison instead: the document's visualisation of 16
+``--document`` runs the issue's end-to-end comparison instead: the write-up's visualisation of 16
 ``block3_conv3`` filters, 20 steps, through the ``tinygrad-edu visualize`` command line in a
 fresh process (start-up, weight loading, ascent, PNG and summary included), against PyTorch
-running the document's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
+running the write-up's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
 and weight loading are not counted). ``--repeat`` runs it several times and prints min and
 spread; ``--clock cpu`` times CPU instead of wall time (steadier on a loaded machine; set
 ``OPENBLAS_NUM_THREADS=1`` to give both sides one thread).
@@ -45,7 +45,7 @@ from tinygrad_edu.vis.images import grey_noise
 def torch_loop(
     model, layer: str, filters: list[int], steps: int, size: int, seed: int, cpu: bool = False
 ) -> tuple[float, int]:
-    """The document's algorithm in PyTorch; returns (seconds, filters kept)."""
+    """The write-up's algorithm in PyTorch; returns (seconds, filters kept)."""
     import torch
 
     net = torch_features(model, layer)
@@ -95,7 +95,7 @@ def _children_cpu() -> float:
 def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> None:
     """The issue's third workload: 16 block3_conv3 filters, 20 steps, CLI end to end vs PyTorch."""
     if weights is None:
-        raise SystemExit("--document needs --weights (the document's workload uses real weights)")
+        raise SystemExit("--document needs --weights (the write-up's workload uses real weights)")
     layer, filters, steps = "block3_conv3", 16, 20
     model = vgg16(weights).freeze()
     chosen = filter_indices(model, layer, filters)
@@ -106,7 +106,7 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
             with contextlib.suppress(ImportError):
                 theirs.append(torch_loop(model, layer, chosen, steps, 128, seed=0, cpu=cpu)[0])
     clock = "CPU" if cpu else "wall"
-    title = f"The document's visualisation: {filters} {layer} filters, {steps} steps, 128x128"
+    title = f"The write-up's visualisation: {filters} {layer} filters, {steps} steps, 128x128"
     rows = [["`tinygrad-edu visualize` (fresh process, end to end)", _summary(ours)]]
     if theirs:
         rows.append(["PyTorch, one filter at a time (loop only)", _summary(theirs)])
