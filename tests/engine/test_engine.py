@@ -624,6 +624,68 @@ def test_a_broken_vjp_raises_vjp_error_naming_the_op(result, message):
     assert caught.match(message)
 
 
+# the same checks whether or not observers watch the sweep (the contract runs first)
+class _VJPRecorder(Observer):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def vjp_applied(self, node, out, g, input_grads) -> None:
+        self.seen.append(node.name)
+
+
+BROKEN = [
+    (lambda g, a, b: (g * b,), r"returned 1 gradient\(s\) for 2 input\(s\)"),
+    (lambda g, a, b: (g.data * b.data, g * a), "returned a ndarray for input 0"),
+    (lambda g, a, b: (g * b, 1.0), "returned a float for input 1"),
+    (lambda g, a, b: (g * b, Tensor(np.ones((3, 1)))), r"shape \(3, 1\) for input 1"),
+]
+
+
+@pytest.mark.parametrize(("result", "message"), BROKEN)
+def test_the_contract_runs_before_any_observer_sees_a_broken_vjp(result, message):
+    a = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = Tensor(np.array([4.0, 5.0, 6.0]), requires_grad=True)
+    out = _bad_op(result).apply(a, b).sum()
+    with observe(_VJPRecorder()) as recorder, pytest.raises(VJPError, match=message):
+        out.backward()
+    assert "bad_vjp" not in recorder.seen  # the sum's VJP was seen, the broken one never
+
+
+@pytest.mark.parametrize(("result", "message"), BROKEN[1:])
+def test_a_broken_gradient_for_an_input_without_grad_is_refused_too(result, message):
+    a = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = Tensor(np.array([4.0, 5.0, 6.0]), requires_grad=not message.endswith("input 1"))
+    with pytest.raises(VJPError, match=message):
+        _bad_op(result).apply(a, b).sum().backward()
+
+
+def test_a_changed_input_is_named_by_position():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]))
+    loss = (a * b).sum()
+    b.data[0] = 5.0
+    b._bump_version()
+    with pytest.raises(RuntimeError, match="input 1 of op 'mul'"):
+        loss.backward()
+
+
+def test_nested_grad_in_a_hook_sees_the_recorded_masks():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    inner = []
+
+    def hook(g):
+        with tg.enable_grad():  # a sweep of its own, inside the outer one
+            (gw,) = tg.grad((x * w).sum(), [w])
+        inner.append(gw.data.copy())
+
+    y = x * w
+    y.register_hook(hook)
+    (gx,) = tg.grad(y.sum(), [x])
+    np.testing.assert_array_equal(gx.data, [3.0, 4.0])
+    np.testing.assert_array_equal(inner[0], [1.0, 2.0])
+
+
 def test_a_broadcast_shaped_vjp_result_is_allowed_and_summed_back():
     class Broadcasting(Op):
         name = "broadcasting"
