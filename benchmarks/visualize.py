@@ -145,25 +145,30 @@ def main(argv: list[str] | None = None) -> None:
 
     model = (vgg16(args.weights) if args.weights else vgg16(rng=0)).freeze()
     ours_layers = resolve_layers(args.ours or [args.layer])
-    start = time.perf_counter()
+    rows, total = [], 0.0
     for layer in ours_layers:
-        layer_start = time.perf_counter()
+        start = time.perf_counter()
         kept = visualize_filters(
             model, layer, args.filters, args.steps, size=args.size, batch=args.batch
         )
-        seconds = time.perf_counter() - layer_start
-        print(f"tinygrad_edu {layer:14s} {seconds:7.1f} s   kept {len(kept)}")
-    ours = time.perf_counter() - start
-    print(f"tinygrad_edu total ({len(ours_layers)} layer(s)): {ours:.1f} s")
+        seconds = time.perf_counter() - start
+        total += seconds
+        scanned = len(filter_indices(model, layer, args.filters))
+        rows.append([f"tinygrad_edu, {layer}", f"{seconds:.1f} s", f"{len(kept)} / {scanned}"])
+    if len(ours_layers) > 1:
+        rows.append([f"**tinygrad_edu, all {len(ours_layers)} layers**", f"**{total:.1f} s**", ""])
     try:
         filters = filter_indices(model, args.layer, args.filters)
         seconds, kept = torch_loop(model, args.layer, filters, args.steps, args.size, seed=0)
+        torch_row = f"PyTorch, one filter at a time, {args.layer}"
+        rows.append([torch_row, f"{seconds:.1f} s", f"{kept} / {len(filters)}"])
     except ImportError:
-        print("torch not installed (pip install torch==2.13.0): no reference")
-        return
-    print(f"torch, one filter at a time, {args.layer}: {seconds:.1f} s   kept {kept}")
-    names = ", ".join(ours_layers)
-    print(f"ratio tinygrad_edu ({names}) / torch ({args.layer}): {ours / seconds:.2f}x")
+        rows.append(["PyTorch", "not installed (pip install torch==2.13.0): no reference", ""])
+    title = (
+        f"Filter visualisation, {args.filters} filters (or all) x {args.steps} steps per layer, "
+        f"{args.size}x{args.size}, batches of {args.batch}, wall clock"
+    )
+    print(markdown_table(title, ["", "time", "filters kept"], rows))
 
 
 if __name__ == "__main__":
