@@ -11,9 +11,10 @@ A test that sets its own ``max_examples`` keeps it under every profile.
 
 Layout: ``tests/`` mirrors the package (``tests/engine``, ``tests/ops``, ``tests/kernels``,
 ``tests/nn``, ...), one file per subject; test file names are unique across folders (there are no
-``__init__.py`` files). Helpers shared across folders live here at the top: ``op_specs.py`` (the
-op-spec table), ``kernel_helpers.py`` (float64 convolution references), ``keras_writer.py`` and
-``pth_writer.py`` (weight files built byte by byte); import them as ``tests.<module>``.
+``__init__.py`` files). Modules shared across folders live here at the top: ``op_specs.py``
+(the op-spec table), ``kernel_references.py`` (float64 convolution references and the memory
+layouts kernels are fed), ``keras_writer.py`` and ``pth_writer.py`` (weight files built byte by
+byte); import them as ``tests.<module>``.
 """
 
 import os

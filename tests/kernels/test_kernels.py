@@ -24,7 +24,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.kernel_helpers import (
+from tests.kernel_references import (
     FLOATS,
     LAYOUTS,
     POISON,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.kernel_helpers import LAYOUTS, layout_variant, worker_count
+from tests.kernel_references import LAYOUTS, layout_variant, worker_count
 from tinygrad_edu.kernels import pooling
 from tinygrad_edu.kernels.fast.layout import select
 from tinygrad_edu.testing import EDGE_VALUES

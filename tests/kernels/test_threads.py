@@ -34,7 +34,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
-from tests.kernel_helpers import (
+from tests.kernel_references import (
     TOLERANCE,
     nhwc_backed,
     reference_conv,

@@ -21,7 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
-from tests.kernel_helpers import (
+from tests.kernel_references import (
     FLOATS,
     POISON,
     out_size,

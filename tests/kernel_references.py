@@ -1,4 +1,4 @@
-"""Shared by the kernel tests: the float64 definition of the convolution and its input
+"""What the kernel tests measure against: the float64 definition of the convolution and its input
 gradient, error measures, memory layouts, and switches for the kernels' paths and worker count.
 """
 
