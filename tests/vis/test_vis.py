@@ -13,6 +13,7 @@ from tinygrad_edu.models.vgg import VGG16, vgg16
 from tinygrad_edu.vis import best, deprocess_image, save_png, stitch, visualize_filters
 from tinygrad_edu.vis.ascent import AscentSettings, classic_ascent
 from tinygrad_edu.vis.images import grey_noise
+from tinygrad_edu.vis.targets import as_target
 
 REAL_WEIGHTS = (
     Path(__file__).resolve().parents[3]
@@ -27,53 +28,53 @@ def model():
     return vgg16(rng=0).requires_grad_(False)
 
 
+@pytest.fixture(scope="module")
+def target(model):
+    return as_target(model)
+
+
 def _alive(model, layer, candidates, size=32):
     """Filters whose loss is positive after one step (random weights leave some dead)."""
     runs = classic_ascent(
-        model, layer, candidates, AscentSettings(steps=1, size=size, batch=len(candidates))
+        as_target(model),
+        layer,
+        candidates,
+        AscentSettings(steps=1, size=size, batch=len(candidates)),
     )
-    return [f for f, _, loss in runs if loss > 0]
+    return [r.filter for r in runs if r.loss > 0]
 
 
-def test_activation_rises_over_the_steps(model):
+def test_activation_rises_over_the_steps(model, target):
     filters = _alive(model, "block2_conv1", list(range(16)))[:3]
     assert filters, "no live filter to test with"
-    first = {
-        f: loss
-        for f, _, loss in classic_ascent(
-            model, "block2_conv1", filters, AscentSettings(steps=1, size=32)
-        )
-    }
-    later = {
-        f: loss
-        for f, _, loss in classic_ascent(
-            model, "block2_conv1", filters, AscentSettings(steps=6, size=32)
-        )
-    }
-    for f in filters:
-        assert later[f] > first[f] > 0
+    runs = classic_ascent(target, "block2_conv1", filters, AscentSettings(steps=6, size=32))
+    first = classic_ascent(target, "block2_conv1", filters, AscentSettings(steps=1, size=32))
+    for once, run in zip(first, runs):
+        assert run.loss > once.loss > 0
+        assert len(run.curve) == 6 and run.curve[0] == once.loss and run.curve[-1] == run.loss
 
 
-def test_batched_equals_one_filter_at_a_time(model):
+def test_batched_equals_one_filter_at_a_time(target):
     filters = list(range(6))
     together = classic_ascent(
-        model, "block2_conv2", filters, AscentSettings(steps=4, size=32, batch=4)
+        target, "block2_conv2", filters, AscentSettings(steps=4, size=32, batch=4)
     )
     alone = [
-        classic_ascent(model, "block2_conv2", [f], AscentSettings(steps=4, size=32, batch=1))[0]
+        classic_ascent(target, "block2_conv2", [f], AscentSettings(steps=4, size=32, batch=1))[0]
         for f in filters
     ]
-    for (f1, x1, l1), (f2, x2, l2) in zip(together, alone):
-        assert f1 == f2
-        assert l1 == pytest.approx(l2, rel=1e-4, abs=1e-6)
-        np.testing.assert_allclose(x1, x2, rtol=1e-4, atol=1e-3)
+    for a, b in zip(together, alone):
+        assert a.filter == b.filter
+        assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-6)
+        np.testing.assert_allclose(a.image, b.image, rtol=1e-4, atol=1e-3)
 
 
-def test_dead_filters_stop_early_and_are_dropped(model):
-    runs = classic_ascent(model, "block3_conv1", list(range(12)), AscentSettings(steps=5, size=32))
+def test_dead_filters_stop_early_and_are_dropped(model, target):
+    runs = classic_ascent(target, "block3_conv1", list(range(12)), AscentSettings(steps=5, size=32))
     kept = visualize_filters(model, "block3_conv1", 12, steps=5, size=32)
-    assert {f for f, _, loss in runs if loss > 0} == {f for f, _, _ in kept}
+    assert {r.filter for r in runs if r.loss > 0} == {f for f, _, _ in kept}
     assert all(loss > 0 for _, _, loss in kept)
+    assert all(len(r.curve) < 5 for r in runs if r.loss <= 0)
 
 
 def test_results_are_reproducible_and_seeded(model):
@@ -105,14 +106,15 @@ def test_improved_mode_raises_the_activation(model):
         assert all(r[1].shape == (32, 32, 3) for r in longer)
 
 
-def test_total_variation_makes_smoother_images(model):
+def test_total_variation_makes_smoother_images(target):
     from tinygrad_edu.vis.improved import ImprovedOptions, improved_ascent
 
     def roughness(tv):
         options = ImprovedOptions(tv=tv, blur_every=0, octaves=(1.0,))
-        ((_, x, _),) = improved_ascent(
-            model, "block2_conv1", [0], AscentSettings(steps=6, size=32), options
+        (result,) = improved_ascent(
+            target, "block2_conv1", [0], AscentSettings(steps=6, size=32, batch=1), options
         )
+        x = result.image
         return np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
 
     assert roughness(1.0) < roughness(0.0)

@@ -17,7 +17,7 @@ from ..io.atomic import atomic_write
 from ..models.vgg import VGG16, vgg16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
-from ..vis.filters import channel_count
+from ..vis.ascent import Ascended
 from ..vis.improved import PARAMETERIZATIONS
 from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
@@ -134,12 +134,12 @@ def run_visualize(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for layer in layers:
         layer_start = time.perf_counter()
-        scanned = min(args.filters, channel_count(model, layer))
+        scanned = min(args.filters, model.features[model.conv_index(layer)].out_channels)
         with progress_bar(scanned, layer, enabled=not args.no_progress, unit="filter") as bar:
 
-            def report(done: int, total: int, loss: float, bar=bar) -> None:
+            def report(done: int, total: int, result: Ascended, bar=bar) -> None:
                 bar.update(1)
-                bar.set_postfix_str(f"loss {loss:.3g}", refresh=False)
+                bar.set_postfix_str(f"loss {result.loss:.3g}", refresh=False)
 
             results = visualize_filters(model, layer, args.filters, progress=report, **ascent)
         chosen = best(results, args.grid * args.grid)

@@ -34,7 +34,7 @@ from ..graph import ShapeError
 from ..io.download import KNOWN, fetch
 from ..io.errors import WeightsError
 from ..io.weights import read_weights
-from ..nn import functional as F
+from ..nn.layers import run_in_order
 from ..nn.module import load_into
 from ..tensor import Tensor
 
@@ -178,18 +178,7 @@ class VGG16(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ShapeError(f"VGG16 expects images of shape (N, 3, H, W), got {x.shape}")
         last_feature, last_classifier = self._stop(until)
-        modules = list(self.features)[: last_feature + 1]
-        position = 0
-        while position < len(modules):
-            module = modules[position]
-            following = modules[position + 1] if position + 1 < len(modules) else None
-            if isinstance(module, nn.Conv2d) and isinstance(following, nn.ReLU):
-                # a conv and the ReLU after it run as one fused op (same maths, fewer passes)
-                x = F.conv2d_relu(x, module.weight, module.bias, module.stride, module.padding)
-                position += 2
-            else:
-                x = module(x)
-                position += 1
+        x = run_in_order(list(self.features)[: last_feature + 1], x)
         if last_classifier is None:
             return x
         if x.shape[2:] != (7, 7):

@@ -13,29 +13,42 @@ The document's algorithm ("classic" mode), per filter ``f`` of a conv layer:
 As in the script, the image is fed to the network in float32 and the gradient is normalised in
 float32, while the image itself accumulates the steps in float64 (NumPy's ``random`` array).
 
-**Batching.** Images do not interact inside VGG16, so many filters run at once, one per image of
-a batch: the loss is the sum of the per-image losses, and each image's gradient is its own
-filter's gradient. Each batch slot carries its own step counter; when a filter finishes, the next
-pending filter takes its slot, so batches stay full even when most filters die at step one. The
-results equal one-filter-at-a-time runs (up to float rounding; tested).
+**Batching.** Images do not interact inside a CNN in eval mode, so many filters run at once, one
+per image of a batch: the loss is the sum of the per-image losses, and each image's gradient is
+its own filter's gradient. Each batch slot carries its own step counter; when a filter finishes,
+the next pending filter takes its slot, so batches stay full even when most filters die at step
+one. Batches are also padded to their full size (:class:`AscentSettings`), so a filter's result
+is the same to the last bit whichever filters share its batch (tested).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..autograd import grad
-from ..models.vgg import VGG16
-from ..nn import functional as F
 from ..tensor import Tensor
-from .images import KERAS_EPSILON, grey_noise
+from .images import KERAS_EPSILON
+from .targets import Target
 
-#: ``progress(filters_done, filters_total, last_loss)`` after each finished filter
-Progress = Callable[[int, int, float], None]
+
+@dataclass(frozen=True)
+class Ascended:
+    """One filter's ascent: the ``filter`` index, the final ``image`` (the network's input,
+    ``(C, H, W)`` float64), its last ``loss`` (mean activation) and the ``curve`` of losses,
+    one per step."""
+
+    filter: int
+    image: np.ndarray
+    loss: float
+    curve: tuple[float, ...]
+
+
+#: ``progress(filters_done, filters_total, result)`` after each finished filter
+Progress = Callable[[int, int, Ascended], None]
 
 
 def normalize(g: np.ndarray) -> np.ndarray:
@@ -52,8 +65,12 @@ def normalize(g: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class AscentSettings:
     """How an ascent runs, in either mode: ``steps`` per filter (per octave in the improved
-    mode), ``step_size`` (the script's 1.0), the image side ``size`` in pixels, ``batch``
-    filters at once, and the ``seed`` of the start noise."""
+    mode), ``step_size`` (the script's 1.0, in units of :attr:`.Target.pixel_step`), the image
+    side ``size`` in pixels, ``batch`` images at once, and the ``seed`` of the start noise.
+
+    Every batch holds exactly ``batch`` images -- when fewer filters are left, copies of one of
+    them fill the batch and are thrown away -- so the arithmetic each image goes through, and
+    so its result to the last bit, does not depend on which filters share its batch."""
 
     steps: int = 20
     step_size: float = 1.0
@@ -71,67 +88,58 @@ class AscentSettings:
             raise ValueError(f"batch must be at least 1, got {self.batch}")
 
 
+def padded(items: list, size: int) -> list:
+    """``items`` filled up to ``size`` with copies of the first (see :class:`AscentSettings`)."""
+    return items + [items[0]] * (size - len(items))
+
+
 @dataclass
 class _Slot:
     filter_index: int
-    image: np.ndarray  # (3, H, W), float64
-    step: int = 0
-    loss: float = 0.0
+    image: np.ndarray  # (C, H, W), float64
+    curve: list[float] = field(default_factory=list)
 
 
 def classic_ascent(
-    model: VGG16,
+    target: Target,
     layer: str,
     filters: list[int],
     settings: AscentSettings,
     progress: Progress | None = None,
-) -> list[tuple[int, np.ndarray, float]]:
-    """Run the document's ascent for each filter; ``(filter, final image (3,H,W), last loss)``."""
+) -> list[Ascended]:
+    """Run the document's ascent for each filter, in the order given."""
     steps, batch = settings.steps, settings.batch
+    step = settings.step_size * target.pixel_step
     pending = deque(filters)
     slots: list[_Slot] = []
-    finished: list[tuple[int, np.ndarray, float]] = []
+    finished: list[Ascended] = []
     while pending or slots:
         while pending and len(slots) < batch:
             f = pending.popleft()
-            slots.append(_Slot(f, grey_noise(model.input_space, f, settings.size, settings.seed)))
-        losses, gradients = _loss_and_gradient(model, layer, slots)
+            slots.append(_Slot(f, target.start_image(f, settings.size, settings.seed)))
+        losses, gradients = _loss_and_gradient(target, layer, padded(slots, batch))
         still_running = []
         for slot, loss, g in zip(slots, losses, normalize(gradients)):
-            slot.image += settings.step_size * g  # the step comes first, then the loss <= 0 check
-            slot.step += 1
-            slot.loss = float(loss)
-            if slot.loss <= 0 or slot.step >= steps:
-                finished.append((slot.filter_index, slot.image, slot.loss))
+            slot.image += step * g  # the step comes first, then the loss <= 0 check
+            slot.curve.append(float(loss))
+            if loss <= 0 or len(slot.curve) >= steps:
+                result = Ascended(slot.filter_index, slot.image, float(loss), tuple(slot.curve))
+                finished.append(result)
                 if progress is not None:
-                    progress(len(finished), len(filters), slot.loss)
+                    progress(len(finished), len(filters), result)
             else:
                 still_running.append(slot)
         slots = still_running
     position = {f: i for i, f in enumerate(filters)}
-    finished.sort(key=lambda item: position[item[0]])  # back to the order scanned
-    return finished
+    return sorted(finished, key=lambda result: position[result.filter])
 
 
 def _loss_and_gradient(
-    model: VGG16, layer: str, slots: list[_Slot]
+    target: Target, layer: str, slots: list[_Slot]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image mean activation of each slot's filter, and its gradient w.r.t. that image.
-
-    Only one filter per image matters at the target layer, so that convolution runs with just the
-    batch's chosen kernels: ``(B, C, 3, 3)`` instead of all ``K`` of them, giving ``(B, B, H, W)``
-    of which the diagonal (image ``i``, kernel ``i``) is kept -- the same numbers as the full layer
-    for a fraction of its work.
-    """
-    conv_index = model.conv_index(layer)
-    conv = model.features[conv_index]
+    """Per-image mean activation of each slot's filter, and its gradient w.r.t. that image."""
     x = Tensor(np.stack([s.image for s in slots]).astype(np.float32), requires_grad=True)
-    below = model(x, until=f"features.{conv_index - 1}") if conv_index > 0 else x
-    chosen_filters = np.array([s.filter_index for s in slots])
-    kernels = Tensor(conv.weight.data[chosen_filters])
-    biases = Tensor(conv.bias.data[chosen_filters])
-    response = F.conv2d_relu(below, kernels, biases, conv.stride, conv.padding)
-    own = response[np.arange(len(slots)), np.arange(len(slots))]  # (B, H, W)
+    own = target.response(x, layer, [s.filter_index for s in slots])  # (B, H, W)
     per_image = own.mean(axis=(1, 2))
     (g,) = grad(per_image.sum(), [x])
     return per_image.data, g.data

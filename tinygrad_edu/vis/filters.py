@@ -8,14 +8,17 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..models.vgg import VGG16
-from .ascent import AscentSettings, Progress, classic_ascent
-from .images import deprocess_image
+from ..nn import Sequential
+from .ascent import Ascended, AscentSettings, Progress, classic_ascent
 from .improved import ImprovedOptions, improved_ascent
+from .targets import Target, as_target
 
 
-def filter_indices(model: VGG16, layer: str, filters: int | Iterable[int]) -> list[int]:
+def filter_indices(
+    model: VGG16 | Sequential | Target, layer: str, filters: int | Iterable[int]
+) -> list[int]:
     """The filters to scan: the first ``filters`` (all when fewer) or the given indices."""
-    channels = channel_count(model, layer)
+    channels = as_target(model).channels(layer)
     if isinstance(filters, (int, np.integer)):
         if filters < 1:
             raise ValueError(f"filters must be at least 1, got {filters}")
@@ -27,12 +30,8 @@ def filter_indices(model: VGG16, layer: str, filters: int | Iterable[int]) -> li
     return chosen
 
 
-def channel_count(model: VGG16, layer: str) -> int:
-    return model.features[model.conv_index(layer)].out_channels
-
-
 def visualize_filters(
-    model: VGG16,
+    model: VGG16 | Sequential | Target,
     layer: str,
     filters: int | Iterable[int],
     steps: int = 20,
@@ -47,22 +46,46 @@ def visualize_filters(
     """Images that maximise filters of ``layer``: ``[(filter_index, image_uint8_hwc, loss)]``.
 
     ``filters`` is a count (the first ones; all when the layer has fewer) or a list of indices.
+    ``model`` is VGG16 (Keras layer names), an :class:`~tinygrad_edu.nn.Sequential` CNN (layers
+    named as in ``named_modules``) or a :class:`~.targets.Target`.
     Filters whose final loss is not positive are dropped, as in the document; the rest come in
-    the order scanned. ``batch`` filters run at once (default 16); ``seed`` fixes the start noise.
-    ``mode="improved"`` uses :func:`.improved.improved_ascent` (its options pass through).
+    the order scanned. ``batch`` filters run at once (default 16, at most as many as scanned);
+    ``seed`` fixes the start noise. ``mode="improved"`` uses :func:`.improved.improved_ascent`
+    (its options pass through).
     """
-    chosen = filter_indices(model, layer, filters)
-    settings = AscentSettings(steps, step_size, size, 16 if batch is None else batch, seed)
+    target = as_target(model)
+    chosen = filter_indices(target, layer, filters)
+    batch = min(16 if batch is None else batch, len(chosen))
+    raw = ascend(
+        target,
+        layer,
+        chosen,
+        AscentSettings(steps, step_size, size, batch, seed),
+        mode,
+        progress,
+        **improved_options,
+    )
+    return [(r.filter, target.picture(r.image), r.loss) for r in raw if r.loss > 0]
+
+
+def ascend(
+    target: Target,
+    layer: str,
+    filters: list[int],
+    settings: AscentSettings,
+    mode: str = "classic",
+    progress: Progress | None = None,
+    **improved_options,
+) -> list[Ascended]:
+    """Every filter's ascent in ``mode`` ("classic" or "improved"), dead ones included."""
     if mode == "classic":
         if improved_options:
             raise TypeError(f"options {sorted(improved_options)} only apply to mode='improved'")
-        raw = classic_ascent(model, layer, chosen, settings, progress)
-    elif mode == "improved":
+        return classic_ascent(target, layer, filters, settings, progress)
+    if mode == "improved":
         options = ImprovedOptions(**improved_options)
-        raw = improved_ascent(model, layer, chosen, settings, options, progress)
-    else:
-        raise ValueError(f"mode must be 'classic' or 'improved', got {mode!r}")
-    return [(f, deprocess_image(x, model.input_space), loss) for f, x, loss in raw if loss > 0]
+        return improved_ascent(target, layer, filters, settings, options, progress)
+    raise ValueError(f"mode must be 'classic' or 'improved', got {mode!r}")
 
 
 def best(

@@ -15,21 +15,27 @@ from ..models.vgg import from_input_space, to_input_space
 KERAS_EPSILON = 1e-7
 
 
-def grey_noise(input_space: str, filter_index: int, size: int, seed: int) -> np.ndarray:
-    """The document's start image, ``(U(0, 1) - 0.5) * 20 + 128``, as a float64 ``(3, size, size)``
-    array in ``input_space``.
+def grey_noise(
+    input_space: str, filter_index: int, size: int, seed: int, channels: int = 3
+) -> np.ndarray:
+    """The document's start image, ``(U(0, 1) - 0.5) * 20 + 128``, as a float64
+    ``(channels, size, size)`` array in ``input_space``.
 
     As in the script, the noise is fed to the Keras network as it is: no mean pixel is subtracted,
     so in the Caffe input space (BGR minus the ImageNet mean) it stands for a very bright image.
-
     For torchvision weights ("torch" space) the same image is converted: back to RGB pixels (add
-    the mean pixel, BGR -> RGB), then standardised. Each filter gets its own generator seeded by
-    ``(seed, filter_index)``, so an image never depends on which other filters share its batch.
+    the mean pixel, BGR -> RGB), then standardised. In the "unit" space (pixels on 0..1) the
+    noise is read as grey pixels, 128 +- 10 of 255; one channel takes the first of the three.
+
+    Each filter gets its own generator seeded by ``(seed, filter_index)``, so an image never
+    depends on which other filters share its batch.
     """
     rng = np.random.default_rng([seed, filter_index])
     caffe = (rng.random((3, size, size)) - 0.5) * 20 + 128
     if input_space == "caffe":
         return caffe
+    if input_space == "unit":
+        return np.ascontiguousarray(caffe[:channels] / 255.0)
     pixels_rgb = from_input_space(caffe.transpose(1, 2, 0), "caffe")
     return np.ascontiguousarray(to_input_space(pixels_rgb, "torch").transpose(2, 0, 1))
 
@@ -39,12 +45,17 @@ def deprocess_image(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:
     plus 0.5, clip to [0, 1], times 255, uint8; ``(3, H, W)`` -> ``(H, W, 3)``.
 
     One deliberate difference: for Keras weights the BGR channels are reversed to RGB. The script
-    saves Keras' BGR array as if it were RGB, so its pictures have red and blue swapped."""
+    saves Keras' BGR array as if it were RGB, so its pictures have red and blue swapped. A
+    one-channel input ``(1, H, W)`` is drawn grey."""
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"deprocess_image needs a (3, H, W) or (1, H, W) input, got {x.shape}")
     x = (x - x.mean()) / (x.std() + KERAS_EPSILON) * 0.1 + 0.5
     image = (np.clip(x, 0, 1) * 255).transpose(1, 2, 0)
     if input_space == "caffe":
         image = image[..., ::-1]
+    if image.shape[2] == 1:  # one channel: a grey picture
+        image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
 
 

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import grad
-from ..models.vgg import VGG16, to_input_space
 from ..ops.image import warp
 from ..tensor import Tensor
-from .ascent import AscentSettings, Progress, normalize
-from .images import grey_noise
+from .ascent import Ascended, AscentSettings, Progress, normalize, padded
+from .targets import Target
 
 #: what the improved mode optimises: the pixels, or a decorrelated cosine spectrum
 PARAMETERIZATIONS = ("pixel", "spectral")
@@ -54,8 +53,8 @@ def _dct_matrix(size: int) -> np.ndarray:
 class Spectral:
     """Images as colour-decorrelated, 1/frequency-scaled cosine spectra (see module docstring)."""
 
-    def __init__(self, size: int, input_space: str, dtype=np.float32) -> None:
-        self.size, self.input_space = size, input_space
+    def __init__(self, size: int, target: Target, dtype=np.float32) -> None:
+        self.size, self.target = size, target
         d = _dct_matrix(size)
         self.basis, self.basis_t = Tensor(d.T.astype(dtype)), Tensor(d.astype(dtype))
         freq = np.sqrt(np.arange(size)[:, None] ** 2 + np.arange(size)[None, :] ** 2)
@@ -63,14 +62,15 @@ class Spectral:
         mix = COLOR_CORRELATION / np.max(np.linalg.norm(COLOR_CORRELATION, axis=0))
         self.mix = Tensor(mix.T.astype(dtype))
 
-    def initial(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        return (rng.standard_normal((count, 3, self.size, self.size)) * 0.01).astype(np.float32)
+    def initial(self, rng: np.random.Generator) -> np.ndarray:
+        """One image's start: a faint random spectrum ``(3, S, S)``."""
+        return (rng.standard_normal((3, self.size, self.size)) * 0.01).astype(np.float32)
 
     def to_input(self, spectrum: Tensor) -> Tensor:
         """Spectrum ``(N, 3, S, S)`` -> NCHW image in the model's input space."""
         decorrelated = self.basis @ (spectrum * self.scale) @ self.basis_t
         rgb = (decorrelated.transpose(0, 2, 3, 1) @ self.mix).sigmoid()  # (N, S, S, 3) in 0..1
-        return to_input_space(rgb * 255, self.input_space).transpose(0, 3, 1, 2)
+        return self.target.from_pixels(rgb * 255)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -120,34 +120,36 @@ class ImprovedOptions:
 
 
 def improved_ascent(
-    model: VGG16,
+    target: Target,
     layer: str,
     filters: list[int],
     settings: AscentSettings,
     options: ImprovedOptions = ImprovedOptions(),
     progress: Progress | None = None,
-) -> list[tuple[int, np.ndarray, float]]:
-    """Improved ascent for each filter: ``(filter, final input-space image (3,H,W), loss)``.
+) -> list[Ascended]:
+    """Improved ascent for each filter, ``settings.batch`` at a time; ``settings.steps`` run per
+    octave.
 
-    ``settings.steps`` runs per octave.
-    """
-    results: list[tuple[int, np.ndarray, float]] = []
+    Every random draw (jitter, scale, turn, the spectral start) comes from the filter's own
+    generator, seeded by ``(seed, filter)``, and batches are padded to full size, so a filter's
+    result does not depend on which filters share its batch."""
+    chunk_ascent = _spectral_chunk if options.parameterization == "spectral" else _pixel_chunk
+    results: list[Ascended] = []
     for start in range(0, len(filters), settings.batch):
         chunk = filters[start : start + settings.batch]
-        rng = np.random.default_rng([settings.seed, *chunk])
-        if options.parameterization == "spectral":
-            images, losses = _spectral_chunk(model, layer, chunk, settings, rng, options)
-        else:
-            images, losses = _pixel_chunk(model, layer, chunk, settings, rng, options)
-        for f, image, loss in zip(chunk, images, losses):
-            results.append((f, image, float(loss)))
+        rngs = [np.random.default_rng([settings.seed, f, 1]) for f in chunk]
+        images, curves = chunk_ascent(
+            target, layer, padded(chunk, settings.batch), settings, rngs, options
+        )
+        for f, image, curve in zip(chunk, images, curves):
+            results.append(Ascended(f, image.astype(np.float64), curve[-1], tuple(curve)))
             if progress is not None:
-                progress(len(results), len(filters), float(loss))
+                progress(len(results), len(filters), results[-1])
     return results
 
 
 def _objective(
-    model: VGG16, layer: str, x: Tensor, chunk: list[int], border: float
+    target: Target, layer: str, x: Tensor, chunk: list[int], border: float
 ) -> tuple[Tensor, np.ndarray]:
     """What to ascend, and the loss to report, per image, over the centre of the map.
 
@@ -156,32 +158,47 @@ def _objective(
     smooth start leaves most filters there). The reported loss stays the document's: the mean
     activation after the ReLU.
     """
-    conv_index = model.conv_index(layer)
-    response = model(x, until=f"features.{conv_index}")
-    h, w = response.shape[2:]
+    response = target.response(x, layer, chunk, activated=False)
+    h, w = response.shape[1:]
     top, left = int(h * border), int(w * border)
-    own = response[np.arange(len(chunk)), np.array(chunk)][:, top : h - top, left : w - left]
+    own = response[:, top : h - top, left : w - left]
     return own.mean(axis=(1, 2)), np.maximum(own.data, 0).mean(axis=(1, 2))
 
 
-def _pixel_chunk(model, layer, chunk, settings: AscentSettings, rng, opts: ImprovedOptions):
-    size, step_size = settings.size, settings.step_size
-    noise = [grey_noise(model.input_space, f, size, settings.seed) for f in chunk]
+def _warps(
+    rngs: list[np.random.Generator], batch: int, opts: ImprovedOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step's random shift, scale and turn per image, each from its filter's generator."""
+    shifts, scales, angles = [], [], []
+    for rng in rngs:
+        shifts.append(rng.integers(-opts.jitter, opts.jitter + 1, 2))
+        scales.append(1 + rng.uniform(-opts.scale, opts.scale))
+        angles.append(np.deg2rad(rng.uniform(-opts.rotate, opts.rotate)))
+    return (
+        np.array(padded(shifts, batch)),
+        np.array(padded(scales, batch)),
+        np.array(padded(angles, batch)),
+    )
+
+
+def _pixel_chunk(
+    target: Target, layer, chunk, settings: AscentSettings, rngs, opts: ImprovedOptions
+):
+    size, step_size = settings.size, settings.step_size * target.pixel_step
+    noise = [target.start_image(f, size, settings.seed) for f in chunk]
     x = np.stack(noise).astype(np.float32)
     x = _resize(x, max(16, round(size * opts.octaves[0])))
-    losses = np.zeros(len(chunk))
+    curves: list[list[float]] = [[] for _ in chunk]
     for octave in opts.octaves:
         side = max(16, round(size * octave))
         if x.shape[2] != side:
             x = _resize(x, side)
         for step in range(settings.steps):
             n = len(chunk)
-            shifts = rng.integers(-opts.jitter, opts.jitter + 1, (n, 2))
-            scales = 1 + rng.uniform(-opts.scale, opts.scale, n)
-            angles = np.deg2rad(rng.uniform(-opts.rotate, opts.rotate, n))
+            shifts, scales, angles = _warps(rngs, n, opts)
             image = Tensor(x, requires_grad=True)
             seen = warp(image, side, shifts, scales, angles)
-            per_image, losses = _objective(model, layer, seen, chunk, opts.border)
+            per_image, losses = _objective(target, layer, seen, chunk, opts.border)
             objective = per_image.sum()
             if opts.tv:
                 objective = objective - opts.tv * n * _total_variation(image) * 255
@@ -189,19 +206,25 @@ def _pixel_chunk(model, layer, chunk, settings: AscentSettings, rng, opts: Impro
             x = x + step_size * normalize(g.data)
             if opts.blur_every and (step + 1) % opts.blur_every == 0:
                 x = _blur(x)
-    return x, losses
+            for curve, loss in zip(curves, losses):
+                curve.append(float(loss))
+    return x, curves
 
 
-def _spectral_chunk(model, layer, chunk, settings: AscentSettings, rng, opts: ImprovedOptions):
+def _spectral_chunk(
+    target: Target, layer, chunk, settings: AscentSettings, rngs, opts: ImprovedOptions
+):
     """The spectral parameterisation runs all octaves' steps at one size, with its own step."""
     steps = settings.steps * len(opts.octaves)
     step_size = settings.step_size * opts.spectral_step
-    param = Spectral(settings.size, model.input_space)
-    spectrum = param.initial(rng, len(chunk))
-    losses = np.zeros(len(chunk))
+    param = Spectral(settings.size, target)
+    spectrum = np.stack(padded([param.initial(rng) for rng in rngs], len(chunk)))
+    curves: list[list[float]] = [[] for _ in chunk]
     for _ in range(steps):
         s = Tensor(spectrum, requires_grad=True)
-        per_image, losses = _objective(model, layer, param.to_input(s), chunk, opts.border)
+        per_image, losses = _objective(target, layer, param.to_input(s), chunk, opts.border)
         (g,) = grad(per_image.sum(), [s])
         spectrum = spectrum + step_size * normalize(g.data)
-    return param.to_input(Tensor(spectrum)).data, losses
+        for curve, loss in zip(curves, losses):
+            curve.append(float(loss))
+    return param.to_input(Tensor(spectrum)).data, curves
