@@ -14,14 +14,19 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from . import explore, text_color, visualize
+from . import explore, microscope, text_color, visualize
 from .arguments import Parser
 from .errors import CommandError, ScriptError
 
 __all__ = ["CommandError", "ScriptError", "build_parser", "main", "version"]
 
 #: the sub-commands, in the order ``tinygrad-edu --help`` lists them
-COMMANDS = {"text-color": text_color, "visualize": visualize, "explore": explore}
+COMMANDS = {
+    "text-color": text_color,
+    "visualize": visualize,
+    "microscope": microscope,
+    "explore": explore,
+}
 
 
 def version() -> str:

@@ -3,6 +3,7 @@ and PNG files."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 
@@ -82,8 +83,8 @@ def stitch(images: Sequence[np.ndarray], n: int = 4, margin: int = 5) -> np.ndar
     return grid
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an ``(H, W, 3)`` uint8 image as PNG (atomically). Needs Pillow (``image`` extra)."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """An ``(H, W, 3)`` uint8 image as the bytes of a PNG file. Needs Pillow (``image`` extra)."""
     try:
         from PIL import Image
     except ImportError as err:
@@ -92,8 +93,14 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
         ) from err
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"save_png needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}"
-        )
+        raise ValueError(f"a PNG needs an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an ``(H, W, 3)`` uint8 image as PNG (atomically). Needs Pillow (``image`` extra)."""
+    data = png_bytes(image)
     with atomic_write(path) as handle:
-        Image.fromarray(image).save(handle, format="PNG", optimize=True)
+        handle.write(data)
