@@ -1,0 +1,263 @@
+"""The atlas's static site: the pages :func:`write_site` writes from rendered filters, checked as
+HTML (every address resolves, each layer lists exactly its filters, counts, order, escaping), its
+refusals of bad input, and, in headless Chromium, the pages as a reader sees them.
+
+Chromium is driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``: JSON
+messages ending in a NUL byte on file descriptors 3 and 4), so a test can click, read the live
+page, collect every console message and take a screenshot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_edu.vis.atlas.site import ASSETS, THUMBNAILS, LayerSummary, write_site
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow (the image extra) writes the test PNGs")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+#: seconds a page may take to show what a test waits for (the machine may be busy)
+PATIENCE = 30
+#: the tags the pages are made of: a hostile name must never add another
+TAGS = {
+    "html", "head", "meta", "title", "style", "body", "header", "main", "footer", "h1", "h2",
+    "p", "a", "span", "strong", "code", "dl", "dt", "dd", "ol", "li", "div", "img", "button",
+    "dialog", "template", "figure", "figcaption", "svg", "polyline", "circle", "line", "text",
+    "rect", "script",
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- a fake atlas
+def write_png(path: Path, size: int, seed: int) -> None:
+    """A colourful ``size`` x ``size`` PNG: smooth waves plus a little noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] / size
+    phase = rng.random(3) * 2 * np.pi
+    waves = [np.sin(2 * np.pi * (x * (c + 1) + y * (2 - c)) + phase[c]) for c in range(3)]
+    image = 0.5 + 0.4 * np.stack(waves, axis=-1) + 0.1 * rng.random((size, size, 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(image * 255, 0, 255).astype(np.uint8)).save(path)
+
+
+#: layer -> (description, channels, rendered filter indices, image size)
+LAYERS = {
+    "block1_conv1": ("Conv2d(3 -> 64, 3x3)", 64, list(range(10)), 128),
+    "block5_conv3": ("Conv2d(512 -> 512, 3x3)", 512, [0, 3, 7, 100, 511], 32),
+    "1.0": ("Conv2d(8 -> 16, 3x3)", 16, [2, 1], 8),
+    "2": ("ReLU (nothing rendered yet)", 4, [], 8),
+}
+KERNELS = np.random.default_rng(1).normal(size=(64, 3, 3, 3))
+
+
+def activation_of(layer: str, index: int) -> float:
+    """Distinct activations with ties and dead filters: every third filter is dead."""
+    return 0.0 if index % 3 == 0 else round(math.sin(index + len(layer)) * 10, 1)
+
+
+def fake_site(out: Path, layers: dict = LAYERS) -> tuple[dict, list[LayerSummary], dict]:
+    """PNGs, the atlas, the layer summaries and curves of a small made-up run."""
+    filters, curves = [], {}
+    for layer, (_, _, indices, size) in layers.items():
+        for index in indices:
+            image = f"{layer}/{index:04d}.png"
+            write_png(out / image, size, seed=index)
+            activation = activation_of(layer, index)
+            filters.append(
+                {"layer": layer, "filter": index, "activation": activation, "image": image}
+            )
+            if index != 7:  # one filter has no curve
+                curves[(layer, index)] = list(np.linspace(0, activation, 5))
+    parameters = {"model": "VGG16", "weights": "ab" * 32, "steps": 5, "size": 128, "seed": 0}
+    summaries = [
+        LayerSummary(name, text, channels, KERNELS if name == "block1_conv1" else None)
+        for name, (text, channels, _, _) in layers.items()
+    ]
+    return {"parameters": parameters | {"mode": "classic"}, "filters": filters}, summaries, curves
+
+
+def most_active_first(layer: str, indices: list[int]) -> list[int]:
+    return sorted(indices, key=lambda i: (-activation_of(layer, i), i))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("atlas")
+    write_site(out, *fake_site(out))
+    return out
+
+
+# ----------------------------------------------------------------------------- reading the pages
+class Page(HTMLParser):
+    """What a page is made of: its tags, addresses, texts, and the elements tests look for."""
+
+    VOID = frozenset({"meta", "img"})  # the pages' elements that have no end tag
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.addresses: list[str] = []
+        self.texts: list[str] = []
+        self.text_in: dict[str, list[str]] = {}  # tag -> the texts right inside such elements
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.unclosed: list[str] = []
+        self.feed(path.read_bytes().decode("utf-8"))  # as written: no newline translation
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {key: value or "" for key, value in attrs}
+        self.tags.append(tag)
+        self.elements.append((tag, attributes))
+        self.addresses += [attributes[key] for key in ("href", "src") if key in attributes]
+        if tag not in self.VOID:
+            self.unclosed.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert tag in self.unclosed, f"</{tag}> closes nothing"
+        while self.unclosed.pop() != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self.unclosed:
+            self.text_in.setdefault(self.unclosed[-1], []).append(data)
+
+    def having(self, tag: str, attribute: str) -> list[dict[str, str]]:
+        return [attrs for t, attrs in self.elements if t == tag and attribute in attrs]
+
+
+def layer_page(out: Path, layer: str) -> Page:
+    return Page(out / layer / "index.html")
+
+
+# ----------------------------------------------------------------------------- the pages as HTML
+def test_every_address_resolves_to_a_file_in_the_atlas(site):
+    pages = [site / "index.html", *(site / layer / "index.html" for layer in LAYERS)]
+    for path in pages:
+        page = Page(path)
+        assert page.addresses, path
+        for address in page.addresses:
+            parts = urlsplit(address)
+            assert not parts.scheme and not parts.netloc, address  # nothing from the network
+            target = (path.parent / unquote(parts.path)).resolve()
+            assert target.is_file() and target.is_relative_to(site.resolve()), address
+        assert page.tags[0] == "html" and set(page.tags) <= TAGS
+
+
+def test_each_layer_page_lists_exactly_its_filters_most_active_first(site):
+    for layer, (_, _, indices, size) in LAYERS.items():
+        tiles = layer_page(site, layer).having("li", "data-filter")
+        assert [int(t["data-filter"]) for t in tiles] == most_active_first(layer, indices)
+        assert [float(t["data-activation"]) for t in tiles] == [
+            activation_of(layer, int(t["data-filter"])) for t in tiles
+        ]
+        assert [t.get("class") == "dead" for t in tiles] == [
+            activation_of(layer, int(t["data-filter"])) <= 0 for t in tiles
+        ]
+        images = [
+            i
+            for i in layer_page(site, layer).having("img", "src")
+            if "large" not in i.get("class", "")
+        ]
+        assert [i["src"] for i in images] == [
+            f"../{layer}/{int(t['data-filter']):04d}.png" for t in tiles
+        ]
+        assert all(i["width"] == i["height"] == str(size) for i in images)
+        assert all(("pixelated" in i.get("class", "")) == (size < 64) for i in images)
+
+
+def test_the_counts_on_the_index_and_the_layer_pages(site):
+    index = Page(site / "index.html")
+    cards = index.having("li", "data-layer")
+    assert [card["data-layer"] for card in cards] == list(LAYERS)  # in the given order
+    counts = index.having("p", "data-rendered")
+    text = re.sub(r"\s+", " ", "".join(index.texts))
+    for layer, count in zip(LAYERS, counts):
+        _, channels, indices, _ = LAYERS[layer]
+        dead = sum(activation_of(layer, i) <= 0 for i in indices)
+        expected = {"rendered": len(indices), "channels": channels, "dead": dead}
+        assert {k: int(count[f"data-{k}"]) for k in expected} == expected
+        assert layer_page(site, layer).having("p", "data-rendered")[0] == count
+        dead_text = f"{dead} dead" if dead else "none dead"
+        assert f"{len(indices)} of {channels} filters rendered · {dead_text}" in text
+    assert "17 of 596 filters rendered in 4 layers; 11 dead" in text
+
+
+def test_the_index_shows_each_layers_most_active_filters(site):
+    links = Page(site / "index.html").having("a", "href")
+    for layer, (_, _, indices, _) in LAYERS.items():
+        shown = [a["href"] for a in links if a["href"].startswith(f"{layer}/index.html#filter=")]
+        expected = most_active_first(layer, indices)[:THUMBNAILS]
+        assert shown == [f"{layer}/index.html#filter={i}" for i in expected]
+
+
+def test_the_larger_view_draws_the_curve_and_the_rgb_kernel(site):
+    page = layer_page(site, "block1_conv1")
+    curves = [p["points"].split() for p in page.having("polyline", "points")]
+    assert len(curves) == 9 and all(len(points) == 5 for points in curves)  # filter 7 has none
+    rectangles = [r["fill"] for r in page.having("rect", "fill")]
+    assert len(rectangles) == 10 * 9
+    best = most_active_first("block1_conv1", LAYERS["block1_conv1"][2])[0]
+    kernel = KERNELS[best] / np.abs(KERNELS[best]).max()
+    colours = np.rint(255 * (1 + kernel) / 2).astype(int)
+    expected = [f"rgb({r},{g},{b})" for r, g, b in colours.reshape(3, 9).T]
+    assert rectangles[:9] == expected
+    assert not layer_page(site, "block5_conv3").having("rect", "fill")  # no RGB kernels there
+
+
+def test_writing_twice_gives_the_same_pages(site):
+    before = {p: p.read_bytes() for p in site.rglob("*.html")}
+    write_site(site, *fake_site(site))
+    assert {p: p.read_bytes() for p in site.rglob("*.html")} == before
+
+
+def test_the_inlined_stylesheet_and_script_cannot_end_their_element():
+    for asset in ("site.css", "site.js"):
+        assert "</" not in (ASSETS / asset).read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- hostile text
+@settings(max_examples=40, deadline=None)
+@given(
+    description=st.text(),
+    value=st.text(),
+    name=st.from_regex(r"\A[A-Za-z0-9_.-]+\Z").filter(lambda n: n not in (".", "..")),
+)
+def test_hostile_names_descriptions_and_parameters_stay_text(description, value, name):
+    hostile = f"</script><script>alert('{value}')</script>&amp;\"'<b>"
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        layers = {name: (description, 3, [1], 8), "~x": (hostile, 2, [0], 8)}
+        atlas, summaries, _ = fake_site(out, layers)
+        atlas["parameters"] |= {"model": hostile, "mode": value, hostile: [value]}
+        write_site(out, atlas, summaries)
+        index, page = Page(out / "index.html"), layer_page(out, name)
+        for parsed in (index, page):
+            assert set(parsed.tags) <= TAGS
+            assert parsed.tags.count("script") == (parsed is page)
+            assert not any(k.startswith("on") for _, attrs in parsed.elements for k in attrs)
+        if description:
+            assert description in index.text_in["span"] and description in page.text_in["p"]
+        assert f"{hostile}, every filter" in index.text_in["h1"]
+        assert f"{hostile}: every filter" in index.text_in["title"]
+        assert page.text_in["h1"] == [name] and page.text_in["title"] == [f"{name} · {hostile}"]
+        assert not page.unclosed and not index.unclosed  # every element is closed
+        assert hostile in index.text_in["dt"] and hostile in index.text_in["span"]
+        values = index.text_in.get("code", [])
+        assert json.dumps([value], ensure_ascii=False) in values
+        assert not value or value in values
+        assert [a["data-layer"] for a in index.having("li", "data-layer")] == [name, "~x"]
+        link = index.having("a", "href")[0]["href"]
+        assert (out / unquote(link)).resolve() == (out / name / "index.html").resolve()
