@@ -143,17 +143,22 @@ def layer_page(out: Path, layer: str) -> Page:
 
 
 # ----------------------------------------------------------------------------- the pages as HTML
+def assert_addresses_resolve(path: Path, root: Path) -> Page:
+    """Parse the page at ``path``; each of its addresses names a file inside ``root``."""
+    page = Page(path)
+    assert page.addresses, path
+    for address in page.addresses:
+        parts = urlsplit(address)
+        assert not parts.scheme and not parts.netloc, address  # nothing from the network
+        target = (path.parent / unquote(parts.path)).resolve()
+        assert target.is_file() and target.is_relative_to(root.resolve()), address
+    return page
+
+
 def test_every_address_resolves_to_a_file_in_the_atlas(site):
-    pages = [site / "index.html", *(site / layer / "index.html" for layer in LAYERS)]
-    for path in pages:
-        page = Page(path)
-        assert page.addresses, path
-        for address in page.addresses:
-            parts = urlsplit(address)
-            assert not parts.scheme and not parts.netloc, address  # nothing from the network
-            target = (path.parent / unquote(parts.path)).resolve()
-            assert target.is_file() and target.is_relative_to(site.resolve()), address
-        assert page.tags[0] == "html" and set(page.tags) <= TAGS
+    for path in [site / "index.html", *(site / layer / "index.html" for layer in LAYERS)]:
+        page = assert_addresses_resolve(path, site)
+        assert page.tags[0] == "html" and set(page.tags) <= TAGS and not page.unclosed
 
 
 def test_each_layer_page_lists_exactly_its_filters_most_active_first(site):
@@ -237,13 +242,16 @@ def test_the_inlined_stylesheet_and_script_cannot_end_their_element():
 )
 def test_hostile_names_descriptions_and_parameters_stay_text(description, value, name):
     hostile = f"</script><script>alert('{value}')</script>&amp;\"'<b>"
+    odd_name = '~x <b>"&amp;#1?%20é'  # a layer name that must be percent-encoded
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
-        layers = {name: (description, 3, [1], 8), "~x": (hostile, 2, [0], 8)}
+        layers = {name: (description, 3, [1], 8), odd_name: (hostile, 2, [0], 8)}
         atlas, summaries, _ = fake_site(out, layers)
         atlas["parameters"] |= {"model": hostile, "mode": value, hostile: [value]}
         write_site(out, atlas, summaries)
-        index, page = Page(out / "index.html"), layer_page(out, name)
+        index = assert_addresses_resolve(out / "index.html", out)
+        page = assert_addresses_resolve(out / name / "index.html", out)
+        assert_addresses_resolve(out / odd_name / "index.html", out)
         for parsed in (index, page):
             assert set(parsed.tags) <= TAGS
             assert parsed.tags.count("script") == (parsed is page)
@@ -258,6 +266,112 @@ def test_hostile_names_descriptions_and_parameters_stay_text(description, value,
         values = index.text_in.get("code", [])
         assert json.dumps([value], ensure_ascii=False) in values
         assert not value or value in values
-        assert [a["data-layer"] for a in index.having("li", "data-layer")] == [name, "~x"]
+        assert [a["data-layer"] for a in index.having("li", "data-layer")] == [name, odd_name]
         link = index.having("a", "href")[0]["href"]
         assert (out / unquote(link)).resolve() == (out / name / "index.html").resolve()
+
+
+# ----------------------------------------------------------------------------- refusals
+def _entry(atlas: dict, number: int = 0) -> dict:
+    return atlas["filters"][number]
+
+
+BAD_ATLASES = {
+    "an unknown layer": (lambda a, s, c: _entry(a).update(layer="block9"), "layer 'block9'"),
+    "a missing key": (lambda a, s, c: _entry(a).pop("activation"), r"lacks \['activation'\]"),
+    "an index past the channels": (lambda a, s, c: _entry(a).update(filter=64), "outside"),
+    "a negative index": (lambda a, s, c: _entry(a).update(filter=-1), "outside"),
+    "an index that is a bool": (lambda a, s, c: _entry(a).update(filter=True), "integer"),
+    "a filter twice": (lambda a, s, c: a["filters"].append(dict(_entry(a))), "given twice"),
+    "a NaN activation": (lambda a, s, c: _entry(a).update(activation=math.nan), "finite"),
+    "an infinite activation": (lambda a, s, c: _entry(a).update(activation=math.inf), "finite"),
+    "a text activation": (lambda a, s, c: _entry(a).update(activation="1.0"), "finite"),
+    "an image outside": (
+        lambda a, s, c: _entry(a).update(image="../outside.png"),
+        "relative '/'-separated path inside",
+    ),
+    "an absolute image path": (lambda a, s, c: _entry(a).update(image="/etc/passwd"), "relative"),
+    "a missing image": (
+        lambda a, s, c: _entry(a).update(image="block1_conv1/0063.png"),
+        "does not exist",
+    ),
+    "an image that is not a PNG": (
+        lambda a, s, c: _entry(a).update(image="block1_conv1/index.html"),
+        "not a PNG",
+    ),
+    "no filters list": (lambda a, s, c: a.pop("filters"), "'filters'"),
+    "parameters that are not a mapping": (
+        lambda a, s, c: a.update(parameters=[1]),
+        "'parameters'",
+    ),
+    "a parameter that is not JSON": (
+        lambda a, s, c: a["parameters"].update(seed=object()),
+        "parameter 'seed'",
+    ),
+    "a layer twice": (lambda a, s, c: s.append(s[0]), "'block1_conv1' is given twice"),
+    "a curve of no rendered filter": (
+        lambda a, s, c: c.update({("block1_conv1", 40): [1.0]}),
+        r"curve \('block1_conv1', 40\)",
+    ),
+    "a curve with NaN": (
+        lambda a, s, c: c.update({("block1_conv1", 1): [1.0, math.nan]}),
+        "finite",
+    ),
+    "an empty curve": (lambda a, s, c: c.update({("block1_conv1", 1): []}), "at least one"),
+}
+
+
+@pytest.mark.parametrize("spoil", BAD_ATLASES.values(), ids=BAD_ATLASES.keys())
+def test_bad_input_is_refused_and_nothing_is_written(tmp_path, spoil):
+    mutate, message = spoil
+    layers = {"block1_conv1": LAYERS["block1_conv1"]}
+    atlas, summaries, curves = fake_site(tmp_path, layers)
+    write_site(tmp_path, atlas, summaries, curves)  # the unspoilt input is fine
+    pages = {p: p.read_bytes() for p in tmp_path.rglob("index.html")}
+    (tmp_path / "outside.png").write_bytes((tmp_path / "block1_conv1" / "0001.png").read_bytes())
+    mutate(atlas, summaries, curves)
+    with pytest.raises(ValueError, match=message):
+        write_site(tmp_path, atlas, summaries, curves)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("index.html")} == pages
+
+
+def test_an_image_reached_through_a_link_to_outside_is_refused(tmp_path):
+    atlas, summaries, _ = fake_site(tmp_path / "site", {"0": ("Conv2d", 2, [0], 8)})
+    write_png(tmp_path / "elsewhere.png", 8, seed=0)
+    (tmp_path / "site" / "0" / "0001.png").symlink_to(tmp_path / "elsewhere.png")
+    atlas["filters"].append({"layer": "0", "filter": 1, "activation": 1.0, "image": "0/0001.png"})
+    with pytest.raises(ValueError, match="leads outside the output folder"):
+        write_site(tmp_path / "site", atlas, summaries)
+
+
+def test_the_output_folder_must_exist(tmp_path):
+    with pytest.raises(ValueError, match="does not exist or is not a folder"):
+        write_site(tmp_path / "nowhere", {"parameters": {}, "filters": []}, [])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("", "d", 1), "cannot be a folder name"),
+        ((".", "d", 1), "cannot be a folder name"),
+        (("..", "d", 1), "cannot be a folder name"),
+        (("a/b", "d", 1), "cannot be a folder name"),
+        (("a\\b", "d", 1), "cannot be a folder name"),
+        (("index.html", "d", 1), "one of the site's own files"),
+        ((3, "d", 1), "must be a string"),
+        (("conv", None, 1), "description must be a string"),
+        (("conv", "d", 0), "channels must be a positive integer"),
+        (("conv", "d", 2.0), "channels must be a positive integer"),
+        (("conv", "d", 2, np.zeros((2, 1, 3, 3))), r"shape \(2, 3, kh, kw\)"),
+        (("conv", "d", 3, np.zeros((2, 3, 3, 3))), r"shape \(3, 3, kh, kw\)"),
+        (("conv", "d", 1, np.full((1, 3, 3, 3), np.nan)), "finite"),
+    ],
+)
+def test_a_bad_layer_summary_is_refused(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        LayerSummary(*arguments)
+
+
+def test_layers_must_be_layer_summaries(tmp_path):
+    with pytest.raises(ValueError, match="LayerSummary"):
+        write_site(tmp_path, {"parameters": {}, "filters": []}, [("conv", "d", 1)])
