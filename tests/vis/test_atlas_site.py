@@ -9,13 +9,21 @@ page, collect every console message and take a screenshot.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
+import os
 import re
+import select
 import shutil
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -375,3 +383,230 @@ def test_a_bad_layer_summary_is_refused(arguments, message):
 def test_layers_must_be_layer_summaries(tmp_path):
     with pytest.raises(ValueError, match="LayerSummary"):
         write_site(tmp_path, {"parameters": {}, "filters": []}, [("conv", "d", 1)])
+
+
+# ----------------------------------------------------------------------------- in Chromium
+class Browser:
+    """Headless Chromium spoken to through the DevTools protocol on a pipe; it keeps every
+    event it is sent, so a test can read the console afterwards."""
+
+    def __init__(self, profile: Path) -> None:
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+
+        def on_fds_3_and_4() -> None:  # in the child: Chromium reads fd 3, writes fd 4
+            os.dup2(commands_read, 3)
+            os.dup2(replies_write, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
+
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        flags += ["--disable-background-networking", "--disable-component-update"]
+        flags += ["--hide-scrollbars", "--force-color-profile=srgb"]
+        self.process = subprocess.Popen(
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe"],
+            preexec_fn=on_fds_3_and_4,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + PATIENCE
+        while True:  # replies and events arrive in one stream: keep events, return our reply
+            while b"\0" not in self._buffer:
+                if not select.select([self._replies], [], [], deadline - time.monotonic())[0]:
+                    raise TimeoutError(f"Chromium did not answer {method}")
+                chunk = os.read(self._replies, 1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed the pipe during {method}")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if "method" in reply:
+                self.events.append(reply)
+            elif reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def open(self, path: Path, fragment: str = "", width: int = 1280, height: int = 900) -> str:
+        """A new tab, ``width`` x ``height`` CSS pixels, showing the file at ``path`` once it and
+        its images have loaded; returns its session. Console and log are recorded from the
+        start."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        for domain in ("Runtime", "Log", "Page"):
+            self.send(f"{domain}.enable", session=session)
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self.send("Emulation.setDeviceMetricsOverride", metrics, session)
+        self.send("Page.navigate", {"url": path.as_uri() + fragment}, session)
+        self.wait_for(
+            session,
+            "document.readyState === 'complete' && [...document.images].every(i => i.complete)",
+        )
+        return session
+
+    def evaluate(self, session: str, expression: str) -> Any:
+        reply = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
+        )
+        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+        return reply["result"].get("value")
+
+    def wait_for(self, session: str, expression: str) -> Any:
+        """The value of the JavaScript ``expression`` once it is truthy (polled)."""
+        deadline = time.monotonic() + PATIENCE
+        while not (value := self.evaluate(session, expression)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the page never showed {expression}")
+            time.sleep(0.05)
+        return value
+
+    def complaints(self, session: str) -> list[dict]:
+        """Every uncaught exception, console error or warning and logged error of a tab."""
+        return [
+            event
+            for event in self.events
+            if event.get("sessionId") == session
+            and (
+                event["method"] == "Runtime.exceptionThrown"
+                or (
+                    event["method"] == "Runtime.consoleAPICalled"
+                    and event["params"]["type"] in ("error", "warning", "assert")
+                )
+                or (
+                    event["method"] == "Log.entryAdded"
+                    and event["params"]["entry"]["level"] in ("error", "warning")
+                )
+            )
+        ]
+
+    def screenshot(self, session: str) -> np.ndarray:
+        """What the tab shows, as an ``(H, W, 3)`` uint8 array."""
+        data = self.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        finally:
+            self.process.wait(timeout=PATIENCE)
+            os.close(self._commands)
+            os.close(self._replies)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Browser]:
+    chromium = Browser(tmp_path_factory.mktemp("profile"))
+    yield chromium
+    chromium.close()
+
+
+GRID_ORDER = "[...document.getElementById('grid').children].map(li => Number(li.dataset.filter))"
+#: every image of the page has loaded and has pixels
+IMAGES_LOADED = "[...document.images].every(i => i.complete && i.naturalWidth > 0)"
+
+
+@needs_chromium
+def test_the_pages_load_every_image_with_no_console_complaint(site, browser):
+    for path, images in [
+        (site / "index.html", sum(min(len(v[2]), THUMBNAILS) for v in LAYERS.values())),
+        *(
+            (site / layer / "index.html", len(indices))
+            for layer, (_, _, indices, _) in LAYERS.items()
+        ),
+    ]:
+        session = browser.open(path)
+        assert browser.evaluate(session, "document.images.length") == images, path
+        assert browser.evaluate(session, IMAGES_LOADED), path
+        links = browser.evaluate(session, "[...document.links].map(a => a.href)")
+        assert all(link.startswith("file://") for link in links)
+        assert browser.complaints(session) == [], path
+
+
+@needs_chromium
+def test_the_sort_buttons_reorder_the_grid(site, browser):
+    layer, indices = "block1_conv1", LAYERS["block1_conv1"][2]
+    session = browser.open(site / layer / "index.html")
+    assert browser.evaluate(session, GRID_ORDER) == most_active_first(layer, indices)
+    orders = {
+        "index": sorted(indices),
+        "activation-asc": sorted(indices, key=lambda i: (activation_of(layer, i), i)),
+        "activation-desc": most_active_first(layer, indices),
+    }
+    for order, expected in orders.items():
+        browser.evaluate(session, f"document.querySelector('[data-sort={order}]').click()")
+        assert browser.wait_for(session, f"location.hash === '#sort={order}' && {GRID_ORDER}")
+        assert browser.evaluate(session, GRID_ORDER) == expected, order
+        pressed = "[...document.querySelectorAll('[aria-pressed=true]')].map(b => b.dataset.sort)"
+        assert browser.evaluate(session, pressed) == [order]
+    linked = browser.open(site / layer / "index.html", "#sort=activation-asc")
+    assert browser.evaluate(linked, GRID_ORDER) == orders["activation-asc"]
+    assert browser.complaints(session) == browser.complaints(linked) == []
+
+
+@needs_chromium
+def test_a_filter_opens_larger_with_its_curve_and_kernel(site, browser):
+    layer, indices = "block1_conv1", LAYERS["block1_conv1"][2]
+    ranked = most_active_first(layer, indices)
+    session = browser.open(site / layer / "index.html")
+    browser.evaluate(session, f"document.querySelector('#filter-{ranked[1]} a').click()")
+    detail = "document.getElementById('detail')"
+    assert browser.wait_for(session, f"{detail}.open && location.hash") == f"#filter={ranked[1]}"
+    assert browser.evaluate(session, "document.getElementById('detail-title').textContent") == (
+        f"filter {ranked[1]}"
+    )
+    browser.wait_for(session, f"{detail}.querySelector('img.large').naturalWidth > 0")
+    assert browser.evaluate(session, f"{detail}.querySelectorAll('polyline').length") == 1
+    assert browser.evaluate(session, f"{detail}.querySelectorAll('rect').length") == 9
+    browser.evaluate(session, f"{detail}.querySelector('[data-step=\"1\"]').click()")
+    assert browser.wait_for(session, f"location.hash === '#filter={ranked[2]}'")
+    browser.evaluate(session, f"{detail}.querySelector('[data-close]').click()")
+    assert browser.wait_for(session, f"!{detail}.open && location.hash === ''")
+    assert browser.complaints(session) == []
+
+
+@needs_chromium
+def test_a_screenshot_at_desktop_width_shows_the_filters(site, browser):
+    layer = "block1_conv1"
+    session = browser.open(site / layer / "index.html")
+    shot = browser.screenshot(session)
+    assert shot.shape == (900, 1280, 3)
+    boxes = browser.evaluate(
+        session,
+        "[...document.querySelectorAll('#grid img')].map(i => {"
+        " const r = i.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })",
+    )
+    rows = {round(top) for _, top, _, _ in boxes}
+    assert len(rows) == 2  # the tiles fill the width: eight 128 px tiles side by side
+    left, top, width, height = (round(v) for v in boxes[0])
+    first_row = shot[top : top + height]
+    assert len(np.unique(first_row.reshape(-1, 3), axis=0)) > 5000
+    background = shot[5, 5].astype(int)
+    assert (np.abs(first_row.astype(int) - background).sum(axis=-1) > 30).mean() > 0.8
+    # the first tile shows the most active filter's PNG, scaled to the tile
+    best = most_active_first(layer, LAYERS[layer][2])[0]
+    expected = Image.open(site / layer / f"{best:04d}.png").resize((width, height))
+    shown = shot[top : top + height, left : left + width].astype(int)
+    assert np.abs(shown - np.asarray(expected, dtype=int)).mean() < 15  # others: > 30
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", ["index.html", "block1_conv1/index.html"])
+def test_the_pages_fit_a_narrow_screen(site, browser, page):
+    session = browser.open(site / page, width=360, height=740)
+    assert browser.evaluate(session, "document.documentElement.scrollWidth <= window.innerWidth")
+    assert browser.complaints(session) == []
