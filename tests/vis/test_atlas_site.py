@@ -286,6 +286,10 @@ def _entry(atlas: dict, number: int = 0) -> dict:
 
 BAD_ATLASES = {
     "an unknown layer": (lambda a, s, c: _entry(a).update(layer="block9"), "layer 'block9'"),
+    "a layer that is no string": (
+        lambda a, s, c: _entry(a).update(layer=["block1_conv1"]),
+        "not among the layers",
+    ),
     "a missing key": (lambda a, s, c: _entry(a).pop("activation"), r"lacks \['activation'\]"),
     "an index past the channels": (lambda a, s, c: _entry(a).update(filter=64), "outside"),
     "a negative index": (lambda a, s, c: _entry(a).update(filter=-1), "outside"),
@@ -297,6 +301,10 @@ BAD_ATLASES = {
     "an image outside": (
         lambda a, s, c: _entry(a).update(image="../outside.png"),
         "relative '/'-separated path inside",
+    ),
+    "an image path with NUL": (
+        lambda a, s, c: _entry(a).update(image="block1_conv1/0001.png\0"),
+        "relative",
     ),
     "an absolute image path": (lambda a, s, c: _entry(a).update(image="/etc/passwd"), "relative"),
     "a missing image": (

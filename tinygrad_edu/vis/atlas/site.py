@@ -210,45 +210,58 @@ def _checked_filters(
     filters: dict[str, list[_Filter]] = {name: [] for name in summaries}
     seen: set[tuple[str, int]] = set()
     for number, entry in enumerate(entries):
-        where = f"filter entry {number}"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{where} must be a mapping, got {entry!r}")
-        missing = {"layer", "filter", "activation", "image"} - set(entry)
-        if missing:
-            raise ValueError(f"{where} lacks {sorted(missing)}")
-        layer, index, activation = entry["layer"], entry["filter"], entry["activation"]
-        if layer not in summaries:
-            raise ValueError(f"{where} names layer {layer!r}, which is not among the layers")
-        channels = summaries[layer].channels
-        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
-            raise ValueError(f"{where}: the filter index must be an integer, got {index!r}")
-        if not 0 <= index < channels:
+        item = _checked_entry(root, f"filter entry {number}", entry, summaries)
+        if (item.layer, item.index) in seen:
             raise ValueError(
-                f"{where}: filter {index} is outside layer {layer!r}'s {channels} channels"
+                f"filter entry {number}: filter {item.index} of layer {item.layer!r} is given twice"
             )
-        if (layer, int(index)) in seen:
-            raise ValueError(f"{where}: filter {index} of layer {layer!r} is given twice")
-        seen.add((layer, int(index)))
-        if (
-            not isinstance(activation, numbers.Real)
-            or isinstance(activation, bool)
-            or not math.isfinite(activation)
-        ):
-            raise ValueError(f"{where}: the activation must be a finite number, got {activation!r}")
-        image = _checked_image(root, entry["image"], where)
-        width, height = _png_size(root / image, where)
-        filters[layer].append(_Filter(layer, int(index), float(activation), image, width, height))
+        seen.add((item.layer, item.index))
+        filters[item.layer].append(item)
     for members in filters.values():
         members.sort(key=lambda f: (-f.activation, f.index))
     return filters
 
 
-def _checked_image(root: Path, image: object, where: str) -> str:
-    """``image`` as a '/'-separated path inside ``root`` naming an existing file."""
+def _checked_entry(
+    root: Path, where: str, entry: object, summaries: Mapping[str, LayerSummary]
+) -> _Filter:
+    """One filter entry of the atlas, checked; ``where`` names it in error messages."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {entry!r}")
+    missing = {"layer", "filter", "activation", "image"} - set(entry)
+    if missing:
+        raise ValueError(f"{where} lacks {sorted(missing)}")
+    layer, index, activation = entry["layer"], entry["filter"], entry["activation"]
+    if not isinstance(layer, str) or layer not in summaries:
+        raise ValueError(f"{where} names layer {layer!r}, which is not among the layers")
+    channels = summaries[layer].channels
+    if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+        raise ValueError(f"{where}: the filter index must be an integer, got {index!r}")
+    if not 0 <= index < channels:
+        raise ValueError(
+            f"{where}: filter {index} is outside layer {layer!r}'s {channels} channels"
+        )
+    if (
+        not isinstance(activation, numbers.Real)
+        or isinstance(activation, bool)
+        or not math.isfinite(activation)
+    ):
+        raise ValueError(f"{where}: the activation must be a finite number, got {activation!r}")
+    image = entry["image"]
+    width, height = _png_size(_checked_image(root, image, where), where)
+    return _Filter(layer, int(index), float(activation), image, width, height)
+
+
+def _checked_image(root: Path, image: object, where: str) -> Path:
+    """The file that ``image``, a '/'-separated path relative to ``root``, names inside it."""
     if not isinstance(image, str) or not image:
         raise ValueError(f"{where}: the image must be a non-empty path string, got {image!r}")
     parts = image.split("/")
-    if image.startswith("/") or "\\" in image or any(p in ("", ".", "..") for p in parts):
+    if (
+        image.startswith("/")
+        or any(c in image for c in "\\\0")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise ValueError(
             f"{where}: image {image!r} must be a relative '/'-separated path inside the output "
             "folder, with no '.', '..' or empty parts"
@@ -258,7 +271,7 @@ def _checked_image(root: Path, image: object, where: str) -> str:
         raise ValueError(f"{where}: image {image!r} leads outside the output folder {root}")
     if not path.is_file():
         raise ValueError(f"{where}: image {image!r} does not exist in {root}")
-    return image
+    return path
 
 
 def _png_size(path: Path, where: str) -> tuple[int, int]:
