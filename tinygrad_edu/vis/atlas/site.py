@@ -463,9 +463,9 @@ def _layer_page(
 {grid}
 <dialog class="detail" id="detail" aria-labelledby="detail-title">
 <div class="nav">
-<button type="button" data-step="-1">&lsaquo; previous</button>
 <h2 id="detail-title"></h2>
-<span><button type="button" data-step="1">next &rsaquo;</button>
+<span class="buttons"><button type="button" data-step="-1">&lsaquo; previous</button>
+<button type="button" data-step="1">next &rsaquo;</button>
 <button type="button" data-close>close</button></span>
 </div>
 <div id="detail-body"></div>
