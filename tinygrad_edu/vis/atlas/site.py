@@ -170,7 +170,7 @@ def write_site(
     summaries = _checked_layers(layers)
     filters = _checked_filters(out, entries, summaries)
     checked_curves = _checked_curves(curves or {}, filters)
-    model = str(parameters.get("model", "model"))
+    model = parameters.get("model", "model")
     for summary in summaries.values():
         page = _layer_page(summary, filters[summary.name], checked_curves, model)
         _write(out / summary.name / "index.html", page)
@@ -178,8 +178,8 @@ def write_site(
 
 
 # ----------------------------------------------------------------------------- checking the input
-def _parts_of(atlas: Mapping) -> tuple[Mapping, Sequence]:
-    """The atlas's parameters and filter entries, checked for shape."""
+def _parts_of(atlas: Mapping) -> tuple[dict[str, str], Sequence]:
+    """The atlas's parameters as text (see :func:`_parameter_text`) and its filter entries."""
     if not isinstance(atlas, Mapping):
         raise ValueError(f"the atlas must be a mapping, got {type(atlas).__name__}")
     parameters, entries = atlas.get("parameters"), atlas.get("filters")
@@ -187,7 +187,17 @@ def _parts_of(atlas: Mapping) -> tuple[Mapping, Sequence]:
         raise ValueError("the atlas needs 'parameters': a mapping with string keys")
     if not isinstance(entries, Sequence) or isinstance(entries, str):
         raise ValueError("the atlas needs 'filters': a list of filter entries")
-    return parameters, entries
+    return {key: _parameter_text(key, value) for key, value in parameters.items()}, entries
+
+
+def _parameter_text(key: str, value: object) -> str:
+    """A parameter's value as text: strings as they are, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"parameter {key!r} is not a JSON value: {value!r}") from err
 
 
 def _checked_layers(layers: Sequence[LayerSummary]) -> dict[str, LayerSummary]:
@@ -367,7 +377,7 @@ def _img(item: _Filter, up: bool, alt: str, css_class: str = "") -> str:
 
 # ----------------------------------------------------------------------------- the index page
 def _index_page(
-    parameters: Mapping,
+    parameters: Mapping[str, str],
     summaries: Mapping[str, LayerSummary],
     filters: Mapping[str, list[_Filter]],
     model: str,
@@ -378,8 +388,7 @@ def _index_page(
     dead = sum(f.dead for members in filters.values() for f in members)
     cards = "\n".join(_layer_card(s, filters[s.name]) for s in summaries.values())
     rows = "\n".join(
-        f"<dt>{_e(key)}</dt><dd><code>{_e(_parameter_text(key, value))}</code></dd>"
-        for key, value in parameters.items()
+        f"<dt>{_e(key)}</dt><dd><code>{_e(text)}</code></dd>" for key, text in parameters.items()
     )
     body = f"""<header>
 <h1>{_e(model)}, every filter</h1>
@@ -398,16 +407,6 @@ as strongly as it can. {rendered} of {channels} filters rendered in {len(summari
 <footer>Open a layer to see all of its filters, sorted by how strongly each fires at the end of
 the ascent. Its most active filters are shown here.</footer>"""
     return _page(f"{model}: every filter", body, script=False)
-
-
-def _parameter_text(key: str, value: object) -> str:
-    """A parameter's value as text: strings as they are, everything else as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"parameter {key!r} is not a JSON value: {value!r}") from err
 
 
 def _layer_card(summary: LayerSummary, members: list[_Filter]) -> str:
