@@ -161,7 +161,9 @@ def write_site(
         When the input is inconsistent, naming what is wrong: a filter of a layer not in
         ``layers``, a filter index outside ``range(channels)`` or given twice, an activation
         that is not a finite number, an image outside ``out``, missing, or not a PNG, a curve
-        of a filter that is not in the atlas, or a layer named twice.
+        of a filter that is not in the atlas, a parameter that is not a JSON value, or a layer
+        named twice. Everything is checked before the first page is written, so a refusal
+        leaves ``out`` as it was.
     """
     out = Path(out)
     if not out.is_dir():
