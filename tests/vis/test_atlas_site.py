@@ -31,7 +31,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_edu.vis.atlas.site import ASSETS, THUMBNAILS, LayerSummary, write_site
+from tinygrad_edu.vis.atlas.site import ASSETS, NOT_IN_HTML, THUMBNAILS, LayerSummary, write_site
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the image extra) writes the test PNGs")
 
@@ -260,23 +260,40 @@ def test_hostile_names_descriptions_and_parameters_stay_text(description, value,
         index = assert_addresses_resolve(out / "index.html", out)
         page = assert_addresses_resolve(out / name / "index.html", out)
         assert_addresses_resolve(out / odd_name / "index.html", out)
-        for parsed in (index, page):
-            assert set(parsed.tags) <= TAGS
-            assert parsed.tags.count("script") == (parsed is page)
-            assert not any(k.startswith("on") for _, attrs in parsed.elements for k in attrs)
-        if description:
-            assert description in index.text_in["span"] and description in page.text_in["p"]
-        assert f"{hostile}, every filter" in index.text_in["h1"]
-        assert f"{hostile}: every filter" in index.text_in["title"]
-        assert page.text_in["h1"] == [name] and page.text_in["title"] == [f"{name} · {hostile}"]
-        assert not page.unclosed and not index.unclosed  # every element is closed
-        assert hostile in index.text_in["dt"] and hostile in index.text_in["span"]
-        values = index.text_in.get("code", [])
-        assert json.dumps([value], ensure_ascii=False) in values
-        assert not value or value in values
-        assert [a["data-layer"] for a in index.having("li", "data-layer")] == [name, odd_name]
-        link = index.having("a", "href")[0]["href"]
-        assert (out / unquote(link)).resolve() == (out / name / "index.html").resolve()
+    for parsed in (index, page):
+        assert set(parsed.tags) <= TAGS and not parsed.unclosed  # every element is closed
+        assert parsed.tags.count("script") == (parsed is page)
+        assert not any(k.startswith("on") for _, attrs in parsed.elements for k in attrs)
+    # what HTML cannot carry shows as U+FFFD; everything else is the text itself
+    as_json = shown(json.dumps([value], ensure_ascii=False))
+    description, value, hostile = (shown(t) for t in (description, value, hostile))
+    if description:
+        assert description in index.text_in["span"] and description in page.text_in["p"]
+    assert f"{hostile}, every filter" in index.text_in["h1"]
+    assert f"{hostile}: every filter" in index.text_in["title"]
+    assert page.text_in["h1"] == [name] and page.text_in["title"] == [f"{name} · {hostile}"]
+    assert hostile in index.text_in["dt"] and hostile in index.text_in["span"]
+    values = index.text_in.get("code", [])
+    assert as_json in values
+    assert not value or value in values
+    assert [a["data-layer"] for a in index.having("li", "data-layer")] == [name, odd_name]
+    link = index.having("a", "href")[0]["href"]
+    assert unquote(link) == f"{name}/index.html"
+
+
+def shown(text: str) -> str:
+    return NOT_IN_HTML.sub("\ufffd", text)
+
+
+def test_what_html_cannot_carry_is_shown_as_the_replacement_character(tmp_path):
+    text = "a\0b\x01c\x0bd\x7fe\x85f\ufdd0g\uffffh\U0010fffei\ud800j"
+    kept = "\t\n\x0c\r é😀"
+    atlas, summaries, _ = fake_site(tmp_path, {"0": (text + kept, 2, [1], 8)})
+    write_site(tmp_path, atlas, summaries)
+    assert (
+        "a\ufffdb\ufffdc\ufffdd\ufffde\ufffdf\ufffdg\ufffdh\ufffdi\ufffdj" + kept
+        in (Page(tmp_path / "0" / "index.html").text_in["p"])
+    )
 
 
 # ----------------------------------------------------------------------------- refusals

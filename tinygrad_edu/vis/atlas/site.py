@@ -30,6 +30,7 @@ import html
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,13 @@ RESERVED_NAMES = frozenset({"index.html", "atlas.json"})
 #: images narrower than this are drawn with visible pixels rather than blurred when scaled up
 SMALL_IMAGE = 64
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: what HTML forbids in a document: control characters other than tab, newlines and form feed,
+#: surrogates and noncharacters (a browser shows most of them as nothing, NUL as U+FFFD)
+NOT_IN_HTML = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(plane << 16 | low) for plane in range(17) for low in (0xFFFE, 0xFFFF))
+    + "]"
+)
 #: the orders a layer page offers (its script knows the same names); the first is the default
 ORDERS = {
     "activation-desc": "activation, highest first",
@@ -316,8 +324,9 @@ def _checked_curves(
 
 # ----------------------------------------------------------------------------- building blocks
 def _e(text: object) -> str:
-    """``text`` escaped for HTML text and quoted attribute values."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for HTML text and quoted attribute values; code points HTML does not
+    allow in a document (see :data:`NOT_IN_HTML`) become U+FFFD, the replacement character."""
+    return html.escape(NOT_IN_HTML.sub("\ufffd", str(text)), quote=True)
 
 
 def _href(*parts: str) -> str:
@@ -464,7 +473,7 @@ def _layer_page(
 {grid}
 <dialog class="detail" id="detail" aria-labelledby="detail-title">
 <div class="nav">
-<h2 id="detail-title"></h2>
+<h2 id="detail-title">one filter</h2>
 <span class="buttons"><button type="button" data-step="-1">&lsaquo; previous</button>
 <button type="button" data-step="1">next &rsaquo;</button>
 <button type="button" data-close>close</button></span>
