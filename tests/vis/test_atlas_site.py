@@ -601,7 +601,12 @@ def test_a_filter_opens_larger_with_its_curve_and_kernel(site, browser):
     assert browser.wait_for(session, f"location.hash === '#filter={ranked[2]}'")
     browser.evaluate(session, f"{detail}.querySelector('[data-close]').click()")
     assert browser.wait_for(session, f"!{detail}.open && location.hash === ''")
-    assert browser.complaints(session) == []
+    # the index's thumbnails link to a filter's larger view; an order can come along
+    linked = browser.open(site / layer / "index.html", f"#sort=index&filter={ranked[-1]}")
+    assert browser.evaluate(linked, f"{detail}.open && {GRID_ORDER}") == sorted(indices)
+    title = "document.getElementById('detail-title').textContent"
+    assert browser.evaluate(linked, title) == f"filter {ranked[-1]}"
+    assert browser.complaints(session) == browser.complaints(linked) == []
 
 
 @needs_chromium
