@@ -18,7 +18,8 @@ A filter is *dead* when its final mean activation is at most 0: gradient ascent 
 that makes it fire (a ReLU that stays at 0 passes no gradient).
 
 Everything that comes from outside -- layer names, descriptions, parameter values -- is escaped
-for HTML (text and attributes) and percent-encoded where it is part of an address. The pages
+for HTML (text and attributes; code points HTML forbids show as U+FFFD) and percent-encoded
+where it is part of an address. The pages
 carry no data in scripts: a layer page's script only reads the grid's ``data-`` attributes, and
 the view it shows (order, open filter) lives in the address's fragment, e.g.
 ``block1_conv1/index.html#sort=index&filter=7``. Each page is written atomically.
@@ -454,8 +455,14 @@ def _layer_page(
         f"{label}</button>"
         for i, (key, label) in enumerate(ORDERS.items())
     )
+    kernels = None if summary.rgb_kernels is None else np.asarray(summary.rgb_kernels, float)
     tiles = "\n".join(
-        _tile(summary, item, curves.get((item.layer, item.index))) for item in members
+        _tile(
+            item,
+            curves.get((item.layer, item.index)),
+            None if kernels is None else kernels[item.index],
+        )
+        for item in members
     )
     empty = "" if members else '<p class="muted">No filter of this layer is rendered yet.</p>\n'
     grid = f'{empty}<ol class="grid" id="grid">\n{tiles}\n</ol>'
@@ -488,16 +495,17 @@ move to its neighbours.</footer>"""
     return _page(f"{summary.name} · {model}", body, script=True)
 
 
-def _tile(summary: LayerSummary, item: _Filter, curve: list[float] | None) -> str:
+def _tile(item: _Filter, curve: list[float] | None, kernel: np.ndarray | None) -> str:
     """One filter in the grid: its picture (a link to the PNG itself), index and activation,
-    and, in a template the script shows in the dialog, the larger view."""
+    and, in a template the script shows in the dialog, the larger view with its activation
+    ``curve`` and RGB ``kernel`` when given."""
     own_png = _image_href(item.image, up=True)
     alt = f"filter {item.index}"
     facts = [f"<p>final mean activation <strong>{_number(item.activation)}</strong></p>"]
     if curve is not None:
         facts.append(_curve_figure(curve))
-    if summary.rgb_kernels is not None:
-        facts.append(_kernel_figure(np.asarray(summary.rgb_kernels, dtype=np.float64)[item.index]))
+    if kernel is not None:
+        facts.append(_kernel_figure(kernel))
     detail = (
         f'<div class="body">{_img(item, up=True, alt=alt, css_class="large")}'
         f'<div class="facts">{"".join(facts)}</div></div>'
@@ -554,8 +562,8 @@ def _kernel_figure(kernel: np.ndarray) -> str:
     """A ``(3, kh, kw)`` RGB kernel as an SVG of coloured squares, with a caption.
 
     Each position's colour is ``255 (1 + w / max|w|) / 2`` per channel, the maximum taken over
-    the kernel's ``3 kh kw`` weights: mid grey is 0, a pure colour a strong positive weight of
-    that channel.
+    the kernel's ``3 kh kw`` weights: mid grey is 0; more of a channel's colour means a more
+    positive weight on that channel, less of it a more negative one.
     """
     _, kh, kw = kernel.shape
     largest = float(np.abs(kernel).max())
