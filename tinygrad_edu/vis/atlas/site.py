@@ -18,7 +18,8 @@ A filter is *dead* when its final mean activation is at most 0: gradient ascent 
 that makes it fire (a ReLU that stays at 0 passes no gradient).
 
 Everything that comes from outside -- layer names, descriptions, parameter values -- is escaped
-for HTML (text and attributes) and percent-encoded where it is part of an address. The pages
+for HTML (text and attributes; code points HTML forbids show as U+FFFD) and percent-encoded
+where it is part of an address. The pages
 carry no data in scripts: a layer page's script only reads the grid's ``data-`` attributes, and
 the view it shows (order, open filter) lives in the address's fragment, e.g.
 ``block1_conv1/index.html#sort=index&filter=7``. Each page is written atomically.
@@ -30,6 +31,7 @@ import html
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,13 @@ RESERVED_NAMES = frozenset({"index.html", "atlas.json"})
 #: images narrower than this are drawn with visible pixels rather than blurred when scaled up
 SMALL_IMAGE = 64
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: what HTML forbids in a document: control characters other than tab, newlines and form feed,
+#: surrogates and noncharacters (a browser shows most of them as nothing, NUL as U+FFFD)
+NOT_IN_HTML = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(chr(plane << 16 | low) for plane in range(17) for low in (0xFFFE, 0xFFFF))
+    + "]"
+)
 #: the orders a layer page offers (its script knows the same names); the first is the default
 ORDERS = {
     "activation-desc": "activation, highest first",
@@ -161,7 +170,9 @@ def write_site(
         When the input is inconsistent, naming what is wrong: a filter of a layer not in
         ``layers``, a filter index outside ``range(channels)`` or given twice, an activation
         that is not a finite number, an image outside ``out``, missing, or not a PNG, a curve
-        of a filter that is not in the atlas, or a layer named twice.
+        of a filter that is not in the atlas, a parameter that is not a JSON value, or a layer
+        named twice. Everything is checked before the first page is written, so a refusal
+        leaves ``out`` as it was.
     """
     out = Path(out)
     if not out.is_dir():
@@ -170,7 +181,7 @@ def write_site(
     summaries = _checked_layers(layers)
     filters = _checked_filters(out, entries, summaries)
     checked_curves = _checked_curves(curves or {}, filters)
-    model = str(parameters.get("model", "model"))
+    model = parameters.get("model", "model")
     for summary in summaries.values():
         page = _layer_page(summary, filters[summary.name], checked_curves, model)
         _write(out / summary.name / "index.html", page)
@@ -178,8 +189,8 @@ def write_site(
 
 
 # ----------------------------------------------------------------------------- checking the input
-def _parts_of(atlas: Mapping) -> tuple[Mapping, Sequence]:
-    """The atlas's parameters and filter entries, checked for shape."""
+def _parts_of(atlas: Mapping) -> tuple[dict[str, str], Sequence]:
+    """The atlas's parameters as text (see :func:`_parameter_text`) and its filter entries."""
     if not isinstance(atlas, Mapping):
         raise ValueError(f"the atlas must be a mapping, got {type(atlas).__name__}")
     parameters, entries = atlas.get("parameters"), atlas.get("filters")
@@ -187,7 +198,17 @@ def _parts_of(atlas: Mapping) -> tuple[Mapping, Sequence]:
         raise ValueError("the atlas needs 'parameters': a mapping with string keys")
     if not isinstance(entries, Sequence) or isinstance(entries, str):
         raise ValueError("the atlas needs 'filters': a list of filter entries")
-    return parameters, entries
+    return {key: _parameter_text(key, value) for key, value in parameters.items()}, entries
+
+
+def _parameter_text(key: str, value: object) -> str:
+    """A parameter's value as text: strings as they are, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"parameter {key!r} is not a JSON value: {value!r}") from err
 
 
 def _checked_layers(layers: Sequence[LayerSummary]) -> dict[str, LayerSummary]:
@@ -210,45 +231,58 @@ def _checked_filters(
     filters: dict[str, list[_Filter]] = {name: [] for name in summaries}
     seen: set[tuple[str, int]] = set()
     for number, entry in enumerate(entries):
-        where = f"filter entry {number}"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{where} must be a mapping, got {entry!r}")
-        missing = {"layer", "filter", "activation", "image"} - set(entry)
-        if missing:
-            raise ValueError(f"{where} lacks {sorted(missing)}")
-        layer, index, activation = entry["layer"], entry["filter"], entry["activation"]
-        if layer not in summaries:
-            raise ValueError(f"{where} names layer {layer!r}, which is not among the layers")
-        channels = summaries[layer].channels
-        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
-            raise ValueError(f"{where}: the filter index must be an integer, got {index!r}")
-        if not 0 <= index < channels:
+        item = _checked_entry(root, f"filter entry {number}", entry, summaries)
+        if (item.layer, item.index) in seen:
             raise ValueError(
-                f"{where}: filter {index} is outside layer {layer!r}'s {channels} channels"
+                f"filter entry {number}: filter {item.index} of layer {item.layer!r} is given twice"
             )
-        if (layer, int(index)) in seen:
-            raise ValueError(f"{where}: filter {index} of layer {layer!r} is given twice")
-        seen.add((layer, int(index)))
-        if (
-            not isinstance(activation, numbers.Real)
-            or isinstance(activation, bool)
-            or not math.isfinite(activation)
-        ):
-            raise ValueError(f"{where}: the activation must be a finite number, got {activation!r}")
-        image = _checked_image(root, entry["image"], where)
-        width, height = _png_size(root / image, where)
-        filters[layer].append(_Filter(layer, int(index), float(activation), image, width, height))
+        seen.add((item.layer, item.index))
+        filters[item.layer].append(item)
     for members in filters.values():
         members.sort(key=lambda f: (-f.activation, f.index))
     return filters
 
 
-def _checked_image(root: Path, image: object, where: str) -> str:
-    """``image`` as a '/'-separated path inside ``root`` naming an existing file."""
+def _checked_entry(
+    root: Path, where: str, entry: object, summaries: Mapping[str, LayerSummary]
+) -> _Filter:
+    """One filter entry of the atlas, checked; ``where`` names it in error messages."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {entry!r}")
+    missing = {"layer", "filter", "activation", "image"} - set(entry)
+    if missing:
+        raise ValueError(f"{where} lacks {sorted(missing)}")
+    layer, index, activation = entry["layer"], entry["filter"], entry["activation"]
+    if not isinstance(layer, str) or layer not in summaries:
+        raise ValueError(f"{where} names layer {layer!r}, which is not among the layers")
+    channels = summaries[layer].channels
+    if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+        raise ValueError(f"{where}: the filter index must be an integer, got {index!r}")
+    if not 0 <= index < channels:
+        raise ValueError(
+            f"{where}: filter {index} is outside layer {layer!r}'s {channels} channels"
+        )
+    if (
+        not isinstance(activation, numbers.Real)
+        or isinstance(activation, bool)
+        or not math.isfinite(activation)
+    ):
+        raise ValueError(f"{where}: the activation must be a finite number, got {activation!r}")
+    image = entry["image"]
+    width, height = _png_size(_checked_image(root, image, where), where)
+    return _Filter(layer, int(index), float(activation), image, width, height)
+
+
+def _checked_image(root: Path, image: object, where: str) -> Path:
+    """The file that ``image``, a '/'-separated path relative to ``root``, names inside it."""
     if not isinstance(image, str) or not image:
         raise ValueError(f"{where}: the image must be a non-empty path string, got {image!r}")
     parts = image.split("/")
-    if image.startswith("/") or "\\" in image or any(p in ("", ".", "..") for p in parts):
+    if (
+        image.startswith("/")
+        or any(c in image for c in "\\\0")
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise ValueError(
             f"{where}: image {image!r} must be a relative '/'-separated path inside the output "
             "folder, with no '.', '..' or empty parts"
@@ -258,7 +292,7 @@ def _checked_image(root: Path, image: object, where: str) -> str:
         raise ValueError(f"{where}: image {image!r} leads outside the output folder {root}")
     if not path.is_file():
         raise ValueError(f"{where}: image {image!r} does not exist in {root}")
-    return image
+    return path
 
 
 def _png_size(path: Path, where: str) -> tuple[int, int]:
@@ -291,8 +325,9 @@ def _checked_curves(
 
 # ----------------------------------------------------------------------------- building blocks
 def _e(text: object) -> str:
-    """``text`` escaped for HTML text and quoted attribute values."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for HTML text and quoted attribute values; code points HTML does not
+    allow in a document (see :data:`NOT_IN_HTML`) become U+FFFD, the replacement character."""
+    return html.escape(NOT_IN_HTML.sub("\ufffd", str(text)), quote=True)
 
 
 def _href(*parts: str) -> str:
@@ -354,7 +389,7 @@ def _img(item: _Filter, up: bool, alt: str, css_class: str = "") -> str:
 
 # ----------------------------------------------------------------------------- the index page
 def _index_page(
-    parameters: Mapping,
+    parameters: Mapping[str, str],
     summaries: Mapping[str, LayerSummary],
     filters: Mapping[str, list[_Filter]],
     model: str,
@@ -365,8 +400,7 @@ def _index_page(
     dead = sum(f.dead for members in filters.values() for f in members)
     cards = "\n".join(_layer_card(s, filters[s.name]) for s in summaries.values())
     rows = "\n".join(
-        f"<dt>{_e(key)}</dt><dd><code>{_e(_parameter_text(key, value))}</code></dd>"
-        for key, value in parameters.items()
+        f"<dt>{_e(key)}</dt><dd><code>{_e(text)}</code></dd>" for key, text in parameters.items()
     )
     body = f"""<header>
 <h1>{_e(model)}, every filter</h1>
@@ -385,16 +419,6 @@ as strongly as it can. {rendered} of {channels} filters rendered in {len(summari
 <footer>Open a layer to see all of its filters, sorted by how strongly each fires at the end of
 the ascent. Its most active filters are shown here.</footer>"""
     return _page(f"{model}: every filter", body, script=False)
-
-
-def _parameter_text(key: str, value: object) -> str:
-    """A parameter's value as text: strings as they are, everything else as JSON."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"parameter {key!r} is not a JSON value: {value!r}") from err
 
 
 def _layer_card(summary: LayerSummary, members: list[_Filter]) -> str:
@@ -431,8 +455,14 @@ def _layer_page(
         f"{label}</button>"
         for i, (key, label) in enumerate(ORDERS.items())
     )
+    kernels = None if summary.rgb_kernels is None else np.asarray(summary.rgb_kernels, float)
     tiles = "\n".join(
-        _tile(summary, item, curves.get((item.layer, item.index))) for item in members
+        _tile(
+            item,
+            curves.get((item.layer, item.index)),
+            None if kernels is None else kernels[item.index],
+        )
+        for item in members
     )
     empty = "" if members else '<p class="muted">No filter of this layer is rendered yet.</p>\n'
     grid = f'{empty}<ol class="grid" id="grid">\n{tiles}\n</ol>'
@@ -450,9 +480,9 @@ def _layer_page(
 {grid}
 <dialog class="detail" id="detail" aria-labelledby="detail-title">
 <div class="nav">
-<button type="button" data-step="-1">&lsaquo; previous</button>
-<h2 id="detail-title"></h2>
-<span><button type="button" data-step="1">next &rsaquo;</button>
+<h2 id="detail-title">one filter</h2>
+<span class="buttons"><button type="button" data-step="-1">&lsaquo; previous</button>
+<button type="button" data-step="1">next &rsaquo;</button>
 <button type="button" data-close>close</button></span>
 </div>
 <div id="detail-body"></div>
@@ -465,16 +495,17 @@ move to its neighbours.</footer>"""
     return _page(f"{summary.name} · {model}", body, script=True)
 
 
-def _tile(summary: LayerSummary, item: _Filter, curve: list[float] | None) -> str:
+def _tile(item: _Filter, curve: list[float] | None, kernel: np.ndarray | None) -> str:
     """One filter in the grid: its picture (a link to the PNG itself), index and activation,
-    and, in a template the script shows in the dialog, the larger view."""
+    and, in a template the script shows in the dialog, the larger view with its activation
+    ``curve`` and RGB ``kernel`` when given."""
     own_png = _image_href(item.image, up=True)
     alt = f"filter {item.index}"
     facts = [f"<p>final mean activation <strong>{_number(item.activation)}</strong></p>"]
     if curve is not None:
         facts.append(_curve_figure(curve))
-    if summary.rgb_kernels is not None:
-        facts.append(_kernel_figure(np.asarray(summary.rgb_kernels, dtype=np.float64)[item.index]))
+    if kernel is not None:
+        facts.append(_kernel_figure(kernel))
     detail = (
         f'<div class="body">{_img(item, up=True, alt=alt, css_class="large")}'
         f'<div class="facts">{"".join(facts)}</div></div>'
@@ -531,8 +562,8 @@ def _kernel_figure(kernel: np.ndarray) -> str:
     """A ``(3, kh, kw)`` RGB kernel as an SVG of coloured squares, with a caption.
 
     Each position's colour is ``255 (1 + w / max|w|) / 2`` per channel, the maximum taken over
-    the kernel's ``3 kh kw`` weights: mid grey is 0, a pure colour a strong positive weight of
-    that channel.
+    the kernel's ``3 kh kw`` weights: mid grey is 0; more of a channel's colour means a more
+    positive weight on that channel, less of it a more negative one.
     """
     _, kh, kw = kernel.shape
     largest = float(np.abs(kernel).max())
