@@ -13,110 +13,26 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import select
-import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, Browser
+
 pytest.importorskip("mkdocs", reason="the docs extra is not installed")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 ROOT = Path(__file__).resolve().parents[2]
-#: seconds a page may take to show what a test waits for (the machine may be busy)
-PATIENCE = 30
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-class Browser:
-    """Headless Chromium spoken to through the DevTools protocol on a pipe."""
-
-    def __init__(self, profile: Path) -> None:
-        commands_read, self._commands = os.pipe()
-        self._replies, replies_write = os.pipe()
-
-        def on_fds_3_and_4() -> None:  # in the child: Chromium reads fd 3, writes fd 4
-            os.dup2(commands_read, 3)
-            os.dup2(replies_write, 4)
-            os.set_inheritable(3, True)
-            os.set_inheritable(4, True)
-
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-        flags += ["--disable-background-networking", "--disable-component-update"]
-        self.process = subprocess.Popen(
-            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe"],
-            preexec_fn=on_fds_3_and_4,
-            close_fds=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(commands_read)
-        os.close(replies_write)
-        self._buffer = b""
-        self._next_id = 0
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + PATIENCE
-        while True:  # replies and events arrive in one stream: skip to our reply
-            while b"\0" not in self._buffer:
-                if not select.select([self._replies], [], [], deadline - time.monotonic())[0]:
-                    raise TimeoutError(f"Chromium did not answer {method}")
-                chunk = os.read(self._replies, 1 << 16)
-                if not chunk:
-                    raise RuntimeError(f"Chromium closed the pipe during {method}")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def open(self, url: str) -> str:
-        """A new tab showing ``url``; returns its session."""
-        target = self.send("Target.createTarget", {"url": url})["targetId"]
-        return self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-
-    def wait_for(self, session: str, expression: str) -> Any:
-        """The value of the JavaScript ``expression`` once it is truthy (polled)."""
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            result = self.send(
-                "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
-            )["result"]
-            if result.get("value"):
-                return result["value"]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the page never showed {expression}")
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close")
-        finally:
-            self.process.wait(timeout=PATIENCE)
-            os.close(self._commands)
-            os.close(self._replies)
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,13 @@ page, collect every console message and take a screenshot.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
-import os
 import re
-import select
-import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -31,14 +23,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.browser import CHROMIUM, Browser
 from tinygrad_edu.vis.atlas.site import ASSETS, NOT_IN_HTML, THUMBNAILS, LayerSummary, write_site
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the image extra) writes the test PNGs")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-#: seconds a page may take to show what a test waits for (the machine may be busy)
-PATIENCE = 30
 #: the tags the pages are made of: a hostile name must never add another
 TAGS = {
     "html", "head", "meta", "title", "style", "body", "header", "main", "footer", "h1", "h2",
@@ -411,128 +401,6 @@ def test_layers_must_be_layer_summaries(tmp_path):
 
 
 # ----------------------------------------------------------------------------- in Chromium
-class Browser:
-    """Headless Chromium spoken to through the DevTools protocol on a pipe; it keeps every
-    event it is sent, so a test can read the console afterwards."""
-
-    def __init__(self, profile: Path) -> None:
-        commands_read, self._commands = os.pipe()
-        self._replies, replies_write = os.pipe()
-
-        def on_fds_3_and_4() -> None:  # in the child: Chromium reads fd 3, writes fd 4
-            os.dup2(commands_read, 3)
-            os.dup2(replies_write, 4)
-            os.set_inheritable(3, True)
-            os.set_inheritable(4, True)
-
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-        flags += ["--disable-background-networking", "--disable-component-update"]
-        flags += ["--hide-scrollbars", "--force-color-profile=srgb"]
-        self.process = subprocess.Popen(
-            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--remote-debugging-pipe"],
-            preexec_fn=on_fds_3_and_4,
-            close_fds=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(commands_read)
-        os.close(replies_write)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict] = []
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + PATIENCE
-        while True:  # replies and events arrive in one stream: keep events, return our reply
-            while b"\0" not in self._buffer:
-                if not select.select([self._replies], [], [], deadline - time.monotonic())[0]:
-                    raise TimeoutError(f"Chromium did not answer {method}")
-                chunk = os.read(self._replies, 1 << 16)
-                if not chunk:
-                    raise RuntimeError(f"Chromium closed the pipe during {method}")
-                self._buffer += chunk
-            raw, self._buffer = self._buffer.split(b"\0", 1)
-            reply = json.loads(raw)
-            if "method" in reply:
-                self.events.append(reply)
-            elif reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def open(self, path: Path, fragment: str = "", width: int = 1280, height: int = 900) -> str:
-        """A new tab, ``width`` x ``height`` CSS pixels, showing the file at ``path`` once it and
-        its images have loaded; returns its session. Console and log are recorded from the
-        start."""
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-        for domain in ("Runtime", "Log", "Page"):
-            self.send(f"{domain}.enable", session=session)
-        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
-        self.send("Emulation.setDeviceMetricsOverride", metrics, session)
-        self.send("Page.navigate", {"url": path.as_uri() + fragment}, session)
-        self.wait_for(
-            session,
-            "document.readyState === 'complete' && [...document.images].every(i => i.complete)",
-        )
-        return session
-
-    def evaluate(self, session: str, expression: str) -> Any:
-        reply = self.send(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
-        )
-        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
-        return reply["result"].get("value")
-
-    def wait_for(self, session: str, expression: str) -> Any:
-        """The value of the JavaScript ``expression`` once it is truthy (polled)."""
-        deadline = time.monotonic() + PATIENCE
-        while not (value := self.evaluate(session, expression)):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the page never showed {expression}")
-            time.sleep(0.05)
-        return value
-
-    def complaints(self, session: str) -> list[dict]:
-        """Every uncaught exception, console error or warning and logged error of a tab."""
-        return [
-            event
-            for event in self.events
-            if event.get("sessionId") == session
-            and (
-                event["method"] == "Runtime.exceptionThrown"
-                or (
-                    event["method"] == "Runtime.consoleAPICalled"
-                    and event["params"]["type"] in ("error", "warning", "assert")
-                )
-                or (
-                    event["method"] == "Log.entryAdded"
-                    and event["params"]["entry"]["level"] in ("error", "warning")
-                )
-            )
-        ]
-
-    def screenshot(self, session: str) -> np.ndarray:
-        """What the tab shows, as an ``(H, W, 3)`` uint8 array."""
-        data = self.send("Page.captureScreenshot", {"format": "png"}, session)["data"]
-        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close")
-        finally:
-            self.process.wait(timeout=PATIENCE)
-            os.close(self._commands)
-            os.close(self._replies)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory) -> Iterator[Browser]:
     chromium = Browser(tmp_path_factory.mktemp("profile"))
