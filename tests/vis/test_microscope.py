@@ -1,0 +1,313 @@
+"""The microscope's Python API: deterministic, resumable, re-rendering on any parameter change,
+tolerant of a worker dying, and strict about its arguments.
+
+Every test renders small random-weight ``nn.Sequential`` CNNs with tiny settings. The cluster
+tests share one real ``distributed.LocalCluster`` of two worker processes per module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import nn
+from tinygrad_edu.vis import microscope
+from tinygrad_edu.vis.atlas.run import render
+
+TINY = {"steps": 2, "size": 16}
+
+
+def small_cnn(seed: int = 0, channels: int = 3, width: int = 20) -> nn.Sequential:
+    """conv-ReLU-pool-conv-BN-ReLU: layers "0" (8 filters) and "3" (``width`` filters)."""
+    model = nn.Sequential(
+        nn.Conv2d(channels, 8, 3, padding=1, rng=seed),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, width, 3, padding=1, rng=seed + 1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+    )
+    norm, rng = model[4], np.random.default_rng(seed)
+    norm.running_mean.data[:] = rng.normal(0, 0.1, width)
+    norm.running_var.data[:] = rng.uniform(0.5, 2, width)
+    norm.weight.data[:] = rng.uniform(0.5, 2, width)
+    return model
+
+
+def pictures(out: Path) -> dict[str, bytes]:
+    """Every PNG of an atlas by its path in the folder (``"3/0007.png"``), with its bytes."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.glob("*/*.png"))}
+
+
+def stamps(out: Path) -> dict[str, int]:
+    """The modification time (ns) of every picture and record of an atlas."""
+    files = [*out.glob("*/*.png"), *out.glob("*/[0-9]*.json")]
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in sorted(files)}
+
+
+def atlas_file(out: Path) -> dict:
+    return json.loads((out / "atlas.json").read_text("utf-8"))
+
+
+def assert_same_atlas(a: Path, b: Path) -> None:
+    assert (a / "atlas.json").read_bytes() == (b / "atlas.json").read_bytes()
+    first, second = pictures(a), pictures(b)
+    assert first and first.keys() == second.keys()
+    differing = [name for name in first if first[name] != second[name]]
+    assert not differing, f"pictures differ: {differing}"
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real two-process LocalCluster (skipped without Dask), shared by the module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as dask_client:
+        yield dask_client
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The in-process atlas of ``small_cnn()`` with the tiny settings, every filter."""
+    out = tmp_path_factory.mktemp("reference")
+    report = render(small_cnn(), out, **TINY)
+    assert report.rendered == 28 and report.kept == 0
+    return out
+
+
+# ----------------------------------------------------------------------------- what it writes
+def test_atlas_lists_every_filter_with_its_picture(reference):
+    atlas = atlas_file(reference)
+    assert [(f["layer"], f["filter"]) for f in atlas["filters"]] == [
+        *(("0", i) for i in range(8)),
+        *(("3", i) for i in range(20)),
+    ]
+    assert all(f["image"] == f"{f['layer']}/{f['filter']:04d}.png" for f in atlas["filters"])
+    assert all(np.isfinite(f["activation"]) for f in atlas["filters"])
+    assert atlas["parameters"] | TINY == atlas["parameters"]
+    assert atlas["parameters"]["mode"] == "classic" and atlas["parameters"]["seed"] == 0
+    assert len(pictures(reference)) == 28 and (reference / "index.html").is_file()
+
+
+def test_microscope_returns_the_atlas_it_writes(tmp_path):
+    atlas = microscope(small_cnn(), tmp_path, layers=["0"], filters=2, **TINY)
+    assert atlas == atlas_file(tmp_path)
+    assert [f["image"] for f in atlas["filters"]] == ["0/0000.png", "0/0001.png"]
+
+
+def test_digits_like_cnn_renders_grey_pictures_named_by_index(tmp_path):
+    atlas = microscope(small_cnn(channels=1), tmp_path, filters=3, **TINY)
+    assert [f["image"] for f in atlas["filters"]] == [
+        f"{layer}/{i:04d}.png" for layer in ("0", "3") for i in range(3)
+    ]
+    from PIL import Image
+
+    for name in pictures(tmp_path):
+        image = np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(int)
+        assert image.shape == (16, 16, 3)
+        assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+        assert image.std() > 0  # a picture, not a flat square
+
+
+# ----------------------------------------------------------------------------- deterministic
+def test_cluster_atlas_is_byte_identical_to_in_process(client, reference, tmp_path):
+    report = render(small_cnn(), tmp_path, client=client, **TINY)
+    assert report.rendered == 28
+    assert_same_atlas(reference, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["classic", "improved"])
+def test_picture_depends_neither_on_filter_count_nor_on_other_layers(mode, tmp_path):
+    first3, all20, alone = tmp_path / "first3", tmp_path / "all", tmp_path / "alone"
+    microscope(small_cnn(), first3, filters=3, mode=mode, **TINY)
+    microscope(small_cnn(), all20, mode=mode, **TINY)
+    microscope(small_cnn(), alone, layers=["3"], mode=mode, **TINY)
+    few, every, one_layer = pictures(first3), pictures(all20), pictures(alone)
+    assert len(few) == 6 and len(every) == 28 and len(one_layer) == 20
+    assert all(few[name] == every[name] for name in few)
+    assert all(one_layer[name] == every[name] for name in one_layer)
+
+
+# ----------------------------------------------------------------------------- resumable
+def copy_atlas(source: Path, destination: Path) -> Path:
+    """A copy of an atlas folder, modification times included."""
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
+
+
+def test_rerun_renders_nothing_and_touches_no_picture(reference, tmp_path):
+    out = copy_atlas(reference, tmp_path / "atlas")
+    before, calls = stamps(out), []
+    report = render(small_cnn(), out, progress=lambda *a: calls.append(a), **TINY)
+    assert (report.rendered, report.kept, calls) == (0, 28, [])
+    assert stamps(out) == before
+    assert_same_atlas(reference, out)
+
+
+def test_more_filters_renders_only_the_new_ones(tmp_path):
+    first = render(small_cnn(), tmp_path, filters=3, **TINY)
+    assert (first.rendered, first.kept) == (6, 0)
+    before = stamps(tmp_path)
+    more = render(small_cnn(), tmp_path, filters=5, **TINY)
+    assert (more.rendered, more.kept) == (4, 6)
+    after = stamps(tmp_path)
+    assert all(after[name] == stamp for name, stamp in before.items())
+
+
+def test_deleting_two_pictures_renders_exactly_those_two(reference, tmp_path):
+    out = copy_atlas(reference, tmp_path / "atlas")
+    gone = ["0/0005.png", "3/0017.png"]
+    for name in gone:
+        (out / name).unlink()
+    before, calls = stamps(out), []
+    report = render(small_cnn(), out, progress=lambda *a: calls.append(a), **TINY)
+    assert (report.rendered, report.kept, calls) == (2, 26, [(1, 2), (2, 2)])
+    after = stamps(out)
+    untouched = {name for name in before if name.rsplit(".", 1)[0] + ".png" not in gone}
+    assert len(untouched) == 26 + 26 and all(after[name] == before[name] for name in untouched)
+    assert_same_atlas(reference, out)
+
+
+def test_bad_records_and_replaced_pictures_are_rendered_again(reference, tmp_path):
+    out = copy_atlas(reference, tmp_path / "atlas")
+    (out / "0/0001.json").unlink()  # a picture without its record
+    (out / "0/0002.json").write_text('{"layer": "0", "filt')  # a torn record
+    record = json.loads((out / "3/0004.json").read_text())
+    (out / "3/0004.json").write_text(json.dumps(record | {"key": "0" * 32}))  # stale key
+    record = json.loads((out / "3/0005.json").read_text())
+    (out / "3/0005.json").write_text(json.dumps(record | {"activation": None}))
+    (out / "3/0009.png").write_bytes((out / "3/0010.png").read_bytes())  # other bytes
+    (out / "3/0011.png").write_bytes(b"")  # emptied
+    report = render(small_cnn(), out, **TINY)
+    assert (report.rendered, report.kept) == (6, 22)
+    assert_same_atlas(reference, out)
+
+
+def test_leftover_temporary_file_is_not_in_the_atlas(reference, tmp_path):
+    """A SIGKILL during an atomic write can leave its temporary file behind."""
+    out = copy_atlas(reference, tmp_path / "atlas")
+    (out / "3/0007.png").unlink()
+    leftover = out / "3" / ".0007.png.0123456789ab.partial"
+    leftover.write_bytes(b"\x89PNG half")
+    report = render(small_cnn(), out, **TINY)
+    assert report.rendered == 1
+    assert_same_atlas(reference, out)
+    assert not any("partial" in json.dumps(f) for f in atlas_file(out)["filters"])
+
+
+# ----------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize(
+    ("change", "dead_too"),
+    [
+        ({"steps": 3}, False),
+        ({"size": 24}, True),
+        ({"mode": "improved"}, True),
+        ({"seed": 1}, True),
+    ],
+    ids=["steps", "size", "mode", "seed"],
+)
+def test_changed_parameter_renders_everything_again(change, dead_too, reference, tmp_path):
+    """Every picture is rendered again; the pictures of live filters all change (a dead
+    filter's classic ascent stops at its start noise, which more steps leave as it was)."""
+    out = copy_atlas(reference, tmp_path / "atlas")
+    old = pictures(out)
+    report = render(small_cnn(), out, **(TINY | change))
+    assert (report.rendered, report.kept) == (28, 0)
+    name, value = next(iter(change.items()))
+    assert atlas_file(out)["parameters"][name] == value
+    new = pictures(out)
+    assert new.keys() == old.keys()
+    live = {f["image"] for f in atlas_file(reference)["filters"] if f["activation"] > 0}
+    should_change = set(new) if dead_too else live
+    assert len(live) >= 20
+    assert {name for name in new if new[name] != old[name]} >= should_change
+
+
+def test_changed_weight_renders_everything_again(reference, tmp_path):
+    out = copy_atlas(reference, tmp_path / "atlas")
+    old = pictures(out)
+    model = small_cnn()
+    model[3].weight.data[0, 0, 0, 0] += 1.0  # one weight of layer "3"'s filter 0
+    report = render(model, out, **TINY)
+    assert (report.rendered, report.kept) == (28, 0)
+    fingerprints = {atlas_file(where)["parameters"]["weights"] for where in (out, reference)}
+    assert len(fingerprints) == 2
+    new = pictures(out)
+    # only filter 0 of layer "3" computes anything else: every other picture comes out the same
+    assert [name for name in new if new[name] != old[name]] == ["3/0000.png"]
+
+
+# ----------------------------------------------------------------------------- fault tolerant
+def test_killed_worker_still_gives_the_in_process_atlas(client, tmp_path):
+    """Kill a worker process that is rendering, right after the first filter is saved."""
+    model = small_cnn(seed=3, width=48)  # four tasks of up to 16 filters
+    settings = {"steps": 6, "size": 24}
+    expected = tmp_path / "here"
+    render(model, expected, **settings)
+
+    client.wait_for_workers(2)
+    pids = client.run(os.getpid)
+    killed = {}
+
+    def kill_a_busy_worker(done: int, total: int) -> None:
+        if killed:
+            return
+        busy = [address for address, keys in client.processing().items() if keys]
+        assert busy, "no task left running: the job is too short for the kill to land mid-run"
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        killed.update(pid=pids[busy[0]], at=done, of=total)
+
+    out = tmp_path / "cluster"
+    report = render(model, out, client=client, progress=kill_a_busy_worker, **settings)
+    assert killed and killed["at"] < killed["of"] == report.rendered == 56
+    assert_same_atlas(expected, out)
+    client.wait_for_workers(2, timeout=60)
+    assert killed["pid"] not in client.run(os.getpid).values()
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"layers": ["7"]}, ValueError, r"'7' is not a convolution layer .* choose one of 0, 3"),
+        ({"layers": "0"}, TypeError, "layers must be a list of layer names, got '0'"),
+        ({"layers": []}, ValueError, "layers is empty"),
+        ({"filters": 0}, ValueError, "filters must be a count of at least 1"),
+        ({"filters": 2.5}, ValueError, "filters must be a count"),
+        ({"steps": 0}, ValueError, "steps must be from 1 to"),
+        ({"size": 4}, ValueError, "size must be from 8 to 256, got 4"),
+        ({"size": 16.0}, TypeError, "size must be an int"),
+        ({"mode": "x"}, ValueError, "mode must be 'classic' or 'improved', got 'x'"),
+        ({"seed": -1}, ValueError, "seed must be from 0"),
+    ],
+)
+def test_bad_arguments_are_named_and_nothing_is_written(arguments, error, message, tmp_path):
+    out = tmp_path / "atlas"
+    with pytest.raises(error, match=message):
+        microscope(small_cnn(), out, **(TINY | arguments))
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused_and_kept(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        microscope(small_cnn(), out, **TINY)
+    assert out.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_not_a_cnn_is_refused(tmp_path):
+    with pytest.raises(TypeError, match=r"needs a VGG16 or an nn\.Sequential CNN, got Linear"):
+        microscope(nn.Linear(2, 2), tmp_path / "atlas", **TINY)
+    with pytest.raises(ValueError, match="no Conv2d layer"):
+        microscope(nn.Sequential(nn.Linear(2, 2)), tmp_path / "atlas", **TINY)
+    assert not (tmp_path / "atlas").exists()
