@@ -125,14 +125,26 @@ def test_cluster_atlas_is_byte_identical_to_in_process(client, reference, tmp_pa
 
 @pytest.mark.parametrize("mode", ["classic", "improved"])
 def test_picture_depends_neither_on_filter_count_nor_on_other_layers(mode, tmp_path):
-    first3, all20, alone = tmp_path / "first3", tmp_path / "all", tmp_path / "alone"
-    microscope(small_cnn(), first3, filters=3, mode=mode, **TINY)
-    microscope(small_cnn(), all20, mode=mode, **TINY)
+    """The first 3 filters, then the first 8 in the same folder (filters 3 to 7 now share a
+    batch with other filters, at other places in it), and layer "3" alone: the same pictures as
+    every filter rendered at once."""
+    grown, every, alone = tmp_path / "grown", tmp_path / "every", tmp_path / "alone"
+    microscope(small_cnn(), grown, filters=3, mode=mode, **TINY)
+    first3, stamped = pictures(grown), stamps(grown)
+    report = render(small_cnn(), grown, filters=8, mode=mode, **TINY)
+    assert (report.rendered, report.kept) == (10, 6)
+    assert all(stamps(grown)[name] == stamp for name, stamp in stamped.items())
+    microscope(small_cnn(), every, mode=mode, **TINY)
     microscope(small_cnn(), alone, layers=["3"], mode=mode, **TINY)
-    few, every, one_layer = pictures(first3), pictures(all20), pictures(alone)
-    assert len(few) == 6 and len(every) == 28 and len(one_layer) == 20
-    assert all(few[name] == every[name] for name in few)
-    assert all(one_layer[name] == every[name] for name in one_layer)
+    eight, whole, one_layer = pictures(grown), pictures(every), pictures(alone)
+    assert len(first3) == 6 and len(eight) == 16 and len(whole) == 28 and len(one_layer) == 20
+    assert all(first3[name] == eight[name] for name in first3)
+    assert [name for name in eight if eight[name] != whole[name]] == []
+    assert [name for name in one_layer if one_layer[name] != whole[name]] == []
+    # the final activations too, to the last bit (a picture rounds them to 8-bit pixels)
+    activations = {f["image"]: f["activation"] for f in atlas_file(every)["filters"]}
+    for out in (grown, alone):
+        assert all(f["activation"] == activations[f["image"]] for f in atlas_file(out)["filters"])
 
 
 # ----------------------------------------------------------------------------- resumable
