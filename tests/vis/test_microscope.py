@@ -19,7 +19,7 @@ from tinygrad_edu import nn
 from tinygrad_edu.vis import microscope
 from tinygrad_edu.vis.atlas.run import render
 
-TINY = {"steps": 2, "size": 16}
+TINY = {"steps": 2, "size": 20}
 
 
 def small_cnn(seed: int = 0, channels: int = 3, width: int = 20) -> nn.Sequential:
@@ -111,7 +111,7 @@ def test_digits_like_cnn_renders_grey_pictures_named_by_index(tmp_path):
 
     for name in pictures(tmp_path):
         image = np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(int)
-        assert image.shape == (16, 16, 3)
+        assert image.shape == (20, 20, 3)
         assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
         assert image.std() > 0  # a picture, not a flat square
 
