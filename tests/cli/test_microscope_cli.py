@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -131,6 +132,10 @@ def test_run_killed_part_way_resumes_to_the_uninterrupted_atlas(weights, tmp_pat
     assert "rendered 96 filters (0 already done)" in capsys.readouterr().out
     assert "rendered 0 filters" not in rerun and "already done)" in rerun
     assert visible_files(killed) == visible_files(whole)
+    # the kill may leave an atomic write's temporary file: the only hidden files allowed
+    temporary = re.compile(r"\.\d{4}\.(png|json)\.[0-9a-f]{12}\.partial")
+    assert all(temporary.fullmatch(p.name) for p in killed.rglob(".*")), list(killed.rglob(".*"))
+    assert not list(whole.rglob(".*"))
     atlas = json.loads((killed / "atlas.json").read_text("utf-8"))
     assert [f["image"] for f in atlas["filters"]] == [
         f"{layer}/{i:04d}.png" for layer in ("block1_conv1", "block2_conv1") for i in range(48)
