@@ -7,10 +7,12 @@ block1_conv1 and block2_conv1 as small pictures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -89,15 +91,20 @@ def one_line_error(capsys) -> str:
 
 # ----------------------------------------------------------------------------- deterministic
 def test_two_workers_give_the_in_process_atlas_and_a_rerun_renders_nothing(
-    weights, tmp_path, capsys
+    weights, tmp_path, capsys, recwarn
 ):
     pytest.importorskip("distributed")
     here, cluster = tmp_path / "here", tmp_path / "cluster"
     assert main(["microscope", "--weights", str(weights), "--out", str(here), *TINY]) == 0
     assert "rendered 12 filters (0 already done)" in capsys.readouterr().out
     argv = ["microscope", "--weights", str(weights), "--out", str(cluster), "--workers", "2"]
-    assert main([*argv, *TINY]) == 0
+    with socket.socket() as dashboard_port:  # Dask's default HTTP port, taken (here or elsewhere)
+        with contextlib.suppress(OSError):
+            dashboard_port.bind(("127.0.0.1", 8787))
+            dashboard_port.listen()
+        assert main([*argv, *TINY]) == 0
     assert "rendered 12 filters (0 already done)" in capsys.readouterr().out
+    assert not [w for w in recwarn if "already in use" in str(w.message)]  # no word of a port
 
     atlas = json.loads((here / "atlas.json").read_text("utf-8"))
     assert len(atlas["filters"]) == 12 and atlas["parameters"]["model"] == "VGG16"
@@ -187,6 +194,7 @@ def test_out_that_is_a_file_is_one_line(weights, tmp_path, capsys):
 
 
 def test_scheduler_at_a_closed_port_is_one_line_within_15_seconds(closed_port_run, weights):
+    pytest.importorskip("distributed")
     child, waiter, finished = closed_port_run
     waiter.join(timeout=30)
     assert not waiter.is_alive(), "still trying to connect after 30 s"

@@ -147,6 +147,9 @@ def _client(args: argparse.Namespace) -> Iterator[object]:
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # no dashboard, but the scheduler still serves HTTP (health checks): on a free port of
+        # this machine, not Dask's 8787, which another cluster may hold (a warning on stderr)
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
     )
     with cluster, Client(cluster) as client:
