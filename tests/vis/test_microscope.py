@@ -67,7 +67,11 @@ def client():
     """A real two-process LocalCluster (skipped without Dask), shared by the module."""
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787, maybe taken
     )
     with cluster, distributed.Client(cluster) as dask_client:
         yield dask_client
