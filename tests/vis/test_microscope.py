@@ -127,6 +127,55 @@ def test_cluster_atlas_is_byte_identical_to_in_process(client, reference, tmp_pa
     assert_same_atlas(reference, tmp_path)
 
 
+def test_cluster_rerun_renders_exactly_the_deleted_pictures(client, reference, tmp_path):
+    """Rendered on the cluster, then 0, 7 and 15 of layer "3" deleted: the new task holds
+    the first and last filters of an earlier one, and must not be taken for it."""
+    out = tmp_path / "atlas"
+    render(small_cnn(), out, client=client, **TINY)
+    gone = ["3/0000.png", "3/0007.png", "3/0015.png"]
+    for name in gone:
+        (out / name).unlink()
+    before, calls = stamps(out), []
+    report = render(small_cnn(), out, client=client, progress=lambda *a: calls.append(a), **TINY)
+    assert (report.rendered, report.kept, calls) == (3, 25, [(1, 3), (2, 3), (3, 3)])
+    after = stamps(out)
+    touched = {name for name in before if after[name] != before[name]}
+    assert touched == {name.replace(".png", ".json") for name in gone}
+    assert_same_atlas(reference, out)
+
+
+def test_two_runs_at_once_on_one_cluster_each_render_their_own(client, reference, tmp_path):
+    """Two clients of one scheduler, same network and parameters: a fresh atlas, and (started
+    while the first runs) one missing filters 0, 5 and 15 of layer "3" -- a task with the first
+    and last filters of one of the first run's, which must not be taken for it."""
+    distributed = pytest.importorskip("distributed")
+    partial = copy_atlas(reference, tmp_path / "partial")
+    gone = ["3/0000.png", "3/0005.png", "3/0015.png"]
+    for name in gone:
+        (partial / name).unlink()
+    before, other_calls, other_report = stamps(partial), [], []
+
+    with distributed.Client(client.scheduler.address) as other:
+
+        def start_the_other_run(done: int, total: int) -> None:
+            if not other_report:
+                progress = lambda *a: other_calls.append(a)  # noqa: E731
+                other_report.append(
+                    render(small_cnn(), partial, client=other, progress=progress, **TINY)
+                )
+
+        fresh = tmp_path / "fresh"
+        report = render(small_cnn(), fresh, client=client, progress=start_the_other_run, **TINY)
+
+    assert report.rendered == 28 and other_report[0].rendered == 3
+    assert other_calls == [(1, 3), (2, 3), (3, 3)]
+    after = stamps(partial)
+    touched = {name for name in before if after[name] != before[name]}
+    assert touched == {name.replace(".png", ".json") for name in gone}
+    assert_same_atlas(reference, fresh)
+    assert_same_atlas(reference, partial)
+
+
 @pytest.mark.parametrize("mode", ["classic", "improved"])
 def test_picture_depends_neither_on_filter_count_nor_on_other_layers(mode, tmp_path):
     """The first 3 filters, then the first 8 in the same folder (filters 3 to 7 now share a
