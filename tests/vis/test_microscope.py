@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from tinygrad_edu import nn
 from tinygrad_edu.vis import microscope
 from tinygrad_edu.vis.atlas.run import render
+from tinygrad_edu.vis.targets import Target
 
 TINY = {"steps": 2, "size": 20}
 
@@ -376,3 +378,13 @@ def test_not_a_cnn_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no Conv2d layer"):
         microscope(nn.Sequential(nn.Linear(2, 2)), tmp_path / "atlas", **TINY)
     assert not (tmp_path / "atlas").exists()
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "", "x\\y"])
+def test_layer_name_that_is_no_folder_name_is_refused_before_writing(name, tmp_path):
+    """A hand-made Target names its layers freely; "../0000.png" would land outside the atlas."""
+    conv = nn.Conv2d(3, 2, 3, rng=0)
+    target = Target([conv, nn.ReLU()], {0: name}, "unit", "hand-made")
+    with pytest.raises(ValueError, match=f"layer name {re.escape(repr(name))} cannot be a folder"):
+        microscope(target, tmp_path / "inner" / "atlas", steps=1, size=8)
+    assert list(tmp_path.rglob("*")) == []

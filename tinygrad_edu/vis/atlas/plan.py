@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ascent import AscentSettings
-from ..targets import Target
+from ..targets import LAYER_NAME, Target
 
 #: images optimised at once (the ``visualize`` command's default), fewer for smaller layers
 BATCH = 16
@@ -100,12 +100,24 @@ def make_plan(
             target.layer(name)  # ValueError listing the valid names
         if not chosen:
             raise ValueError("layers is empty: name at least one layer (or None: all)")
+    for name in chosen:
+        _check_folder_name(name)
     counts = {name: target.channels(name) for name in chosen}
     wanted = {
         name: tuple(range(count if filters is None else min(int(filters), count)))
         for name, count in counts.items()
     }
     return Plan(target, chosen, wanted, int(steps), int(size), mode, int(seed), fingerprint(target))
+
+
+def _check_folder_name(layer: str) -> None:
+    """A layer's pictures go to ``<out>/<layer>/``: its name must be one folder inside ``out``
+    (a hand-made :class:`~..targets.Target` may name layers freely)."""
+    if not LAYER_NAME.fullmatch(layer) or layer in (".", ".."):
+        raise ValueError(
+            f"layer name {layer!r} cannot be a folder name: use letters, digits, '_', '-' and "
+            "'.' (not '.' or '..' alone)"
+        )
 
 
 def fingerprint(target: Target) -> str:
