@@ -317,7 +317,7 @@ def test_changed_weight_renders_everything_again(reference, tmp_path):
 def test_killed_worker_still_gives_the_in_process_atlas(client, tmp_path):
     """Kill a worker process that is rendering, right after the first filter is saved."""
     model = small_cnn(seed=3, width=48)  # four tasks of up to 16 filters
-    settings = {"steps": 6, "size": 24}
+    settings = {"steps": 8, "size": 28}
     expected = tmp_path / "here"
     render(model, expected, **settings)
 
