@@ -12,6 +12,8 @@ the scheduler runs its tasks again elsewhere and they give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +197,16 @@ def render_task(
     return [rendered(target, layer, r) for r in results]
 
 
+def task_key(key: str, chunk: Sequence[int], partitions: int) -> str:
+    """The name of the task rendering ``chunk`` under a layer's ``key`` with ``partitions``
+    work shares: everything it computes from, every filter included. The scheduler gives a
+    task to everyone who submits its name (another run on the same cluster), so two tasks that
+    compute different pictures must never share one."""
+    what = json.dumps([key, list(chunk), partitions])
+    digest = hashlib.sha256(what.encode("utf-8")).hexdigest()[:32]
+    return f"microscope-{chunk[0]}-{chunk[-1]}-{digest}"
+
+
 def _render_on_cluster(
     plan: Plan, todo: dict[str, list[int]], save: Callable[[store.Rendered], None], client
 ) -> None:
@@ -206,11 +218,12 @@ def _render_on_cluster(
             "pip install 'dask[distributed]'"
         ) from err
     workers = max(1, len(client.scheduler_info().get("workers", {})))
+    partitions = threads.workers()
     target = client.scatter(plan.target, broadcast=True, hash=False)
     futures = []
     for layer, filters in todo.items():
         settings = plan.settings(layer)
-        key = layer_key(plan.parameters, layer)[:16]
+        key = layer_key(plan.parameters, layer)
         for chunk in tasks(filters, settings.batch, workers):
             futures.append(
                 client.submit(
@@ -220,8 +233,8 @@ def _render_on_cluster(
                     chunk,
                     settings,
                     plan.mode,
-                    threads.workers(),
-                    key=f"microscope-{key}-{chunk[0]}-{chunk[-1]}",
+                    partitions,
+                    key=task_key(key, chunk, partitions),
                 )
             )
     try:
