@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tinygrad_edu import nn
 from tinygrad_edu.vis import microscope
@@ -54,6 +56,12 @@ def stamps(out: Path) -> dict[str, int]:
 
 def atlas_file(out: Path) -> dict:
     return json.loads((out / "atlas.json").read_text("utf-8"))
+
+
+def copy_atlas(source: Path, destination: Path) -> Path:
+    """A copy of an atlas folder, modification times included."""
+    shutil.copytree(source, destination)
+    return destination
 
 
 def assert_same_atlas(a: Path, b: Path) -> None:
@@ -113,8 +121,6 @@ def test_digits_like_cnn_renders_grey_pictures_named_by_index(tmp_path):
     assert [f["image"] for f in atlas["filters"]] == [
         f"{layer}/{i:04d}.png" for layer in ("0", "3") for i in range(3)
     ]
-    from PIL import Image
-
     for name in pictures(tmp_path):
         image = np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(int)
         assert image.shape == (20, 20, 3)
@@ -130,8 +136,8 @@ def test_cluster_atlas_is_byte_identical_to_in_process(client, reference, tmp_pa
 
 
 def test_cluster_rerun_renders_exactly_the_deleted_pictures(client, reference, tmp_path):
-    """Rendered on the cluster, then 0, 7 and 15 of layer "3" deleted: the new task holds
-    the first and last filters of an earlier one, and must not be taken for it."""
+    """Rendered on the cluster, then filters 0, 7 and 15 of layer "3" deleted: the rerun
+    renders those three and touches nothing else."""
     out = tmp_path / "atlas"
     render(small_cnn(), out, client=client, **TINY)
     gone = ["3/0000.png", "3/0007.png", "3/0015.png"]
@@ -159,11 +165,13 @@ def test_two_runs_at_once_on_one_cluster_each_render_their_own(client, reference
 
     with distributed.Client(client.scheduler.address) as other:
 
+        def count(done: int, total: int) -> None:
+            other_calls.append((done, total))
+
         def start_the_other_run(done: int, total: int) -> None:
             if not other_report:
-                progress = lambda *a: other_calls.append(a)  # noqa: E731
                 other_report.append(
-                    render(small_cnn(), partial, client=other, progress=progress, **TINY)
+                    render(small_cnn(), partial, client=other, progress=count, **TINY)
                 )
 
         fresh = tmp_path / "fresh"
@@ -203,14 +211,6 @@ def test_picture_depends_neither_on_filter_count_nor_on_other_layers(mode, tmp_p
 
 
 # ----------------------------------------------------------------------------- resumable
-def copy_atlas(source: Path, destination: Path) -> Path:
-    """A copy of an atlas folder, modification times included."""
-    import shutil
-
-    shutil.copytree(source, destination)
-    return destination
-
-
 def test_rerun_renders_nothing_and_touches_no_picture(reference, tmp_path):
     out = copy_atlas(reference, tmp_path / "atlas")
     before, calls = stamps(out), []
