@@ -388,3 +388,13 @@ def test_layer_name_that_is_no_folder_name_is_refused_before_writing(name, tmp_p
     with pytest.raises(ValueError, match=f"layer name {re.escape(repr(name))} cannot be a folder"):
         microscope(target, tmp_path / "inner" / "atlas", steps=1, size=8)
     assert list(tmp_path.rglob("*")) == []
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_network_that_overflows_is_named_not_reported_missing(tmp_path):
+    """Huge weights make every activation infinite: a clear error, not "filter 0 is missing"."""
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, rng=0), nn.ReLU())
+    model[0].weight.data[:] = 1e38
+    with pytest.raises(ValueError, match=r"filter 0 of layer '0' ended with activation (inf|nan)"):
+        microscope(model, tmp_path / "atlas", steps=2, size=8)
+    assert list((tmp_path / "atlas").glob("*/*.png")) == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,15 @@ class _Counter:
 
 
 def rendered(target: Target, layer: str, result: Ascended) -> store.Rendered:
-    """One ascent result as the atlas keeps it: its picture as PNG bytes, and its numbers."""
+    """One ascent result as the atlas keeps it: its picture as PNG bytes, and its numbers.
+
+    ``ValueError`` when its final activation is not a finite number (a network whose values
+    overflow): the atlas could not record it, and every run would render it again."""
+    if not math.isfinite(result.loss):
+        raise ValueError(
+            f"filter {result.filter} of layer {layer!r} ended with activation {result.loss}: "
+            "the network's values overflow (are its weights sensible?)"
+        )
     return store.Rendered(
         layer, result.filter, result.loss, result.curve, png_bytes(target.picture(result.image))
     )
