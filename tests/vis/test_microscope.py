@@ -259,16 +259,38 @@ def test_bad_records_and_replaced_pictures_are_rendered_again(reference, tmp_pat
     assert_same_atlas(reference, out)
 
 
-def test_leftover_temporary_file_is_not_in_the_atlas(reference, tmp_path):
+def test_leftover_temporary_files_are_deleted_by_the_next_run(reference, tmp_path):
     """A SIGKILL during an atomic write can leave its temporary file behind."""
     out = copy_atlas(reference, tmp_path / "atlas")
     (out / "3/0007.png").unlink()
-    leftover = out / "3" / ".0007.png.0123456789ab.partial"
-    leftover.write_bytes(b"\x89PNG half")
+    leftovers = [
+        out / "3" / ".0007.png.0123456789ab.partial",
+        out / "0" / ".0001.json.00000000abcd.partial",
+        out / ".atlas.json.ffffffffffff.partial",
+    ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"\x89PNG half")
+    kept = out / "3" / ".notes.partial"  # not one of an atomic write's names: not ours to delete
+    kept.write_bytes(b"mine")
     report = render(small_cnn(), out, **TINY)
     assert report.rendered == 1
     assert_same_atlas(reference, out)
-    assert not any("partial" in json.dumps(f) for f in atlas_file(out)["filters"])
+    assert not any(leftover.exists() for leftover in leftovers) and kept.exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fcntl locks")
+def test_a_second_run_on_the_same_folder_is_refused_while_one_writes(reference, tmp_path):
+    import fcntl
+
+    out = copy_atlas(reference, tmp_path / "atlas")
+    (out / "3/0007.png").unlink()
+    before = stamps(out)
+    with open(out / ".microscope.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running microscope holds it
+        with pytest.raises(RuntimeError, match="another microscope run is writing to"):
+            render(small_cnn(), out, **TINY)
+        assert stamps(out) == before
+    assert render(small_cnn(), out, **TINY).rendered == 1  # once released
 
 
 # ----------------------------------------------------------------------------- parameters

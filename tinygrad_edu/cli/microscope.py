@@ -89,12 +89,12 @@ def run_microscope(args: argparse.Namespace) -> int:
             raise CommandError(f"unknown layer {unknown[0]!r}: choose from {', '.join(valid)}")
     if args.out.exists() and not args.out.is_dir():
         raise CommandError(f"--out {args.out} is a file, not a folder")
-    model = vgg16(args.weights).freeze()
     started = time.perf_counter()
     with (
-        _client(args) as client,
+        _client(args) as client,  # first: a wrong --scheduler address is told at once
         progress_bar(0, "filters", enabled=not args.no_progress, unit="filter") as bar,
     ):
+        model = vgg16(args.weights).freeze()
 
         def report(done: int, total: int) -> None:
             bar.total = total

@@ -109,39 +109,41 @@ def render(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"the atlas folder {out} is a file")
     out.mkdir(parents=True, exist_ok=True)
-    parameters = plan.parameters
-    keys = {layer: layer_key(parameters, layer) for layer in plan.layers}
-    todo = {
-        layer: store.missing(out, layer, plan.filters[layer], keys[layer]) for layer in plan.layers
-    }
-    total = sum(map(len, todo.values()))
-    counter = _Counter(total, progress)
+    with store.writing(out, plan.layers):
+        parameters = plan.parameters
+        keys = {layer: layer_key(parameters, layer) for layer in plan.layers}
+        todo = {
+            layer: store.missing(out, layer, plan.filters[layer], keys[layer])
+            for layer in plan.layers
+        }
+        total = sum(map(len, todo.values()))
+        counter = _Counter(total, progress)
 
-    def save(rendered: store.Rendered) -> None:
-        store.save(out, rendered, keys[rendered.layer])
-        counter.step()
+        def save(rendered: store.Rendered) -> None:
+            store.save(out, rendered, keys[rendered.layer])
+            counter.step()
 
-    if total:
-        if client is None:
-            _render_here(plan, todo, save)
-        else:
-            _render_on_cluster(plan, todo, save, client)
-    records = _records(out, plan, keys)
-    atlas = {
-        "parameters": parameters,
-        "filters": [
-            {
-                "layer": layer,
-                "filter": f,
-                "activation": record["activation"],
-                "image": store.picture_path(layer, f),
-            }
-            for (layer, f), record in records.items()
-        ],
-    }
-    store.write_atlas(out, atlas)
-    curves = {where: record["curve"] for where, record in records.items()}
-    write_site(out, atlas, _summaries(plan), curves)
+        if total:
+            if client is None:
+                _render_here(plan, todo, save)
+            else:
+                _render_on_cluster(plan, todo, save, client)
+        records = _records(out, plan, keys)
+        atlas = {
+            "parameters": parameters,
+            "filters": [
+                {
+                    "layer": layer,
+                    "filter": f,
+                    "activation": record["activation"],
+                    "image": store.picture_path(layer, f),
+                }
+                for (layer, f), record in records.items()
+            ],
+        }
+        store.write_atlas(out, atlas)
+        curves = {where: record["curve"] for where, record in records.items()}
+        write_site(out, atlas, _summaries(plan), curves)
     kept = sum(len(plan.filters[layer]) for layer in plan.layers) - total
     return Report(atlas, total, kept)
 

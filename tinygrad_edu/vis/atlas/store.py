@@ -10,15 +10,21 @@ A filter is **done** when its record names the current key of its layer and its 
 there with the SHA-256 the record names. The picture is written before the record, each by
 an atomic rename (:func:`~tinygrad_edu.io.atomic.atomic_write`), so a run killed at any moment
 leaves only complete files, and at worst a picture without its record -- which the next run
-renders again, to the same bytes.
+renders again, to the same bytes -- and the hidden temporary file of the write it interrupted,
+which the next run deletes. One run at a time writes to a folder (:func:`writing`): a second
+one is refused while the first holds the folder's lock, which the system releases when the
+first ends, however it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,36 @@ class Rendered:
     activation: float
     curve: tuple[float, ...]
     png: bytes
+
+
+#: the lock file of an atlas folder
+LOCK = ".microscope.lock"
+#: the temporary files of :func:`~tinygrad_edu.io.atomic.atomic_write`: ``.<name>.<12 hex>.partial``
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.partial")
+
+
+@contextlib.contextmanager
+def writing(out: Path, layers: Sequence[str]) -> Iterator[None]:
+    """Hold ``out``'s lock while a run writes there, after deleting the temporaries that
+    interrupted runs left in it and in the ``layers``' folders.
+
+    ``RuntimeError`` when another run holds the lock. Where the system has no ``fcntl``
+    (Windows), runs are not locked out and no temporary is deleted."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(out / LOCK, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another microscope run is writing to {out}") from None
+        for folder in (out, *(out / layer for layer in layers)):
+            for entry in os.scandir(folder) if folder.is_dir() else ():
+                if entry.is_file(follow_symlinks=False) and TEMPORARY.fullmatch(entry.name):
+                    os.unlink(entry.path)
+        yield
 
 
 def picture_path(layer: str, filter_index: int) -> str:
