@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 import numpy as np
 
 from ..models.vgg import VGG16
 from ..nn import Sequential
 from .ascent import Ascended, AscentSettings, Progress, classic_ascent
+from .images import picture_of_pixels
 from .improved import ImprovedOptions, improved_ascent
 from .targets import Target, as_target
 
@@ -51,7 +53,9 @@ def visualize_filters(
     Filters whose final loss is not positive are dropped, as in the document; the rest come in
     the order scanned. ``batch`` filters run at once (default 16, at most as many as scanned);
     ``seed`` fixes the start noise. ``mode="improved"`` uses :func:`.improved.improved_ascent`
-    (its options pass through).
+    (its options pass through). Images are drawn by :meth:`.Target.picture` (the document's
+    ``deprocess_image``), except the spectral parameterisation's, which are pixels already
+    (:func:`.images.picture_of_pixels`).
     """
     target = as_target(model)
     chosen = filter_indices(target, layer, filters)
@@ -65,7 +69,10 @@ def visualize_filters(
         progress,
         **improved_options,
     )
-    return [(r.filter, target.picture(r.image), r.loss) for r in raw if r.loss > 0]
+    draw = target.picture
+    if improved_options.get("parameterization") == "spectral":  # its images are pixels already
+        draw = partial(picture_of_pixels, input_space=target.input_space)
+    return [(r.filter, draw(r.image), r.loss) for r in raw if r.loss > 0]
 
 
 def ascend(

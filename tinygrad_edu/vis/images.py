@@ -60,6 +60,33 @@ def deprocess_image(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:
     return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
 
 
+def picture_of_pixels(x: np.ndarray, input_space: str = "caffe") -> np.ndarray:
+    """The picture an image of real pixels stands for: ``(C, H, W)`` input values -> ``(H, W, 3)``
+    uint8 RGB by the exact inverse of the input space (:func:`~..models.vgg.to_input_space`: add
+    the mean pixel back and BGR -> RGB for "caffe", undo the standardisation for "torch"; times
+    255 for "unit", one channel drawn grey), rounded and clipped to 0..255.
+
+    This draws the spectral parameterisation's images, which are pixels by construction
+    (``255 * sigmoid(...)``). :func:`deprocess_image` is for the classic and pixel ascents, whose
+    values are unbounded: it centres all channels *jointly*, so the per-channel offsets of the
+    input space stay in -- in Caffe space a mid-grey pixel is BGR (23.6, 10.7, 3.8), which it
+    draws blue -- and it stretches every image to the same contrast, so an image's own contrast
+    and colours are lost.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    channels = (1, 3) if input_space == "unit" else (3,)
+    if x.ndim != 3 or x.shape[0] not in channels:
+        raise ValueError(
+            f"picture_of_pixels needs a ({' or '.join(map(str, channels))}, H, W) input in the "
+            f"{input_space!r} space, got shape {x.shape}"
+        )
+    if input_space == "unit":
+        pixels = np.repeat(x, 3 // len(x), axis=0).transpose(1, 2, 0) * 255
+    else:
+        pixels = from_input_space(x.transpose(1, 2, 0), input_space)
+    return np.ascontiguousarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+
+
 def stitch(images: Sequence[np.ndarray], n: int = 4, margin: int = 5) -> np.ndarray:
     """An ``n x n`` grid of equally sized ``(H, W, 3)`` images, row by row, ``margin`` black
     pixels between neighbours (none around the outside). Missing cells stay black."""

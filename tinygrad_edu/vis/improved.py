@@ -17,7 +17,8 @@ Each remedy is an option, all on by default except total variation:
   and a light blur every ``blur_every`` steps (pixel parameterisation);
 * **decorrelated parameterisation** (``parameterization="spectral"``) -- optimise a 2-D cosine
   spectrum scaled by 1/frequency, mixed through the ImageNet colour correlation and squashed by a
-  sigmoid into pixels: gradient steps then favour low frequencies and natural colours.
+  sigmoid into pixels, with Adam as in Lucid: steps then favour low frequencies and natural
+  colours. Its images are pixels, and are drawn as they are (:class:`Spectral`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..autograd import grad
 from ..ops.image import warp
+from ..optim import Adam
 from ..tensor import Tensor
 from .ascent import Ascended, AscentSettings, Progress, normalize, padded
 from .targets import Target
@@ -51,26 +53,54 @@ def _dct_matrix(size: int) -> np.ndarray:
 
 
 class Spectral:
-    """Images as colour-decorrelated, 1/frequency-scaled cosine spectra (see module docstring)."""
+    r"""Images as colour-decorrelated, 1/frequency-scaled cosine spectra: Lucid's ``fft_image``
+    and ``to_valid_rgb`` (Olah et al., "Feature Visualization", 2017), with a 2-D DCT in place
+    of the FFT. A spectrum :math:`s` of shape ``(N, 3, S, S)`` becomes pixels in three steps:
+
+    1. **1/f scaling and inverse DCT.** Coefficient :math:`(k_y, k_x)` is a cosine of
+       :math:`f = \sqrt{k_y^2 + k_x^2} / 2S` cycles per pixel; it is multiplied by Lucid's
+       :math:`1 / (4 \max(f, 1/S))` (the 4 is Lucid's constant), so a step of the same size in
+       every coefficient changes the image with a 1/f amplitude spectrum, as natural images
+       have. The orthonormal inverse DCT gives three decorrelated channels.
+    2. **Colour mixing** through the square root of ImageNet's colour covariance (normalised
+       to unit largest column), so equal steps in the three channels give natural colours.
+    3. **Sigmoid**: :math:`p = 255\,\sigma(\cdot)`, real RGB pixels in 0..255, which the network
+       sees in its input space (:meth:`.Target.from_pixels`) and which are drawn as they are
+       (:func:`~.images.picture_of_pixels`): the picture *is* the image optimised.
+
+    The constant coefficient :math:`k = 0` -- each channel's average -- is held at zero (its
+    scale is 0). Every other cosine averages to zero over the image, so before the sigmoid every
+    channel's mean is 0: the average colour stays mid-grey and the ascent can only change the
+    pattern. Left free, the average colour is the cheapest change the ascent can make (it
+    carries the largest scale and moves every pixel at once); it drifts to the filter's
+    favourite hue and tints the whole picture.
+    """
 
     def __init__(self, size: int, target: Target, dtype=np.float32) -> None:
         self.size, self.target = size, target
         d = _dct_matrix(size)
         self.basis, self.basis_t = Tensor(d.T.astype(dtype)), Tensor(d.astype(dtype))
-        freq = np.sqrt(np.arange(size)[:, None] ** 2 + np.arange(size)[None, :] ** 2)
-        self.scale = Tensor((1.0 / np.maximum(freq, 1.0)).astype(dtype))
+        k = np.arange(size)
+        frequency = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2) / (2 * size)  # cycles per pixel
+        scale = 1.0 / (4 * np.maximum(frequency, 1.0 / size))
+        scale[0, 0] = 0.0  # the average colour stays mid-grey
+        self.scale = Tensor(scale.astype(dtype))
         mix = COLOR_CORRELATION / np.max(np.linalg.norm(COLOR_CORRELATION, axis=0))
         self.mix = Tensor(mix.T.astype(dtype))
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
-        """One image's start: a faint random spectrum ``(3, S, S)``."""
+        """One image's start, Lucid's: a spectrum ``(3, S, S)`` of N(0, 0.01^2) noise (nearly
+        mid-grey pixels)."""
         return (rng.standard_normal((3, self.size, self.size)) * 0.01).astype(np.float32)
 
-    def to_input(self, spectrum: Tensor) -> Tensor:
-        """Spectrum ``(N, 3, S, S)`` -> NCHW image in the model's input space."""
+    def pixels(self, spectrum: Tensor) -> Tensor:
+        """Spectrum ``(N, 3, S, S)`` -> RGB pixels on 0..255, channels last ``(N, S, S, 3)``."""
         decorrelated = self.basis @ (spectrum * self.scale) @ self.basis_t
-        rgb = (decorrelated.transpose(0, 2, 3, 1) @ self.mix).sigmoid()  # (N, S, S, 3) in 0..1
-        return self.target.from_pixels(rgb * 255)
+        return (decorrelated.transpose(0, 2, 3, 1) @ self.mix).sigmoid() * 255
+
+    def to_input(self, spectrum: Tensor) -> Tensor:
+        """Spectrum ``(N, 3, S, S)`` -> NCHW image in the network's input space."""
+        return self.target.from_pixels(self.pixels(spectrum))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -214,17 +244,28 @@ def _pixel_chunk(
 def _spectral_chunk(
     target: Target, layer, chunk, settings: AscentSettings, rngs, opts: ImprovedOptions
 ):
-    """The spectral parameterisation runs all octaves' steps at one size, with its own step."""
-    steps = settings.steps * len(opts.octaves)
-    step_size = settings.step_size * opts.spectral_step
-    param = Spectral(settings.size, target)
-    spectrum = np.stack(padded([param.initial(rng) for rng in rngs], len(chunk)))
+    """Lucid's recipe: Adam on the spectrum (learning rate ``step_size * spectral_step``, by
+    default Lucid's 0.05), each step seeing a randomly shifted, scaled and turned copy, all
+    octaves' steps at the full size.
+
+    Adam, not the pixel ascent's normalised gradient: Adam moves every coefficient by about the
+    learning rate, so the image changes with the parameterisation's 1/f spectrum. A step along
+    the gradient normalised as a whole moves each coefficient by its gradient, which carries the
+    coefficient's scale a second time: the image would change with a 1/f^2 spectrum, the
+    coarsest cosines would swamp the rest (large colour blobs) and fine detail would hardly form.
+    """
+    n, side = len(chunk), settings.size
+    param = Spectral(side, target)
+    spectrum = Tensor(np.stack(padded([param.initial(rng) for rng in rngs], n)), requires_grad=True)
+    optimizer = Adam([spectrum], lr=settings.step_size * opts.spectral_step)
     curves: list[list[float]] = [[] for _ in chunk]
-    for _ in range(steps):
-        s = Tensor(spectrum, requires_grad=True)
-        per_image, losses = _objective(target, layer, param.to_input(s), chunk, opts.border)
-        (g,) = grad(per_image.sum(), [s])
-        spectrum = spectrum + step_size * normalize(g.data)
+    for _ in range(settings.steps * len(opts.octaves)):
+        shifts, scales, angles = _warps(rngs, n, opts)
+        seen = warp(param.to_input(spectrum), side, shifts, scales, angles)
+        per_image, losses = _objective(target, layer, seen, chunk, opts.border)
+        optimizer.zero_grad()
+        (-per_image.sum()).backward()  # Adam descends: ascend the activation
+        optimizer.step()
         for curve, loss in zip(curves, losses):
             curve.append(float(loss))
-    return param.to_input(Tensor(spectrum)).data, curves
+    return param.to_input(spectrum).data, curves
