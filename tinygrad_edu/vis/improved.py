@@ -58,10 +58,13 @@ class Spectral:
     of the FFT. A spectrum :math:`s` of shape ``(N, 3, S, S)`` becomes pixels in three steps:
 
     1. **1/f scaling and inverse DCT.** Coefficient :math:`(k_y, k_x)` is a cosine of
-       :math:`f = \sqrt{k_y^2 + k_x^2} / 2S` cycles per pixel; it is multiplied by Lucid's
-       :math:`1 / (4 \max(f, 1/S))` (the 4 is Lucid's constant), so a step of the same size in
-       every coefficient changes the image with a 1/f amplitude spectrum, as natural images
-       have. The orthonormal inverse DCT gives three decorrelated channels.
+       :math:`f = \sqrt{k_y^2 + k_x^2} / 2S` cycles per pixel; it is multiplied by
+       :math:`\sqrt{2} / (4 \max(f, 1/S))`, so a step of the same size in every coefficient
+       changes the image with a 1/f amplitude spectrum, as natural images have. The orthonormal
+       inverse DCT gives three decorrelated channels. This is Lucid's scale, 1/(4 max(f, 1/S))
+       with its constant 4, times :math:`\sqrt{2}`: Lucid's real FFT counts each coefficient
+       twice (with its complex conjugate), so its pixels carry :math:`\sqrt{2}` times the
+       amplitude of an orthonormal DCT's for the same coefficients.
     2. **Colour mixing** through the square root of ImageNet's colour covariance (normalised
        to unit largest column), so equal steps in the three channels give natural colours.
     3. **Sigmoid**: :math:`p = 255\,\sigma(\cdot)`, real RGB pixels in 0..255, which the network
@@ -82,7 +85,7 @@ class Spectral:
         self.basis, self.basis_t = Tensor(d.T.astype(dtype)), Tensor(d.astype(dtype))
         k = np.arange(size)
         frequency = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2) / (2 * size)  # cycles per pixel
-        scale = 1.0 / (4 * np.maximum(frequency, 1.0 / size))
+        scale = np.sqrt(2) / (4 * np.maximum(frequency, 1.0 / size))
         scale[0, 0] = 0.0  # the average colour stays mid-grey
         self.scale = Tensor(scale.astype(dtype))
         mix = COLOR_CORRELATION / np.max(np.linalg.norm(COLOR_CORRELATION, axis=0))
