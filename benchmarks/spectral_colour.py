@@ -10,7 +10,8 @@ the pixel parameterisation and with the spectral one (default settings otherwise
   then clipped to 0..255), so that a cast does not count as colour;
 * **chroma ratio** -- a spectral picture's chroma over the pixel picture's, filter by filter.
 
-Prints one line per filter, then a dated Markdown table per layer (filters kept in both modes).
+Prints one line per filter, then one dated Markdown table with a row per layer (over the filters
+kept in both parameterisations).
 
     python benchmarks/spectral_colour.py --weights PATH [--layers ...] [--filters 8] [--size 128]
 """
