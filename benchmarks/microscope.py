@@ -54,6 +54,8 @@ from tinygrad_edu.vis.targets import Target, as_target
 #: machines of the projection (each like this one), and the workers per machine compared
 MACHINES = (1, 2, 4, 8, 16, 32)
 WORKERS = 2
+#: layers rendered a second time on the workers, with the kernels in 1 share
+COMPARED = ("block3_conv1", "block4_conv1")
 
 
 @dataclass
@@ -258,6 +260,9 @@ def hours(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="VGG16 weights (default: random)")
+    parser.add_argument(
+        "--layers", nargs="+", metavar="L", help="measure these layers only (default: all 13)"
+    )
     parser.add_argument("--filters-per-layer", type=int, default=32, metavar="N")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
@@ -266,8 +271,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--compare-layers",
         nargs="+",
-        default=["block3_conv1", "block4_conv1", "block5_conv1"],
-        help="layers rendered again on the workers with the kernels in 1 share",
+        default=None,
+        metavar="L",
+        help="layers rendered again on the workers with the kernels in 1 share "
+        f"(default: those of {', '.join(COMPARED)} measured, else the last layer)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 2 filters, 2 steps, 16x16 images"
@@ -277,17 +284,28 @@ def main(argv: list[str] | None = None) -> None:
         args.filters_per_layer, args.steps, args.size = 2, 2, 16
         args.trivial_tasks, args.tiny_tasks = 20, 3
 
+    load_before = os.getloadavg()[0]
     model = (vgg16(args.weights) if args.weights else vgg16(rng=0)).freeze()
     target = as_target(model)
-    names = target_layers(target)
-    plan_args = {"filters": args.filters_per_layer, "steps": args.steps, "size": args.size}
+    names = args.layers or target_layers(target)
+    if args.compare_layers is None:
+        args.compare_layers = [name for name in COMPARED if name in names] or names[-1:]
+    plan_args = {
+        "layers": names,
+        "filters": args.filters_per_layer,
+        "steps": args.steps,
+        "size": args.size,
+    }
     start = time.perf_counter()
-    plan = make_plan(target, None, args.filters_per_layer, args.steps, args.size, "classic", 0)
+    plan = make_plan(target, names, args.filters_per_layer, args.steps, args.size, "classic", 0)
     planning = _since(start)  # hashing the weights: part of each run, not of any layer
     sampled = {name: len(plan.filters[name]) for name in names}
     total = sum(sampled.values())
-    print(f"subset: the first {args.filters_per_layer} filters of each of {len(names)} layers, ")
-    print(f"{total} filters, classic mode, {args.size}x{args.size}, {args.steps} steps")
+    print(
+        f"subset: the first {args.filters_per_layer} filters of each of {len(names)} layers, "
+        f"{total} filters, classic mode, {args.size}x{args.size}, {args.steps} steps; "
+        f"load average {load_before:.1f}"
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         here_out, there_out = Path(folder, "here"), Path(folder, "cluster")
@@ -381,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     whole = sum(layer.channels for layer in layers)
     alone = sum(steps_taken(lay.whole(), min(BATCH, lay.channels)) * lay.here for lay in layers)
-    rows.append([f"**projected**: the whole atlas, {whole} filters", "", ""])
+    every = "the whole atlas" if len(names) == len(target.layers) else "the whole of these layers"
+    rows.append([f"**projected**: {every}, {whole} filters", "", ""])
     rows.append(["1 machine, no Dask", hours(alone), ""])
     for machines in MACHINES:
         cells = []
@@ -393,8 +412,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([f"{machines} machine{'s' * (machines > 1)}", *cells])
     title = (
         f"The microscope on VGG16, classic mode, {args.size}x{args.size}, {args.steps} steps: "
-        f"the first {args.filters_per_layer} filters of each layer measured, the whole atlas "
-        "projected"
+        f"the first {args.filters_per_layer} filters of each of {len(names)} layers measured, "
+        f"{every} projected; load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
     )
     header = ["", "in-process; 1 worker per machine", f"{WORKERS} Dask workers per machine"]
     print(markdown_table(title, header, rows))
