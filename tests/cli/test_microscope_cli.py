@@ -101,7 +101,9 @@ def test_two_workers_give_the_in_process_atlas_and_a_rerun_renders_nothing(
         with contextlib.suppress(OSError):
             dashboard_port.bind(("127.0.0.1", 8787))
             dashboard_port.listen()
+        environment = dict(os.environ)
         assert main([*argv, *TINY]) == 0
+        assert dict(os.environ) == environment  # Dask's OMP_NUM_THREADS=1 & co. are undone
     assert "rendered 12 filters (0 already done)" in capsys.readouterr().out
     assert not [w for w in recwarn if "already in use" in str(w.message)]  # no word of a port
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=int_between(1, MAX_WORKERS),
         metavar="N",
-        help="render on N local Dask worker processes",
+        help="render on N local Dask worker processes (on a 2-core machine one process, the "
+        "default, is as fast: use it to try a cluster, or on machines with more cores)",
     )
     where.add_argument(
         "--scheduler",
@@ -142,15 +144,20 @@ def _client(args: argparse.Namespace) -> Iterator[object]:
         with client:
             yield client
         return
-    cluster = LocalCluster(
-        n_workers=args.workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        # no dashboard, but the scheduler still serves HTTP (health checks): on a free port of
-        # this machine, not Dask's 8787, which another cluster may hold (a warning on stderr)
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-    )
-    with cluster, Client(cluster) as client:
-        yield client
+    saved = dict(os.environ)  # Dask sets OMP_NUM_THREADS=1 and friends here for its workers
+    try:
+        cluster = LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # no dashboard, but the scheduler still serves HTTP (health checks): on a free port
+            # of this machine, not Dask's 8787, which another cluster may hold (a warning)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR,
+        )
+        with cluster, Client(cluster) as client:
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
