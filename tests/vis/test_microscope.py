@@ -12,13 +12,17 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tinygrad_edu import nn
+from tinygrad_edu.kernels.fast import threads
 from tinygrad_edu.vis import microscope
 from tinygrad_edu.vis.atlas.run import render
 from tinygrad_edu.vis.targets import Target
@@ -420,3 +424,66 @@ def test_network_that_overflows_is_named_not_reported_missing(tmp_path):
     with pytest.raises(ValueError, match=r"filter 0 of layer '0' ended with activation (inf|nan)"):
         microscope(model, tmp_path / "atlas", steps=2, size=8)
     assert list((tmp_path / "atlas").glob("*/*.png")) == []
+
+
+# ----------------------------------------------------------------------------- the atlas as a cache
+#: what may change between two runs into one folder, and what the next run must see: each
+#: parameter flips between two values, so every such change is a real one
+FLIPS = {"steps": (2, 3), "size": (16, 20), "seed": (0, 1), "mode": ("classic", "improved")}
+CHOICES = {"filters": (None, 3, 5), "layers": (None, ["0"], ["3"])}
+#: a weight or a BatchNorm buffer changed in place, the model's mode (no effect on pictures),
+#: the kernels' shares, a picture deleted, a record cut short, a picture replaced by another's
+EVENTS = ("weight", "running_var", "train", "kernel_shares", "delete", "truncate", "swap")
+CHANGES = st.tuples(st.sampled_from([*FLIPS, *CHOICES, *EVENTS]), st.integers(0, 2**16))
+
+
+@settings(deadline=None, max_examples=30)
+@given(changes=st.lists(CHANGES, min_size=3, max_size=6))
+def test_any_sequence_of_changes_leaves_the_atlas_a_fresh_run_would_write(changes):
+    """The atlas folder is a cache of pictures: after any run, whatever changed before it (the
+    parameters, weights or buffers in place, the model's mode, the kernels' shares, files
+    deleted or damaged), it holds what a run into an empty folder writes, byte for byte."""
+    model = small_cnn(width=6)
+    options = {"steps": 2, "size": 16, "mode": "classic", "seed": 0, "filters": None}
+    options["layers"] = None
+    shares = threads.workers()
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "kept"
+        try:
+            render(model, out, **options)
+            for step, (change, value) in enumerate(changes):
+                rng = np.random.default_rng(value)
+                files = sorted(out.glob("*/[0-9]*.*"))
+                if change == "weight":
+                    model[3].weight.data.flat[value % model[3].weight.data.size] += 0.5
+                elif change == "running_var":
+                    model[4].running_var.data[value % 6] *= 1.5
+                elif change == "train":
+                    model.train(value % 2 == 0)
+                elif change == "kernel_shares":
+                    threads.set_workers(1 + value % 2)
+                elif change in ("delete", "truncate", "swap"):
+                    kind = ".json" if change == "truncate" else ".png"
+                    chosen = [f for f in files if f.suffix == kind]
+                    one, other = (chosen[i] for i in rng.integers(len(chosen), size=2))
+                    if change == "delete":
+                        one.unlink()
+                    elif change == "truncate":
+                        one.write_bytes(one.read_bytes()[:10])
+                    else:
+                        one.write_bytes(other.read_bytes())
+                elif change in FLIPS:
+                    first, second = FLIPS[change]
+                    options[change] = second if options[change] == first else first
+                else:
+                    options[change] = CHOICES[change][value % 3]
+                kept = render(model, out, **options).atlas
+                fresh = render(model, Path(folder) / f"fresh{step}", **options).atlas
+                assert kept == fresh, change
+                for entry in kept["filters"]:
+                    picture = entry["image"]
+                    assert (out / picture).read_bytes() == (
+                        Path(folder) / f"fresh{step}" / picture
+                    ).read_bytes(), (change, picture)
+        finally:
+            threads.set_workers(shares)

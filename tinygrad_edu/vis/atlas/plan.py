@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...kernels.fast import threads
 from ..ascent import AscentSettings
 from ..targets import LAYER_NAME, Target
 
@@ -42,11 +43,17 @@ class Plan:
     mode: str
     seed: int
     weights: str  # the fingerprint of the network
+    shares: int  # how many shares the kernels cut their work into (see ``parameters``)
 
     @property
     def parameters(self) -> dict:
         """The atlas's ``parameters``: everything a picture depends on (the weights by their
-        SHA-256 fingerprint), plus the model's name."""
+        SHA-256 fingerprint), plus the model's name.
+
+        That includes ``kernel_shares``, the number of shares this process's kernels cut their
+        work into (one per thread, :mod:`~tinygrad_edu.kernels.fast.threads`): it sets the size
+        of their matrix products, and BLAS may round a smaller product's sums differently, so
+        it can change a picture's last bits. Cluster tasks use the planning process's count."""
         return {
             "model": self.target.label,
             "weights": self.weights,
@@ -56,6 +63,7 @@ class Plan:
             "size": self.size,
             "seed": self.seed,
             "batch": BATCH,
+            "kernel_shares": self.shares,
         }
 
     def settings(self, layer: str) -> AscentSettings:
@@ -107,7 +115,17 @@ def make_plan(
         name: tuple(range(count if filters is None else min(int(filters), count)))
         for name, count in counts.items()
     }
-    return Plan(target, chosen, wanted, int(steps), int(size), mode, int(seed), fingerprint(target))
+    return Plan(
+        target,
+        chosen,
+        wanted,
+        int(steps),
+        int(size),
+        mode,
+        int(seed),
+        fingerprint(target),
+        threads.workers(),
+    )
 
 
 def _check_folder_name(layer: str) -> None:

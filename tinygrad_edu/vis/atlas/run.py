@@ -229,7 +229,7 @@ def _render_on_cluster(
             "pip install 'dask[distributed]'"
         ) from err
     workers = max(1, len(client.scheduler_info().get("workers", {})))
-    partitions = threads.workers()
+    partitions = plan.shares
     target = client.scatter(plan.target, broadcast=True, hash=False)
     futures = []
     for layer, filters in todo.items():
