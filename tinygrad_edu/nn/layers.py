@@ -168,6 +168,62 @@ class Conv2d(Module):
         return text + ("" if self.bias is not None else ", bias=False")
 
 
+class Conv1d(Module):
+    r"""1-D convolution layer over ``(N, C, L)`` inputs (PyTorch weight layout
+    ``(out, in / groups, k)``, state_dict keys ``weight`` and ``bias``).
+
+    ``stride``, ``padding`` and ``dilation`` are ints (or 1-tuples); ``padding`` may also be
+    ``"valid"`` or ``"same"``; ``groups`` splits the channels into independent convolutions (see
+    :func:`functional.conv1d`). Weights and bias start as
+    :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})` with :math:`fan_{in} = (in / groups) \cdot k`
+    (PyTorch's default); ``initialise=False`` leaves zeros, for weights about to be loaded.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,  # one per output channel
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
+        initialise: bool = True,
+    ) -> None:
+        super().__init__()
+        k = F_layers._single(kernel_size, "kernel_size", "Conv1d", 1)
+        _checked_conv_sizes("Conv1d", in_channels, out_channels, (1, k), groups)
+        strides = F_layers._single(stride, "stride", "Conv1d", 1)
+        F_layers._single(dilation, "dilation", "Conv1d", 1)
+        if isinstance(padding, str):
+            F_layers.check_conv_padding(padding, (strides, strides), "Conv1d")
+        else:
+            F_layers._single(padding, "padding", "Conv1d")
+        dtype = _float_dtype("Conv1d", dtype)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (k,), stride, padding
+        self.dilation, self.groups = dilation, groups
+        shape = (out_channels, in_channels // groups, k)
+        self.weight, self.bias = _conv_parameters(shape, shape[1] * k, bias, rng, dtype, initialise)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv1d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+        text += "" if self.dilation == 1 else f", dilation={self.dilation}"
+        text += "" if self.groups == 1 else f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
 class ConvTranspose2d(Module):
     r"""Transposed convolution: the input gradient of a ``Conv2d`` as a layer (upsampling).
 

@@ -4,6 +4,7 @@ Each validates its arguments (naming the shapes that do not fit) and is either o
 :mod:`tinygrad_edu.ops` or a **composition** of differentiable ops, so every gradient -- of any
 order -- comes from the op table:
 
+* ``conv1d`` = ``conv2d`` of a height-1 image (the length axis as the width);
 * convolution with ``groups`` = one convolution per channel group, joined by ``concatenate``;
   ``dilation`` = the kernel spread out with zeros (a ``scatter_add`` into a larger zero kernel);
   unequal padding = :func:`pad` first; unequal strides = stride 1, then strided slicing;
@@ -33,6 +34,7 @@ __all__ = [
     "adaptive_avg_pool2d",
     "avg_pool2d",
     "batch_norm",
+    "conv1d",
     "conv2d",
     "conv2d_relu",
     "conv_transpose2d",
@@ -162,6 +164,72 @@ def conv2d(
     = g the channels split into g independent convolutions (g = C: depthwise).
     """
     return _convolve(x, weight, bias, stride, padding, dilation, groups, relu=False)
+
+
+def _single(value: int | Sequence[int], name: str, op: str, minimum: int = 0) -> int:
+    """The int itself, or the one entry of a 1-sequence; checks it is an int ``>= minimum``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int] = 1,
+    padding: int | tuple[int] | str = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    r"""1-D cross-correlation of ``(N, C, L)`` ``x`` with ``weight`` of shape
+    ``(out, in / groups, k)``.
+
+    :math:`y_{n,o,i} = b_o + \sum_{c,a} x_{n,c,\,i s + a d - p}\; w_{o,c,a}`, output length
+    :math:`\lfloor (L + 2p - d (k - 1) - 1) / s \rfloor + 1`; ``padding`` may also be
+    ``"valid"`` or ``"same"`` (stride 1). Computed as :func:`conv2d` of the height-1 image
+    ``(N, C, 1, L)`` with the kernel ``(out, in / groups, 1, k)``, so its gradients are
+    :func:`conv2d`'s.
+    """
+    if x.ndim != 3 or weight.ndim != 3:
+        raise ShapeError(
+            f"conv1d: needs input (N, C, L) and weight (out, in / groups, k), got {x.shape} and "
+            f"{weight.shape}"
+        )
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(
+            f"conv1d: groups must be a positive int dividing the {weight.shape[0]} output "
+            f"channels (weight shape {weight.shape}), got {groups!r}"
+        )
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ShapeError(
+            f"conv1d: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
+            f"{weight.shape[1] * groups} (weight shape {weight.shape}, groups={groups})"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ShapeError(f"conv1d: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    stride = _single(stride, "stride", "conv1d", 1)
+    dilation = _single(dilation, "dilation", "conv1d", 1)
+    if isinstance(padding, str):
+        check_conv_padding(padding, (stride, stride), "conv1d")
+    else:
+        padding = _single(padding, "padding", "conv1d")
+    if not isinstance(padding, str):
+        reach, padded = dilation * (weight.shape[2] - 1) + 1, x.shape[2] + 2 * padding
+        if padded < reach:
+            raise ShapeError(
+                f"conv1d: kernel {weight.shape[2]} (dilation {dilation}) reaches {reach} values, "
+                f"more than the padded input length {padded} (input shape {x.shape})"
+            )
+    image = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+    kernel = weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2])
+    padding2d = padding if isinstance(padding, str) else (0, padding)
+    y = conv2d(image, kernel, bias, (1, stride), padding2d, (1, dilation), groups)
+    return y.reshape(y.shape[0], y.shape[1], y.shape[3])
 
 
 def conv2d_relu(
