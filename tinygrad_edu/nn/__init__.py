@@ -35,6 +35,7 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module, Parameter, StateDictError
+from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, RMSNorm
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -50,9 +51,12 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GroupNorm",
     "HuberLoss",
     "Identity",
     "IncompatibleKeys",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
     "KLDivLoss",
     "L1Loss",
     "LayerNorm",
@@ -62,6 +66,7 @@ __all__ = [
     "Module",
     "NLLLoss",
     "Parameter",
+    "RMSNorm",
     "ReLU",
     "Sequential",
     "Sigmoid",

@@ -13,7 +13,9 @@ order -- comes from the op table:
   (reflect, replicate, circular);
 * average pooling and bilinear resizing = two small matrices applied with ``matmul``, one per
   spatial axis (:math:`Y = A_h X A_w^T`); nearest resizing = indexing;
-* ``batch_norm`` and ``layer_norm`` = means and squares; ``dropout`` = a random mask.
+* ``batch_norm``, ``layer_norm`` and ``rms_norm`` = means and squares; ``group_norm`` =
+  ``layer_norm`` of the channels regrouped; ``instance_norm`` = ``group_norm`` with one channel
+  per group; ``dropout`` = a random mask.
 """
 
 from __future__ import annotations
@@ -40,11 +42,14 @@ __all__ = [
     "conv_transpose2d",
     "dropout",
     "embedding",
+    "group_norm",
+    "instance_norm",
     "interpolate",
     "layer_norm",
     "linear",
     "max_pool2d",
     "pad",
+    "rms_norm",
 ]
 
 Pair = int | tuple[int, int]
@@ -797,6 +802,134 @@ def layer_norm(
     if bias is not None:
         y = y + bias
     return y
+
+
+def _channel_affine(
+    op: str, x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> tuple[int, ...]:
+    """Checks that ``weight`` and ``bias`` have one entry per channel (axis 1) and ``eps`` is a
+    number; returns the shape that broadcasts a per-channel vector against ``x``."""
+    channels = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ShapeError(
+                f"{op}: {name} has shape {t.shape}, expected ({channels},) for input {x.shape}"
+            )
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: eps must be a number, got {eps!r}")
+    return (1, channels) + (1,) * (x.ndim - 2)
+
+
+def group_norm(
+    x: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Normalise each sample's channels (axis 1 of ``(N, C, *)`` ``x``) in ``num_groups``
+    groups of ``C / num_groups`` consecutive channels.
+
+    :math:`y = \gamma_c (x - \mu_{n,g}) / \sqrt{\sigma^2_{n,g} + \epsilon} + \beta_c`, with
+    the mean and biased variance over the group's channels and every spatial position: the
+    input regrouped to ``(N, G, C / G \cdot \ldots)`` and passed through :func:`layer_norm`
+    over its last axis, then scaled and shifted per channel.
+    """
+    if x.ndim < 2:
+        raise ShapeError(f"group_norm: needs input (N, C, *), got shape {x.shape}")
+    channels = x.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"group_norm: num_groups must be an int, got {num_groups!r}")
+    if num_groups < 1 or channels % num_groups:
+        raise ValueError(
+            f"group_norm: num_groups={num_groups} must be a positive divisor of the {channels} "
+            f"channels of the input {x.shape}"
+        )
+    shape = _channel_affine("group_norm", x, weight, bias, eps)
+    group_size = math.prod(x.shape[1:]) // num_groups
+    grouped = x.reshape(x.shape[0], int(num_groups), group_size)
+    y = layer_norm(grouped, group_size, eps=eps).reshape(x.shape)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def instance_norm(
+    x: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    r"""Normalise each channel of each sample of ``(N, C, *)`` ``x`` over its spatial positions.
+
+    With ``use_input_stats`` this is :func:`group_norm` with one channel per group, and the
+    running statistics, if given, move (in place) towards the samples' average statistics:
+    :math:`r \leftarrow (1 - m) r + m\,\bar b`, the variance *unbiased*, as PyTorch. Without,
+    it is :func:`batch_norm` in evaluation with the running statistics.
+    """
+    if x.ndim < 3:
+        raise ShapeError(f"instance_norm: needs input (N, C, L, ...), got shape {x.shape}")
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError(
+                "instance_norm: use_input_stats=False needs running_mean and running_var"
+            )
+        _channel_affine("instance_norm", x, weight, bias, eps)
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    count = math.prod(x.shape[2:])
+    if count < 2:
+        raise ValueError(
+            f"instance_norm: needs more than one spatial value per channel, got input {x.shape}"
+        )
+    y = group_norm(x, x.shape[1], weight, bias, eps)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (x.shape[1],):
+            raise ShapeError(
+                f"instance_norm: {name} has shape {t.shape}, input {x.shape} has "
+                f"{x.shape[1]} channels"
+            )
+    if running_mean is not None and running_var is not None:
+        side_effect("instance_norm", "updates its running statistics on every call")
+        samples = x.data.reshape(x.shape[0], x.shape[1], count)
+        mean = samples.mean(axis=(0, 2))
+        unbiased = samples.var(axis=2, ddof=1).mean(axis=0)
+        running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean
+        running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+        running_mean._bump_version()
+        running_var._bump_version()
+    return y
+
+
+def rms_norm(
+    x: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    eps: float | None = None,
+) -> Tensor:
+    r"""Scale each sample by the root mean square over its last axes (``normalized_shape``):
+    :math:`y = \gamma\, x / \sqrt{\overline{x^2} + \epsilon}` -- no centring, no shift.
+
+    ``eps=None`` uses the machine epsilon of ``x``'s dtype, as PyTorch.
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape or len(shape) > x.ndim or x.shape[x.ndim - len(shape) :] != shape:
+        raise ShapeError(
+            f"rms_norm: normalized_shape {shape} must be the trailing axes of the input shape "
+            f"{x.shape}"
+        )
+    if weight is not None and weight.shape != shape:
+        raise ShapeError(f"rms_norm: weight has shape {weight.shape}, expected {shape}")
+    if eps is None:
+        eps = float(np.finfo(x.dtype).eps)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    y = x / ((x * x).mean(axis=axes, keepdims=True) + eps).sqrt()
+    return y if weight is None else y * weight
 
 
 # ----------------------------------------------------------------------------- lookup
