@@ -28,6 +28,7 @@ def test_adamw_is_adam_with_weight_decay_001():
         "eps": 1e-6,
         "weight_decay": 0.2,
         "amsgrad": True,
+        "maximize": False,
     }
 
 

@@ -46,6 +46,8 @@ class Adam(Optimizer):
         eps: float = 1e-8,  # epsilon
         weight_decay: float = 0.0,  # lambda
         amsgrad: bool = False,  # the running maximum of v_t
+        *,
+        maximize: bool = False,  # ascend: g_t = -grad
     ) -> None:
         super().__init__(params, locals())
 

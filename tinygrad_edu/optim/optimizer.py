@@ -138,7 +138,9 @@ class Optimizer:
 
         Every parameter to update is checked first (writable, floating point, a gradient and
         state of its shape), so a step either updates all of them or raises and changes
-        nothing. Each updated parameter's version is bumped.
+        nothing. Each updated parameter's version is bumped. A group with ``maximize``
+        hands :meth:`update` the negated gradient (gradient *ascent*): PyTorch's optimizers
+        negate it before anything else, weight decay included.
         """
         loss = None
         if closure is not None:
@@ -154,7 +156,8 @@ class Optimizer:
             state = states.get(id(p))
             if state is None:
                 state = states[id(p)] = {}
-            self.update(p, p.grad.data, group, state)
+            grad = -p.grad.data if group.get("maximize") else p.grad.data
+            self.update(p, grad, group, state)
             p._bump_version()  # ops that saved p before this step must not use its new values
         return loss
 
