@@ -12,10 +12,13 @@ module                 contents
                        ``state_dict``/``load_state_dict`` (resuming is bit for bit),
                        ``flatten_state_dict`` for ``.npz`` checkpoints
 :mod:`.sgd`            :class:`SGD` with momentum, dampening, Nesterov and weight decay
+                       (every optimizer takes ``maximize``: ascend the gradient)
 :mod:`.adam`           :class:`Adam` and :class:`AdamW` (decoupled weight decay)
 :mod:`.rmsprop`        :class:`RMSprop`
 :mod:`.adagrad`        :class:`Adagrad`
-:mod:`.lr_scheduler`   ``StepLR``, ``CosineAnnealingLR``, ``OneCycleLR``
+:mod:`.lr_scheduler`   ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LinearLR``,
+                       ``ConstantLR``, ``PolynomialLR``, ``LambdaLR``, ``MultiplicativeLR``,
+                       ``CosineAnnealingLR``, ``OneCycleLR``
 =====================  =================================================================
 
 >>> import numpy as np

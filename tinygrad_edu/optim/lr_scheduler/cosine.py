@@ -1,0 +1,37 @@
+r"""Cosine annealing: :class:`CosineAnnealingLR`."""
+
+from __future__ import annotations
+
+import math
+
+from ..optimizer import Optimizer
+from .base import LRScheduler, _number
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Half a cosine from the initial rate down to ``eta_min`` over ``T_max`` steps."""
+
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        _number("CosineAnnealingLR", "T_max", T_max, low=1)
+        _number("CosineAnnealingLR", "eta_min", eta_min)
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """PyTorch's recursive form: the current rate's distance to ``eta_min`` scaled by the
+        ratio of consecutive cosine terms (the closed form when resuming at the first step)."""
+        t, T, low = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:
+            cosine = (1 + math.cos(t * math.pi / T)) / 2
+            return [low + (base - low) * cosine for base in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:  # the bottom of the cosine: the ratio would be 0 / 0
+            rise = (1 - math.cos(math.pi / T)) / 2
+            return [
+                lr + (base - low) * rise for lr, base in zip(self._current_lrs(), self.base_lrs)
+            ]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [low + (lr - low) * ratio for lr in self._current_lrs()]
