@@ -60,6 +60,13 @@ ARGUMENTS = {
     "CosineAnnealingLR": st.fixed_dictionaries(
         {"T_max": st.integers(1, 10), "eta_min": st.floats(0.0, 0.01)}
     ),
+    "CosineAnnealingWarmRestarts": st.fixed_dictionaries(
+        {
+            "T_0": st.integers(1, 6),
+            "T_mult": st.integers(1, 3),
+            "eta_min": st.floats(0.0, 0.01),
+        }
+    ),
 }
 
 
@@ -140,6 +147,14 @@ def test_lambda_state_keeps_callable_objects_and_not_functions():
         (lambda o: lr_scheduler.PolynomialLR(o, total_iters=0), ValueError, "total_iters"),
         (lambda o: lr_scheduler.LambdaLR(o, [lambda e: 1.0] * 3), ValueError, "lr_lambdas"),
         (lambda o: lr_scheduler.MultiplicativeLR(o, 0.9), TypeError, "lr_lambda"),
+        (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, 0), ValueError, "T_0"),
+        (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, 2, 1.5), ValueError, "T_mult"),
+        (lambda o: lr_scheduler.ReduceLROnPlateau(o, mode="low"), ValueError, "mode"),
+        (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=1.0), ValueError, "factor"),
+        (lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=-1), ValueError, "patience"),
+        (lambda o: lr_scheduler.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold"),
+        (lambda o: lr_scheduler.ReduceLROnPlateau(o, min_lr=[0, 0]), ValueError, "min_lr"),
+        (lambda o: lr_scheduler.ChainedScheduler([]), ValueError, "empty"),
     ],
 )
 def test_bad_arguments_are_named_before_touching_the_groups(make, error, match):
@@ -148,3 +163,87 @@ def test_bad_arguments_are_named_before_touching_the_groups(make, error, match):
         make(opt)
     assert opt.param_groups[0]["lr"] == 0.3
     assert "initial_lr" not in opt.param_groups[0]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    mode=st.sampled_from(["min", "max"]),
+    threshold_mode=st.sampled_from(["rel", "abs"]),
+    factor=st.floats(0.1, 0.9),
+    patience=st.integers(0, 4),
+    cooldown=st.integers(0, 3),
+    min_lr=st.sampled_from([0.0, 0.05]),
+    seed=st.integers(0, 2**16),
+    resume_at=st.integers(1, STEPS - 1),
+)
+def test_reduce_on_plateau_matches_pytorch_and_resumes(
+    mode, threshold_mode, factor, patience, cooldown, min_lr, seed, resume_at
+):
+    kwargs = {
+        "mode": mode,
+        "threshold_mode": threshold_mode,
+        "factor": factor,
+        "patience": patience,
+        "cooldown": cooldown,
+        "min_lr": min_lr,
+        "threshold": 0.01,
+    }
+    metrics = np.round(np.random.default_rng(seed).uniform(0, 1, size=STEPS), 1)  # with ties
+    ours_opt, theirs_opt = _optimizers([0.5, 1.0])
+    ours = lr_scheduler.ReduceLROnPlateau(ours_opt, **kwargs)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(theirs_opt, **kwargs)
+    for step, metric in enumerate(metrics):
+        if step == resume_at:
+            saved_opt, saved = ours_opt.state_dict(), ours.state_dict()
+            ours_opt, _ = _optimizers([0.5, 1.0])
+            ours = lr_scheduler.ReduceLROnPlateau(ours_opt, **kwargs)
+            ours_opt.load_state_dict(saved_opt)
+            ours.load_state_dict(saved)
+        ours.step(float(metric))
+        theirs.step(float(metric))
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert ours.num_bad_epochs == theirs.num_bad_epochs
+
+
+def test_a_fresh_plateau_state_with_an_infinite_best_loads_and_a_bad_one_is_refused():
+    opt, _ = _optimizers([0.5])
+    schedule = lr_scheduler.ReduceLROnPlateau(opt)
+    state = schedule.state_dict()
+    assert state["best"] == float("inf")
+    schedule.load_state_dict(state)
+    with pytest.raises(ValueError, match="'mode'"):
+        schedule.load_state_dict({**state, "mode": "lowest"})
+    with pytest.raises(ValueError, match="keys"):
+        schedule.load_state_dict({**state, "extra": 1})
+
+
+@settings(max_examples=5, deadline=None)
+@given(gamma=st.floats(0.5, 0.99), T_max=st.integers(1, 8), resume_at=st.integers(1, STEPS - 1))
+def test_chained_scheduler_matches_pytorch_and_resumes(gamma, T_max, resume_at):
+    def chain(module, opt):
+        return module.ChainedScheduler(
+            [module.ExponentialLR(opt, gamma), module.CosineAnnealingLR(opt, T_max)]
+        )
+
+    mine, reference = rates(
+        lambda o: chain(lr_scheduler, o), lambda o: chain(torch.optim.lr_scheduler, o), [0.3]
+    )
+    np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
+    resumed, _ = rates(
+        lambda o: chain(lr_scheduler, o),
+        lambda o: chain(torch.optim.lr_scheduler, o),
+        [0.3],
+        resume_at=resume_at,
+    )
+    np.testing.assert_allclose(resumed, mine, rtol=1e-12, atol=1e-15)
+
+
+def test_chained_scheduler_refuses_a_plateau_scheduler_and_another_optimizer():
+    opt, _ = _optimizers([0.5])
+    other, _ = _optimizers([0.5])
+    with pytest.raises(TypeError, match="ReduceLROnPlateau"):
+        lr_scheduler.ChainedScheduler([lr_scheduler.ReduceLROnPlateau(opt)])
+    with pytest.raises(ValueError, match="another optimizer"):
+        lr_scheduler.ChainedScheduler(
+            [lr_scheduler.ExponentialLR(opt, 0.9), lr_scheduler.ExponentialLR(other, 0.9)]
+        )

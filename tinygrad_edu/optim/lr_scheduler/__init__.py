@@ -15,9 +15,11 @@ module                     schedulers
 :mod:`.multiplicative`     :class:`StepLR`, :class:`MultiStepLR`, :class:`ExponentialLR`,
                            :class:`LinearLR`, :class:`ConstantLR`, :class:`PolynomialLR`
 :mod:`.lambdas`            :class:`LambdaLR`, :class:`MultiplicativeLR`
-:mod:`.cosine`             :class:`CosineAnnealingLR` --
+:mod:`.cosine`             :class:`CosineAnnealingLR`, :class:`CosineAnnealingWarmRestarts`:
                            :math:`\eta_t = \eta_{min} + \tfrac12 (\eta_0 - \eta_{min})
                            (1 + \cos(\pi t / T))`
+:mod:`.plateau`            :class:`ReduceLROnPlateau`, stepped with a metric
+:mod:`.chained`            :class:`ChainedScheduler`: several schedulers in one step
 :mod:`.one_cycle`          :class:`OneCycleLR`: warm up from ``max_lr / div_factor`` to
                            ``max_lr`` over the first ``pct_start`` of the steps, anneal to
                            ``initial_lr / final_div_factor``, cycling momentum the opposite
@@ -38,7 +40,8 @@ module                     schedulers
 """
 
 from .base import LRScheduler
-from .cosine import CosineAnnealingLR
+from .chained import ChainedScheduler
+from .cosine import CosineAnnealingLR, CosineAnnealingWarmRestarts
 from .lambdas import LambdaLR, MultiplicativeLR
 from .multiplicative import (
     ConstantLR,
@@ -49,10 +52,13 @@ from .multiplicative import (
     StepLR,
 )
 from .one_cycle import OneCycleLR
+from .plateau import ReduceLROnPlateau
 
 __all__ = [
+    "ChainedScheduler",
     "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
@@ -61,5 +67,6 @@ __all__ = [
     "MultiplicativeLR",
     "OneCycleLR",
     "PolynomialLR",
+    "ReduceLROnPlateau",
     "StepLR",
 ]
