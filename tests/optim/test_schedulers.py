@@ -247,3 +247,57 @@ def test_chained_scheduler_refuses_a_plateau_scheduler_and_another_optimizer():
         lr_scheduler.ChainedScheduler(
             [lr_scheduler.ExponentialLR(opt, 0.9), lr_scheduler.ExponentialLR(other, 0.9)]
         )
+
+
+SEQUENCES = {
+    "warm-up then cosine": lambda m, o: [
+        m.LinearLR(o, 0.1, total_iters=4),
+        m.CosineAnnealingLR(o, 8),
+    ],
+    "constant, step, exponential": lambda m, o: [
+        m.ConstantLR(o, 0.5, total_iters=3),
+        m.StepLR(o, 2, 0.5),
+        m.ExponentialLR(o, 0.9),
+    ],
+    "multiplicative then polynomial": lambda m, o: [
+        m.MultiplicativeLR(o, lambda epoch: 0.95),
+        m.PolynomialLR(o, total_iters=6, power=2.0),
+    ],
+    "lambda then multistep": lambda m, o: [
+        m.LambdaLR(o, lambda epoch: 1.0 / (1 + epoch)),
+        m.MultiStepLR(o, [0, 3, 3, 7], 0.5),
+    ],
+}
+
+
+@pytest.mark.parametrize("sequence", sorted(SEQUENCES))
+@settings(max_examples=5, deadline=None)
+@given(first=st.integers(1, 8), gap=st.integers(1, 8), resume_at=st.integers(1, STEPS - 1))
+def test_sequential_lr_matches_pytorch_and_resumes(sequence, first, gap, resume_at):
+    def sequential(module, opt):
+        schedulers = SEQUENCES[sequence](module, opt)
+        milestones = [first + gap * i for i in range(len(schedulers) - 1)]
+        return module.SequentialLR(opt, schedulers, milestones)
+
+    def ours(opt):
+        return sequential(lr_scheduler, opt)
+
+    def theirs(opt):
+        return sequential(torch.optim.lr_scheduler, opt)
+
+    mine, reference = rates(ours, theirs, [0.3, 1.0])
+    np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
+    resumed, _ = rates(ours, theirs, [0.3, 1.0], resume_at=resume_at)
+    np.testing.assert_allclose(resumed, mine, rtol=1e-12, atol=1e-15)
+
+
+def test_sequential_lr_refuses_bad_milestones_and_other_optimizers():
+    opt, _ = _optimizers([0.5])
+    other, _ = _optimizers([0.5])
+    first, second = lr_scheduler.ExponentialLR(opt, 0.9), lr_scheduler.ExponentialLR(opt, 0.8)
+    with pytest.raises(ValueError, match="milestones"):
+        lr_scheduler.SequentialLR(opt, [first, second], [])
+    with pytest.raises(ValueError, match="milestones"):
+        lr_scheduler.SequentialLR(opt, [first, second], [2.5])
+    with pytest.raises(ValueError, match="another optimizer"):
+        lr_scheduler.SequentialLR(opt, [first, lr_scheduler.ExponentialLR(other, 0.9)], [2])

@@ -20,6 +20,7 @@ module                     schedulers
                            (1 + \cos(\pi t / T))`
 :mod:`.plateau`            :class:`ReduceLROnPlateau`, stepped with a metric
 :mod:`.chained`            :class:`ChainedScheduler`: several schedulers in one step
+:mod:`.sequential`         :class:`SequentialLR`: one scheduler after another
 :mod:`.one_cycle`          :class:`OneCycleLR`: warm up from ``max_lr / div_factor`` to
                            ``max_lr`` over the first ``pct_start`` of the steps, anneal to
                            ``initial_lr / final_div_factor``, cycling momentum the opposite
@@ -53,6 +54,7 @@ from .multiplicative import (
 )
 from .one_cycle import OneCycleLR
 from .plateau import ReduceLROnPlateau
+from .sequential import SequentialLR
 
 __all__ = [
     "ChainedScheduler",
@@ -68,5 +70,6 @@ __all__ = [
     "OneCycleLR",
     "PolynomialLR",
     "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
 ]

@@ -54,9 +54,24 @@ class LRScheduler:
             self.last_epoch -= 1
             self._step_count -= 1
             raise
+        self._set_rates(rates)
+
+    def _set_rates(self, rates: list[float]) -> None:
         for group, lr in zip(self.optimizer.param_groups, rates):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
+
+    def closed_form_lr(self) -> list[float] | None:
+        """The rates at ``last_epoch`` from the initial rates alone, for schedulers that have a
+        closed form (``None`` otherwise): what :class:`SequentialLR` sets at a milestone."""
+        return None
+
+    def restart(self) -> None:
+        """Jump to step 0 (``last_epoch = 0``) and set its rates, from the closed form when
+        there is one, as PyTorch's :class:`SequentialLR` does at each milestone."""
+        self.last_epoch = 0
+        closed = self.closed_form_lr()
+        self._set_rates(self.get_lr() if closed is None else closed)
 
     def get_last_lr(self) -> list[float]:
         """The rates set by the latest :meth:`step`, one per parameter group."""

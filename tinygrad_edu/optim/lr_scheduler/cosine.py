@@ -36,6 +36,10 @@ class CosineAnnealingLR(LRScheduler):
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [low + (lr - low) * ratio for lr in self._current_lrs()]
 
+    def closed_form_lr(self) -> list[float]:
+        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
 
 class CosineAnnealingWarmRestarts(LRScheduler):
     r"""Cosine annealing restarted every cycle (SGDR, Loshchilov & Hutter):

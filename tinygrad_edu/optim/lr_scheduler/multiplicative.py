@@ -39,6 +39,9 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the rate by ``gamma`` at each of the ``milestones`` (steps)."""
@@ -65,6 +68,10 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma**times for lr in self._current_lrs()]
 
+    def closed_form_lr(self) -> list[float]:
+        passed = sum(n for m, n in self.milestones.items() if m <= self.last_epoch)
+        return [base * self.gamma**passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the rate by ``gamma`` every step."""
@@ -78,6 +85,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def closed_form_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -114,6 +124,10 @@ class LinearLR(LRScheduler):
         ratio = 1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start))
         return [lr * ratio for lr in self._current_lrs()]
 
+    def closed_form_lr(self) -> list[float]:
+        t, start, end = min(self.last_epoch, self.total_iters), self.start_factor, self.end_factor
+        return [base * (start + (end - start) * t / self.total_iters) for base in self.base_lrs]
+
 
 class ConstantLR(LRScheduler):
     """Scale the rate by ``factor`` (in [0, 1]) for the first ``total_iters`` steps."""
@@ -139,6 +153,10 @@ class ConstantLR(LRScheduler):
             return self._current_lrs()
         return [lr / self.factor for lr in self._current_lrs()]
 
+    def closed_form_lr(self) -> list[float]:
+        factor = 1.0 if self.last_epoch >= self.total_iters else self.factor
+        return [base * factor for base in self.base_lrs]
+
 
 class PolynomialLR(LRScheduler):
     """Decay the rate to 0 over ``total_iters`` steps as :math:`(1 - t / T)^p`."""
@@ -161,3 +179,7 @@ class PolynomialLR(LRScheduler):
             return self._current_lrs()
         factor = ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power
         return [lr * factor for lr in self._current_lrs()]
+
+    def closed_form_lr(self) -> list[float]:
+        t, T = min(self.last_epoch, self.total_iters), self.total_iters
+        return [base * (1.0 - t / T) ** self.power for base in self.base_lrs]
