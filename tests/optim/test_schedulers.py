@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tinygrad_edu as tg
 from tinygrad_edu import Tensor, optim
 from tinygrad_edu.optim import lr_scheduler
 
@@ -301,3 +302,71 @@ def test_sequential_lr_refuses_bad_milestones_and_other_optimizers():
         lr_scheduler.SequentialLR(opt, [first, second], [2.5])
     with pytest.raises(ValueError, match="another optimizer"):
         lr_scheduler.SequentialLR(opt, [first, lr_scheduler.ExponentialLR(other, 0.9)], [2])
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+    up=st.integers(1, 5),
+    down=st.one_of(st.none(), st.integers(1, 5)),
+    gamma=st.floats(0.8, 1.0),
+    adam=st.booleans(),
+    resume_at=st.integers(1, STEPS - 1),
+)
+def test_cyclic_lr_matches_pytorch_with_its_momentum_and_resumes(
+    mode, up, down, gamma, adam, resume_at
+):
+    kwargs = {
+        "base_lr": [0.01, 0.02],
+        "max_lr": 0.1,
+        "step_size_up": up,
+        "step_size_down": down,
+        "mode": mode,
+        "gamma": gamma,
+    }
+    params = [np.zeros(1), np.zeros(1)]
+
+    def build(library, make):
+        tensors = [make(p) for p in params]
+        if adam:
+            opt = library.optim.Adam([{"params": [t]} for t in tensors])
+        else:
+            opt = library.optim.SGD([{"params": [t]} for t in tensors], lr=0.1, momentum=0.5)
+        return opt, library.optim.lr_scheduler.CyclicLR(opt, **kwargs)
+
+    def ours_():
+        return build(tg, lambda p: Tensor(p.copy(), requires_grad=True))
+
+    ours_opt, ours = ours_()
+    theirs_opt, theirs = build(torch, lambda p: torch.tensor(p.copy(), requires_grad=True))
+    key = "betas" if adam else "momentum"
+    for step in range(STEPS):
+        if step == resume_at:
+            saved_opt, saved = ours_opt.state_dict(), ours.state_dict()
+            ours_opt, ours = ours_()
+            ours_opt.load_state_dict(saved_opt)
+            ours.load_state_dict(saved)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        for group, their_group in zip(ours_opt.param_groups, theirs_opt.param_groups):
+            assert group[key] == pytest.approx(their_group[key], rel=1e-12)
+        ours_opt.step()
+        theirs_opt.step()
+        ours.step()
+        theirs.step()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"base_lr": [0.1, 0.2, 0.3]}, ValueError, "base_lr"),
+        ({"mode": "square"}, ValueError, "mode"),
+        ({"step_size_up": 0}, ValueError, "step_size_up"),
+        ({"scale_mode": "epochs", "scale_fn": lambda x: 1.0}, ValueError, "scale_mode"),
+        ({"scale_fn": 3}, TypeError, "scale_fn"),
+    ],
+)
+def test_cyclic_lr_refuses_bad_arguments(kwargs, error, match):
+    opt, _ = _optimizers([0.5])
+    with pytest.raises(error, match=match):
+        lr_scheduler.CyclicLR(opt, **{"base_lr": 0.01, "max_lr": 0.1, **kwargs})
+    assert opt.param_groups[0]["lr"] == 0.5

@@ -18,7 +18,9 @@ module                 contents
 :mod:`.adagrad`        :class:`Adagrad`
 :mod:`.lr_scheduler`   ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LinearLR``,
                        ``ConstantLR``, ``PolynomialLR``, ``LambdaLR``, ``MultiplicativeLR``,
-                       ``CosineAnnealingLR``, ``OneCycleLR``
+                       ``CosineAnnealingLR``, ``CosineAnnealingWarmRestarts``, ``CyclicLR``,
+                       ``OneCycleLR``, ``ReduceLROnPlateau``, ``SequentialLR``,
+                       ``ChainedScheduler``
 =====================  =================================================================
 
 >>> import numpy as np

@@ -21,6 +21,7 @@ module                     schedulers
 :mod:`.plateau`            :class:`ReduceLROnPlateau`, stepped with a metric
 :mod:`.chained`            :class:`ChainedScheduler`: several schedulers in one step
 :mod:`.sequential`         :class:`SequentialLR`: one scheduler after another
+:mod:`.cyclic`             :class:`CyclicLR`: triangular cycles between two rates
 :mod:`.one_cycle`          :class:`OneCycleLR`: warm up from ``max_lr / div_factor`` to
                            ``max_lr`` over the first ``pct_start`` of the steps, anneal to
                            ``initial_lr / final_div_factor``, cycling momentum the opposite
@@ -43,6 +44,7 @@ module                     schedulers
 from .base import LRScheduler
 from .chained import ChainedScheduler
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmRestarts
+from .cyclic import CyclicLR
 from .lambdas import LambdaLR, MultiplicativeLR
 from .multiplicative import (
     ConstantLR,
@@ -61,6 +63,7 @@ __all__ = [
     "ConstantLR",
     "CosineAnnealingLR",
     "CosineAnnealingWarmRestarts",
+    "CyclicLR",
     "ExponentialLR",
     "LRScheduler",
     "LambdaLR",

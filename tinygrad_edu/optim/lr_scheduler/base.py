@@ -150,9 +150,12 @@ def _number(owner: str, name: str, value: Any, low: float | None = None, strict:
         raise ValueError(f"{owner}: {name} must be {'>' if strict else '>='} {low}, got {value}")
 
 
-def _per_group(name: str, value: float | list[float], count: int) -> list[float]:
+def _per_group(
+    name: str, value: float | list[float], count: int, owner: str = "OneCycleLR"
+) -> list[float]:
+    """``value`` once per parameter group: a list of ``count``, or one number repeated."""
     if isinstance(value, (list, tuple)):
         if len(value) != count:
-            raise ValueError(f"OneCycleLR: {name} has {len(value)} values for {count} groups")
+            raise ValueError(f"{owner}: {name} has {len(value)} values for {count} groups")
         return list(value)
     return [value] * count
