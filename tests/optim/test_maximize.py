@@ -1,4 +1,5 @@
-"""``maximize``: every optimizer ascends the gradient exactly as PyTorch's does."""
+"""Every optimizer against PyTorch: trajectories under random gradients and hyperparameters,
+with ``maximize`` both ways (ascending the gradient exactly as PyTorch does)."""
 
 from __future__ import annotations
 
@@ -41,10 +42,48 @@ HYPERPARAMETERS = {
     "Adagrad": st.fixed_dictionaries(
         {"lr": st.floats(1e-3, 0.5), "lr_decay": st.sampled_from([0.0, 0.05])}
     ),
+    "Adamax": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-3, 0.5),
+            "betas": st.tuples(st.floats(0.5, 0.95), st.floats(0.9, 0.999)),
+            "weight_decay": st.sampled_from([0.0, 0.1]),
+        }
+    ),
+    "Adadelta": st.fixed_dictionaries(
+        {
+            "lr": st.floats(0.1, 1.0),
+            "rho": st.floats(0.5, 0.99),
+            "weight_decay": st.sampled_from([0.0, 0.1]),
+        }
+    ),
+    "NAdam": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-3, 0.5),
+            "weight_decay": st.sampled_from([0.0, 0.1]),
+            "momentum_decay": st.floats(0.0, 0.01),
+            "decoupled_weight_decay": st.booleans(),
+        }
+    ),
+    "RAdam": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-3, 0.5),
+            # beta_2 small enough for the rectified branch (rho_t > 5) within the steps
+            "betas": st.tuples(st.floats(0.5, 0.95), st.sampled_from([0.8, 0.9, 0.999])),
+            "weight_decay": st.sampled_from([0.0, 0.1]),
+            "decoupled_weight_decay": st.booleans(),
+        }
+    ),
+    "Rprop": st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-3, 0.5),
+            "etas": st.tuples(st.floats(0.1, 0.9), st.floats(1.1, 2.0)),
+            "step_sizes": st.tuples(st.floats(1e-6, 1e-3), st.floats(0.1, 50.0)),
+        }
+    ),
 }
 
 
-def trajectories(name: str, settings_: dict, maximize: bool, seed: int, steps: int = 6):
+def trajectories(name: str, settings_: dict, maximize: bool, seed: int, steps: int = 8):
     """The parameter after each step, ours and PyTorch's, under the same random gradients."""
     rng = np.random.default_rng(seed)
     start = rng.normal(size=(3, 2))
