@@ -28,6 +28,7 @@ def test_adamw_is_adam_with_weight_decay_001():
         "eps": 1e-6,
         "weight_decay": 0.2,
         "amsgrad": True,
+        "maximize": False,
     }
 
 
@@ -74,3 +75,42 @@ def test_defaults_lacking_a_declared_hyperparameter_are_refused():
 
     with pytest.raises(TypeError, match="lack \\['decay'\\]"):
         Halving([_param()])
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "match"),
+    [
+        ("NAdam", {"betas": (0.9, 1.0)}, ValueError, "betas"),
+        ("NAdam", {"momentum_decay": -1.0}, ValueError, "momentum_decay"),
+        ("NAdam", {"decoupled_weight_decay": 1}, TypeError, "decoupled_weight_decay"),
+        ("RAdam", {"eps": -1e-8}, ValueError, "eps"),
+        ("Adamax", {"betas": (1.5, 0.9)}, ValueError, "betas"),
+        ("Adamax", {"weight_decay": -0.1}, ValueError, "weight_decay"),
+        ("Adadelta", {"rho": 1.5}, ValueError, "rho"),
+        ("Rprop", {"etas": (1.5, 1.2)}, ValueError, "etas"),
+        ("Rprop", {"step_sizes": (1.0, 0.1)}, ValueError, "step_sizes"),
+        ("Rprop", {"step_sizes": (1.0,)}, ValueError, "step_sizes"),
+        ("Rprop", {"lr": -0.1}, ValueError, "learning rate"),
+    ],
+)
+def test_new_optimizers_name_a_bad_hyperparameter(name, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        getattr(optim, name)([_param()], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "defaults"),
+    [
+        ("NAdam", {"lr": 2e-3, "momentum_decay": 4e-3, "decoupled_weight_decay": False}),
+        ("RAdam", {"lr": 1e-3, "betas": (0.9, 0.999), "decoupled_weight_decay": False}),
+        ("Adamax", {"lr": 2e-3, "eps": 1e-8}),
+        ("Adadelta", {"lr": 1.0, "rho": 0.9, "eps": 1e-6}),
+        ("Rprop", {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50.0)}),
+    ],
+)
+def test_new_optimizers_have_pytorchs_defaults(name, defaults):
+    torch = pytest.importorskip("torch")
+    ours = getattr(optim, name)([_param()]).defaults
+    theirs = getattr(torch.optim, name)([torch.ones(1, requires_grad=True)]).defaults
+    for key, value in defaults.items():
+        assert ours[key] == value == type(value)(theirs[key])

@@ -41,6 +41,15 @@ CONFIGS = {
         {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.2},
         {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.2},
     ),
+    "Adamax": ({"lr": 0.1, "weight_decay": 0.1}, {"lr": 0.1, "weight_decay": 0.1}),
+    "Adadelta": ({"rho": 0.8, "weight_decay": 0.1}, {"rho": 0.8, "weight_decay": 0.1}),
+    "NAdam": ({"lr": 0.05, "weight_decay": 0.1}, {"lr": 0.05, "weight_decay": 0.1}),
+    "NAdam-decoupled": (
+        {"lr": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    ),
+    "RAdam": ({"lr": 0.05, "betas": (0.9, 0.8)}, {"lr": 0.05, "betas": (0.9, 0.8)}),
+    "Rprop": ({"lr": 0.05}, {"lr": 0.05}),
 }
 
 
@@ -83,11 +92,16 @@ def test_matches_pytorch_with_a_parameter_joining_late(config):
     ours = run_ours(config, 20, start, targets)
     _, theirs_options = CONFIGS[config]
     tparams = [torch.tensor(s.copy(), requires_grad=True) for s in start]
-    opt = getattr(torch.optim, _class(config))(tparams, **theirs_options)
-    for step in range(20):
-        opt.zero_grad()
-        _losses(tparams, [torch.tensor(t) for t in targets], step).backward()
-        opt.step()
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # PyTorch's scalar state (NAdam's mu_product) too
+    try:
+        opt = getattr(torch.optim, _class(config))(tparams, **theirs_options)
+        for step in range(20):
+            opt.zero_grad()
+            _losses(tparams, [torch.tensor(t) for t in targets], step).backward()
+            opt.step()
+    finally:
+        torch.set_default_dtype(default_dtype)
     for mine, theirs in zip(ours, tparams):
         np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 

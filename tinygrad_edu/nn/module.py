@@ -298,10 +298,17 @@ class Module:
         for _, buffer in self.named_buffers():
             yield buffer
 
-    def zero_grad(self) -> None:
-        """Clear ``.grad`` of every parameter."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear ``.grad`` of every parameter: ``None`` (PyTorch's default), or with
+        ``set_to_none=False`` zeros of the parameter's shape (new arrays: a gradient array may
+        be shared with a tensor outside this module); a missing gradient stays ``None``."""
+        if not isinstance(set_to_none, (bool, np.bool_)):
+            raise TypeError(f"zero_grad: set_to_none must be True or False, got {set_to_none!r}")
         for parameter in self.parameters():
-            parameter.grad = None
+            if set_to_none or parameter.grad is None:
+                parameter.grad = None
+            else:
+                parameter.grad = Tensor._wrap(np.zeros_like(parameter.data))
 
     def requires_grad_(self: M, requires_grad: bool = True) -> M:
         """Switch gradient tracking of every parameter (freeze with ``False``)."""

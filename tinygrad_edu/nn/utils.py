@@ -1,4 +1,5 @@
-r"""Gradient utilities: :func:`clip_grad_norm_`.
+r"""Gradient utilities: :func:`get_total_norm`, :func:`clip_grads_with_norm_` and
+:func:`clip_grad_norm_` (the two in one call).
 
 Clipping by the global norm rescales all gradients together, keeping their direction:
 
@@ -17,9 +18,65 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..optim.optimizer import is_real
 from ..tensor import Tensor
 
-__all__ = ["clip_grad_norm_"]
+__all__ = ["clip_grad_norm_", "clip_grads_with_norm_", "get_total_norm"]
+
+
+def get_total_norm(
+    tensors: Tensor | Iterable[Tensor],
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> Tensor:
+    """The joint norm of ``tensors`` (e.g. the gradients), the norm of their norms, as a 0-d
+    Tensor; ``0`` for no tensors.
+
+    ``error_if_nonfinite`` raises ``RuntimeError`` for an infinite or NaN norm. ``foreach``
+    (PyTorch's choice of a batched kernel) is accepted for compatibility and changes nothing.
+    """
+    _check_foreach("get_total_norm", foreach)
+    arrays = [tensors.data] if isinstance(tensors, Tensor) else [t.data for t in tensors]
+    try:  # PyTorch takes the string "inf" too
+        norm_type = float(norm_type)
+    except (TypeError, ValueError):
+        raise TypeError(f"get_total_norm: norm_type must be a number, got {norm_type!r}") from None
+    if not arrays:
+        return Tensor(np.array(0.0))
+    total = _norm(np.array([_norm(a, norm_type) for a in arrays]), norm_type)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"get_total_norm: the total norm of order {norm_type} is {total}; "
+            "pass error_if_nonfinite=False to clip anyway"
+        )
+    return Tensor(np.array(total))
+
+
+def clip_grads_with_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    total_norm: Tensor | float,
+    foreach: bool | None = None,
+) -> None:
+    r"""Scale the ``.grad`` of ``parameters`` by :math:`\min(1, c / (\|g\| + 10^{-6}))`, given
+    the total norm :math:`\|g\|` (from :func:`get_total_norm`) and :math:`c` = ``max_norm``.
+
+    The gradients are replaced by new tensors, never scaled in place (two parameters may share
+    one gradient array); parameters without a gradient are ignored. A NaN norm makes every
+    gradient NaN, as in PyTorch.
+    """
+    _check_foreach("clip_grads_with_norm_", foreach)
+    if not is_real(max_norm):
+        raise TypeError(f"clip_grads_with_norm_: max_norm must be a number, got {max_norm!r}")
+    total = float(total_norm.data if isinstance(total_norm, Tensor) else total_norm)
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    factor = max_norm / (total + 1e-6)
+    if factor >= 1.0:
+        return
+    for p in params:
+        if p.grad is not None:
+            p.grad = Tensor._wrap(p.grad.data * np.asarray(factor, dtype=p.grad.dtype))
 
 
 def clip_grad_norm_(
@@ -27,30 +84,23 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
 ) -> Tensor:
-    """Scale the ``.grad`` of ``parameters`` so their joint norm is at most ``max_norm``.
+    """Scale the ``.grad`` of ``parameters`` so their joint norm is at most ``max_norm``:
+    :func:`get_total_norm` of the gradients, then :func:`clip_grads_with_norm_`.
 
-    Returns the total norm before clipping as a 0-d Tensor. Parameters without a gradient are
-    ignored. The gradients are replaced by new tensors, never scaled in place (two parameters
-    may share one gradient array).
+    Returns the total norm before clipping as a 0-d Tensor.
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    grads = [p.grad.data for p in params if p.grad is not None]
-    if not grads:
-        return Tensor(np.array(0.0))
-    norm_type = float(norm_type)
-    total = _norm(np.array([_norm(g, norm_type) for g in grads]), norm_type)
-    if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(
-            f"clip_grad_norm_: the total gradient norm of order {norm_type} is {total}; "
-            "pass error_if_nonfinite=False to clip anyway"
-        )
-    factor = max_norm / (total + 1e-6)
-    if not factor >= 1.0:  # a NaN norm makes every gradient NaN, as in PyTorch
-        for p in params:
-            if p.grad is not None:
-                p.grad = Tensor._wrap(p.grad.data * np.asarray(factor, dtype=p.grad.dtype))
-    return Tensor(np.array(total))
+    grads = [p.grad for p in params if p.grad is not None]
+    total = get_total_norm(grads, norm_type, error_if_nonfinite, foreach)
+    clip_grads_with_norm_(params, max_norm, total, foreach)
+    return total
+
+
+def _check_foreach(owner: str, foreach: bool | None) -> None:
+    if foreach is not None and not isinstance(foreach, bool):
+        raise TypeError(f"{owner}: foreach must be None, True or False, got {foreach!r}")
 
 
 def _norm(values: np.ndarray, order: float) -> float:

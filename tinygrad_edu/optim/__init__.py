@@ -12,10 +12,20 @@ module                 contents
                        ``state_dict``/``load_state_dict`` (resuming is bit for bit),
                        ``flatten_state_dict`` for ``.npz`` checkpoints
 :mod:`.sgd`            :class:`SGD` with momentum, dampening, Nesterov and weight decay
+                       (every optimizer takes ``maximize``: ascend the gradient)
 :mod:`.adam`           :class:`Adam` and :class:`AdamW` (decoupled weight decay)
 :mod:`.rmsprop`        :class:`RMSprop`
 :mod:`.adagrad`        :class:`Adagrad`
-:mod:`.lr_scheduler`   ``StepLR``, ``CosineAnnealingLR``, ``OneCycleLR``
+:mod:`.adadelta`       :class:`Adadelta`
+:mod:`.adamax`         :class:`Adamax` (Adam with the infinity norm)
+:mod:`.nadam`          :class:`NAdam` (Adam with Nesterov momentum)
+:mod:`.radam`          :class:`RAdam` (rectified Adam)
+:mod:`.rprop`          :class:`Rprop` (gradient signs only)
+:mod:`.lr_scheduler`   ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LinearLR``,
+                       ``ConstantLR``, ``PolynomialLR``, ``LambdaLR``, ``MultiplicativeLR``,
+                       ``CosineAnnealingLR``, ``CosineAnnealingWarmRestarts``, ``CyclicLR``,
+                       ``OneCycleLR``, ``ReduceLROnPlateau``, ``SequentialLR``,
+                       ``ChainedScheduler``
 =====================  =================================================================
 
 >>> import numpy as np
@@ -29,19 +39,29 @@ array([0., 0.])
 """
 
 from . import lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
 from .optimizer import Optimizer, flatten_state_dict, unflatten_state_dict
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "flatten_state_dict",
     "lr_scheduler",
     "unflatten_state_dict",

@@ -27,6 +27,8 @@ class Adagrad(Optimizer):
         weight_decay: float = 0.0,  # lambda: g + lambda theta
         initial_accumulator_value: float = 0.0,  # s_0
         eps: float = 1e-10,  # epsilon
+        *,
+        maximize: bool = False,  # ascend: g_t = -grad
     ) -> None:
         super().__init__(params, locals())
 

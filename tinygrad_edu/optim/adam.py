@@ -26,6 +26,7 @@ from .optimizer import (
     ParamGroup,
     Params,
     StateSpec,
+    check_betas,
     check_nonnegative,
     decayed,
     with_defaults,
@@ -46,13 +47,14 @@ class Adam(Optimizer):
         eps: float = 1e-8,  # epsilon
         weight_decay: float = 0.0,  # lambda
         amsgrad: bool = False,  # the running maximum of v_t
+        *,
+        maximize: bool = False,  # ascend: g_t = -grad
     ) -> None:
         super().__init__(params, locals())
 
     def check(self, group: ParamGroup) -> None:
         name = type(self).__name__
-        if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
-            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {group['betas']}")
+        check_betas(name, group)
         check_nonnegative(name, group, "eps", "weight_decay")
 
     def state_spec(self, group: ParamGroup) -> StateSpec:

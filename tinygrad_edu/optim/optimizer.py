@@ -34,8 +34,9 @@ Params = Iterable[Tensor] | Iterable[Mapping[str, Any]]
 #: group keys the schedulers add (:mod:`.lr_scheduler`); a saved group may carry them
 SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"})
 
-#: what a parameter's state may hold: "count" (an int >= 0), "array" (the parameter's shape),
-#: "optional" (an array or None); required keys are the ones not marked "optional"
+#: what a parameter's state may hold: "count" (an int >= 0), "number" (a finite float, e.g.
+#: NAdam's running product), "array" (the parameter's shape), "optional" (an array or None);
+#: required keys are the ones not marked "optional"
 StateSpec = dict[str, str]
 
 
@@ -138,7 +139,9 @@ class Optimizer:
 
         Every parameter to update is checked first (writable, floating point, a gradient and
         state of its shape), so a step either updates all of them or raises and changes
-        nothing. Each updated parameter's version is bumped.
+        nothing. Each updated parameter's version is bumped. A group with ``maximize``
+        hands :meth:`update` the negated gradient (gradient *ascent*): PyTorch's optimizers
+        negate it before anything else, weight decay included.
         """
         loss = None
         if closure is not None:
@@ -154,7 +157,8 @@ class Optimizer:
             state = states.get(id(p))
             if state is None:
                 state = states[id(p)] = {}
-            self.update(p, p.grad.data, group, state)
+            grad = -p.grad.data if group.get("maximize") else p.grad.data
+            self.update(p, grad, group, state)
             p._bump_version()  # ops that saved p before this step must not use its new values
         return loss
 
@@ -169,10 +173,11 @@ class Optimizer:
             return f"of shape {p.shape} has a {grad.dtype} gradient of shape {grad.shape}"
         if not state:  # not stepped yet (or a stateless rule): the update creates what it needs
             return None
-        problem = _state_problem(state, self.state_spec(group), p.shape, type(self).__name__)
+        spec = self.state_spec(group)
+        problem = _state_problem(state, spec, p.shape, type(self).__name__)
         if problem:
             return problem
-        fixed = [k for k, v in state.items() if not _is_int(v) and not _updatable(v)]
+        fixed = [k for k, v in state.items() if spec[k] in _ARRAY_KINDS and not _updatable(v)]
         if fixed:
             return (
                 f"has state {fixed} that the update cannot change in place (it needs writable "
@@ -396,6 +401,9 @@ def _state_problem(
         if kind == "count":
             if not _is_int(value) or value < 0:
                 return f"has {key} = {value!r}; it must be an int >= 0"
+        elif kind == "number":
+            if not is_real(_scalar(value)):
+                return f"has {key} = {value!r}; it must be a finite number"
         elif not (kind == "optional" and value is None):
             array = value.data if isinstance(value, Tensor) else value
             if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
@@ -403,6 +411,17 @@ def _state_problem(
             if array.shape != shape:
                 return f"has {key!r} of shape {array.shape}, the parameter {shape}"
     return None
+
+
+#: the state kinds held as arrays the update changes in place
+_ARRAY_KINDS = frozenset({"array", "optional"})
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d array (as a loaded checkpoint holds a number) as its Python number."""
+    if isinstance(value, Tensor):
+        value = value.data
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def _updatable(value: Any) -> bool:
@@ -416,6 +435,8 @@ def _state_value(value: Any, kind: str, dtype: np.dtype) -> Any:
     """A checked state entry as the optimizer keeps it: an int, or a new array of ``dtype``."""
     if kind == "count":
         return int(value)
+    if kind == "number":
+        return float(_scalar(value))
     if value is None:
         return None
     return np.array(value.data if isinstance(value, Tensor) else value, dtype=dtype)
@@ -441,6 +462,12 @@ def with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., N
 def decayed(grad: np.ndarray, p: Tensor, weight_decay: float) -> np.ndarray:
     r"""The L2-regularised gradient :math:`g + \lambda \theta` (a new array when decaying)."""
     return grad + weight_decay * p.data if weight_decay else grad
+
+
+def check_betas(name: str, group: ParamGroup, key: str = "betas") -> None:
+    """``ValueError`` unless ``group[key]`` is two numbers in [0, 1)."""
+    if len(group[key]) != 2 or not all(0.0 <= b < 1.0 for b in group[key]):
+        raise ValueError(f"{name}: {key} must be two numbers in [0, 1), got {group[key]}")
 
 
 def check_nonnegative(name: str, group: ParamGroup, *keys: str) -> None:

@@ -30,6 +30,8 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,  # lambda: g + lambda theta
         momentum: float = 0.0,  # mu
         centered: bool = False,  # divide by sqrt(s_t - mean(g)^2)
+        *,
+        maximize: bool = False,  # ascend: g_t = -grad
     ) -> None:
         super().__init__(params, locals())
 

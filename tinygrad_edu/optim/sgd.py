@@ -36,6 +36,7 @@ class SGD(Optimizer):
         *,
         dampening: float = 0.0,  # tau
         nesterov: bool = False,  # d_t = g_t + mu b_t
+        maximize: bool = False,  # ascend: g_t = -grad
     ) -> None:
         super().__init__(params, locals())
 
