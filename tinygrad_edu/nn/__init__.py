@@ -2,6 +2,7 @@
 ``utils`` (gradient clipping)."""
 
 from . import functional, init, utils
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -64,6 +65,7 @@ __all__ = [
     "MSELoss",
     "MaxPool2d",
     "Module",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "RMSNorm",
@@ -73,6 +75,7 @@ __all__ = [
     "SmoothL1Loss",
     "StateDictError",
     "Tanh",
+    "TransformerEncoderLayer",
     "Upsample",
     "functional",
     "init",
