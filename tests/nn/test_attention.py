@@ -99,6 +99,12 @@ def test_sdpa_fully_masked_row_is_zero_like_torch():
     assert np.all(y.data[1] == 0.0)
     y.sum().backward()
     assert np.all(np.isfinite(query.grad.data)) and np.all(query.grad.data[1] == 0.0)
+    additive = np.where(mask, 0.0, -np.inf)
+    y_float = F.scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), attn_mask=additive)
+    yt_float = torch.nn.functional.scaled_dot_product_attention(
+        *map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(additive)
+    )
+    np.testing.assert_allclose(y_float.data, yt_float.numpy(), atol=1e-12)
 
 
 def test_sdpa_refuses_bad_arguments_by_name():
@@ -184,8 +190,6 @@ def test_multihead_attention_matches_torch(
     if unbatched:
         batch = 1
         kind_attn = kind_attn.replace("3d", "2d")
-        if kind_padding == "float":
-            kind_padding = "bool"  # PyTorch's unbatched path takes boolean padding only reliably
     embed = heads * head_dim
     torch.manual_seed(seed)
     reference = torch.nn.MultiheadAttention(embed, heads, bias=bias, batch_first=batch_first)
@@ -360,3 +364,21 @@ def test_transformer_encoder_layer_float32_and_arguments():
         nn.TransformerEncoderLayer(8, 3)
     with pytest.raises(ValueError, match="dim_feedforward"):
         nn.TransformerEncoderLayer(8, 2, dim_feedforward=0)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_multihead_attention_gradcheck_both_modes(batch_first):
+    layer = nn.MultiheadAttention(4, 2, batch_first=batch_first, rng=1, dtype=np.float64)
+    query, key = _inputs(6, (2, 3, 4), (2, 2, 4))  # (N, L, E), (N, S, E)
+    if not batch_first:
+        query, key = query.swapaxes(0, 1).copy(), key.swapaxes(0, 1).copy()
+    padding = np.array([[False, True], [False, False]])
+    inputs = [Tensor(query, requires_grad=True), Tensor(key, requires_grad=True)]
+    inputs += [layer.in_proj_weight, layer.out_proj.weight]
+
+    def attend(query, key, in_proj_weight, out_proj_weight):
+        layer.in_proj_weight, layer.out_proj.weight = in_proj_weight, out_proj_weight
+        output, weights = layer(query, key, key, key_padding_mask=padding)
+        return output.sum() + (weights * weights).sum()
+
+    assert tg.gradcheck(attend, inputs, modes=MODES)
