@@ -2,6 +2,7 @@
 ``utils`` (gradient clipping)."""
 
 from . import functional, init, utils
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -70,6 +71,7 @@ __all__ = [
     "MSELoss",
     "MaxPool2d",
     "Module",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "RMSNorm",
@@ -80,6 +82,7 @@ __all__ = [
     "SmoothL1Loss",
     "StateDictError",
     "Tanh",
+    "TransformerEncoderLayer",
     "Upsample",
     "functional",
     "init",

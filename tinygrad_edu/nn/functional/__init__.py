@@ -6,11 +6,14 @@ the op table; no function here has a hand-written backward. Grouped like PyTorch
 * :mod:`.activations` -- ``relu``, ``gelu``, ``silu``, ``softplus``, ``leaky_relu``, ...
 * :mod:`.layers` -- ``linear``, ``conv2d``, ``max_pool2d``, ...
 * :mod:`.losses` -- ``mse_loss``, ``binary_cross_entropy``, ``cross_entropy``, ...
+* :mod:`.attention` -- ``scaled_dot_product_attention``
 """
 
 from ...tensor import Tensor
 from .activations import *  # noqa: F403
 from .activations import __all__ as _activations
+from .attention import *  # noqa: F403
+from .attention import __all__ as _attention
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers
 from .losses import *  # noqa: F403
@@ -18,4 +21,4 @@ from .losses import __all__ as _losses
 
 one_hot = Tensor.one_hot
 
-__all__ = [*_activations, *_layers, *_losses, "one_hot"]
+__all__ = [*_activations, *_layers, *_losses, "one_hot", *_attention]
