@@ -401,6 +401,37 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+def init_channel_statistics(
+    layer: Module,
+    num_features: int,
+    eps: float,
+    momentum: float | None,
+    affine: bool,
+    track_running_stats: bool,
+    dtype: type,
+) -> None:
+    """The state of a per-channel normalisation layer (BatchNorm, InstanceNorm), checked: its
+    settings, ``weight``/``bias`` when ``affine``, and the buffers ``running_mean``,
+    ``running_var`` and ``num_batches_tracked`` (``None`` unless ``track_running_stats``)."""
+    name = type(layer).__name__
+    _positive_ints(name, num_features=num_features)
+    _check_number(name, "eps", eps, 0.0)
+    if momentum is not None:
+        _check_number(name, "momentum", momentum, 0.0, 1.0)
+    dtype = _float_dtype(name, dtype)
+    layer.num_features, layer.eps, layer.momentum = num_features, eps, momentum
+    layer.affine, layer.track_running_stats = affine, track_running_stats
+    layer.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+    layer.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+    tracked = {
+        "running_mean": Tensor(np.zeros(num_features, dtype=dtype)),
+        "running_var": Tensor(np.ones(num_features, dtype=dtype)),
+        "num_batches_tracked": Tensor(np.array(0), dtype=np.int64),
+    }
+    for buffer_name, buffer in tracked.items():
+        layer.register_buffer(buffer_name, buffer if track_running_stats else None)
+
+
 class _BatchNorm(Module):
     """Shared by ``BatchNorm1d`` and ``BatchNorm2d``: parameters, buffers, the mode switch."""
 
@@ -417,24 +448,9 @@ class _BatchNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        layer = type(self).__name__
-        _positive_ints(layer, num_features=num_features)
-        _check_number(layer, "eps", eps, 0.0)
-        if momentum is not None:
-            _check_number(layer, "momentum", momentum, 0.0, 1.0)
-        dtype = _float_dtype(layer, dtype)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dtype=dtype)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dtype=dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(np.array(0), dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        init_channel_statistics(
+            self, num_features, eps, momentum, affine, track_running_stats, dtype
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ranks:

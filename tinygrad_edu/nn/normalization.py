@@ -4,14 +4,12 @@ arguments, parameters and state_dict keys."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
-from .layers import _check_number, _float_dtype, _positive_ints
+from .layers import _check_number, _float_dtype, _positive_ints, init_channel_statistics
 from .module import Module, Parameter
 
 
@@ -71,24 +69,9 @@ class _InstanceNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        layer = type(self).__name__
-        _positive_ints(layer, num_features=num_features)
-        _check_number(layer, "eps", eps, 0.0)
-        if momentum is not None:
-            _check_number(layer, "momentum", momentum, 0.0, 1.0)
-        dtype = _float_dtype(layer, dtype)
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
-        statistics: dict[str, Any] = {"running_mean": None, "running_var": None}
-        statistics["num_batches_tracked"] = None
-        if track_running_stats:
-            statistics["running_mean"] = Tensor(np.zeros(num_features, dtype=dtype))
-            statistics["running_var"] = Tensor(np.ones(num_features, dtype=dtype))
-            statistics["num_batches_tracked"] = Tensor(np.array(0), dtype=np.int64)
-        for name, buffer in statistics.items():
-            self.register_buffer(name, buffer)
+        init_channel_statistics(
+            self, num_features, eps, momentum, affine, track_running_stats, dtype
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         layer, rank = type(self).__name__, self.sample_rank
