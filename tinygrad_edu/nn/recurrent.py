@@ -252,13 +252,13 @@ class _RNNBase(Module):
         self,
         input_size: int,
         hidden_size: int,
-        num_layers: int,
-        bias: bool,
-        batch_first: bool,
-        dropout: float,
-        bidirectional: bool,
-        rng: np.random.Generator | int | None,
-        dtype: type,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
     ) -> None:
         super().__init__()
         layer = type(self).__name__
@@ -425,32 +425,7 @@ class LSTM(_RNNBase):
 
     mode = "LSTM"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        rng: np.random.Generator | int | None = None,
-        dtype: type = np.float32,
-    ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            rng,
-            dtype,
-        )
-
-    def _step(self, input_part, state, weight_hh, bias_hh):
-        return lstm_step(input_part, state, weight_hh, bias_hh)
+    _step = staticmethod(lstm_step)
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
@@ -475,32 +450,7 @@ class GRU(_RNNBase):
 
     mode = "GRU"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        rng: np.random.Generator | int | None = None,
-        dtype: type = np.float32,
-    ) -> None:
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            rng,
-            dtype,
-        )
-
-    def _step(self, input_part, state, weight_hh, bias_hh):
-        return gru_step(input_part, state, weight_hh, bias_hh)
+    _step = staticmethod(gru_step)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x, unbatched = self._time_major(input)
