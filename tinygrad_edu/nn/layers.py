@@ -214,14 +214,7 @@ class Conv1d(Module):
             x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
         )
 
-    def extra_repr(self) -> str:
-        text = (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-        )
-        text += "" if self.dilation == 1 else f", dilation={self.dilation}"
-        text += "" if self.groups == 1 else f", groups={self.groups}"
-        return text + ("" if self.bias is not None else ", bias=False")
+    extra_repr = Conv2d.extra_repr  # the same settings, described the same way
 
 
 class ConvTranspose2d(Module):
