@@ -117,13 +117,20 @@ def _need_nchw(x: Tensor, op: str) -> None:
 
 
 def _check_conv_operands(
-    op: str, x: Tensor, weight: Tensor, groups: Any, weight_axes: str, channels: str
+    op: str,
+    x: Tensor,
+    weight: Tensor,
+    groups: Any,
+    weight_axes: str,
+    channels: str,
+    rank: int = 4,
 ) -> None:
-    """4-d input and weight (``weight_axes`` names the weight's), and ``groups`` dividing the
-    weight's first axis (its ``channels`` channels)."""
-    if x.ndim != 4 or weight.ndim != 4:
+    """Input and weight of ``rank`` axes (4: images, 3: sequences; ``weight_axes`` names the
+    weight's), and ``groups`` dividing the weight's first axis (its ``channels`` channels)."""
+    if x.ndim != rank or weight.ndim != rank:
+        input_axes = "(N, C, H, W)" if rank == 4 else "(N, C, L)"
         raise ShapeError(
-            f"{op}: needs input (N, C, H, W) and weight {weight_axes}, got {x.shape} and "
+            f"{op}: needs input {input_axes} and weight {weight_axes}, got {x.shape} and "
             f"{weight.shape}"
         )
     if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
@@ -200,16 +207,7 @@ def conv1d(
     ``(N, C, 1, L)`` with the kernel ``(out, in / groups, 1, k)``, so its gradients are
     :func:`conv2d`'s.
     """
-    if x.ndim != 3 or weight.ndim != 3:
-        raise ShapeError(
-            f"conv1d: needs input (N, C, L) and weight (out, in / groups, k), got {x.shape} and "
-            f"{weight.shape}"
-        )
-    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
-        raise ValueError(
-            f"conv1d: groups must be a positive int dividing the {weight.shape[0]} output "
-            f"channels (weight shape {weight.shape}), got {groups!r}"
-        )
+    _check_conv_operands("conv1d", x, weight, groups, "(out, in / groups, k)", "output", rank=3)
     if x.shape[1] != weight.shape[1] * groups:
         raise ShapeError(
             f"conv1d: input has {x.shape[1]} channels (shape {x.shape}) but the weight expects "
