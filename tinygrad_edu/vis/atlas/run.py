@@ -127,7 +127,7 @@ def render(
             if client is None:
                 _render_here(plan, todo, save)
             else:
-                _render_on_cluster(plan, todo, save, client)
+                _render_on_cluster(plan, todo, keys, save, client)
         records = _records(out, plan, keys)
         atlas = {
             "parameters": parameters,
@@ -219,7 +219,11 @@ def task_key(key: str, chunk: Sequence[int], partitions: int) -> str:
 
 
 def _render_on_cluster(
-    plan: Plan, todo: dict[str, list[int]], save: Callable[[store.Rendered], None], client
+    plan: Plan,
+    todo: dict[str, list[int]],
+    keys: dict[str, str],
+    save: Callable[[store.Rendered], None],
+    client,
 ) -> None:
     try:
         from distributed import as_completed
@@ -234,7 +238,7 @@ def _render_on_cluster(
     futures = []
     for layer, filters in todo.items():
         settings = plan.settings(layer)
-        key = layer_key(plan.parameters, layer)
+        key = keys[layer]
         for chunk in tasks(filters, settings.batch, workers):
             futures.append(
                 client.submit(
