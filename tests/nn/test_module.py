@@ -575,3 +575,85 @@ def test_a_read_only_parameter_gets_a_read_only_array_of_the_loaded_values():
     layer.load_state_dict({"weight": np.full((2, 2), 3.0)}, strict=False)
     np.testing.assert_array_equal(layer.weight.data, np.full((2, 2), 3.0))
     assert not layer.weight.data.flags.writeable and layer.weight.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- PyTorch's tensors
+def _torch_and_ours(torch, kind: str):
+    """A PyTorch module and ours of the same kind and sizes (float32, PyTorch's defaults)."""
+    pairs = {
+        "Linear": (lambda lib: lib.Linear(3, 2)),
+        "Conv1d": (lambda lib: lib.Conv1d(2, 3, 3, padding="same")),
+        "BatchNorm2d": (lambda lib: lib.BatchNorm2d(3)),
+        "GroupNorm": (lambda lib: lib.GroupNorm(2, 4)),
+        "Embedding": (lambda lib: lib.Embedding(5, 3)),
+        "LSTM": (lambda lib: lib.LSTM(3, 4, num_layers=2, bidirectional=True)),
+        "GRU": (lambda lib: lib.GRU(3, 4, batch_first=True)),
+        "MultiheadAttention": (lambda lib: lib.MultiheadAttention(4, 2)),
+        "TransformerEncoderLayer": (lambda lib: lib.TransformerEncoderLayer(4, 2, 8)),
+    }
+    make = pairs[kind]
+    return make(torch.nn), make(nn)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "Linear",
+        "Conv1d",
+        "BatchNorm2d",
+        "GroupNorm",
+        "Embedding",
+        "LSTM",
+        "GRU",
+        "MultiheadAttention",
+        "TransformerEncoderLayer",
+    ],
+)
+def test_a_pytorch_state_dict_loads_as_it_is(kind):
+    """``load_state_dict(torch_module.state_dict())``: no conversion by the user, same keys,
+    the values copied (a later change on PyTorch's side does not reach ours)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs, ours = _torch_and_ours(torch, kind)
+    with torch.no_grad():
+        for value in theirs.state_dict().values():
+            if value.is_floating_point():
+                value.normal_()
+    assert ours.load_state_dict(theirs.state_dict()) == ([], [])
+    loaded = ours.state_dict()
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(loaded[key], value.numpy(), err_msg=key)
+        assert loaded[key].dtype == value.numpy().dtype, key
+    with torch.no_grad():
+        next(iter(theirs.parameters())).add_(1.0)
+    for key, value in loaded.items():
+        np.testing.assert_array_equal(ours.state_dict()[key], value)
+
+
+def test_pytorch_parameters_that_record_gradients_load_too():
+    """Parameters themselves (``requires_grad=True``), not only ``state_dict``'s detached views."""
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Linear(3, 2)
+    ours = nn.Linear(3, 2)
+    ours.load_state_dict(dict(theirs.named_parameters()))
+    np.testing.assert_array_equal(ours.weight.data, theirs.weight.detach().numpy())
+    np.testing.assert_array_equal(ours.bias.data, theirs.bias.detach().numpy())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda torch: torch.zeros(2, 3, dtype=torch.bfloat16), "'weight' holds no array"),
+        (lambda torch: torch.zeros(2, 3, dtype=torch.complex64), "'weight' holds complex64"),
+        (lambda torch: torch.zeros(3, 2), r"'weight' has shape \(3, 2\)"),
+        (lambda torch: torch.zeros(2, 3, device="meta"), "'weight' holds no array"),
+    ],
+)
+def test_a_pytorch_tensor_that_does_not_fit_is_refused_and_nothing_changes(make, message):
+    torch = pytest.importorskip("torch")
+    layer = nn.Linear(3, 2, rng=0)
+    before = layer.state_dict()
+    with pytest.raises(nn.StateDictError, match=message):
+        layer.load_state_dict({"weight": make(torch), "bias": torch.ones(2)})
+    for key, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])

@@ -91,14 +91,23 @@ def _check_member_name(module: Module, kind: str, name: Any, taken: bool) -> Non
         raise KeyError(f"attribute {name!r} already exists in {type(module).__name__}")
 
 
+def _foreign_array(raw: Any) -> bool:
+    """Whether ``raw`` is another library's array that NumPy can read: a PyTorch (or JAX, CuPy
+    on the host, ...) tensor offers ``__array__`` or ``__dlpack__``."""
+    return hasattr(type(raw), "__array__") or hasattr(type(raw), "__dlpack__")
+
+
 def _loadable(key: str, raw: Any, tensor: Tensor) -> np.ndarray | str:
     """``raw`` as an array that fits ``tensor``, or a sentence saying why it does not."""
     data = raw.data if isinstance(raw, Tensor) else raw
     if not isinstance(data, (np.ndarray, np.generic, list, tuple, int, float)):
-        return f"key {key!r} holds a {type(raw).__name__}, not an array"
+        if not _foreign_array(data):
+            return f"key {key!r} holds a {type(raw).__name__}, not an array"
+        if getattr(data, "requires_grad", False) and callable(getattr(data, "detach", None)):
+            data = data.detach()  # PyTorch lends no memory of a tensor that records gradients
     try:
         value = np.asarray(data)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RuntimeError) as error:
         return f"key {key!r} holds no array of numbers ({error})"
     if value.dtype.kind not in "biuf":
         return f"key {key!r} holds {value.dtype} data, not numbers"
@@ -360,8 +369,9 @@ class Module:
 
         With ``strict=True`` every entry must be present and no extra key allowed; with
         ``strict=False`` the returned ``(missing_keys, unexpected_keys)`` lists them. Every
-        entry given must be an array (or Tensor, or nested list) of real numbers of exactly the
-        tensor's shape, castable to its dtype (no floats into integer buffers). All entries are
+        entry given must be an array (a NumPy array, a Tensor, a nested list, or another
+        library's tensor such as PyTorch's, so ``torch_model.state_dict()`` loads as it is) of
+        real numbers of exactly the tensor's shape, castable to its dtype (no floats into integer buffers). All entries are
         checked before any tensor changes: one :class:`StateDictError` names every problem and
         nothing is modified. Each loaded tensor's version is bumped; a read-only
         array is replaced by a read-only array of the new values.
