@@ -239,6 +239,33 @@ def test_chained_scheduler_matches_pytorch_and_resumes(gamma, T_max, resume_at):
     np.testing.assert_allclose(resumed, mine, rtol=1e-12, atol=1e-15)
 
 
+@settings(max_examples=5, deadline=None)
+@given(milestone=st.integers(1, 8), gamma=st.floats(0.5, 0.99), resume_at=st.integers(1, STEPS - 1))
+def test_a_chain_holds_a_sequential_lr_and_another_chain_like_pytorch(milestone, gamma, resume_at):
+    """Links that step without a metric nest: a warm-up-then-cosine ``SequentialLR`` chained
+    with a decay, and that chain inside another one."""
+
+    def nested(module, opt):
+        warm_then_cosine = module.SequentialLR(
+            opt,
+            [module.LinearLR(opt, 0.1, total_iters=4), module.CosineAnnealingLR(opt, 8)],
+            [milestone],
+        )
+        inner = module.ChainedScheduler([warm_then_cosine, module.ExponentialLR(opt, gamma)])
+        return module.ChainedScheduler([inner, module.StepLR(opt, 3, 0.5)])
+
+    def ours(opt):
+        return nested(lr_scheduler, opt)
+
+    def theirs(opt):
+        return nested(torch.optim.lr_scheduler, opt)
+
+    mine, reference = rates(ours, theirs, [0.3, 1.0])
+    np.testing.assert_allclose(mine, reference, rtol=1e-9, atol=1e-12)
+    resumed, _ = rates(ours, theirs, [0.3, 1.0], resume_at=resume_at)
+    np.testing.assert_allclose(resumed, mine, rtol=1e-12, atol=1e-15)
+
+
 def test_chained_scheduler_refuses_a_plateau_scheduler_and_another_optimizer():
     opt, _ = _optimizers([0.5])
     other, _ = _optimizers([0.5])

@@ -1,7 +1,9 @@
 """Several schedulers stepped together: :class:`ChainedScheduler`.
 
 Chainable schedulers multiply the current rate, so stepping them in turn composes their
-schedules (their factors multiply).
+schedules (their factors multiply). A :class:`SequentialLR`, or another chain, can be one of the
+links: anything that steps without an argument. :class:`ReduceLROnPlateau` cannot -- it needs the
+metric -- so it is stepped on its own.
 """
 
 from __future__ import annotations
@@ -11,20 +13,26 @@ from typing import Any
 
 from ..optimizer import Optimizer
 from .base import LRScheduler
+from .sequential import SequentialLR
 
 
 class ChainedScheduler:
     """Step every scheduler in ``schedulers`` (all on one optimizer) with one call."""
 
-    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None):
+    def __init__(
+        self,
+        schedulers: Sequence[LRScheduler | SequentialLR | ChainedScheduler],
+        optimizer: Optimizer | None = None,
+    ):
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("ChainedScheduler: schedulers is empty")
         for index, scheduler in enumerate(schedulers):
-            if not isinstance(scheduler, LRScheduler):
+            if not isinstance(scheduler, (LRScheduler, SequentialLR, ChainedScheduler)):
                 raise TypeError(
                     f"ChainedScheduler: schedulers[{index}] is a {type(scheduler).__name__}, "
-                    "not an LRScheduler (ReduceLROnPlateau needs its metric: step it alone)"
+                    "not a scheduler that steps without a metric (an LRScheduler, SequentialLR "
+                    "or ChainedScheduler; ReduceLROnPlateau needs its metric: step it alone)"
                 )
         optimizer = optimizer or schedulers[0].optimizer
         for index, scheduler in enumerate(schedulers):
