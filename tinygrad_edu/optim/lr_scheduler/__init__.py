@@ -8,6 +8,11 @@ from step :math:`t - 1` to :math:`t` (counter ``last_epoch``), so several schedu
 optimizer compose (their factors multiply) instead of overwriting each other. To resume, build
 the optimizer and the scheduler, then load both ``state_dict``\ s.
 
+:class:`SequentialLR` and :class:`ChainedScheduler` hold other schedulers, and
+:class:`ReduceLROnPlateau` is stepped with a metric; none of the three derives from
+:class:`LRScheduler` (in PyTorch all do), but they nest as PyTorch's do: a chain may hold a
+:class:`SequentialLR` or another chain.
+
 =========================  ==============================================================
 module                     schedulers
 =========================  ==============================================================
