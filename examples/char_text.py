@@ -232,22 +232,26 @@ def train(
 ) -> dict:
     r"""Train ``model`` on random windows of ``corpus.train``; returns the history.
 
-    The history holds ``steps``/``train_loss`` (the training loss averaged since the previous
-    evaluation), ``val_loss`` (on every non-overlapping window of the validation text, or of
-    its first ``schedule.validation`` characters), ``initial_val_loss`` (before the first step),
+    The history holds ``loss`` (the training loss of every step), ``steps`` and ``train_loss``
+    (the evaluations' steps, and the training loss averaged since the previous one),
+    ``val_loss`` (on every non-overlapping window of the validation text, or of its first
+    ``schedule.validation`` characters), ``initial_val_loss`` (before the first step),
     ``baseline`` (:func:`unigram_baseline` on the same validation text), ``uniform``
-    (:math:`\ln V`), ``parameters``, ``seconds`` and ``learning_rates``.
+    (:math:`\ln V`), ``parameters``, ``seconds``, ``learning_rates`` and
+    ``validation_characters``.
     """
     rng = np.random.default_rng(seed)
     validation = corpus.validation[: schedule.validation]
     val_inputs, val_targets = tiled_windows(validation, schedule.length)
     vocabulary_size = len(corpus.vocabulary)
     history: dict = {
+        "validation_characters": len(validation),
         "baseline": unigram_baseline(corpus.train, validation, vocabulary_size),
         "uniform": math.log(vocabulary_size),
         "parameters": sum(p.size for p in model.parameters()),
         "initial_val_loss": evaluate(model, val_inputs, val_targets),
         "steps": [],
+        "loss": [],
         "train_loss": [],
         "val_loss": [],
         "learning_rates": [],
@@ -269,6 +273,7 @@ def train(
             optimizer.step()
             rates.step()
             running.append(loss.item())
+            history["loss"].append(running[-1])
             bar.update()
             if step % every == 0 or step == schedule.steps:
                 history["steps"].append(step)
@@ -293,7 +298,8 @@ def report(history: dict) -> None:
         print(f"step {step:5d}  train {train_loss:.3f}  val {val_loss:.3f}")
     print(
         f"validation loss {history['final_val_loss']:.3f} nats/char against the unigram "
-        f"baseline {history['baseline']:.3f}, after {history['steps'][-1]} steps in "
+        f"baseline {history['baseline']:.3f} (on {history['validation_characters']:,} "
+        f"validation characters), after {history['steps'][-1]} steps in "
         f"{history['seconds']:.1f} s"
     )
 
@@ -310,7 +316,8 @@ def save_plot(history: dict, path: Path, title: str) -> bool:
         print("matplotlib is not installed: no plot saved (pip install matplotlib)")
         return False
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(history["steps"], history["train_loss"], marker="o", label="train")
+    steps = np.arange(1, len(history["loss"]) + 1)
+    axes.plot(steps, history["loss"], linewidth=0.6, alpha=0.7, label="train (each batch)")
     axes.plot(
         [0, *history["steps"]],
         [history["initial_val_loss"], *history["val_loss"]],
@@ -320,7 +327,7 @@ def save_plot(history: dict, path: Path, title: str) -> bool:
     axes.axhline(history["baseline"], color="grey", linestyle="--", label="unigram baseline")
     axes.axhline(history["uniform"], color="grey", linestyle=":", label="uniform, ln V")
     axes.set(xlabel="step", ylabel="cross-entropy (nats per character)", title=title)
-    axes.legend()
+    axes.legend(loc="center right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -362,6 +369,44 @@ def sample(
             ids = np.concatenate([ids, np.array(drawn)[:, None]], axis=1)
     model.train()
     return [vocabulary.decode(row) for row in ids]
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS (NumPy's matrix products) on one thread meanwhile, if ``threadpoolctl`` is installed.
+
+    The products of these small models are too small to share between cores: OpenBLAS's
+    threads cost more to wake and synchronise than they save, and on a busy machine, where they
+    must wait for a core, far more (the fast transformer run took 35 s with OpenBLAS's default
+    threads and 3.5 s with one, on two cores shared with other work).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def describe(corpus: Corpus) -> None:
+    """Print the corpus's sizes, its most frequent characters and the two baselines."""
+    vocabulary_size = len(corpus.vocabulary)
+    print(
+        f"{len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
+        f"V = {vocabulary_size} distinct"
+    )
+    counts = np.bincount(corpus.train, minlength=vocabulary_size)
+    common = np.argsort(counts)[::-1][:10]
+    shares = ", ".join(
+        f"{corpus.vocabulary.characters[i]!r} {counts[i] / counts.sum():.1%}" for i in common
+    )
+    print(f"most frequent: {shares}")
+    baseline = unigram_baseline(corpus.train, corpus.validation, vocabulary_size)
+    print(
+        f"uniform guess ln V = {math.log(vocabulary_size):.3f} nats/char, "
+        f"unigram baseline {baseline:.3f}"
+    )
 
 
 PROMPT = "The gradient "
@@ -414,44 +459,6 @@ def run(
     for text in history["samples"]:
         print(f"--- sample (temperature 0.8) ---\n{text}")
     return history
-
-
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS (NumPy's matrix products) on one thread meanwhile, if ``threadpoolctl`` is installed.
-
-    The products of these small models are too small to share between cores: OpenBLAS's
-    threads cost more to wake and synchronise than they save, and on a busy machine, where they
-    must wait for a core, far more (the fast transformer run took 35 s with OpenBLAS's default
-    threads and 3.5 s with one, on two cores shared with other work).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def describe(corpus: Corpus) -> None:
-    """Print the corpus's sizes, its most frequent characters and the two baselines."""
-    vocabulary_size = len(corpus.vocabulary)
-    print(
-        f"{len(corpus.train):,} training and {len(corpus.validation):,} validation characters, "
-        f"V = {vocabulary_size} distinct"
-    )
-    counts = np.bincount(corpus.train, minlength=vocabulary_size)
-    common = np.argsort(counts)[::-1][:10]
-    shares = ", ".join(
-        f"{corpus.vocabulary.characters[i]!r} {counts[i] / counts.sum():.1%}" for i in common
-    )
-    print(f"most frequent: {shares}")
-    baseline = unigram_baseline(corpus.train, corpus.validation, vocabulary_size)
-    print(
-        f"uniform guess ln V = {math.log(vocabulary_size):.3f} nats/char, "
-        f"unigram baseline {baseline:.3f}"
-    )
 
 
 if __name__ == "__main__":
