@@ -61,7 +61,7 @@ class CharLSTM(nn.Module):
         return self.head(output)
 
 
-FULL = Schedule(steps=600, batch_size=32, length=48, learning_rate=1e-2, warmup=50)
+FULL = Schedule(steps=800, batch_size=32, length=48, learning_rate=1e-2, warmup=50)
 FAST = Schedule(
     steps=100,
     batch_size=16,

@@ -93,7 +93,7 @@ class CharTransformer(nn.Module):
         return self.head(self.norm(x))
 
 
-FULL = Schedule(steps=700, batch_size=32, length=64, learning_rate=3e-3, warmup=100)
+FULL = Schedule(steps=800, batch_size=32, length=64, learning_rate=3e-3, warmup=100)
 FAST = Schedule(
     steps=120,
     batch_size=16,
