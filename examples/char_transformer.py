@@ -20,11 +20,13 @@ The model reads ``T`` characters and, at every position ``t``, predicts characte
   :math:`1/V` and the first loss is near :math:`\ln V`, the cost of a uniform guess.
 
 Training (AdamW with weight decay, warm-up then cosine decay, gradient clipping), the unigram
-baseline, the plot and the sampling are in ``char_text.py``, shared with ``char_rnn.py``. The
-validation loss falls well below the unigram baseline (a model that knows only how often each
-character occurs) within the default run of a few minutes on two cores. Run:
+baseline, the plot and the sampling are in ``char_text.py``, shared with ``char_rnn.py``.
+The default model: ``d = 64``, 2 blocks of 4 heads, ``T = 64`` characters of context,
+120 188 parameters; 800 steps of 32 windows. Its validation loss falls well below the unigram
+baseline (a model that knows only how often each character occurs): 2.31 against 3.46
+nats per character, in about two minutes on two cores shared with other work. Run:
 
-    python examples/char_transformer.py              # full run (a few minutes)
+    python examples/char_transformer.py              # full run (two to three minutes)
     python examples/char_transformer.py --fast       # a short run, for tests
     python examples/char_transformer.py --steps 3000 --plot curve.png --seed 1
     python examples/char_transformer.py --no-progress
