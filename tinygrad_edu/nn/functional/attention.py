@@ -99,10 +99,11 @@ def attention_with_weights(
     scores = (query @ key.swapaxes(-1, -2)) * scale
     if attn_mask is not None:
         scores = _apply_mask(name, scores, attn_mask)
-    dead = np.all(np.isneginf(scores.data), axis=-1, keepdims=True)
-    weights = where(dead, 0.0, scores).softmax(-1)
-    if dead.any():
-        weights = where(dead, 0.0, weights)
+    dead = np.all(np.isneginf(scores.data), axis=-1, keepdims=True)  # no key to look at
+    if dead.any():  # the softmax of a row of -inf is NaN: such a row gets zero weights
+        weights = where(dead, 0.0, where(dead, 0.0, scores).softmax(-1))
+    else:  # the usual case: no where over all the scores (nor its VJP) for nothing
+        weights = scores.softmax(-1)
     weights = dropout(weights, dropout_p, True, rng)
     return weights @ value, weights
 
