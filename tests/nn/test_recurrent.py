@@ -1,7 +1,8 @@
 """Recurrent cells and layers (``RNNCell``, ``LSTMCell``, ``GRUCell``, ``RNN``, ``LSTM``, ``GRU``):
 outputs, final states and every input and parameter gradient against PyTorch in float64 over
-random sizes and options, with PyTorch's state_dict loaded unchanged; gradcheck in both modes;
-backpropagation through 200 steps; initialisation bounds; bad arguments refused by name."""
+random sizes and options, with PyTorch's state_dict loaded unchanged; gradients of first and
+second order in both modes; backpropagation through 200 steps; initialisation bounds; bad
+arguments refused by name."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.module_gradients import check_both_orders, with_parameters
 from tinygrad_edu import Tensor, nn
 
 MODES = ("rev", "fwd")
@@ -274,27 +276,8 @@ def test_bad_arguments_are_refused_by_name():
 # ------------------------------------------------- gradients of first and second order, both modes
 # Every input, initial state and parameter is checked against central differences in float64:
 # first order by reverse mode (one VJP) and forward mode (one JVP per element), second order by
-# differentiating the reverse pass again, both ways. The parameters are bound into the layer from
-# the function's arguments, so their finite differences really move the layer.
-def bound_to(module, names):
-    """A function that sets ``module``'s parameters ``names`` (dotted paths) to given tensors."""
-
-    def bind(values):
-        for name, value in zip(names, values):
-            *path, last = name.split(".")
-            owner = module
-            for part in path:
-                owner = getattr(owner, part)
-            setattr(owner, last, value)
-
-    return bind
-
-
-def check_both_orders(fn, inputs):
-    assert tg.gradcheck(fn, inputs, modes=MODES)
-    assert tg.gradgradcheck(fn, inputs, modes=MODES)
-
-
+# differentiating the reverse pass again, both ways (tests/module_gradients.py). The parameters
+# reach the layer through the checked function's arguments, so their differences move the layer.
 @settings(max_examples=16, deadline=None)
 @given(
     st.sampled_from(CELLS),
@@ -310,14 +293,13 @@ def test_cells_first_and_second_order_gradients_both_modes(
     name, _, nonlinearity = kind.partition("-")
     options = {"nonlinearity": nonlinearity} if nonlinearity else {}
     cell = getattr(nn, name)(input_size, hidden_size, bias, rng=seed, dtype=np.float64, **options)
-    names = [n for n, _ in cell.named_parameters()]
-    bind = bound_to(cell, names)
+    parameters, bind = with_parameters(cell)
     rng = np.random.default_rng(seed)
     lead = () if batch is None else (batch,)
     states = 2 if name == "LSTMCell" else 1
     values = [rng.standard_normal((*lead, input_size))]
     values += [rng.standard_normal((*lead, hidden_size)) for _ in range(states)]
-    inputs = [Tensor(v, requires_grad=True) for v in values] + list(cell.parameters())
+    inputs = [Tensor(v, requires_grad=True) for v in values] + parameters
 
     def fn(x, *rest):
         bind(rest[states:])
@@ -340,8 +322,8 @@ def sequence_gradient_inputs(layer, case, rng):
         shape, state_shape = (*order, case["input_size"]), (stacked, batch, case["hidden_size"])
     values = [rng.standard_normal(shape)]
     values += [rng.standard_normal(state_shape) for _ in range(2 if lstm else 1)]
-    bind = bound_to(layer, [n for n, _ in layer.named_parameters()])
-    inputs = [Tensor(v, requires_grad=True) for v in values] + list(layer.parameters())
+    parameters, bind = with_parameters(layer)
+    inputs = [Tensor(v, requires_grad=True) for v in values] + parameters
 
     def fn(x, *rest):
         states = 2 if lstm else 1
