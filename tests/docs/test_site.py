@@ -91,3 +91,20 @@ def test_search_finds_backward(site, browser):
     )
     on_tensor_page = [a for a in found.split() if a.startswith(f"{site}/reference/tensor/")]
     assert any(link.endswith("#tinygrad_edu.Tensor.backward") for link in on_tensor_page), found
+
+
+def test_the_sequences_page_links_to_explorer_pages_that_replay(site, browser):
+    session = browser.open(f"{site}/sequences/")
+    assert "Backpropagation through time" in browser.wait_for(session, text_of("h1"))
+    links = browser.wait_for(session, "[...document.links].map(a => a.href).join(' ')")
+    for name in ("lstm_three_steps", "attention_head"):
+        assert f"{site}/explorers/{name}.html" in links
+    explorer = browser.open(f"{site}/explorers/lstm_three_steps.html", "#step=33")
+    assert browser.wait_for(explorer, text_of("#counter")) == "step 33 of 51"
+    assert "weight_hh_l0" in browser.wait_for(explorer, text_of("#current"))
+    complaints = [
+        event
+        for event in browser.complaints(explorer)
+        if not event["params"].get("entry", {}).get("url", "").endswith("/favicon.ico")
+    ]  # the browser asks the server for a site icon the page does not name
+    assert complaints == []

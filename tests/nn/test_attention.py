@@ -1,7 +1,7 @@
 """Attention: ``scaled_dot_product_attention``, ``MultiheadAttention`` and
 ``TransformerEncoderLayer`` against PyTorch (outputs, attention weights, gradients of inputs and
-parameters, with PyTorch's state_dicts loaded unchanged), float64 gradchecks in both modes, fully
-masked rows, and bad arguments refused by name."""
+parameters, with PyTorch's state_dicts loaded unchanged), float64 gradients of first and second
+order in both modes, fully masked rows, and bad arguments refused by name."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.module_gradients import check_both_orders, with_parameters
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.graph import ShapeError
 from tinygrad_edu.nn import functional as F
@@ -402,3 +403,125 @@ def test_multihead_attention_gradcheck_both_modes(batch_first):
         return output.sum() + (weights * weights).sum()
 
     assert tg.gradcheck(attend, inputs, modes=MODES)
+
+
+# ------------------------------------------------- gradients of first and second order, both modes
+# Queries, keys, values, float masks and every parameter against central differences in float64:
+# first order by reverse and forward mode, second order by differentiating the reverse pass again
+# both ways (tests/module_gradients.py). Sizes stay tiny: forward mode costs one JVP per element.
+@settings(max_examples=20, deadline=None)
+@given(
+    batch=st.sampled_from([(), (2,)]),
+    length=st.integers(1, 3),
+    source=st.integers(1, 3),
+    embed=st.integers(1, 2),
+    value_dim=st.integers(1, 2),
+    kind=st.sampled_from(["none", "bool", "float", "causal"]),
+    scale=st.sampled_from([None, 0.7]),
+    seed=st.integers(0, 1000),
+)
+def test_sdpa_first_and_second_order_gradients_both_modes(
+    batch, length, source, embed, value_dim, kind, scale, seed
+):
+    shapes = [(*batch, length, embed), (*batch, source, embed), (*batch, source, value_dim)]
+    if kind == "float":
+        shapes.append((length, source))  # the additive mask is differentiated too
+    inputs = [Tensor(a, requires_grad=True) for a in _inputs(seed, *shapes)]
+    mask = _mask(seed, kind, (length, source)) if kind == "bool" else None
+    # a boolean mask may hide every key of a query: that row is zero, and so are its gradients
+
+    def attend(query, key, value, *additive):
+        return F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=additive[0] if additive else mask,
+            is_causal=kind == "causal",
+            scale=scale,
+        )
+
+    check_both_orders(attend, inputs)
+
+
+def away_from_constants(layer, parameters, rng):
+    """The parameters with every bias and norm weight drawn at random instead of PyTorch's
+    constant start (0 or 1), so their gradients are checked at a general point."""
+    names = [name for name, _ in layer.named_parameters()]
+    return [
+        Tensor(rng.standard_normal(p.shape), requires_grad=True)
+        if name.endswith("bias") or name.startswith("norm")
+        else p
+        for name, p in zip(names, parameters)
+    ]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    heads=st.integers(1, 2),
+    length=st.integers(1, 3),
+    source=st.integers(1, 2),
+    batch_first=st.booleans(),
+    unbatched=st.booleans(),
+    bias=st.booleans(),
+    kind_attn=st.sampled_from(["none", "bool2d", "float3d"]),
+    kind_padding=st.sampled_from(["none", "bool", "float"]),
+    average=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_multihead_attention_first_and_second_order_gradients_both_modes(
+    heads, length, source, batch_first, unbatched, bias, kind_attn, kind_padding, average, seed
+):
+    embed, batch = 2, 1 if unbatched else 2
+    layer = nn.MultiheadAttention(
+        embed, heads, bias=bias, batch_first=batch_first, rng=seed, dtype=np.float64
+    )
+    parameters, bind = with_parameters(layer)
+    parameters = away_from_constants(layer, parameters, np.random.default_rng(seed + 3))
+    if unbatched:
+        shapes = [(length, embed), (source, embed), (source, embed)]
+    elif batch_first:
+        shapes = [(batch, length, embed), (batch, source, embed), (batch, source, embed)]
+    else:
+        shapes = [(length, batch, embed), (source, batch, embed), (source, batch, embed)]
+    attn, padding = _attention_masks(
+        seed, kind_attn, kind_padding, batch, heads, length, source, unbatched
+    )
+    inputs = [Tensor(a, requires_grad=True) for a in _inputs(seed, *shapes)] + parameters
+
+    def attend(query, key, value, *values):
+        bind(values)
+        options = {"key_padding_mask": padding, "average_attn_weights": average}
+        return layer(query, key, value, attn_mask=attn, **options)
+
+    check_both_orders(attend, inputs)
+
+
+@pytest.mark.parametrize(
+    "norm_first, activation, causal",
+    [(False, "relu", False), (True, "gelu", True), (False, "gelu", True), (True, "relu", False)],
+)
+def test_transformer_encoder_layer_first_and_second_order_gradients_both_modes(
+    norm_first, activation, causal
+):
+    layer = nn.TransformerEncoderLayer(
+        4,  # LayerNorm over two features would give only +-1: four keep its gradients general
+        2,
+        dim_feedforward=3,
+        dropout=0.0,
+        activation=activation,
+        norm_first=norm_first,
+        batch_first=True,
+        rng=4,
+        dtype=np.float64,
+    )
+    rng = np.random.default_rng(4)
+    parameters, bind = with_parameters(layer)
+    parameters = away_from_constants(layer, parameters, rng)
+    mask = np.triu(np.ones((3, 3), dtype=bool), 1) if causal else None
+    inputs = [Tensor(rng.standard_normal((1, 3, 4)), requires_grad=True), *parameters]
+
+    def encode(src, *values):
+        bind(values)
+        return layer(src, src_mask=mask, is_causal=causal)
+
+    check_both_orders(encode, inputs)

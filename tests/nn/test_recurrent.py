@@ -1,7 +1,8 @@
 """Recurrent cells and layers (``RNNCell``, ``LSTMCell``, ``GRUCell``, ``RNN``, ``LSTM``, ``GRU``):
 outputs, final states and every input and parameter gradient against PyTorch in float64 over
-random sizes and options, with PyTorch's state_dict loaded unchanged; gradcheck in both modes;
-backpropagation through 200 steps; initialisation bounds; bad arguments refused by name."""
+random sizes and options, with PyTorch's state_dict loaded unchanged; gradients of first and
+second order in both modes; backpropagation through 200 steps; initialisation bounds; bad
+arguments refused by name."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.module_gradients import check_both_orders, with_parameters
 from tinygrad_edu import Tensor, nn
 
 MODES = ("rev", "fwd")
@@ -269,3 +271,109 @@ def test_bad_arguments_are_refused_by_name():
         nn.LSTMCell(2, 3)(Tensor(np.zeros((1, 2))), (Tensor(np.zeros((1, 3))), Tensor(np.zeros(3))))
     with pytest.raises(TypeError, match="hx must be a pair"):
         nn.LSTM(2, 3)(Tensor(np.zeros((4, 1, 2))), Tensor(np.zeros((1, 1, 3))))
+
+
+# ------------------------------------------------- gradients of first and second order, both modes
+# Every input, initial state and parameter is checked against central differences in float64:
+# first order by reverse mode (one VJP) and forward mode (one JVP per element), second order by
+# differentiating the reverse pass again, both ways (tests/module_gradients.py). The parameters
+# reach the layer through the checked function's arguments, so their differences move the layer.
+@settings(max_examples=16, deadline=None)
+@given(
+    st.sampled_from(CELLS),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from([None, 1, 2]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_cells_first_and_second_order_gradients_both_modes(
+    kind, input_size, hidden_size, batch, bias, seed
+):
+    name, _, nonlinearity = kind.partition("-")
+    options = {"nonlinearity": nonlinearity} if nonlinearity else {}
+    cell = getattr(nn, name)(input_size, hidden_size, bias, rng=seed, dtype=np.float64, **options)
+    parameters, bind = with_parameters(cell)
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    states = 2 if name == "LSTMCell" else 1
+    values = [rng.standard_normal((*lead, input_size))]
+    values += [rng.standard_normal((*lead, hidden_size)) for _ in range(states)]
+    inputs = [Tensor(v, requires_grad=True) for v in values] + parameters
+
+    def fn(x, *rest):
+        bind(rest[states:])
+        if name == "LSTMCell":
+            return cell(x, (rest[0], rest[1]))
+        return cell(x, rest[0])
+
+    check_both_orders(fn, inputs)
+
+
+def sequence_gradient_inputs(layer, case, rng):
+    """Input, initial state(s) and every parameter of ``layer`` as gradcheck inputs, and the
+    function that runs ``layer`` on them and returns every output."""
+    steps, batch, lstm = case["steps"], case["batch"], case["kind"] == "LSTM"
+    stacked = case["num_layers"] * (2 if case["bidirectional"] else 1)
+    if batch is None:
+        shape, state_shape = (steps, case["input_size"]), (stacked, case["hidden_size"])
+    else:
+        order = (batch, steps) if case["batch_first"] else (steps, batch)
+        shape, state_shape = (*order, case["input_size"]), (stacked, batch, case["hidden_size"])
+    values = [rng.standard_normal(shape)]
+    values += [rng.standard_normal(state_shape) for _ in range(2 if lstm else 1)]
+    parameters, bind = with_parameters(layer)
+    inputs = [Tensor(v, requires_grad=True) for v in values] + parameters
+
+    def fn(x, *rest):
+        states = 2 if lstm else 1
+        bind(rest[states:])
+        return flat(layer(x, (rest[0], rest[1]) if lstm else rest[0]))
+
+    return inputs, fn
+
+
+def tiny_sequence_layer(case):
+    name, _, nonlinearity = case["kind"].partition("-")
+    options = {"nonlinearity": nonlinearity} if nonlinearity else {}
+    sizes = (case["input_size"], case["hidden_size"])
+    return getattr(nn, name)(
+        *sizes,
+        num_layers=case["num_layers"],
+        bias=case["bias"],
+        batch_first=case["batch_first"],
+        bidirectional=case["bidirectional"],
+        rng=0,
+        dtype=np.float64,
+        **options,
+    )
+
+
+@settings(max_examples=12, deadline=None)
+@given(sequence_case(), st.integers(0, 2**32 - 1))
+def test_sequence_layers_first_and_second_order_gradients_both_modes(case, seed):
+    if case["num_layers"] == 2 and case["bidirectional"]:
+        case = {**case, "hidden_size": 1, "steps": min(case["steps"], 2)}  # keeps the run short
+    else:
+        case = {**case, "hidden_size": min(case["hidden_size"], 2)}
+    layer = tiny_sequence_layer(case)
+    inputs, fn = sequence_gradient_inputs(layer, case, np.random.default_rng(seed))
+    check_both_orders(fn, inputs)
+
+
+@pytest.mark.parametrize("kind", ["RNN-tanh", "RNN-relu", "LSTM", "GRU"])
+def test_two_bidirectional_layers_first_and_second_order_gradients_both_modes(kind):
+    case = {
+        "kind": kind,
+        "input_size": 2,
+        "hidden_size": 1,
+        "num_layers": 2,
+        "bias": True,
+        "batch_first": True,
+        "bidirectional": True,
+        "steps": 2,
+        "batch": 2,
+    }
+    layer = tiny_sequence_layer(case)
+    inputs, fn = sequence_gradient_inputs(layer, case, np.random.default_rng(5))
+    check_both_orders(fn, inputs)

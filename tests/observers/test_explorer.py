@@ -18,6 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.sequence_graphs import SEQUENCE_LOSSES, traced
 from tinygrad_edu import Tensor
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
 from tinygrad_edu.observers.explorer import payload, render
@@ -422,3 +423,37 @@ def test_a_script_with_a_syntax_error_or_an_exit_status(tmp_path, capsys):
     leaving.write_text("import sys\nsys.exit('gave up')\n")
     assert main(["explore", str(leaving)]) == 1
     assert capsys.readouterr().err == f"tinygrad-edu: error: explore: {leaving} exited: gave up\n"
+
+
+# ----------------------------------------------------------------------------- sequence layers
+# An LSTM over three steps, a bidirectional GRU, causal multi-head attention and an encoder layer
+# (tests/sequence_graphs.py): the page draws every tensor of the unrolled graph, maps each step to
+# its own box, and shows the modules' parameter names as data, whatever they contain.
+@pytest.mark.parametrize("kind", SEQUENCE_LOSSES)
+def test_a_sequence_layer_page_draws_every_tensor_and_keeps_names_as_data(kind, tmp_path):
+    build, _ = SEQUENCE_LOSSES[kind]
+    trace, module, x = traced(build)
+    names = {id(p): f"{HOSTILE_NAMES[0]}{n}" for n, p in module.named_parameters()}
+    names[id(x)] = HOSTILE_NAMES[1]
+    data = payload(trace, names=names)
+    assert not data["collapsed"] and len(data["nodes"]) == len(trace.graphs[0])
+    assert [step["op"] for step in data["steps"]] == [step.op for step in trace.steps]
+    boxes = [step["node"] for step in data["steps"]]
+    assert len(set(boxes)) == len(boxes)  # one box per popped tensor
+    assert {data["nodes"][box]["label"] for box in boxes}.isdisjoint(names.values())
+    page = trace.to_html(tmp_path / f"{kind}.html", names=names, title=f"{kind} <sweep>")
+    reader = _PageReader()
+    reader.feed(page.read_text())
+    plain = _PageReader()
+    plain.feed(render(payload(trace, title="t")))
+    assert reader.tags == plain.tags and reader.text["h1"] == f"{kind} <sweep>"
+    shown = json.loads(reader.text["script"][0][len("const DATA = ") : -1])
+    assert set(names.values()) <= {node["label"] for node in shown["nodes"]}
+
+
+@needs_chromium
+@pytest.mark.parametrize("kind", ["lstm", "encoder"])
+def test_a_sequence_layer_page_replays_the_engine_sweep_in_chromium(kind, tmp_path):
+    trace, module, _ = traced(SEQUENCE_LOSSES[kind][0])
+    names = {id(p): n for n, p in module.named_parameters()}
+    _assert_page_replays(trace, tmp_path / f"{kind}.html", tmp_path, names)

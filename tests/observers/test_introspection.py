@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_edu as tg
+from tests.sequence_graphs import SEQUENCE_LOSSES, delivered_totals, traced
 from tinygrad_edu import Tensor
 from tinygrad_edu.models.text_color import COLORS, LABELS, build_mlp, error
 from tinygrad_edu.observers import dot
@@ -258,3 +259,32 @@ def test_anomaly_mode_checks_the_seed():
     x = Tensor(np.array([1.0]), requires_grad=True)
     with tg.detect_anomaly(), pytest.raises(tg.AnomalyError, match="passed to backward"):
         (x * 2).backward(np.array([np.nan]))
+
+
+# ----------------------------------------------------------------------------- sequence layers
+# Backpropagation through time and through attention is the ordinary sweep, so the trace must see
+# it whole: every op of the unrolled graph popped exactly once, and the gradient it totals at each
+# parameter equal to the .grad the sweep leaves there (the graphs: tests/sequence_graphs.py).
+@pytest.mark.parametrize("kind", SEQUENCE_LOSSES)
+def test_trace_of_a_sequence_layer_pops_every_op_once_and_totals_the_grads(kind):
+    build, counts = SEQUENCE_LOSSES[kind]
+    trace, module, x = traced(build)
+    assert len(trace.graphs) == 1
+    graph = trace.graphs[0]
+    ops = {key for key, record in graph.items() if record.op is not None}
+    popped = [step.output_id for step in trace.steps]
+    assert len(popped) == len(set(popped)) and set(popped) == ops
+    assert [step.op for step in trace.steps] == [graph[key].op for key in popped]
+    for op, count in counts.items():
+        assert [step.op for step in trace.steps].count(op) == count, op
+    totals = delivered_totals(trace)
+    named = [("input", x), *module.named_parameters()]
+    for name, tensor in named:
+        total = totals[id(tensor)]
+        assert total.shape == tensor.grad.shape, name
+        assert total.norm == pytest.approx(np.linalg.norm(tensor.grad.data), rel=1e-12), name
+        np.testing.assert_allclose(total.head, tensor.grad.data.reshape(-1)[:6], rtol=1e-12)
+    table = str(trace).splitlines()
+    assert len(table) == len(trace.steps) + 2
+    reached = set(re.findall(r"-> s(\d+)", trace.to_dot()))
+    assert reached == {str(step.index) for step in trace.steps[1:]}  # the sweep is connected
