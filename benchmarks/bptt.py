@@ -2,7 +2,8 @@
 
 The step: the gradients cleared, forward over a sequence of T steps (batch 32, input 64, hidden
 128 by default, time-major), the loss ``mean(output ** 2)`` over every step's output, backward
-through all T steps (nothing truncated). Both frameworks hold the same weights (PyTorch's
+through all T steps (nothing truncated): the LSTM at each ``--steps``, the GRU, the Elman RNN and
+a float64 LSTM at ``--also-at``. Both frameworks hold the same weights (PyTorch's
 ``state_dict`` loaded into ours) and read the same input, which needs no gradient. Contenders,
 timed in alternating rounds in one process:
 
@@ -32,13 +33,13 @@ the line below the table checks that for the LSTM rows. (A baseline taken after 
 would be smaller and wrong: the heap keeps the freed blocks of those steps, which the measured
 step then reuses unseen.) Linux only; elsewhere the memory columns read n/a.
 
-The line above the table gives the instruction set PyTorch's kernels use
+The table's title gives the instruction set PyTorch's kernels use
 (``torch.backends.cpu.get_cpu_capability()``) and NumPy's BLAS (its build and, with
 threadpoolctl installed, the kernels it chose for this CPU). ``--threads N`` sets both BLAS and
 PyTorch thread counts (before NumPy is imported); ``--clock cpu`` measures process CPU time,
 steadier on a loaded machine with one thread.
 
-    python benchmarks/bptt.py [--steps 25 100 200] [--also-at 100] [--rounds 7] [--threads N]
+    python benchmarks/bptt.py [--steps 25 100 200] [--also-at 100] [--rounds 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ try:
     import torch
 except ImportError:
     torch = None
-
-CONTENDERS = ("tinygrad_edu", "compiled", "torch")
 
 
 @dataclass(frozen=True)
