@@ -342,7 +342,8 @@ class _RNNBase(Module):
         steps = [x[t] for t in range(x.shape[0])]
         finals = []
         for index in range(self.num_layers):
-            if index > 0:  # step by step in time order: the very mask of the stacked sequence
+            if index > 0:  # step by step, in time order: the generator draws the numbers it
+                # would draw for the stacked sequence in one call, so the mask is the same
                 steps = [F.dropout(s, self.dropout, self.training, self.generator) for s in steps]
             per_direction = []
             for direction, suffix in enumerate(("", "_reverse")[: self.num_directions]):
