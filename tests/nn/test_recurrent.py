@@ -6,6 +6,8 @@ arguments refused by name."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -207,6 +209,24 @@ def test_dropout_between_layers_only_while_training():
     np.testing.assert_array_equal(one_layer(Tensor(x))[0].data, one_layer.eval()(Tensor(x))[0].data)
 
 
+def test_dropout_between_layers_masks_the_stacked_sequence():
+    """Layer 1 reads layer 0's outputs (both directions) through one mask, drawn from the
+    layer's generator as for the stacked sequence, though the layers pass it step by step."""
+    model = nn.LSTM(2, 3, num_layers=2, dropout=0.4, bidirectional=True, dtype=np.float64, rng=5)
+    first = nn.LSTM(2, 3, bidirectional=True, dtype=np.float64)
+    second = nn.LSTM(6, 3, bidirectional=True, dtype=np.float64)
+    state = model.state_dict()
+    for layer, part in enumerate((first, second)):
+        part.load_state_dict(
+            {key.replace(f"_l{layer}", "_l0"): value for key, value in state.items()
+             if f"_l{layer}" in key}
+        )  # fmt: skip
+    x = Tensor(np.random.default_rng(6).standard_normal((5, 2, 2)))
+    generator = copy.deepcopy(model.generator)
+    expected = second(nn.functional.dropout(first(x)[0], 0.4, True, generator))[0]
+    np.testing.assert_allclose(model(x)[0].data, expected.data, rtol=1e-13, atol=1e-15)
+
+
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("kind", CELLS)
 def test_cell_gradcheck_both_modes(kind):
@@ -247,6 +267,32 @@ def test_backward_through_200_lstm_steps():
     assert np.all(np.isfinite(x.grad.data))
     assert np.abs(x.grad.data[0]).sum() > 0  # the first step still receives a gradient
     assert np.all(np.isfinite(lstm.weight_hh_l0.grad.data))
+
+
+class GradientSizes(tg.graph.Observer):
+    """Counts the elements of every gradient the backward sweep's VJPs return."""
+
+    def __init__(self) -> None:
+        self.elements = 0
+
+    def vjp_applied(self, node, out, g, input_grads) -> None:
+        self.elements += sum(grad.data.size for grad in input_grads if grad is not None)
+
+
+@pytest.mark.parametrize("layer", [nn.RNN, nn.LSTM, nn.GRU])
+def test_backward_cost_is_linear_in_the_sequence_length(layer):
+    """Doubling T doubles what the sweep computes: no step's VJP returns a gradient the size of
+    the whole sequence (as indexing step ``t`` out of a tensor that needs a gradient would),
+    through two bidirectional layers, between which the sequence needs a gradient."""
+    model = layer(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=0)
+    elements = []
+    for steps in (10, 20):
+        x = Tensor(np.random.default_rng(7).standard_normal((steps, 2, 3)))
+        output, _ = model(x)
+        with tg.graph.observe(GradientSizes()) as sizes:
+            output.sum().backward()
+        elements.append(sizes.elements)
+    assert 1.9 < elements[1] / elements[0] < 2.1
 
 
 # ----------------------------------------------------------------------------- bad arguments

@@ -35,7 +35,7 @@ def rnn_step(
     input_part: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, nonlinearity: str
 ) -> Tensor:
     r""":math:`h' = \phi(x W_{ih}^T + b_{ih} + h W_{hh}^T + b_{hh})` with :math:`\phi` = tanh or
-    relu; ``input_part`` is :math:`x W_{ih}^T + b_{ih}` (computed once for all time steps)."""
+    relu; ``input_part`` is :math:`x W_{ih}^T + b_{ih}`."""
     return _NONLINEARITIES[nonlinearity](input_part + F.linear(h, weight_hh, bias_hh))
 
 
@@ -309,37 +309,54 @@ class _RNNBase(Module):
     def _step(self, input_part: Tensor, state: Any, weight_hh: Tensor, bias_hh: Tensor | None):
         raise NotImplementedError
 
-    def _sweep(self, x: Tensor, state: Any, suffix: str, reverse: bool) -> tuple[list, Any]:
-        """Run one layer-direction over ``x`` (time-major): the per-step outputs in time order
-        and the final state."""
+    def _sweep(
+        self, inputs: list[Tensor], state: Any, suffix: str, reverse: bool
+    ) -> tuple[list[Tensor], Any]:
+        """Run one layer-direction over the per-step inputs ``inputs``: the per-step outputs in
+        time order and the final state.
+
+        Each step projects its own input through ``weight_ih``. cuDNN and PyTorch project the
+        whole sequence in one large product before the loop instead; here that does not pay,
+        because every step would then have to index its rows out of the product, and the VJP of
+        an index ``p[t]`` is an array of ``p``'s full size, zero except in row ``t``. The
+        backward sweep would build and add up ``T`` such arrays, time and traffic growing as
+        :math:`T^2` (docs/performance.md, "Backpropagation through time", measures both ways).
+        """
         weight_ih, bias_ih = getattr(self, "weight_ih" + suffix), getattr(self, "bias_ih" + suffix)
         weight_hh, bias_hh = getattr(self, "weight_hh" + suffix), getattr(self, "bias_hh" + suffix)
-        input_part = F.linear(x, weight_ih, bias_ih)  # every time step in one product
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        outputs: list[Tensor | None] = [None] * x.shape[0]
-        for t in steps:
-            state = self._step(input_part[t], state, weight_hh, bias_hh)
-            outputs[t] = state[0] if isinstance(state, tuple) else state
-        return outputs, state
+        outputs = []
+        for x_t in reversed(inputs) if reverse else inputs:
+            input_part = F.linear(x_t, weight_ih, bias_ih)
+            state = self._step(input_part, state, weight_hh, bias_hh)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return (outputs[::-1] if reverse else outputs), state
 
     def _unroll(self, x: Tensor, initial: list[Any]) -> tuple[Tensor, list[Any]]:
-        """All layers over ``x`` (time-major) from the per-(layer, direction) initial states."""
+        """All layers over ``x`` (time-major) from the per-(layer, direction) initial states.
+
+        Between layers the sequence stays a list of per-step tensors and is stacked once, at
+        the end: indexing a tensor that needs a gradient costs a full-size gradient array per
+        index (see :meth:`_sweep`). Only the caller's ``x`` is indexed, ``T`` times: free when it
+        needs no gradient (the indexing is then not recorded), else ``T`` arrays of its size.
+        """
+        steps = [x[t] for t in range(x.shape[0])]
         finals = []
         for index in range(self.num_layers):
-            if index > 0:
-                x = F.dropout(x, self.dropout, self.training, self.generator)
+            if index > 0:  # step by step, in time order: the generator draws the numbers it
+                # would draw for the stacked sequence in one call, so the mask is the same
+                steps = [F.dropout(s, self.dropout, self.training, self.generator) for s in steps]
             per_direction = []
             for direction, suffix in enumerate(("", "_reverse")[: self.num_directions]):
                 state = initial[index * self.num_directions + direction]
-                outputs, final = self._sweep(x, state, f"_l{index}{suffix}", direction == 1)
-                per_direction.append(Tensor.stack(outputs, axis=0))
+                outputs, final = self._sweep(steps, state, f"_l{index}{suffix}", direction == 1)
+                per_direction.append(outputs)
                 finals.append(final)
-            x = (
+            steps = (
                 per_direction[0]
                 if len(per_direction) == 1
-                else Tensor.concatenate(per_direction, -1)
+                else [Tensor.concatenate(pair, -1) for pair in zip(*per_direction)]
             )
-        return x, finals
+        return Tensor.stack(steps, axis=0), finals
 
     def _output(self, output: Tensor, unbatched: bool) -> Tensor:
         if unbatched:
