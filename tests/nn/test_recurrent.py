@@ -228,37 +228,6 @@ def test_dropout_between_layers_masks_the_stacked_sequence():
 
 
 # ----------------------------------------------------------------------------- gradients
-@pytest.mark.parametrize("kind", CELLS)
-def test_cell_gradcheck_both_modes(kind):
-    name, _, nonlinearity = kind.partition("-")
-    options = {"nonlinearity": nonlinearity} if nonlinearity else {}
-    cell = getattr(nn, name)(3, 2, dtype=np.float64, rng=0, **options)
-    rng = np.random.default_rng(2)
-    inputs = [Tensor(rng.standard_normal((2, 3)), requires_grad=True)]
-    inputs += [Tensor(rng.standard_normal((2, 2)), requires_grad=True)]
-    inputs += list(cell.parameters())
-
-    def fn(x, h, *_):
-        out = cell(x, (h, h * 0.5) if name == "LSTMCell" else h)
-        return out[1] + out[0] if name == "LSTMCell" else out
-
-    assert tg.gradcheck(fn, inputs, modes=MODES)
-
-
-def test_two_step_lstm_gradcheck_both_modes():
-    lstm = nn.LSTM(2, 3, dtype=np.float64, rng=0)
-    rng = np.random.default_rng(3)
-    inputs = [Tensor(rng.standard_normal((2, 1, 2)), requires_grad=True)]
-    inputs += [Tensor(rng.standard_normal((1, 1, 3)), requires_grad=True)]
-    inputs += list(lstm.parameters())
-
-    def fn(x, h, *_):
-        output, (h_n, c_n) = lstm(x, (h, h * 2.0))
-        return output.sum() + (h_n * c_n).sum()
-
-    assert tg.gradcheck(fn, inputs, modes=MODES)
-
-
 def test_backward_through_200_lstm_steps():
     lstm = nn.LSTM(2, 4, dtype=np.float64, rng=0)
     x = Tensor(np.random.default_rng(4).standard_normal((200, 1, 2)), requires_grad=True)
