@@ -17,7 +17,6 @@ import tinygrad_edu as tg
 from tests.module_gradients import check_both_orders, with_parameters
 from tinygrad_edu import Tensor, nn
 
-MODES = ("rev", "fwd")
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-11}
 
 
