@@ -155,10 +155,6 @@ def test_sdpa_dropout_keeps_the_expected_value():
     )
 
 
-def _torch_state(module) -> dict[str, np.ndarray]:
-    return {name: value.numpy() for name, value in module.state_dict().items()}
-
-
 def _compare_gradients(ours, theirs, our_params, their_params, rtol=1e-9, atol=1e-11):
     for mine, reference in zip(ours, theirs):
         np.testing.assert_allclose(mine.grad.data, reference.grad.numpy(), rtol=rtol, atol=atol)
@@ -218,7 +214,7 @@ def test_multihead_attention_matches_torch(
     layer = nn.MultiheadAttention(
         embed, heads, bias=bias, batch_first=batch_first, dtype=np.float64
     )
-    layer.load_state_dict(_torch_state(reference))
+    layer.load_state_dict(reference.state_dict())
 
     def shaped(sequence):
         if unbatched:
@@ -252,7 +248,7 @@ def test_multihead_attention_fully_masked_query_gives_zeros_where_torch_gives_na
     torch = pytest.importorskip("torch")
     reference = torch.nn.MultiheadAttention(4, 2).double()
     layer = nn.MultiheadAttention(4, 2, dtype=np.float64)
-    layer.load_state_dict(_torch_state(reference))
+    layer.load_state_dict(reference.state_dict())
     x = _inputs(2, (3, 4))[0]
     attn = np.zeros((3, 3), dtype=bool)
     attn[1] = True  # query 1 may attend to nothing
@@ -272,7 +268,7 @@ def test_multihead_attention_causal_hint_and_dropout():
     torch = pytest.importorskip("torch")
     reference = torch.nn.MultiheadAttention(4, 2, batch_first=True).double()
     layer = nn.MultiheadAttention(4, 2, batch_first=True, dtype=np.float64)
-    layer.load_state_dict(_torch_state(reference))
+    layer.load_state_dict(reference.state_dict())
     x = _inputs(4, (2, 5, 4))[0]
     causal = np.triu(np.ones((5, 5), dtype=bool), 1)
     out, _ = layer(*[Tensor(x)] * 3, attn_mask=causal, is_causal=True, need_weights=False)
@@ -341,7 +337,7 @@ def test_transformer_encoder_layer_matches_torch(
     reference = torch.nn.TransformerEncoderLayer(d_model, heads, **options).double().eval()
     layer = nn.TransformerEncoderLayer(d_model, heads, **options, dtype=np.float64).eval()
     assert list(layer.state_dict()) == list(reference.state_dict())
-    layer.load_state_dict(_torch_state(reference))
+    layer.load_state_dict(reference.state_dict())
     shape = (batch, length, d_model) if batch_first else (length, batch, d_model)
     (x,) = _inputs(seed, shape)
     causal = (
@@ -373,7 +369,7 @@ def test_transformer_encoder_layer_float32_and_arguments():
     torch.manual_seed(0)
     reference = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
-    layer.load_state_dict(_torch_state(reference))
+    layer.load_state_dict(reference.state_dict())
     (x,) = _inputs(0, (5, 3, 8))
     x = x.astype(np.float32)
     y = layer(Tensor(x))

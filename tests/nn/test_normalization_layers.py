@@ -87,7 +87,7 @@ def test_pytorch_group_norm_state_dict_loads_into_ours_with_equal_outputs(affine
         with torch.no_grad():
             theirs.weight.normal_(), theirs.bias.normal_()
     ours = nn.GroupNorm(2, 6, eps=1e-3, affine=affine, dtype=np.float64)
-    state = {key: value.numpy() for key, value in theirs.state_dict().items()}
+    state = theirs.state_dict()  # PyTorch's tensors, loaded as they are
     assert list(state) == list(ours.state_dict())
     assert ours.load_state_dict(state) == nn.IncompatibleKeys([], [])
     x = np.random.default_rng(1).standard_normal((3, 6, 4, 5))
@@ -153,7 +153,7 @@ def test_instance_norm_layers_match_pytorch_in_training_and_evaluation(layer, sh
         theirs.weight.normal_(), theirs.bias.normal_()
         theirs.running_mean.normal_(), theirs.running_var.uniform_(0.5, 2.0)
     ours = getattr(nn, layer)(4, dtype=np.float64, **options)
-    state = {key: value.numpy() for key, value in theirs.state_dict().items()}
+    state = theirs.state_dict()  # PyTorch's tensors, loaded as they are
     assert list(state) == list(ours.state_dict())
     assert ours.load_state_dict(state) == nn.IncompatibleKeys([], [])
     rng = np.random.default_rng(2)
@@ -216,7 +216,7 @@ def test_pytorch_rms_norm_state_dict_loads_into_ours_with_equal_outputs(options)
         with torch.no_grad():
             theirs.weight.normal_()
     ours = nn.RMSNorm((3, 4), dtype=np.float64, **options)
-    state = {key: value.numpy() for key, value in theirs.state_dict().items()}
+    state = theirs.state_dict()  # PyTorch's tensors, loaded as they are
     assert list(state) == list(ours.state_dict())
     assert ours.load_state_dict(state) == nn.IncompatibleKeys([], [])
     x = np.random.default_rng(1).standard_normal((2, 5, 3, 4)) * 1e-4

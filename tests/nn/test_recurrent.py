@@ -21,8 +21,8 @@ TOLERANCE = {"rtol": 1e-9, "atol": 1e-11}
 
 
 def loaded_pair(torch_module, ours):
-    """``ours`` with ``torch_module``'s state_dict loaded (values via ``.numpy()``)."""
-    state = {key: value.detach().numpy().copy() for key, value in torch_module.state_dict().items()}
+    """``ours`` with ``torch_module``'s state_dict loaded as it is (PyTorch's tensors)."""
+    state = torch_module.state_dict()
     assert sorted(ours.state_dict()) == sorted(state)
     ours.load_state_dict(state)
     return ours
