@@ -371,10 +371,11 @@ class Module:
         ``strict=False`` the returned ``(missing_keys, unexpected_keys)`` lists them. Every
         entry given must be an array (a NumPy array, a Tensor, a nested list, or another
         library's tensor such as PyTorch's, so ``torch_model.state_dict()`` loads as it is) of
-        real numbers of exactly the tensor's shape, castable to its dtype (no floats into integer buffers). All entries are
-        checked before any tensor changes: one :class:`StateDictError` names every problem and
-        nothing is modified. Each loaded tensor's version is bumped; a read-only
-        array is replaced by a read-only array of the new values.
+        real numbers of exactly the tensor's shape, castable to its dtype (no floats into
+        integer buffers). All entries are checked before any tensor changes: one
+        :class:`StateDictError` names every problem and nothing is modified. Each loaded
+        tensor's version is bumped; a read-only array is replaced by a read-only array of the
+        new values.
         """
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, Mapping):
