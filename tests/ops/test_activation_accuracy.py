@@ -298,3 +298,18 @@ def test_the_sigmoid_sweep_fails_on_the_textbook_formula(monkeypatch):
     monkeypatch.setattr(elementwise, "_sigmoid_block", textbook)
     x = np.linspace(-745, 40, 10_001)
     assert sigmoid_worst_ulps(x) > 1e6
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.bool_])
+def test_results_keep_pytorchs_dtype(dtype):
+    torch = pytest.importorskip("torch")
+    values = (np.arange(6) % 3).astype(dtype)
+    x, xt = Tensor(values), torch.from_numpy(values)
+    assert str(x.erf().dtype) == str(xt.erf().dtype).removeprefix("torch.")
+    assert str(x.sigmoid().dtype) == str(xt.sigmoid().dtype).removeprefix("torch.")
+    if values.dtype.kind == "f":  # PyTorch has no integer GELU
+        for approximate in ("none", "tanh"):
+            ours = F.gelu(x, approximate=approximate)
+            theirs = torch.nn.functional.gelu(xt, approximate=approximate)
+            assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+            np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=np.finfo(dtype).eps)

@@ -18,7 +18,7 @@ import numpy as np
 from ..graph import Op
 from ..tensor import Tensor
 from .common import add_tangents, constant
-from .elementwise import blockwise, erf_block, gate, sigmoid, unary, where
+from .elementwise import blockwise, erf_block, floating_result, gate, sigmoid, unary, where
 
 #: the constants of SELU (Klambauer et al., 2017), as PyTorch spells them
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -75,7 +75,7 @@ def _gelu_tanh_block(x: np.ndarray, out: np.ndarray) -> None:
 
 def _gelu_array(x: np.ndarray, approximate: str) -> np.ndarray:
     block = _gelu_tanh_block if approximate == "tanh" else _gelu_block
-    return blockwise(block, x, dtype=np.result_type(x, np.float32))
+    return blockwise(block, x, dtype=floating_result(x))
 
 
 def _gelu_slope_block(g: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
@@ -139,7 +139,7 @@ class GeluBackward(Op):
 
     def forward(self, g, x):
         block = _gelu_tanh_slope_block if self.approximate == "tanh" else _gelu_slope_block
-        return blockwise(block, g, x, dtype=np.result_type(g, x, np.float32))
+        return blockwise(block, g, x, dtype=floating_result(g, x))
 
     def vjp(self, gz, out, g, x):
         need_g, need_x = self.needs_input_grad

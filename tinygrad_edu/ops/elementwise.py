@@ -174,19 +174,34 @@ def _shared(g: Tensor, a: np.ndarray, b: np.ndarray) -> Tensor:
 BLOCK = 1 << 16
 
 
+def floating_result(*arrays: np.ndarray) -> np.dtype:
+    """The dtype of a floating function of ``arrays``: their own if floating (float16 included,
+    as in PyTorch), else NumPy's promotion with float32 (the Tensor methods hand these
+    functions integers already converted to float32, as PyTorch computes them)."""
+    dtype = np.result_type(*arrays)
+    return dtype if dtype.kind == "f" else np.result_type(dtype, np.float32)
+
+
 def blockwise(kernel: Callable[..., None], *arrays: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``kernel(*blocks, out=block)`` over consecutive blocks of the (broadcast, flattened)
     ``arrays`` converted to ``dtype``: an elementwise computation of many NumPy passes, run
-    block by block so its temporaries stay in cache. Returns the result in the arrays' shape."""
-    if any(a.shape != arrays[0].shape for a in arrays):
+    block by block so its temporaries stay in cache. Returns the result in the arrays' shape,
+    of ``dtype`` (float16 is computed in float32, then rounded)."""
+    result = np.dtype(dtype)
+    if result.itemsize < 4:
+        dtype = np.float32
+    if len(arrays) > 1 and any(a.shape != arrays[0].shape for a in arrays):
         arrays = np.broadcast_arrays(*arrays)
     shape = arrays[0].shape
-    flat = [np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in arrays]
+    flat = [np.asarray(a, dtype=dtype).reshape(-1) for a in arrays]  # a copy if not contiguous
     out = np.empty(flat[0].size, dtype=dtype)
+    if out.size <= BLOCK:  # one block: no slicing
+        kernel(*flat, out=out)
+        return out.reshape(shape).astype(result, copy=False)
     for start in range(0, out.size, BLOCK):
         part = slice(start, start + BLOCK)
         kernel(*[a[part] for a in flat], out=out[part])
-    return out.reshape(shape)
+    return out.reshape(shape).astype(result, copy=False)
 
 
 # W. J. Cody's rational Chebyshev approximations of erf and erfc (Math. Comp. 23, 1969):
@@ -253,7 +268,7 @@ def erf_block(x: np.ndarray, out: np.ndarray) -> None:
 
 def erf(x: np.ndarray) -> np.ndarray:
     r"""The error function :math:`\frac{2}{\sqrt\pi}\int_0^x e^{-t^2} dt`, vectorised (NumPy has
-    none), keeping PyTorch's dtypes: float32 in, float32 out.
+    none), keeping PyTorch's dtypes: float32 in, float32 out (float16 computed in float32).
 
     Cody's rational approximations, always evaluated in float64: within 4 ulp of the correctly
     rounded erf in float64, and so correctly rounded (0.5 ulp) over every float32 input once
@@ -262,8 +277,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     erfc's error; PyTorch's float32 erf errs by at most 1 ulp.)
     """
     x = np.asarray(x)
-    dtype = np.result_type(x, np.float32)
-    return blockwise(erf_block, x, dtype=dtype)
+    return blockwise(erf_block, x, dtype=floating_result(x))
 
 
 def _sigmoid_block(x: np.ndarray, out: np.ndarray) -> None:
@@ -283,7 +297,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     precision down to the smallest subnormal (where :math:`e^x` itself underflows). A second
     (vectorised) exponential costs less than selecting by the sign of ``x``. NaN stays NaN;
     float32 stays float32."""
-    return blockwise(_sigmoid_block, x, dtype=np.result_type(x, np.float32))
+    return blockwise(_sigmoid_block, x, dtype=floating_result(x))
 
 
 def _integer_division(fn: Callable[..., np.ndarray], name: str) -> Callable[..., np.ndarray]:
