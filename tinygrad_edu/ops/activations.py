@@ -78,11 +78,16 @@ def _gelu_array(x: np.ndarray, approximate: str) -> np.ndarray:
     return blockwise(block, x, dtype=floating_result(x))
 
 
-def _gelu_slope_block(g: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
-    """g (Phi(x) + x phi(x)) on one block: one erf and one exponential per element."""
-    erf_block(x * _SQRT_HALF, out)
-    out += 1
-    out *= 0.5  # Phi(x)
+def _gelu_ratio(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """``y / x``, GELU's ``Phi(x)`` read off its output instead of computed again, and its
+    limit 1/2 where ``|x|`` is so small that ``y`` would be subnormal."""
+    out.fill(0.5)
+    np.divide(y, x, out=out, where=np.abs(x) >= 4 * np.finfo(x.dtype).tiny)
+
+
+def _gelu_slope_block(g: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """g (Phi(x) + x phi(x)) on one block, Phi(x) = y / x: one exponential per element."""
+    _gelu_ratio(x, y, out)
     density = x * x
     density *= -0.5
     np.exp(density, out=density)
@@ -92,8 +97,12 @@ def _gelu_slope_block(g: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
     out *= g
 
 
-def _gelu_tanh_slope_block(g: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
-    """g ((1 + t) / 2 + x (1 - t^2) u' / 2) on one block, t = tanh u, u = k (x + c x^3)."""
+def _gelu_tanh_slope_block(g: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """g ((1 + t) / 2 + x (1 - t^2) u' / 2) on one block, t = tanh u, u = k (x + c x^3).
+
+    ``t`` is computed again (a tanh is cheap) rather than read off ``y``: ``1 - t^2`` from
+    ``y / x = (1 + t) / 2`` would carry the roundings of ``y`` and of the division, and lose
+    four times as many digits to cancellation where ``t`` is near 1."""
     square = x * x
     t = square * _TANH_C
     t += 1
@@ -126,7 +135,9 @@ def _gelu_curvature(x: Tensor, approximate: str) -> Tensor:
 class GeluBackward(Op):
     r"""z = g\, \mathrm{gelu}'(x): GELU's chain rule as one op, one fused pass over the data.
 
-    :math:`\mathrm{gelu}'(x) = \Phi(x) + x\varphi(x)` (or the tanh form's derivative);
+    :math:`\mathrm{gelu}'(x) = \Phi(x) + x\varphi(x)` (or the tanh form's derivative), with
+    :math:`\Phi(x) = y / x` taken from GELU's output ``y`` (a constant input: no erf again;
+    the tanh form computes its cheap tanh again);
     differentiable again: :math:`\partial z / \partial g = \mathrm{gelu}'(x)` (the same op) and
     :math:`\partial z / \partial x = g\, \mathrm{gelu}''(x)`,
     :math:`\mathrm{gelu}''(x) = \varphi(x) (2 - x^2)`.
@@ -137,20 +148,21 @@ class GeluBackward(Op):
     def __init__(self, approximate: str) -> None:
         self.approximate = approximate
 
-    def forward(self, g, x):
+    def forward(self, g, x, y):
         block = _gelu_tanh_slope_block if self.approximate == "tanh" else _gelu_slope_block
-        return blockwise(block, g, x, dtype=floating_result(g, x))
+        with np.errstate(divide="ignore", invalid="ignore"):  # +-inf / +-inf: NaN, as before
+            return blockwise(block, g, x, y, dtype=floating_result(g, x))
 
-    def vjp(self, gz, out, g, x):
-        need_g, need_x = self.needs_input_grad
-        grad_g = GeluBackward.apply(gz, x, approximate=self.approximate) if need_g else None
+    def vjp(self, gz, out, g, x, y):
+        need_g, need_x, _ = self.needs_input_grad
+        grad_g = GeluBackward.apply(gz, x, y, approximate=self.approximate) if need_g else None
         grad_x = gz * g * _gelu_curvature(x, self.approximate) if need_x else None
-        return grad_g, grad_x
+        return grad_g, grad_x, None
 
-    def jvp(self, tangents, out, g, x):
-        tg, tx = tangents
+    def jvp(self, tangents, out, g, x, y):
+        tg, tx, _ = tangents
         return add_tangents(
-            None if tg is None else GeluBackward.apply(tg, x, approximate=self.approximate),
+            None if tg is None else GeluBackward.apply(tg, x, y, approximate=self.approximate),
             None if tx is None else tx * g * _gelu_curvature(x, self.approximate),
         )
 
@@ -211,7 +223,8 @@ CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=al
 SiLU        = unary("silu",       lambda x: x * sigmoid(x), lambda g, x, y: _silu_chain(g, x),
                     "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)", replayable=True)
 GELU        = unary("gelu",       _gelu_array,
-                    lambda g, x, y, approximate: GeluBackward.apply(g, x, approximate=approximate),
+                    lambda g, x, y, approximate:
+                        GeluBackward.apply(g, x, constant(y.data), approximate=approximate),
                     "x Phi(x) (Phi the normal CDF; or its tanh approximation);  "
                     "dy/dx = Phi(x) + x phi(x)")
 Softplus    = unary("softplus",   _softplus_array,
