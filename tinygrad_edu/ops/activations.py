@@ -15,8 +15,10 @@ import math
 
 import numpy as np
 
-from .common import constant
-from .elementwise import erf, gate, unary, where
+from ..graph import Op
+from ..tensor import Tensor
+from .common import add_tangents, constant
+from .elementwise import blockwise, erf_block, floating_result, gate, sigmoid, unary, where
 
 #: the constants of SELU (Klambauer et al., 2017), as PyTorch spells them
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -50,19 +52,124 @@ def _softplus_array(x: np.ndarray, beta: float = 1.0, threshold: float = 20.0) -
     return np.where(bx > threshold, x, np.logaddexp(0, bx) / beta).astype(x.dtype, copy=False)
 
 
+def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
+    """x Phi(x) = x (1 + erf(x / sqrt 2)) / 2 on one block."""
+    erf_block(x * _SQRT_HALF, out)
+    out += 1
+    out *= x
+    out *= 0.5
+
+
+def _gelu_tanh_block(x: np.ndarray, out: np.ndarray) -> None:
+    """x (1 + tanh(k x (1 + c x^2))) / 2 on one block."""
+    np.multiply(x, x, out=out)
+    out *= _TANH_C
+    out += 1
+    out *= x
+    out *= _TANH_K
+    np.tanh(out, out=out)
+    out += 1
+    out *= x
+    out *= 0.5
+
+
 def _gelu_array(x: np.ndarray, approximate: str) -> np.ndarray:
-    if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(_TANH_K * (x + _TANH_C * x**3)))
-    return 0.5 * x * (1 + erf(x * _SQRT_HALF))
+    block = _gelu_tanh_block if approximate == "tanh" else _gelu_block
+    return blockwise(block, x, dtype=floating_result(x))
 
 
-def _gelu_chain(g, x, y, approximate: str):
+def _gelu_ratio(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """``y / x``, GELU's ``Phi(x)`` read off its output instead of computed again, and its
+    limit 1/2 where ``|x|`` is so small that ``y`` would be subnormal."""
+    out.fill(0.5)
+    np.divide(y, x, out=out, where=np.abs(x) >= 4 * np.finfo(x.dtype).tiny)
+
+
+def _gelu_slope_block(g: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """g (Phi(x) + x phi(x)) on one block, Phi(x) = y / x: one exponential per element."""
+    _gelu_ratio(x, y, out)
+    density = x * x
+    density *= -0.5
+    np.exp(density, out=density)
+    density *= x
+    density *= _INV_SQRT_2PI  # x phi(x)
+    out += density
+    out *= g
+
+
+def _gelu_tanh_slope_block(g: np.ndarray, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    """g ((1 + t) / 2 + x (1 - t^2) u' / 2) on one block, t = tanh u, u = k (x + c x^3).
+
+    ``t`` is computed again (a tanh is cheap) rather than read off ``y``: ``1 - t^2`` from
+    ``y / x = (1 + t) / 2`` would carry the roundings of ``y`` and of the division, and lose
+    four times as many digits to cancellation where ``t`` is near 1."""
+    square = x * x
+    t = square * _TANH_C
+    t += 1
+    t *= x
+    t *= _TANH_K
+    np.tanh(t, out=t)
+    half_x_du = square * (3 * _TANH_C)
+    half_x_du += 1
+    half_x_du *= x
+    half_x_du *= 0.5 * _TANH_K  # x u' / 2
+    np.multiply(t, t, out=square)
+    np.subtract(1, square, out=square)  # 1 - t^2
+    half_x_du *= square
+    t += 1
+    t *= 0.5
+    t += half_x_du
+    np.multiply(t, g, out=out)
+
+
+def _gelu_curvature(x: Tensor, approximate: str) -> Tensor:
+    """gelu''(x), in Tensor ops (so it differentiates again): phi(x) (2 - x^2) exactly;
+    (1 - t^2) (u' - x t u'^2 + x u'' / 2) for the tanh form (u'' = 6 k c x)."""
     if approximate == "tanh":
         t = ((x + x * x * x * _TANH_C) * _TANH_K).tanh()
-        inner = (x * x * (3 * _TANH_C) + 1) * _TANH_K
-        return g * ((t + 1) * 0.5 + x * (1 - t * t) * inner * 0.5)
-    cdf = ((x * _SQRT_HALF).erf() + 1) * 0.5
-    return g * (cdf + x * (x * x * -0.5).exp() * _INV_SQRT_2PI)
+        du = (x * x * (3 * _TANH_C) + 1) * _TANH_K
+        return (1 - t * t) * (du - x * t * du * du + x * x * (3 * _TANH_K * _TANH_C))
+    return (x * x * -0.5).exp() * (2 - x * x) * _INV_SQRT_2PI
+
+
+class GeluBackward(Op):
+    r"""z = g\, \mathrm{gelu}'(x): GELU's chain rule as one op, one fused pass over the data.
+
+    :math:`\mathrm{gelu}'(x) = \Phi(x) + x\varphi(x)` (or the tanh form's derivative), with
+    :math:`\Phi(x) = y / x` taken from GELU's output ``y`` (a constant input: no erf again;
+    the tanh form computes its cheap tanh again);
+    differentiable again: :math:`\partial z / \partial g = \mathrm{gelu}'(x)` (the same op) and
+    :math:`\partial z / \partial x = g\, \mathrm{gelu}''(x)`,
+    :math:`\mathrm{gelu}''(x) = \varphi(x) (2 - x^2)`.
+    """
+
+    name = "gelu_backward"
+
+    def __init__(self, approximate: str) -> None:
+        self.approximate = approximate
+
+    def forward(self, g, x, y):
+        block = _gelu_tanh_slope_block if self.approximate == "tanh" else _gelu_slope_block
+        with np.errstate(divide="ignore", invalid="ignore"):  # +-inf / +-inf: NaN, as before
+            return blockwise(block, g, x, y, dtype=floating_result(g, x))
+
+    def vjp(self, gz, out, g, x, y):
+        need_g, need_x, _ = self.needs_input_grad
+        grad_g = GeluBackward.apply(gz, x, y, approximate=self.approximate) if need_g else None
+        grad_x = gz * g * _gelu_curvature(x, self.approximate) if need_x else None
+        return grad_g, grad_x, None
+
+    def jvp(self, tangents, out, g, x, y):
+        tg, tx, _ = tangents
+        return add_tangents(
+            None if tg is None else GeluBackward.apply(tg, x, y, approximate=self.approximate),
+            None if tx is None else tx * g * _gelu_curvature(x, self.approximate),
+        )
+
+
+def _silu_chain(g, x):
+    s = x.sigmoid()
+    return g * (s * (x * (1 - s) + 1))
 
 
 def _mish_array(x: np.ndarray) -> np.ndarray:
@@ -113,10 +220,11 @@ SELU        = unary("selu",       lambda x: _elu_array(x, SELU_ALPHA, SELU_SCALE
 CELU        = unary("celu",       lambda x, alpha: _elu_array(x, alpha, inner=alpha),
                     lambda g, x, y, alpha: g * where(~(x.data <= 0), 1.0, _negative_exp(x / alpha)),
                     "x if x > 0 else a (e^(x/a) - 1);  dy/dx = 1 or e^(x/a)")
-SiLU        = unary("silu",       lambda x: x * np.exp(-np.logaddexp(0, -x)),
-                    lambda g, x, y: g * (x.sigmoid() * (x * (1 - x.sigmoid()) + 1)),
+SiLU        = unary("silu",       lambda x: x * sigmoid(x), lambda g, x, y: _silu_chain(g, x),
                     "x sigmoid(x);  dy/dx = s (1 + x (1 - s)), s = sigmoid(x)", replayable=True)
-GELU        = unary("gelu",       _gelu_array, _gelu_chain,
+GELU        = unary("gelu",       _gelu_array,
+                    lambda g, x, y, approximate:
+                        GeluBackward.apply(g, x, constant(y.data), approximate=approximate),
                     "x Phi(x) (Phi the normal CDF; or its tanh approximation);  "
                     "dy/dx = Phi(x) + x phi(x)")
 Softplus    = unary("softplus",   _softplus_array,
