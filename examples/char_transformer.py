@@ -13,8 +13,8 @@ The model reads ``T`` characters and, at every position ``t``, predicts characte
   without it, position ``t`` could read its own answer (character ``t + 1`` is its
   neighbour's input) and the loss would fall towards zero without learning anything usable for
   generation, where the next character is not there yet. The MLP uses ReLU, as the original
-  transformer; GPT-2's GELU goes through ``erf``, which costs this NumPy engine about twenty
-  times as much per element;
+  transformer; GPT-2's GELU (``activation="gelu"``) learns about as well here and makes a step
+  about a fifth slower, its ``erf`` being many NumPy passes per element;
 * **a final LayerNorm and a linear head** -- ``(B, T, d) -> (B, T, V)`` logits over the
   ``V`` characters. The head starts small, so every character starts near probability
   :math:`1/V` and the first loss is near :math:`\ln V`, the cost of a uniform guess.
@@ -22,11 +22,12 @@ The model reads ``T`` characters and, at every position ``t``, predicts characte
 Training (AdamW with weight decay, warm-up then cosine decay, gradient clipping), the unigram
 baseline, the plot and the sampling are in ``char_text.py``, shared with ``char_rnn.py``.
 The default model: ``d = 64``, 2 blocks of 4 heads, ``T = 64`` characters of context,
-120 188 parameters; 800 steps of 32 windows. Its validation loss falls well below the unigram
-baseline (a model that knows only how often each character occurs): 2.31 against 3.46
-nats per character, in about two minutes on two cores shared with other work. Run:
+about 120 000 parameters (the count follows the docs' alphabet); 800 steps of 32 windows. Its
+validation loss falls well below the unigram baseline (a model that knows only how often each
+character occurs): measured on 2026-12-07, 2.36 against 3.46 nats per character after 111 s of
+training on one core of two. Run:
 
-    python examples/char_transformer.py              # full run (two to three minutes)
+    python examples/char_transformer.py              # full run (about two minutes)
     python examples/char_transformer.py --fast       # a short run, for tests
     python examples/char_transformer.py --steps 3000 --plot curve.png --seed 1
     python examples/char_transformer.py --no-progress
