@@ -265,6 +265,6 @@ def test_without_a_writable_cache_the_kernel_still_compiles_with_a_warning(monke
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kernel = compiler.fused()(add_one)
+        kernel = compiler.fused(add_one)
     assert kernel(1) == 2
     assert any("cannot cache" in str(w.message) and "add_one" in str(w.message) for w in caught)

@@ -16,27 +16,28 @@ import numba
 Function = TypeVar("Function", bound=Callable)
 
 
-def fused(parallel: bool = False) -> Callable[[Function], Function]:
-    """Compile a kernel lazily (at its first call per argument types) with numba.
+def fused(kernel: Function) -> Function:
+    """Compile ``kernel`` lazily (at its first call per argument types) with numba.
 
-    ``parallel=True`` runs its ``numba.prange`` loops on numba's threads. The machine code is
-    cached on disk (``cache=True``): beside the package, or in the user's cache directory when
-    the package directory is read-only (``NUMBA_CACHE_DIR`` overrides both). When numba finds no
-    writable place at all it refuses to cache; the kernel is then compiled in every process,
-    with a ``RuntimeWarning`` saying so.
+    The machine code is cached on disk (``cache=True``): beside the package, or in the user's
+    cache directory when the package directory is read-only (``NUMBA_CACHE_DIR`` overrides
+    both). When numba finds no writable place at all it refuses to cache; the kernel is then
+    compiled in every process, with a ``RuntimeWarning`` saying so.
+
+    The kernels run on one thread each (``nogil``, so the worker threads of :mod:`..fast.threads`
+    run them side by side). numba's own parallel loops (``parallel=True``, ``prange``) did not pay
+    on the shared 2-core machine: every loop is a fork and a join, and a join waits for the
+    slowest thread -- with the OpenMP layer about 12 ms per loop while other processes held the
+    cores, 30x the loop itself (docs/performance.md, "What fusion buys").
     """
-
-    def compile_lazily(kernel: Function) -> Function:
-        options = {"parallel": parallel, "nogil": True, "error_model": "numpy"}
-        try:
-            return numba.njit(cache=True, **options)(kernel)
-        except RuntimeError as error:  # "cannot cache function ...: no locator available"
-            warnings.warn(
-                f"numba cannot cache {kernel.__qualname__} on disk ({error}); it is compiled "
-                "again in every process (set NUMBA_CACHE_DIR to a writable directory)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return numba.njit(cache=False, **options)(kernel)
-
-    return compile_lazily
+    options = {"nogil": True, "error_model": "numpy"}
+    try:
+        return numba.njit(cache=True, **options)(kernel)
+    except RuntimeError as error:  # "cannot cache function ...: no locator available"
+        warnings.warn(
+            f"numba cannot cache {kernel.__qualname__} on disk ({error}); it is compiled "
+            "again in every process (set NUMBA_CACHE_DIR to a writable directory)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return numba.njit(cache=False, **options)(kernel)

@@ -12,22 +12,21 @@ window; a later position beats an earlier one when it is larger, or when it is t
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .compiler import fused
 
 
-@fused()
+@fused
 def _beats(later, earlier):
     """Whether the later window position wins over the earlier one."""
     return later > earlier or (later != later and earlier == earlier)
 
 
-@fused(parallel=True)
+@fused
 def _pool_2x2(x, y, choice):
     n, ho, wo, c = y.shape
-    for row in numba.prange(n * ho):
+    for row in range(n * ho):
         i, r = row // ho, row % ho
         for q in range(wo):
             for k in range(c):
@@ -41,12 +40,12 @@ def _pool_2x2(x, y, choice):
                     y[i, r, q, k], choice[i, r, q, k] = top, p_top
 
 
-@fused(parallel=True)
+@fused
 def _scatter_2x2(g, choice, out):
     n, h, w, c = out.shape
     ho, wo = g.shape[1], g.shape[2]
     zero = out.dtype.type(0)
-    for row in numba.prange(n * h):
+    for row in range(n * h):
         i, rr = row // h, row % h
         r, rp = rr // 2, rr % 2
         if r >= ho:  # the odd last row no window read

@@ -18,19 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
-from ..fast import winograd
+from ..fast import threads, winograd
 from ..fast.layout import blocks
 from .compiler import fused
 
 M, TILE = winograd.M, winograd.TILE
-#: whether the transforms share their tile rows among numba's threads
-PARALLEL = True
 
 
-@fused(parallel=PARALLEL)
+@fused
 def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
     """``B^T d B`` of the tiles of images ``i0 .. i0+count``, tile rows ``t0 .. t0+rows``, of NHWC
     ``x`` (zero-padded by one pixel, never stored) -> ``v`` (16, tiles, C), position ``(i, j)``
@@ -39,7 +36,7 @@ def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
     tw = (w + 1) // 2
     zeros = np.zeros((w, c), dtype=x.dtype)
     zero = zeros[0, 0]
-    for band in numba.prange(count * rows):
+    for band in range(count * rows):
         image, ty = i0 + band // rows, t0 + band % rows
         mixed = np.zeros((4, 2 * tw + 2, c), dtype=x.dtype)  # B^T d, padding columns zero
         y = 2 * ty - 1
@@ -85,15 +82,17 @@ def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
                     o0[k], o1[k], o2[k], o3[k] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
 
 
-@fused(parallel=PARALLEL)
-def _tiles_out(mm, bias, use_bias, relu, order, i0, t0, count, rows, out):
-    """``A^T m A`` of every tile of ``mm`` (16, tiles, K), position ``(i, j)`` at
-    ``mm[4 order[i] + order[j]]`` -> 2x2 blocks of NHWC ``out`` (cut at its edges), plus
-    ``bias`` when ``use_bias``, then ``max(., 0)`` when ``relu`` (NaN stays NaN)."""
-    _, h, w, kk = out.shape
+@fused
+def _tiles_out(mm, bias, use_bias, relu, order, i0, t0, count, rows, k0, out):
+    """``A^T m A`` of every tile of ``mm`` (16, tiles, K'), position ``(i, j)`` at
+    ``mm[4 order[i] + order[j]]`` -> 2x2 blocks of channels ``k0 .. k0+K'`` of NHWC ``out`` (cut
+    at its edges), plus ``bias`` when ``use_bias``, then ``max(., 0)`` when ``relu`` (NaN stays
+    NaN)."""
+    _, h, w, _ = out.shape
+    kk = mm.shape[2]
     tw = (w + 1) // 2
     zero = out.dtype.type(0)
-    for band in numba.prange(count * rows):
+    for band in range(count * rows):
         image, ty = i0 + band // rows, t0 + band % rows
         f = np.empty((2, 4, kk), dtype=out.dtype)  # A^T m: output row, tile column, channel
         for tx in range(tw):
@@ -114,11 +113,11 @@ def _tiles_out(mm, bias, use_bias, relu, order, i0, t0, count, rows, out):
                     x = 2 * tx + j
                     if x >= w:
                         continue
-                    target = out[image, y, x]
+                    target = out[image, y, x, k0 : k0 + kk]
                     for k in range(kk):
                         value = (g0[k] + g1[k]) + g2[k] if j == 0 else (g1[k] - g2[k]) - g3[k]
                         if use_bias:
-                            value += bias[k]
+                            value += bias[k0 + k]
                         if relu and value < zero:
                             value = zero
                         target[k] = value
@@ -134,11 +133,14 @@ def conv3x3(
     chunk_budget: int | None = None,
 ) -> np.ndarray:
     """:func:`tinygrad_edu.kernels.fast.winograd.conv3x3` with fused transforms: NHWC ``x``
-    (N, H, W, C) and ``u`` (16, C, K), both contiguous float32 or both float64 (``mask``, NHWC
-    like ``x``, and ``bias`` too) -> NHWC (N, H, W, K), a fresh contiguous array.
+    (N, H, W, C) and ``u`` (16, C, K), both float32 or both float64 (``mask``, NHWC like ``x``,
+    and ``bias`` too; ``x`` and ``mask`` contiguous) -> NHWC (N, H, W, K), a fresh contiguous
+    array.
 
-    The chunks run one after another; numba's threads share each transform's tile rows, and the
-    products use BLAS's own threads.
+    The chunks (and, for few chunks, ranges of output channels) are shared among the worker
+    threads exactly as on the NumPy path (:mod:`..fast.threads`, BLAS on one thread each): one
+    hand-over per convolution, where parallel loops inside each transform would synchronise
+    three times per chunk.
     """
     budget = winograd.CHUNK_BUDGET if chunk_budget is None else chunk_budget
     n, h, width, c = x.shape
@@ -151,19 +153,30 @@ def conv3x3(
     if not chunks:
         return result
     most = max((p.stop - p.start) * (b.stop - b.start) for p, b in chunks) * tw
-    v_buffer = np.empty(TILE * TILE * most * c, dtype=dtype)  # contiguous per chunk
-    mm_buffer = np.empty(TILE * TILE * most * k, dtype=dtype)
+    splits = max(1, min(-(-threads.workers() // len(chunks)), k // winograd.MIN_SHARED_CHANNELS))
+    width_k = max(1, -(-k // splits))
+    jobs = [(*chunk, k0) for chunk in chunks for k0 in range(0, k, width_k)]
     order_array = np.array(tuple(range(TILE)) if order is None else order, dtype=np.int64)
     use_mask, use_bias = mask is not None, bias is not None
     mask_array = x if mask is None else mask
     bias_array = np.zeros(1, dtype=dtype) if bias is None else bias
-    for part, band in chunks:
-        count, rows = part.stop - part.start, band.stop - band.start
-        tiles = count * rows * tw
-        vb = v_buffer[: TILE * TILE * tiles * c].reshape(TILE * TILE, tiles, c)
-        mb = mm_buffer[: TILE * TILE * tiles * k].reshape(TILE * TILE, tiles, k)
-        _tiles_in(x, mask_array, use_mask, part.start, band.start, count, rows, order_array, vb)
-        np.matmul(vb, u, out=mb)  # 16 GEMMs: (tiles, C) @ (C, K)
-        start = (part.start, band.start, count, rows)
-        _tiles_out(mb, bias_array, use_bias, relu, order_array, *start, result)
+
+    def run(share: Sequence[tuple[slice, slice, int]]) -> None:
+        """One worker's chunks, through buffers allocated once (contiguous per chunk)."""
+        v_buffer = np.empty(TILE * TILE * most * c, dtype=dtype)
+        mm_buffer = np.empty(TILE * TILE * most * width_k, dtype=dtype)
+        transformed = None  # the chunk whose input transform v_buffer holds
+        for part, band, k0 in share:
+            count, rows = part.stop - part.start, band.stop - band.start
+            tiles, kk = count * rows * tw, min(k, k0 + width_k) - k0
+            v = v_buffer[: TILE * TILE * tiles * c].reshape(TILE * TILE, tiles, c)
+            mm = mm_buffer[: TILE * TILE * tiles * kk].reshape(TILE * TILE, tiles, kk)
+            start = (part.start, band.start, count, rows)
+            if transformed != start:  # channel ranges of one chunk share its transform
+                _tiles_in(x, mask_array, use_mask, *start, order_array, v)
+                transformed = start
+            np.matmul(v, u[:, :, k0 : k0 + kk], out=mm)  # 16 GEMMs: (tiles, C) @ (C, K')
+            _tiles_out(mm, bias_array, use_bias, relu, order_array, *start, k0, result)
+
+    threads.map_chunks(run, jobs)
     return result
