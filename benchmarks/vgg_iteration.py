@@ -104,7 +104,8 @@ def kernel_path(fused: bool | None):
 
 def instruction_sets() -> str:
     """PyTorch's CPU capability, and what ``numpy.show_runtime()`` reports: the SIMD
-    extensions NumPy dispatches to (beyond its baseline) and its BLAS with the kernels it chose."""
+    extensions NumPy dispatches to (beyond its baseline) and the BLAS libraries loaded, with the
+    kernels each chose."""
     parts = []
     try:
         import torch
@@ -123,7 +124,8 @@ def instruction_sets() -> str:
                 for lib in threadpool_info() if lib.get("user_api") == "blas"]  # fmt: skip
     except ImportError:
         blas = []
-    parts.append(f"NumPy BLAS: {', '.join(blas) or 'unknown (threadpoolctl not installed)'}")
+    # NumPy's OpenBLAS, and any other BLAS the process loaded (PyTorch may bring its own)
+    parts.append(f"BLAS loaded: {', '.join(blas) or 'unknown (threadpoolctl not installed)'}")
     return "; ".join(parts)
 
 
