@@ -268,3 +268,42 @@ def test_without_a_writable_cache_the_kernel_still_compiles_with_a_warning(monke
         kernel = compiler.fused(add_one)
     assert kernel(1) == 2
     assert any("cannot cache" in str(w.message) and "add_one" in str(w.message) for w in caught)
+
+
+def test_the_vgg16_model_takes_the_fused_path_by_default_and_gives_the_same_gradient():
+    """PyTorch-style code (the model's forward, ``tg.grad``) gets the fused kernels with no
+    special call, and the input gradient has the NumPy path's bits."""
+    pytest.importorskip("numba")
+    import tinygrad_edu as tg
+    from tinygrad_edu.kernels.jit import pooling as fused_pooling
+    from tinygrad_edu.kernels.jit import winograd as fused_winograd
+    from tinygrad_edu.models.vgg import vgg16
+
+    model = vgg16(rng=0).requires_grad_(False)
+    x = np.random.default_rng(0).uniform(-20, 20, (2, 3, 32, 32)).astype(np.float32)
+
+    def input_gradient() -> np.ndarray:
+        image = tg.Tensor(x, requires_grad=True)
+        loss = model(image, until="block4_conv3").sum()  # every filter: a live gradient
+        return tg.grad(loss, [image])[0].data
+
+    with kernel_path("numpy"):
+        expected = input_gradient()
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        for module, name in [
+            (fused_winograd, "conv3x3"),
+            (fused_pooling, "max_pool_2x2"),
+            (fused_pooling, "max_pool_2x2_scatter"),
+        ]:
+            original = getattr(module, name)
+            patch.setattr(
+                module,
+                name,
+                lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1],
+            )
+        with kernel_path("jit"):
+            got = input_gradient()
+    assert {"conv3x3", "max_pool_2x2", "max_pool_2x2_scatter"} <= set(calls)
+    assert np.abs(expected).max() > 0
+    np.testing.assert_array_equal(got, expected)

@@ -6,12 +6,13 @@ input into a zero-padded chunk (through the ReLU mask for an input gradient), ``
 the rows into a scratch array, ``(.) B`` along the columns, and after the products ``A^T m``,
 ``(.) A``, ``+ bias`` and ``max(., 0)``, each over whole arrays.
 
-Here the input transform reads each input row once and writes the transformed tiles once: the
-zero padding is never stored (rows outside the image are read from a row of zeros, the two border
-columns are zeros of a small per-thread buffer) and the mask is applied as the values are read.
-The output transform reads the 16 products of a tile once and writes its 2x2 outputs with the
-bias added and the ReLU applied. The arithmetic is the NumPy path's, in the same order, so
-float64 results agree to roundoff of the same sums.
+Here the input transform reads each input row twice (neighbouring tile rows share two rows)
+and writes the transformed tiles once: the zero padding is never stored (rows outside the image
+are read from a row of zeros, the two border columns are zeros of a small buffer per tile row,
+which stays in cache) and the mask is applied as the values are read. The output transform
+reads the 16 products of a tile once and writes its 2x2 outputs with the bias added and the ReLU
+applied. The arithmetic is the NumPy path's, the same additions in the same order, so both paths
+give the same bits on the same products.
 """
 
 from __future__ import annotations
