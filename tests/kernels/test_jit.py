@@ -217,9 +217,10 @@ def test_importing_the_package_compiles_nothing_and_does_not_import_numba():
 
 
 def test_the_environment_variable_switches_the_fused_path_off():
-    code = "from tinygrad_edu.kernels import jit; print(jit.enabled())"
-    assert run_python(code, TINYGRAD_EDU_JIT="0") == "False"
-    assert run_python(code, TINYGRAD_EDU_JIT="1") == str(jit.available())
+    code = "from tinygrad_edu.kernels import jit; print(jit.enabled(), jit.available())"
+    assert run_python(code, TINYGRAD_EDU_JIT="0").split()[0] == "False"
+    enabled, available = run_python(code, TINYGRAD_EDU_JIT="1").split()
+    assert enabled == available  # on whenever numba can be imported
 
 
 def test_numpy_path_restores_the_previous_choice():
