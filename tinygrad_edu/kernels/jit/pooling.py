@@ -1,9 +1,10 @@
 """2x2, stride-2 max pooling and its gradient scatter, each in one pass over memory (numba).
 
 The NumPy path (:func:`tinygrad_edu.kernels.pooling.max_pool2d`) makes three ``maximum`` passes
-for the values and seven more over bytes for the winners' positions; its scatter makes four
-masked copies. Here one loop reads each input element once and writes the output and the
-winner's position together; the scatter writes every input-gradient element once.
+for the values, three comparisons and five passes over bytes for the winners' positions; its
+scatter, per window position, a comparison and a masked copy. Here one loop reads each input
+element once and writes the output and the winner's position together; the scatter writes every
+input-gradient element once.
 
 Arrays are NHWC. The rule is the NumPy path's, exactly: position ``p = 2 * row + column`` of a
 window; a later position beats an earlier one when it is larger, or when it is the first NaN
@@ -25,6 +26,7 @@ def _beats(later, earlier):
 
 @fused
 def _pool_2x2(x, y, choice):
+    """The maxima ``y`` and winners ``choice`` of the 2x2 windows of NHWC ``x``."""
     n, ho, wo, c = y.shape
     for row in range(n * ho):
         i, r = row // ho, row % ho
@@ -42,6 +44,7 @@ def _pool_2x2(x, y, choice):
 
 @fused
 def _scatter_2x2(g, choice, out):
+    """``out``: ``g`` at each window's winner, +0.0 elsewhere (odd last rows and columns too)."""
     n, h, w, c = out.shape
     ho, wo = g.shape[1], g.shape[2]
     zero = out.dtype.type(0)
