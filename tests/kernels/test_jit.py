@@ -211,6 +211,18 @@ def run_python(code: str, **env: str) -> str:
     return done.stdout.strip()
 
 
+def test_a_numba_that_does_not_import_leaves_the_numpy_path_with_a_warning(monkeypatch):
+    monkeypatch.setattr(jit, "_available", None)
+    monkeypatch.setattr(jit, "_enabled", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
+    monkeypatch.setattr(jit.importlib.util, "find_spec", lambda name: object())  # "installed"
+    with pytest.warns(RuntimeWarning, match="cannot be imported"):
+        assert not jit.available()
+    assert not jit.enabled()
+    x = np.array([[[[1.0, 3.0], [2.0, 0.0]]]], np.float32)
+    assert pooling.max_pool2d(x, 2, 2)[0].ravel().tolist() == [3.0]
+
+
 def test_importing_the_package_compiles_nothing_and_does_not_import_numba():
     code = "import sys, tinygrad_edu, tinygrad_edu.kernels.conv; print('numba' in sys.modules)"
     assert run_python(code) == "False"

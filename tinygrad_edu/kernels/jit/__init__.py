@@ -23,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
+
+from ..fast import threads
 
 #: the environment variable that switches the fused kernels off when set to ``0``
 ENV_VAR = "TINYGRAD_EDU_JIT"
@@ -33,11 +36,33 @@ ENV_VAR = "TINYGRAD_EDU_JIT"
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _enabled: bool | None = None  # decided at the first call of enabled()
+_available: bool | None = None  # decided at the first call of available()
 
 
 def available() -> bool:
-    """Whether numba can be imported (the ``jit`` extra is installed)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba can be imported (the ``jit`` extra is installed). Imports it, once: a numba
+    that is installed but does not import (built for another NumPy) is reported with a
+    ``RuntimeWarning``, and the NumPy kernels run."""
+    global _available
+    if _available is None:
+        _available = _import_numba()
+    return _available
+
+
+def _import_numba() -> bool:
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError as error:
+        warnings.warn(
+            f"numba is installed but cannot be imported ({error}): using the NumPy kernels",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    threads.rescan_blas()  # numba imported SciPy, if installed, and with it SciPy's OpenBLAS
+    return True
 
 
 def enabled() -> bool:
@@ -45,7 +70,7 @@ def enabled() -> bool:
     off (``TINYGRAD_EDU_JIT=0``, :func:`set_enabled`). Decided once, at the first call."""
     global _enabled
     if _enabled is None:
-        _enabled = available() and os.environ.get(ENV_VAR, "1").strip() != "0"
+        _enabled = os.environ.get(ENV_VAR, "1").strip() != "0" and available()
     return _enabled
 
 

@@ -13,10 +13,6 @@ from typing import TypeVar
 
 import numba
 
-from ..fast import threads
-
-threads.rescan_blas()  # importing numba imported SciPy, if installed, and SciPy's OpenBLAS
-
 Function = TypeVar("Function", bound=Callable)
 
 
