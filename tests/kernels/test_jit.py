@@ -1,11 +1,14 @@
 """The fused kernels of the ``jit`` extra (:mod:`tinygrad_edu.kernels.jit`) against
 :mod:`tinygrad_edu.kernels.reference`, and the switch that picks the path.
 
-Every property runs on both paths: ``numpy`` (always) and ``jit`` (skipped without numba), through
-the public kernel functions, so the dispatch is tested with the kernels. Bounds: float64 within
-1e-12 of the sum of the terms' magnitudes; float32 within 1e-5 of the float64 result relative to
-its scale (the NumPy path's bound, ``tests/kernel_references.py``), and the fused path equal bit
-for bit to the NumPy path, since it does the same additions in the same order.
+Every property runs on both paths: ``numpy`` (always) and ``jit`` (skipped without numba).
+Pooling goes through the public kernels; Winograd is called directly, so that any channel count
+(from 1) is tested, and through the public kernels (the dispatch) where the rule picks it. Bounds:
+float64 within 1e-12 of the sum of the terms' magnitudes; float32 within 1e-5 of the float64
+result relative to its scale (the NumPy path's bound, ``tests/kernel_references.py``: float32's
+unit roundoff 6e-8 times the few dozen additions each output takes in these shapes), and the
+fused path equal bit for bit to the NumPy path, since it does the same additions in the same
+order -- also through a whole VGG16 input gradient.
 """
 
 from __future__ import annotations
