@@ -15,10 +15,12 @@ them on a first run -- and once with ``TINYGRAD_EDU_JIT=0`` on the NumPy kernels
 running the write-up's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
 and weight loading are not counted). ``--repeat`` runs it several times and prints min and
 spread; ``--clock cpu`` times CPU instead of wall time (steadier on a loaded machine; set
-``OPENBLAS_NUM_THREADS=1`` to give both sides one thread).
+``OPENBLAS_NUM_THREADS=1`` to give both sides one thread). ``--document-paths`` times that
+workload's ascent in one process, alternating the NumPy kernels and the jit extra's fused ones.
 
     python benchmarks/visualize.py --weights PATH [--layer block5_conv3] [--ours document]
     python benchmarks/visualize.py --weights PATH --document [--repeat 3]
+    python benchmarks/visualize.py --weights PATH --document-paths [--repeat 3]
 """
 
 from __future__ import annotations
@@ -134,6 +136,34 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
     print(markdown_table(f"{title}, {clock} clock", header, rows))
 
 
+def document_paths(weights: str | None, repeat: int) -> None:
+    """The document workload's ascent (``visualize_filters``: 16 ``block3_conv3`` filters, 20
+    steps, one batch of 16) in this process on the NumPy kernels and on the jit extra's fused
+    kernels, alternating: the kernels' share of the CLI time, without its start-up."""
+    if weights is None:
+        raise SystemExit("--document-paths needs --weights")
+    if not jit.available():
+        raise SystemExit("--document-paths needs the jit extra: pip install 'tinygrad_edu[jit]'")
+    layer, filters, steps = "block3_conv3", 16, 20
+    model = vgg16(weights).freeze()
+    times: dict[str, list[float]] = {"NumPy kernels": [], "jit kernels": []}
+    before = jit.enabled()
+    try:
+        for _ in range(repeat):
+            for name in times:
+                jit.set_enabled(name == "jit kernels")
+                start = time.perf_counter()
+                visualize_filters(model, layer, filters, steps, size=128, batch=filters)
+                times[name].append(time.perf_counter() - start)
+    finally:
+        jit.set_enabled(before)
+    numpy_best = min(times["NumPy kernels"])
+    rows = [[name, _summary(seconds), f"**{min(seconds) / numpy_best:.2f}x**"]
+            for name, seconds in times.items()]  # fmt: skip
+    title = f"The write-up's ascent in one process: {filters} {layer} filters, {steps} steps"
+    print(markdown_table(f"{title}, wall clock", ["", "time", "vs NumPy kernels"], rows))
+
+
 def _summary(seconds: list[float]) -> str:
     spread = max(seconds) / min(seconds)
     return f"{min(seconds):.1f} s (min of {len(seconds)}, spread {spread:.2f})"
@@ -153,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--document", action="store_true", help="the issue's CLI workload")
+    parser.add_argument(
+        "--document-paths", action="store_true", help="its ascent in-process, both kernel paths"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="--document: runs (default 3)")
     parser.add_argument(
         "--clock", choices=["wall", "cpu"], default="wall", help="--document: what to time"
@@ -160,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.document:
         return document_workload(args.weights, args.repeat, args.clock == "cpu")
+    if args.document_paths:
+        return document_paths(args.weights, args.repeat)
 
     model = (vgg16(args.weights) if args.weights else vgg16(rng=0)).freeze()
     ours_layers = resolve_layers(args.ours or [args.layer])
