@@ -28,8 +28,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..fast import threads
-
 #: the environment variable that switches the fused kernels off when set to ``0``
 ENV_VAR = "TINYGRAD_EDU_JIT"
 #: dtypes the fused kernels are compiled for
@@ -61,7 +59,6 @@ def _import_numba() -> bool:
             stacklevel=3,
         )
         return False
-    threads.rescan_blas()  # numba imported SciPy, if installed, and with it SciPy's OpenBLAS
     return True
 
 

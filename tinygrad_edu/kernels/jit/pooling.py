@@ -19,12 +19,6 @@ from .compiler import fused
 
 
 @fused
-def _beats(later, earlier):
-    """Whether the later window position wins over the earlier one."""
-    return later > earlier or (later != later and earlier == earlier)
-
-
-@fused
 def _pool_2x2(x, y, choice):
     """The maxima ``y`` and winners ``choice`` of the 2x2 windows of NHWC ``x``."""
     n, ho, wo, c = y.shape
@@ -34,9 +28,10 @@ def _pool_2x2(x, y, choice):
             for k in range(c):
                 v0, v1 = x[i, 2 * r, 2 * q, k], x[i, 2 * r, 2 * q + 1, k]
                 v2, v3 = x[i, 2 * r + 1, 2 * q, k], x[i, 2 * r + 1, 2 * q + 1, k]
-                top, p_top = (v1, 1) if _beats(v1, v0) else (v0, 0)
-                bottom, p_bottom = (v3, 3) if _beats(v3, v2) else (v2, 2)
-                if _beats(bottom, top):
+                # a later position wins when larger, or when it is the first NaN
+                top, p_top = (v1, 1) if v1 > v0 or (v1 != v1 and v0 == v0) else (v0, 0)
+                bottom, p_bottom = (v3, 3) if v3 > v2 or (v3 != v3 and v2 == v2) else (v2, 2)
+                if bottom > top or (bottom != bottom and top == top):
                     y[i, r, q, k], choice[i, r, q, k] = bottom, p_bottom
                 else:
                     y[i, r, q, k], choice[i, r, q, k] = top, p_top
