@@ -3,18 +3,23 @@
 The iteration is the filter-visualisation step: forward 128x128 images to ``block5_conv3``, take
 the mean activation of one filter per image, and compute its gradient with respect to the input
 (weights frozen). The filters are the ones each image excites most, so the gradients are not all
-zero. Both frameworks run the same weights (random, or ``--weights PATH`` for a Keras/PyTorch
-file) in the same process, in alternating rounds; ours frozen (``Module.freeze``) as the
-visualisation CLI runs them. Printed per batch size:
+zero. Three contenders run the same weights (random, or ``--weights PATH`` for a Keras/PyTorch
+file) in the same process, in alternating rounds: tinygrad_edu on its NumPy kernels
+(``numpy``), on the fused kernels of the ``jit`` extra (``jit``, when numba is installed), and
+PyTorch; ours frozen (``Module.freeze``) as the visualisation CLI runs them. Printed:
 
-* the minimum time per iteration over ``--rounds`` rounds and the spread (max/min), per
-  contender, and the ratio of the minima against PyTorch;
-* the peak memory of the iteration, measured the same way for both sides in a fresh child process
-  per contender: growth of the peak resident set (``VmHWM``) over the resident set before the
-  first of two iterations (so caches the iteration keeps, such as re-laid-out kernels, count),
+* the instruction set PyTorch's kernels use and the SIMD extensions and BLAS NumPy found;
+* the first call of the fused kernels, in a fresh process with an empty on-disk cache (numba
+  compiles every kernel) and again with the cache filled (it loads them);
+* per batch size, the minimum time per iteration over ``--rounds`` rounds and the spread
+  (max/min), per contender, and the ratio of the minima against PyTorch;
+* the peak memory of the iteration, measured the same way for every contender in a fresh child
+  process per contender: growth of the peak resident set (``VmHWM``) over the resident set before
+  the first of two iterations (so caches the iteration keeps, such as re-laid-out kernels, count),
   with glibc told to return freed memory (``MALLOC_MMAP_THRESHOLD_``);
-* with ``--layers``, a per-layer table: forward and input gradient of each convolution, ours vs
-  PyTorch (its ``conv2d`` and ``conv2d_input``), same inputs.
+* with ``--layers``, a per-layer table: forward and backward of each layer as the network runs
+  it (convolution with bias and ReLU, then its input gradient through the ReLU's mask; max
+  pooling and its scatter), for each contender, same inputs.
 
 ``VGG16.forward`` runs each convolution and its ReLU as one fused op, as the visualisation does.
 Ends with one dated Markdown table, the one docs/performance.md quotes.
@@ -29,9 +34,12 @@ process CPU time instead of wall time, which is steadier on a loaded machine wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 LAYER = "block5_conv3"
@@ -47,6 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--layers", action="store_true", help="print the per-layer table")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--compile-time", action="store_true", help=argparse.SUPPRESS)  # child
     return parser.parse_args(argv)
 
 
@@ -61,18 +70,63 @@ from torch_vgg import torch_features  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.kernels import conv as kernels  # noqa: E402
+from tinygrad_edu.kernels import jit, pooling  # noqa: E402
 from tinygrad_edu.models.vgg import vgg16  # noqa: E402
 
 
-def ours_step(forward, x: np.ndarray, filters: np.ndarray):
+def ours_step(forward, x: np.ndarray, filters: np.ndarray, fused: bool | None = None):
+    """Our iteration; ``fused=False`` on the NumPy kernels, ``True`` on the ``jit`` extra's."""
+
     def step() -> np.ndarray:
-        image = tg.Tensor(x, requires_grad=True)
-        activation = forward(image)
-        loss = activation[np.arange(x.shape[0]), filters].mean(axis=(1, 2)).sum()
-        (g,) = tg.grad(loss, [image])
-        return g.data
+        with kernel_path(fused):
+            image = tg.Tensor(x, requires_grad=True)
+            activation = forward(image)
+            loss = activation[np.arange(x.shape[0]), filters].mean(axis=(1, 2)).sum()
+            (g,) = tg.grad(loss, [image])
+            return g.data
 
     return step
+
+
+@contextlib.contextmanager
+def kernel_path(fused: bool | None):
+    """The fused kernels on (``True``), off (``False``) or as they are (``None``)."""
+    if fused is None:
+        yield
+        return
+    before = jit.enabled()
+    jit.set_enabled(fused)
+    try:
+        yield
+    finally:
+        jit.set_enabled(before)
+
+
+def instruction_sets() -> str:
+    """PyTorch's CPU capability, and what ``numpy.show_runtime()`` reports: the SIMD
+    extensions NumPy dispatches to (beyond its baseline) and the BLAS libraries loaded, with the
+    kernels each chose."""
+    parts = []
+    try:
+        import torch
+
+        parts.append(f"PyTorch kernels: {torch.backends.cpu.get_cpu_capability()}")
+    except ImportError:
+        pass
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    parts.append(f"NumPy SIMD: {' '.join(found) or 'baseline only'}")
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture', '?')} kernels)"
+                for lib in threadpool_info() if lib.get("user_api") == "blas"]  # fmt: skip
+    except ImportError:
+        blas = []
+    # NumPy's OpenBLAS, and any other BLAS the process loaded (PyTorch may bring its own)
+    parts.append(f"BLAS loaded: {', '.join(blas) or 'unknown (threadpoolctl not installed)'}")
+    return "; ".join(parts)
 
 
 def torch_step(model, x: np.ndarray, filters: np.ndarray):
@@ -126,8 +180,13 @@ def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | 
 
 
 def _memory_child(contenders: dict, name: str) -> None:
-    """Child process: print the peak resident-set growth (MiB) over two iterations."""
+    """Child process: print the peak resident-set growth (MiB) over two iterations.
+
+    The fused kernels are loaded first (numba and its compiler are code, not the iteration's
+    data; with a filled disk cache, the compiled kernels are loaded, not compiled)."""
     step = contenders[name]
+    if name.endswith("jit"):
+        load_fused_kernels()
     before = _status_kib("VmRSS")
     step()
     step()
@@ -149,49 +208,153 @@ def timed_rounds(contenders: dict, rounds: int, now) -> dict[str, list[float]]:
     return times
 
 
-def layer_table(model, batch: int, size: int, rounds: int, now) -> None:
-    """Forward and input gradient of every conv layer up to ``LAYER``: ours vs PyTorch."""
+def layer_jobs(w: np.ndarray, b: np.ndarray, side: int, batch: int, rng) -> dict:
+    """Forward and backward of one conv + ReLU layer as the network runs it, per contender."""
+    k, c = w.shape[:2]
+    # ours get NHWC memory seen as NCHW, as inside the network; PyTorch its NCHW
+    x = rng.standard_normal((batch, side, side, c)).astype(np.float32).transpose(0, 3, 1, 2)
+    g = rng.standard_normal((batch, side, side, k)).astype(np.float32).transpose(0, 3, 1, 2)
+
+    def ours() -> None:
+        y = kernels.conv2d(x, w, 1, 1, b, relu=True)
+        kernels.conv2d_input_grad(g, w, (side, side), 1, 1, mask=y)
+
+    jobs = both_paths(ours)
+    torch = optional_torch()
+    if torch is not None:
+        xt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, g))
+        wt, bt = torch.from_numpy(w), torch.from_numpy(b)
+
+        def theirs() -> None:
+            image = xt.detach().requires_grad_(True)
+            y = torch.relu(torch.nn.functional.conv2d(image, wt, bt, padding=1))
+            torch.autograd.grad(y, [image], gt)
+
+        jobs["torch"] = theirs
+    return jobs
+
+
+def pool_jobs(side: int, channels: int, batch: int, rng) -> dict:
+    """Forward and backward of one 2x2 max pooling, per contender."""
+    x = rng.standard_normal((batch, side, side, channels)).astype(np.float32)
+    x = x.transpose(0, 3, 1, 2)
+    g = rng.standard_normal((batch, side // 2, side // 2, channels)).astype(np.float32)
+    g = g.transpose(0, 3, 1, 2)
+
+    def ours() -> None:
+        _, choice = pooling.max_pool2d(x, 2, 2)
+        pooling.max_pool2d_scatter(g, choice, x.shape, 2, 2)
+
+    jobs = both_paths(ours)
+    torch = optional_torch()
+    if torch is not None:
+        xt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, g))
+
+        def theirs() -> None:
+            image = xt.detach().requires_grad_(True)
+            torch.autograd.grad(torch.nn.functional.max_pool2d(image, 2), [image], gt)
+
+        jobs["torch"] = theirs
+    return jobs
+
+
+def optional_torch():
     try:
         import torch
     except ImportError:
-        torch = None
+        return None
+    return torch
+
+
+def both_paths(job) -> dict:
+    """``job`` on the NumPy kernels and, with numba installed, on the fused ones."""
+    jobs = {"numpy": with_path(job, False)}
+    if jit.available():
+        jobs["jit"] = with_path(job, True)
+    return jobs
+
+
+def with_path(job, fused: bool):
+    def run() -> None:
+        with kernel_path(fused):
+            job()
+
+    return run
+
+
+def layer_table(model, batch: int, size: int, rounds: int, now) -> None:
+    """Forward + backward of every layer up to ``LAYER``, per contender (ms, min of rounds)."""
     rng = np.random.default_rng(0)
-    print(f"  per layer, batch {batch} (min of {rounds}, ms):")
-    print(f"  {'layer':14s} {'H':>4s} {'C->K':>9s} {'fwd':>7s} {'torch':>7s} ", end="")
-    print(f"{'in-grad':>8s} {'torch':>7s}  formulation")
-    side = size
+    side, channels, totals = size, 3, {}
     modules = dict(model.named_modules())
+    lines = []
     for name in model.layer_names[: model.layer_names.index(LAYER) + 1]:
         if "_pool" in name:
+            jobs = pool_jobs(side, channels, batch, rng)
+            shape = f"{side:4d} {channels:4d}    "
             side //= 2
-            continue
-        w = modules[model.keras_layers[name][0]].weight.data
-        k, c = w.shape[:2]
-        # ours get NHWC memory seen as NCHW, as inside the network; PyTorch its NCHW
-        x = rng.standard_normal((batch, side, side, c)).astype(np.float32).transpose(0, 3, 1, 2)
-        g = rng.standard_normal((batch, side, side, k)).astype(np.float32).transpose(0, 3, 1, 2)
-        jobs = {
-            "fwd": lambda x=x, w=w: kernels.conv2d(x, w, 1, 1),
-            "grad": lambda g=g, w=w, s=side: kernels.conv2d_input_grad(g, w, (s, s), 1, 1),
-        }
-        if torch is not None:
-            xt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, g))
-            wt = torch.from_numpy(w)
-            jobs["t_fwd"] = lambda xt=xt, wt=wt: torch.nn.functional.conv2d(xt, wt, padding=1)
-            jobs["t_grad"] = lambda xt=xt, wt=wt, gt=gt: torch.nn.grad.conv2d_input(
-                xt.shape, wt, gt, padding=1
-            )
+        else:
+            conv = modules[model.keras_layers[name][0]]
+            w, b = conv.weight.data, conv.bias.data
+            jobs = layer_jobs(w, b, side, batch, rng)
+            shape = f"{side:4d} {w.shape[1]:4d}->{w.shape[0]:<4d}"
+            channels = w.shape[0]
         for job in jobs.values():
             job()
         best = {key: min(v) * 1e3 for key, v in timed_rounds(jobs, rounds, now).items()}
-        way = kernels.forward_path(w.shape, x.shape, 1, 1)
-        grad_way = kernels.input_grad_path(w.shape, g.shape, (side, side), 1, 1)
-        print(f"  {name:14s} {side:4d} {c:4d}->{k:<4d} {best['fwd']:7.1f} ", end="")
-        print(f"{best.get('t_fwd', float('nan')):7.1f} {best['grad']:8.1f} ", end="")
-        print(f"{best.get('t_grad', float('nan')):7.1f}  {way} / {grad_way}")
+        for key, value in best.items():
+            totals[key] = totals.get(key, 0.0) + value
+        cells = " ".join(f"{best.get(key, float('nan')):8.1f}" for key in ("numpy", "jit", "torch"))
+        lines.append(f"  {name:14s} {shape} {cells}")
+    print(f"  per layer, forward + backward, batch {batch} (ms, min of {rounds}):")
+    print(f"  {'layer':14s} {'H':>4s} {'C->K':>9s} {'numpy':>8s} {'jit':>8s} {'torch':>8s}")
+    print("\n".join(lines))
+    cells = " ".join(f"{totals.get(key, float('nan')):8.1f}" for key in ("numpy", "jit", "torch"))
+    print(f"  {'total':14s} {'':14s} {cells}")
+
+
+def load_fused_kernels() -> float:
+    """Run every fused kernel once on tiny float32 inputs (compiling or loading them);
+    returns the seconds it took."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    with kernel_path(True):
+        x = rng.standard_normal((1, 32, 4, 4)).astype(np.float32)
+        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        y = kernels.conv2d(x, w, 1, 1, np.zeros(32, np.float32), relu=True)
+        kernels.conv2d_input_grad(y, w, (4, 4), 1, 1, mask=y)
+        pooled, choice = pooling.max_pool2d(y, 2, 2)
+        pooling.max_pool2d_scatter(pooled, choice, y.shape, 2, 2)
+    return time.perf_counter() - start
+
+
+def compile_seconds() -> tuple[float, float] | None:
+    """The fused kernels' first call in a fresh process: with an empty on-disk cache (numba
+    compiles them) and then with that cache filled (it loads them)."""
+    if not jit.available():
+        return None
+    seconds = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for _ in range(2):
+            command = [sys.executable, __file__, "--compile-time"]
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+            seconds.append(float(done.stdout.strip().splitlines()[-1]))
+    return seconds[0], seconds[1]
 
 
 def main(args: argparse.Namespace = ARGS) -> dict:
+    if args.compile_time:
+        print(load_fused_kernels())
+        return {}
+    if args.memory_of is None:
+        print(instruction_sets())
+        compiled = compile_seconds()
+        if compiled is not None:
+            print(
+                f"fused kernels' first call in a fresh process: {compiled[0]:.1f} s compiling "
+                f"(empty cache), {compiled[1]:.2f} s loading them from the disk cache"
+            )
     model = (vgg16(args.weights, rng=0) if args.weights else vgg16(rng=0)).freeze()
     try:
         import torch
@@ -210,7 +373,10 @@ def main(args: argparse.Namespace = ARGS) -> dict:
         with tg.no_grad():
             response = model(tg.Tensor(x), until=LAYER).data.mean(axis=(2, 3))
         filters = response.argmax(axis=1)  # each image's most excited filter: a live gradient
-        contenders = {"tinygrad_edu": ours_step(lambda t: model(t, until=LAYER), x, filters)}
+        forward = lambda t: model(t, until=LAYER)  # noqa: E731
+        contenders = {"tinygrad_edu numpy": ours_step(forward, x, filters, fused=False)}
+        if jit.available():
+            contenders["tinygrad_edu jit"] = ours_step(forward, x, filters, fused=True)
         if torch is not None:
             contenders["torch"] = torch_step(model, x, filters)
         if args.memory_of is not None:
@@ -237,6 +403,7 @@ def main(args: argparse.Namespace = ARGS) -> dict:
         f"VGG16 ascent iteration to {LAYER}, {args.size}x{args.size}, {args.clock} clock, "
         f"min of {args.rounds} rounds (spread = max / min; error = max relative to float64)"
     )
+    title += f"; {instruction_sets()}"
     if torch is None:
         title += "; PyTorch not installed (pip install torch==2.13.0): no reference"
     print(markdown_table(title, header, rows))

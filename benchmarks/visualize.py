@@ -9,14 +9,18 @@ with PyTorch's time for the single ``--layer``.
 
 ``--document`` runs the issue's end-to-end comparison instead: the write-up's visualisation of 16
 ``block3_conv3`` filters, 20 steps, through the ``tinygrad-edu visualize`` command line in a
-fresh process (start-up, weight loading, ascent, PNG and summary included), against PyTorch
+fresh process (start-up, weight loading, ascent, PNG and summary included; with the ``jit``
+extra installed, once on its fused kernels -- loading them from numba's disk cache, or compiling
+them on a first run -- and once with ``TINYGRAD_EDU_JIT=0`` on the NumPy kernels), against PyTorch
 running the write-up's one-filter-at-a-time loop on the same filters (loop only: PyTorch's start-up
 and weight loading are not counted). ``--repeat`` runs it several times and prints min and
 spread; ``--clock cpu`` times CPU instead of wall time (steadier on a loaded machine; set
-``OPENBLAS_NUM_THREADS=1`` to give both sides one thread).
+``OPENBLAS_NUM_THREADS=1`` to give both sides one thread). ``--document-paths`` times that
+workload's ascent in one process, alternating the NumPy kernels and the jit extra's fused ones.
 
     python benchmarks/visualize.py --weights PATH [--layer block5_conv3] [--ours document]
     python benchmarks/visualize.py --weights PATH --document [--repeat 3]
+    python benchmarks/visualize.py --weights PATH --document-paths [--repeat 3]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from report import markdown_table
 from torch_vgg import torch_features
 
 from tinygrad_edu.cli.visualize import resolve_layers
+from tinygrad_edu.kernels import jit
 from tinygrad_edu.models.vgg import vgg16
 from tinygrad_edu.vis import visualize_filters
 from tinygrad_edu.vis.filters import filter_indices
@@ -72,16 +77,22 @@ def torch_loop(
 
 
 def cli_seconds(
-    weights: str, layer: str, filters: int, steps: int, out: Path, cpu: bool = False
+    weights: str,
+    layer: str,
+    filters: int,
+    steps: int,
+    out: Path,
+    cpu: bool = False,
+    fused: bool = True,
 ) -> float:
     """Wall (or CPU) time of ``tinygrad-edu visualize`` in a fresh process, this checkout's
-    package."""
+    package; ``fused=False`` sets ``TINYGRAD_EDU_JIT=0`` (the NumPy kernels)."""
     root = Path(__file__).resolve().parents[1]
     launcher = "import sys; from tinygrad_edu.cli import main; sys.exit(main())"
     command = [sys.executable, "-c", launcher]
     command += ["visualize", "--weights", weights, "--layers", layer, "--filters", str(filters)]
     command += ["--steps", str(steps), "--out", str(out), "--no-progress"]
-    env = dict(os.environ, PYTHONPATH=str(root))
+    env = dict(os.environ, PYTHONPATH=str(root), TINYGRAD_EDU_JIT="1" if fused else "0")
     start, children = time.perf_counter(), _children_cpu()
     subprocess.run(command, check=True, env=env, cwd=root, capture_output=True)
     return _children_cpu() - children if cpu else time.perf_counter() - start
@@ -99,21 +110,58 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
     layer, filters, steps = "block3_conv3", 16, 20
     model = vgg16(weights).freeze()
     chosen = filter_indices(model, layer, filters)
-    ours, theirs = [], []
+    paths = {"NumPy kernels": False} | ({"jit kernels": True} if jit.available() else {})
+    ours: dict[str, list[float]] = {name: [] for name in paths}
+    theirs = []
     with tempfile.TemporaryDirectory() as out:
-        for _ in range(repeat):
-            ours.append(cli_seconds(weights, layer, filters, steps, Path(out), cpu))
+        for _ in range(repeat):  # interleaved: the machine's load falls on every contender
+            for name, fused in paths.items():
+                ours[name].append(
+                    cli_seconds(weights, layer, filters, steps, Path(out), cpu, fused)
+                )
             with contextlib.suppress(ImportError):
                 theirs.append(torch_loop(model, layer, chosen, steps, 128, seed=0, cpu=cpu)[0])
     clock = "CPU" if cpu else "wall"
     title = f"The write-up's visualisation: {filters} {layer} filters, {steps} steps, 128x128"
-    rows = [["`tinygrad-edu visualize` (fresh process, end to end)", _summary(ours)]]
+    rows = []
+    for name, seconds in ours.items():
+        ratio = f"**{min(seconds) / min(theirs):.2f}x**" if theirs else "n/a"
+        rows.append([f"`tinygrad-edu visualize`, {name} (fresh process, end to end)",
+                     _summary(seconds), ratio])  # fmt: skip
     if theirs:
-        rows.append(["PyTorch, one filter at a time (loop only)", _summary(theirs)])
-        rows.append(["ratio (min / min)", f"**{min(ours) / min(theirs):.2f}x**"])
+        rows.append(["PyTorch, one filter at a time (loop only)", _summary(theirs), ""])
     else:
-        rows.append(["PyTorch", "not installed (pip install torch==2.13.0): no reference"])
-    print(markdown_table(f"{title}, {clock} clock", ["", "time"], rows))
+        rows.append(["PyTorch", "not installed (pip install torch==2.13.0): no reference", ""])
+    header = ["", "time", "vs PyTorch (min / min)"]
+    print(markdown_table(f"{title}, {clock} clock", header, rows))
+
+
+def document_paths(weights: str | None, repeat: int) -> None:
+    """The document workload's ascent (``visualize_filters``: 16 ``block3_conv3`` filters, 20
+    steps, one batch of 16) in this process on the NumPy kernels and on the jit extra's fused
+    kernels, alternating: the kernels' share of the CLI time, without its start-up."""
+    if weights is None:
+        raise SystemExit("--document-paths needs --weights")
+    if not jit.available():
+        raise SystemExit("--document-paths needs the jit extra: pip install 'tinygrad_edu[jit]'")
+    layer, filters, steps = "block3_conv3", 16, 20
+    model = vgg16(weights).freeze()
+    times: dict[str, list[float]] = {"NumPy kernels": [], "jit kernels": []}
+    before = jit.enabled()
+    try:
+        for _ in range(repeat):
+            for name in times:
+                jit.set_enabled(name == "jit kernels")
+                start = time.perf_counter()
+                visualize_filters(model, layer, filters, steps, size=128, batch=filters)
+                times[name].append(time.perf_counter() - start)
+    finally:
+        jit.set_enabled(before)
+    numpy_best = min(times["NumPy kernels"])
+    rows = [[name, _summary(seconds), f"**{min(seconds) / numpy_best:.2f}x**"]
+            for name, seconds in times.items()]  # fmt: skip
+    title = f"The write-up's ascent in one process: {filters} {layer} filters, {steps} steps"
+    print(markdown_table(f"{title}, wall clock", ["", "time", "vs NumPy kernels"], rows))
 
 
 def _summary(seconds: list[float]) -> str:
@@ -135,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--document", action="store_true", help="the issue's CLI workload")
+    parser.add_argument(
+        "--document-paths", action="store_true", help="its ascent in-process, both kernel paths"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="--document: runs (default 3)")
     parser.add_argument(
         "--clock", choices=["wall", "cpu"], default="wall", help="--document: what to time"
@@ -142,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.document:
         return document_workload(args.weights, args.repeat, args.clock == "cpu")
+    if args.document_paths:
+        return document_paths(args.weights, args.repeat)
 
     model = (vgg16(args.weights) if args.weights else vgg16(rng=0)).freeze()
     ours_layers = resolve_layers(args.ours or [args.layer])

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as conv_kernels
+from tinygrad_edu.kernels import jit
 from tinygrad_edu.kernels.fast import gemm, layout_cache, winograd
 from tinygrad_edu.nn import functional as F
 
@@ -252,6 +253,10 @@ def compute_kernels() -> dict[str, tuple]:
                 continue
             if module is winograd or name.endswith(("_conv", "_input_grad")):
                 found[f"{module.__name__.rsplit('.', 1)[1]}.{name}"] = (module, name)
+    if jit.enabled():  # the jit extra's Winograd, with its transforms fused
+        from tinygrad_edu.kernels.jit import winograd as fused
+
+        found[FUSED_WINOGRAD] = (fused, "conv3x3")
     return found
 
 
@@ -296,6 +301,13 @@ EXPECTED = {
     ("conv2d_input_grad", "im2col"): "gemm.im2col_conv",
     ("conv2d_input_grad", "col2im"): "gemm.col2im_conv",
 }
+FUSED_WINOGRAD = "jit.winograd.conv3x3"
+
+
+def expected_kernel(entry: str, decision: str) -> str:
+    """The kernel the rule's decision runs: with the jit extra on, Winograd's fused version."""
+    kernel = EXPECTED[(entry, decision)]
+    return FUSED_WINOGRAD if jit.enabled() and kernel == "winograd.conv3x3" else kernel
 
 
 def _run_layer(x, w, b, stride=1, padding=1):
@@ -316,10 +328,10 @@ def test_every_boundary_layer_runs_the_kernel_its_rule_names_and_is_exact(c_in, 
     assert set(ran) == set(ENTRY_POINTS)
     for entry in ("conv2d", "conv2d_input_grad"):
         decision = formulation(c_in, c_out, backward=entry == "conv2d_input_grad")
-        expected = EXPECTED[(entry, decision)]
+        expected = expected_kernel(entry, decision)
         assert expected in ran[entry], (entry, decision, ran[entry])
     for entry, kernels in ran.items():
-        known = {v for (e, _), v in EXPECTED.items() if e == entry}
+        known = {expected_kernel(e, d) for e, d in EXPECTED if e == entry}
         assert kernels <= known | {"winograd.transform_kernel"}, f"new branch in {entry}: {kernels}"
     gx_ref, gw_ref, gb_ref = ref_conv_grads(x, w, g)
     assert relative_error(y.data, ref_conv(x, w, b)) < 1e-12

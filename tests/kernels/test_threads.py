@@ -45,7 +45,7 @@ from tests.kernel_references import (
 )
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import pooling
+from tinygrad_edu.kernels import jit, pooling
 from tinygrad_edu.kernels.fast import gemm, layout, threads
 from tinygrad_edu.kernels.fast import winograd as W
 from tinygrad_edu.nn import functional as F
@@ -943,7 +943,10 @@ def test_an_error_inside_a_real_kernel_reaches_the_caller_and_leaves_things_work
     before = blas_threads()
     calls, limits = [], []
     lock = threading.Lock()
-    original = W._tiles_in
+    transforms = W  # the module whose input transform the convolution runs
+    if jit.applies(x, weight):  # the jit extra's fused one
+        from tinygrad_edu.kernels.jit import winograd as transforms
+    original = transforms._tiles_in
 
     def failing(*args, **kwargs):
         with lock:
@@ -956,7 +959,7 @@ def test_an_error_inside_a_real_kernel_reaches_the_caller_and_leaves_things_work
 
     with kernel_settings(2, budget=1, share_bytes=1):
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(W, "_tiles_in", failing)
+            patch.setattr(transforms, "_tiles_in", failing)
             with pytest.raises(MemoryError, match="tile buffer"):
                 K.conv2d(x, weight, 1, 1)
         assert len(set(calls)) == 2  # the caller's share and a worker's

@@ -9,4 +9,7 @@ The differentiable ops in :mod:`tinygrad_edu.ops` call the modules beside it:
 * :mod:`.resample` -- bilinear warps through precomputed taps, and their exact adjoint.
 
 The speed machinery lives in :mod:`.fast`; every fast path is tested equal to :mod:`.reference`.
+With the optional ``jit`` extra (numba), :mod:`.jit` replaces the passes around the matrix
+products -- Winograd's transforms, 2x2 max pooling -- with fused kernels; ``TINYGRAD_EDU_JIT=0``
+keeps the NumPy kernels.
 """

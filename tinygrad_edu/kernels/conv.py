@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import jit
 from .fast import gemm, winograd
 from .fast.layout import as_nchw, chunks, nhwc, pad, select, windows
 from .fast.layout_cache import LAYOUTS, Counter
@@ -94,6 +95,10 @@ def conv2d(
         return gemm.stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
     if path == WINOGRAD:
         u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel)
+        if jit.applies(x_nhwc, u, *(() if bias is None else (bias,))):  # fused transforms
+            from .jit import winograd as fused
+
+            return as_nchw(fused.conv3x3(x_nhwc, u, bias=bias, relu=relu))
         y = winograd.conv3x3(x_nhwc, w, u=u, bias=bias, relu=relu)
     else:
         kernel = LAYOUTS.get(w, IM2COL, gemm.im2col_matrix)
@@ -171,6 +176,10 @@ def conv2d_input_grad(
     if path == WINOGRAD:  # the forward's transformed kernel, positions permuted, serves both
         u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel).transpose(0, 2, 1)
         order = winograd.FLIP_ORDER
+        if jit.applies(g_nhwc, u, *(() if mask_nhwc is None else (mask_nhwc,))):
+            from .jit import winograd as fused
+
+            return as_nchw(fused.conv3x3(g_nhwc, u, mask=mask_nhwc, order=order))
         return as_nchw(winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=order))
     if mask_nhwc is not None:
         keep = np.greater(mask_nhwc, 0)

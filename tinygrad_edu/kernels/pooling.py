@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import jit
 from .fast import threads
 from .fast.layout import as_nchw, blocks, nhwc, select, windows
 
@@ -24,6 +25,11 @@ def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.
     """Max over ``kernel x kernel`` windows, NCHW. Returns ``(y, choice)`` where ``choice`` holds,
     per output, the flat index (row-major within the window) of the first maximum."""
     x_nhwc = nhwc(x)
+    if kernel == stride == 2 and jit.applies(x_nhwc):  # one fused pass (the jit extra)
+        from .jit import pooling as fused
+
+        y, choice = fused.max_pool_2x2(x_nhwc)
+        return as_nchw(y), choice
     if kernel == stride == 2:
         return _max_pool_2x2(x_nhwc)
     patches = windows(x_nhwc, kernel, kernel, stride)
@@ -94,6 +100,10 @@ def max_pool2d_scatter(
     n, c, h, w = input_shape
     g_nhwc = nhwc(g)
     ho, wo = g_nhwc.shape[1:3]
+    if kernel == stride == 2 and jit.applies(g_nhwc):  # one fused pass (the jit extra)
+        from .jit import pooling as fused
+
+        return as_nchw(fused.max_pool_2x2_scatter(g_nhwc, choice, (h, w)))
     if kernel == stride == 2 and (h, w) == (2 * ho, 2 * wo):  # the windows tile the input:
         out = np.empty((n, h, w, c), dtype=g.dtype)  # every element is written below
     else:

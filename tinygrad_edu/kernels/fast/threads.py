@@ -63,7 +63,8 @@ def _default_workers() -> int:
 
 
 def _blas():
-    """threadpoolctl's controller of the loaded BLAS libraries (found once: it scans them)."""
+    """threadpoolctl's controller of the loaded BLAS libraries (found once: it scans them; again
+    after :func:`rescan_blas`)."""
     global _controller
     if _controller is None:
         _controller = ThreadpoolController().select(user_api="blas")
@@ -107,6 +108,15 @@ def _failure(run: Callable[[Sequence[Job]], None], share: Sequence[Job]) -> Base
     except BaseException as error:  # handed to the caller, which re-raises it
         return error
     return None
+
+
+def rescan_blas() -> None:
+    """Find the loaded BLAS libraries again when the next parallel kernel limits them: call after
+    importing a module that loads another one (numba imports SciPy, which brings its own
+    OpenBLAS). A limit already in place is restored on the libraries it limited."""
+    global _controller
+    with _lock:
+        _controller = None
 
 
 def workers() -> int:
