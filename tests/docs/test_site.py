@@ -100,7 +100,7 @@ def test_the_sequences_page_links_to_explorer_pages_that_replay(site, browser):
     for name in ("lstm_three_steps", "attention_head"):
         assert f"{site}/explorers/{name}.html" in links
     explorer = browser.open(f"{site}/explorers/lstm_three_steps.html", "#step=33")
-    assert browser.wait_for(explorer, text_of("#counter")) == "step 33 of 51"
+    assert browser.wait_for(explorer, text_of("#counter")) == "step 33 of 53"
     assert "weight_hh_l0" in browser.wait_for(explorer, text_of("#current"))
     complaints = [
         event
