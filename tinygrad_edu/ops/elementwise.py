@@ -298,9 +298,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     (vectorised) exponential costs less than selecting by the sign of ``x``. NaN stays NaN;
     float32 stays float32."""
     if x.size <= BLOCK and x.dtype.kind == "f" and x.dtype.itemsize >= 4:
-        out = np.empty_like(x)  # one block, any shape: none of blockwise's bookkeeping, which
-        _sigmoid_block(x, out)  # would double the time of a small layer's sigmoid
-        return out
+        flat = x.reshape(-1)  # one block: none of blockwise's bookkeeping, which would
+        out = np.empty_like(flat)  # double the time of a small layer's sigmoid
+        _sigmoid_block(flat, out)
+        return out.reshape(x.shape)
     return blockwise(_sigmoid_block, x, dtype=floating_result(x))
 
 
