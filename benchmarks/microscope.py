@@ -23,6 +23,11 @@ The model, for N machines running k workers each (W = N k):
 
     python benchmarks/microscope.py --weights PATH [--filters-per-layer 32]
     python benchmarks/microscope.py --quick      # a smoke run: random weights, tiny images
+
+``--paths`` measures something else: the same subset rendered in this process on the NumPy
+kernels and on the ``jit`` extra's fused kernels (one after the other, fresh folders), their
+filters per second, and whether the two wrote the same PNGs (the fused kernels do the NumPy
+kernels' additions in the same order, so they should, byte for byte).
 """
 
 from __future__ import annotations
@@ -43,11 +48,12 @@ from pathlib import Path
 
 from report import markdown_table
 
+from tinygrad_edu.kernels import jit
 from tinygrad_edu.kernels.fast import threads
 from tinygrad_edu.models.vgg import vgg16
 from tinygrad_edu.vis.ascent import AscentSettings
 from tinygrad_edu.vis.atlas.plan import BATCH, layer_key, make_plan, tasks
-from tinygrad_edu.vis.atlas.run import render, render_task
+from tinygrad_edu.vis.atlas.run import render, render_task, task_key
 from tinygrad_edu.vis.atlas.store import picture_path
 from tinygrad_edu.vis.targets import Target, as_target
 
@@ -219,16 +225,22 @@ def target_layers(target: Target) -> list[str]:
     return list(target.layers)
 
 
-def compute_seconds(stream: list[dict], prefix: str) -> dict[tuple[int, int], float]:
-    """Seconds each microscope task of one layer computed, by (first, last) filter."""
+def layer_tasks(plan, layer: str) -> dict[str, tuple[int, int]]:
+    """The names the cluster run gives the tasks of ``layer`` (as ``render`` cuts them for
+    :data:`WORKERS` workers), each with its (first, last) filter."""
+    key = layer_key(plan.parameters, layer)
+    chunks = tasks(plan.filters[layer], plan.settings(layer).batch, WORKERS)
+    return {task_key(key, chunk, plan.shares): (chunk[0], chunk[-1]) for chunk in chunks}
+
+
+def compute_seconds(stream: list[dict], names: dict[str, tuple[int, int]]) -> dict:
+    """Seconds each of the tasks ``names`` computed, by (first, last) filter."""
     tasks_seen = {}
     for task in stream:
-        key = str(task["key"])
-        if not key.startswith(prefix):
-            continue
-        first, last = map(int, key[len(prefix) :].split("-"))
-        busy = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-        tasks_seen[(first, last)] = busy
+        span = names.get(str(task["key"]))
+        if span is not None:
+            busy = task["startstops"]
+            tasks_seen[span] = sum(s["stop"] - s["start"] for s in busy if s["action"] == "compute")
     return tasks_seen
 
 
@@ -257,6 +269,43 @@ def hours(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------- main
+def compare_paths(model, plan_args: dict, total: int) -> None:
+    """Render the subset on the NumPy kernels, then on the fused ones; print both rates."""
+    if not jit.available():
+        print("the jit extra (numba) is not installed: only the NumPy kernels can run")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        numpy_out, fused_out = Path(folder, "numpy"), Path(folder, "fused")
+        with jit.numpy_path():
+            numpy_wall, _ = run_here(model, numpy_out, plan_args)
+        before = jit.enabled()
+        jit.set_enabled(True)
+        try:
+            start = time.perf_counter()
+            run_here(model, Path(folder, "warm-up"), {**plan_args, "filters": 1, "steps": 1})
+            compile_seconds = _since(start)  # the fused kernels compiled, or loaded from cache
+            fused_wall, _ = run_here(model, fused_out, plan_args)
+        finally:
+            jit.set_enabled(before)
+        same, pictures = identical_pngs(numpy_out, fused_out)
+    rows = [
+        ["NumPy kernels", f"{numpy_wall:.1f} s", f"{total / numpy_wall:.3f}", "1.00x"],
+        [
+            "jit kernels (fused)",
+            f"{fused_wall:.1f} s",
+            f"{total / fused_wall:.3f}",
+            f"{fused_wall / numpy_wall:.2f}x",
+        ],
+    ]
+    title = (
+        f"The microscope in this process on both kernel paths, {total} filters; PNGs "
+        f"byte-identical: {same} of {pictures}; fused kernels ready in {compile_seconds:.1f} s "
+        f"(a one-filter, one-step render: compiled or loaded from numba's cache); load average "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
+    print(markdown_table(title, ["kernels", "wall time", "filters per second", "time"], rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="VGG16 weights (default: random)")
@@ -278,6 +327,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 2 filters, 2 steps, 16x16 images"
+    )
+    parser.add_argument(
+        "--paths",
+        action="store_true",
+        help="in-process only, on the NumPy kernels and on the jit extra's fused kernels",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -306,6 +360,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{total} filters, classic mode, {args.size}x{args.size}, {args.steps} steps; "
         f"load average {load_before:.1f}"
     )
+    if args.paths:
+        compare_paths(model, plan_args, total)
+        return
 
     with tempfile.TemporaryDirectory() as folder:
         here_out, there_out = Path(folder, "here"), Path(folder, "cluster")
@@ -320,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         same, pictures = identical_pngs(here_out, there_out)
         print(f"PNGs byte-identical between the two runs: {same} of {pictures}")
         layers, ends = [], 0
-        keys = {name: layer_key(plan.parameters, name)[:16] for name in names}
+        names_of = {name: layer_tasks(plan, name) for name in names}
         previous = planning
         for name in names:
             ends += sampled[name]
@@ -328,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
             batch = min(BATCH, layer.channels)
             layer.here = (stamps[ends] - previous) / steps_taken(layer.lifetimes, batch)
             previous = stamps[ends]
-            busy = compute_seconds(cluster["stream"], f"microscope-{keys[name]}-")
+            busy = compute_seconds(cluster["stream"], names_of[name])
             worker_steps = sum(
                 steps_taken(layer.lifetimes[first : last + 1], batch) for first, last in busy
             )
@@ -338,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
         shared_busy = sum(
             seconds
             for name in args.compare_layers
-            for seconds in compute_seconds(cluster["stream"], f"microscope-{keys[name]}-").values()
+            for seconds in compute_seconds(cluster["stream"], names_of[name]).values()
         )
         single_busy = sum(alternative["busy"].values())
         single_same = sum(
