@@ -31,10 +31,11 @@ def fused(kernel: Function) -> Function:
     compiled in every process, with a ``RuntimeWarning`` saying so.
 
     The kernels run on one thread each (``nogil``, so the worker threads of :mod:`..fast.threads`
-    run them side by side). numba's own parallel loops (``parallel=True``, ``prange``) did not pay
-    on the shared 2-core machine: every loop is a fork and a join, and a join waits for the
-    slowest thread -- with the OpenMP layer about 12 ms per loop while other processes held the
-    cores, 30x the loop itself (docs/performance.md, "What fusion buys").
+    run them side by side). numba's own parallel loops (``parallel=True``, ``prange``) were
+    measured against that on a quiet 2-core machine and made the VGG16 iteration 1.35-12.9x
+    slower with every threading layer: between two loops of a chunk come the BLAS products,
+    whose threads and numba's take the two cores from each other at every join
+    (docs/performance.md, "What fusion buys", Threads).
     """
     compiled = None
 
