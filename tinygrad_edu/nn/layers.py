@@ -497,6 +497,24 @@ class BatchNorm2d(_BatchNorm):
     ranks = (4,)
 
 
+def normalized_axes(layer: str, normalized_shape: Any) -> tuple[int, ...]:
+    """``normalized_shape`` of LayerNorm or RMSNorm (an int, or a sequence of positive ints) as
+    a tuple; a clear error naming ``layer`` otherwise."""
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (normalized_shape,)
+    try:
+        shape = tuple(normalized_shape)
+    except TypeError:
+        raise TypeError(
+            f"{layer}: normalized_shape must be an int or a tuple of ints, got "
+            f"{type(normalized_shape).__name__} {normalized_shape!r}"
+        ) from None
+    if not shape:
+        raise ValueError(f"{layer}: normalized_shape must name at least one axis")
+    _positive_ints(layer, **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+    return tuple(int(n) for n in shape)
+
+
 class LayerNorm(Module):
     """Normalise each sample over its last axes ``normalized_shape`` (learned scale and shift)."""
 
@@ -509,18 +527,7 @@ class LayerNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (normalized_shape,)
-        try:
-            shape = tuple(normalized_shape)
-        except TypeError:
-            raise TypeError(
-                "LayerNorm: normalized_shape must be an int or a tuple of ints, got "
-                f"{type(normalized_shape).__name__} {normalized_shape!r}"
-            ) from None
-        if not shape:
-            raise ValueError("LayerNorm: normalized_shape must name at least one axis")
-        _positive_ints("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        shape = normalized_axes("LayerNorm", normalized_shape)
         _check_number("LayerNorm", "eps", eps, 0.0)
         dtype = _float_dtype("LayerNorm", dtype)
         self.normalized_shape, self.eps = shape, eps

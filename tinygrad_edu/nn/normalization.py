@@ -9,7 +9,13 @@ import numpy as np
 from ..graph import ShapeError
 from ..tensor import Tensor
 from . import functional as F
-from .layers import _check_number, _float_dtype, _positive_ints, init_channel_statistics
+from .layers import (
+    _check_number,
+    _float_dtype,
+    _positive_ints,
+    init_channel_statistics,
+    normalized_axes,
+)
 from .module import Module, Parameter
 
 
@@ -132,22 +138,11 @@ class RMSNorm(Module):
         dtype: type = np.float32,
     ) -> None:
         super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (normalized_shape,)
-        try:
-            shape = tuple(normalized_shape)
-        except TypeError:
-            raise TypeError(
-                "RMSNorm: normalized_shape must be an int or a tuple of ints, got "
-                f"{type(normalized_shape).__name__} {normalized_shape!r}"
-            ) from None
-        if not shape:
-            raise ValueError("RMSNorm: normalized_shape must name at least one axis")
-        _positive_ints("RMSNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        shape = normalized_axes("RMSNorm", normalized_shape)
         if eps is not None:
             _check_number("RMSNorm", "eps", eps, 0.0)
         dtype = _float_dtype("RMSNorm", dtype)
-        self.normalized_shape = tuple(int(n) for n in shape)
+        self.normalized_shape = shape
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
 
