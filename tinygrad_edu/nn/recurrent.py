@@ -104,9 +104,9 @@ class _RNNCellBase(Module):
         self,
         input_size: int,
         hidden_size: int,
-        bias: bool,
-        rng: np.random.Generator | int | None,
-        dtype: type,
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: type = np.float32,
     ) -> None:
         super().__init__()
         layer = type(self).__name__
@@ -188,16 +188,6 @@ class LSTMCell(_RNNCellBase):
 
     mode = "LSTM"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        rng: np.random.Generator | int | None = None,
-        dtype: type = np.float32,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, rng, dtype)
-
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:
@@ -220,16 +210,6 @@ class GRUCell(_RNNCellBase):
     """
 
     mode = "GRU"
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        rng: np.random.Generator | int | None = None,
-        dtype: type = np.float32,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias, rng, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, unbatched = self._batched_input(input)
