@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from report import markdown_table
+from report import instruction_sets, markdown_table
 
 import tinygrad_edu as tg
 from tinygrad_edu.nn import functional as F
@@ -96,18 +96,6 @@ def time_rounds(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str,
             call()
             samples[name].append(time.perf_counter() - start)
     return samples
-
-
-def instruction_sets() -> str:
-    """The SIMD extensions NumPy found on this CPU, and PyTorch's kernel capability."""
-    found = np.__config__.CONFIG.get("SIMD Extensions", {}).get("found", [])
-    text = f"NumPy dispatches to {', '.join(found) or 'baseline only'}"
-    try:
-        import torch
-
-        return f"{text}; PyTorch to {torch.backends.cpu.get_cpu_capability()}"
-    except ImportError:
-        return text
 
 
 def main(argv: list[str] | None = None) -> dict[tuple[str, str, str, str], float]:

@@ -75,7 +75,7 @@ if ARGS.threads is not None and "numpy" not in sys.modules:
         os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
-from report import markdown_table  # noqa: E402
+from report import instruction_sets, markdown_table, status_kib, timed_rounds  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.compile import compile as compile_step  # noqa: E402
@@ -177,22 +177,14 @@ def gradient_error(config: Config, args: argparse.Namespace) -> float | None:
 
 
 # ----------------------------------------------------------------------------- memory
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(field)
-
-
 def _memory_child(name: str, config: Config, args: argparse.Namespace) -> None:
     """Child process: print the peak resident-set growth (KiB) of the first step."""
     step = steps_for(config, args)[name]
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # the peak resident set (VmHWM) starts again from the current one
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     step()
-    print(_status_kib("VmHWM") - before)
+    print(status_kib("VmHWM") - before)
 
 
 _PEAKS: dict[tuple[str, Config], float | None] = {}
@@ -220,39 +212,6 @@ def _measure_peak(name: str, config: Config, args: argparse.Namespace) -> float 
 
 
 # ----------------------------------------------------------------------------- time
-def timed_rounds(steps: dict[str, Callable[[], None]], rounds: int, now) -> dict[str, list]:
-    """Alternating rounds; in each, every contender runs once untimed, then once timed.
-
-    The untimed run absorbs the previous contender's wind-down: idle worker threads (OpenMP's,
-    BLAS's) spin for a while after their last task and would steal the next one's cores."""
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            step()
-            start = now()
-            step()
-            times[name].append(now() - start)
-    return times
-
-
-def instruction_sets() -> str:
-    """PyTorch's CPU kernel level and NumPy's BLAS, as this process found them."""
-    parts = []
-    if torch is not None:
-        parts.append(f"PyTorch kernels {torch.backends.cpu.get_cpu_capability()}")
-    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    text = f"NumPy BLAS {blas.get('name', '?')} {blas.get('version', '')}".strip()
-    try:
-        from threadpoolctl import threadpool_info
-
-        chosen = [i.get("architecture") for i in threadpool_info() if i["user_api"] == "blas"]
-        if chosen and chosen[0]:
-            text += f" ({chosen[0]} kernels)"
-    except ImportError:
-        pass
-    return ", ".join([*parts, text])
-
-
 def configs(args: argparse.Namespace) -> list[Config]:
     rows = [Config("LSTM", steps, "float32") for steps in args.steps]
     if args.also_at:

@@ -1,4 +1,5 @@
-"""The one table a benchmark prints: Markdown, dated, with the machine it ran on.
+"""What every benchmark shares: the one table it prints (Markdown, dated, with the machine it
+ran on, its instruction sets), its alternating timed rounds, and the process memory it reads.
 
 docs/performance.md and README quote these tables as printed, so a figure in the docs is always
 one benchmark's output on one day, never a figure retyped from a log.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -36,3 +37,56 @@ def markdown_table(title: str, header: Sequence[str], rows: Sequence[Sequence[ob
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def instruction_sets() -> str:
+    """PyTorch's CPU capability, and what ``numpy.show_runtime()`` reports: the SIMD
+    extensions NumPy dispatches to (beyond its baseline) and the BLAS libraries loaded, with the
+    kernels each chose."""
+    parts = []
+    try:
+        import torch
+
+        parts.append(f"PyTorch kernels: {torch.backends.cpu.get_cpu_capability()}")
+    except ImportError:
+        pass
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    parts.append(f"NumPy SIMD: {' '.join(found) or 'baseline only'}")
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture', '?')} kernels)"
+                for lib in threadpool_info() if lib.get("user_api") == "blas"]  # fmt: skip
+    except ImportError:
+        blas = []
+    # NumPy's OpenBLAS, and any other BLAS the process loaded (PyTorch may bring its own)
+    parts.append(f"BLAS loaded: {', '.join(blas) or 'unknown (threadpoolctl not installed)'}")
+    return "; ".join(parts)
+
+
+def timed_rounds(
+    contenders: dict[str, Callable[[], object]], rounds: int, now
+) -> dict[str, list[float]]:
+    """Alternating rounds; in each, every contender runs once untimed, then once timed.
+
+    The untimed run absorbs the previous contender's wind-down: idle worker threads (OpenMP's,
+    BLAS's) spin for a while after their last task and would steal the next one's cores."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, step in contenders.items():
+            step()
+            start = now()
+            step()
+            times[name].append(now() - start)
+    return times
+
+
+def status_kib(field: str) -> int:
+    """A field of this process's /proc status in KiB (VmRSS, VmHWM: the resident set, its peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(field)

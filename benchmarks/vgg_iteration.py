@@ -65,7 +65,7 @@ if ARGS.threads is not None and "numpy" not in sys.modules:
         os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
-from report import markdown_table  # noqa: E402
+from report import instruction_sets, markdown_table, status_kib, timed_rounds  # noqa: E402
 from torch_vgg import torch_features  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
@@ -102,33 +102,6 @@ def kernel_path(fused: bool | None):
         jit.set_enabled(before)
 
 
-def instruction_sets() -> str:
-    """PyTorch's CPU capability, and what ``numpy.show_runtime()`` reports: the SIMD
-    extensions NumPy dispatches to (beyond its baseline) and the BLAS libraries loaded, with the
-    kernels each chose."""
-    parts = []
-    try:
-        import torch
-
-        parts.append(f"PyTorch kernels: {torch.backends.cpu.get_cpu_capability()}")
-    except ImportError:
-        pass
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
-    parts.append(f"NumPy SIMD: {' '.join(found) or 'baseline only'}")
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = [f"{lib['internal_api']} {lib['version']} ({lib.get('architecture', '?')} kernels)"
-                for lib in threadpool_info() if lib.get("user_api") == "blas"]  # fmt: skip
-    except ImportError:
-        blas = []
-    # NumPy's OpenBLAS, and any other BLAS the process loaded (PyTorch may bring its own)
-    parts.append(f"BLAS loaded: {', '.join(blas) or 'unknown (threadpoolctl not installed)'}")
-    return "; ".join(parts)
-
-
 def torch_step(model, x: np.ndarray, filters: np.ndarray):
     import torch
 
@@ -157,14 +130,6 @@ def clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(field)
-
-
 def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | None:
     """Peak memory of contender ``name`` (MiB), measured in a fresh child process."""
     import subprocess
@@ -187,25 +152,10 @@ def _memory_child(contenders: dict, name: str) -> None:
     step = contenders[name]
     if name.endswith("jit"):
         load_fused_kernels()
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
     step()
     step()
-    print((_status_kib("VmHWM") - before) / 1024)
-
-
-def timed_rounds(contenders: dict, rounds: int, now) -> dict[str, list[float]]:
-    """Alternating rounds; in each, every contender runs once untimed, then once timed.
-
-    The untimed run absorbs the previous contender's wind-down: idle worker threads (OpenMP's,
-    BLAS's) spin for a while after their last task and would steal the next one's cores."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, step in contenders.items():
-            step()
-            start = now()
-            step()
-            times[name].append(now() - start)
-    return times
+    print((status_kib("VmHWM") - before) / 1024)
 
 
 def layer_jobs(w: np.ndarray, b: np.ndarray, side: int, batch: int, rng) -> dict:
