@@ -75,7 +75,13 @@ if ARGS.threads is not None and "numpy" not in sys.modules:
         os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
-from report import instruction_sets, markdown_table, status_kib, timed_rounds  # noqa: E402
+from report import (  # noqa: E402
+    instruction_sets,
+    markdown_table,
+    reset_peak,
+    status_kib,
+    timed_rounds,
+)
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.compile import compile as compile_step  # noqa: E402
@@ -180,8 +186,7 @@ def gradient_error(config: Config, args: argparse.Namespace) -> float | None:
 def _memory_child(name: str, config: Config, args: argparse.Namespace) -> None:
     """Child process: print the peak resident-set growth (KiB) of the first step."""
     step = steps_for(config, args)[name]
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # the peak resident set (VmHWM) starts again from the current one
+    reset_peak()
     before = status_kib("VmRSS")
     step()
     print(status_kib("VmHWM") - before)

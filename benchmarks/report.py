@@ -90,3 +90,10 @@ def status_kib(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise OSError(field)
+
+
+def reset_peak() -> None:
+    """Start this process's peak resident set (VmHWM) again from the current one, so a peak
+    measured afterwards is not one an earlier phase (loading weights, importing) reached."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")

@@ -65,7 +65,13 @@ if ARGS.threads is not None and "numpy" not in sys.modules:
         os.environ[variable] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
-from report import instruction_sets, markdown_table, status_kib, timed_rounds  # noqa: E402
+from report import (  # noqa: E402
+    instruction_sets,
+    markdown_table,
+    reset_peak,
+    status_kib,
+    timed_rounds,
+)
 from torch_vgg import torch_features  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
@@ -152,6 +158,7 @@ def _memory_child(contenders: dict, name: str) -> None:
     step = contenders[name]
     if name.endswith("jit"):
         load_fused_kernels()
+    reset_peak()
     before = status_kib("VmRSS")
     step()
     step()

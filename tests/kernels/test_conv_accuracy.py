@@ -254,9 +254,9 @@ def compute_kernels() -> dict[str, tuple]:
             if module is winograd or name.endswith(("_conv", "_input_grad")):
                 found[f"{module.__name__.rsplit('.', 1)[1]}.{name}"] = (module, name)
     if jit.enabled():  # the jit extra's Winograd, with its transforms fused
-        from tinygrad_edu.kernels.jit import winograd as fused
+        from tinygrad_edu.kernels.jit import winograd4x4
 
-        found[FUSED_WINOGRAD] = (fused, "conv3x3")
+        found[FUSED_WINOGRAD] = (winograd4x4, "conv3x3")
     return found
 
 
@@ -301,11 +301,12 @@ EXPECTED = {
     ("conv2d_input_grad", "im2col"): "gemm.im2col_conv",
     ("conv2d_input_grad", "col2im"): "gemm.col2im_conv",
 }
-FUSED_WINOGRAD = "jit.winograd.conv3x3"
+FUSED_WINOGRAD = "jit.winograd4x4.conv3x3"
 
 
 def expected_kernel(entry: str, decision: str) -> str:
-    """The kernel the rule's decision runs: with the jit extra on, Winograd's fused version."""
+    """The kernel the rule's decision runs: with the jit extra on, Winograd F(4x4, 3x3) with
+    fused transforms."""
     kernel = EXPECTED[(entry, decision)]
     return FUSED_WINOGRAD if jit.enabled() and kernel == "winograd.conv3x3" else kernel
 
@@ -374,9 +375,12 @@ def test_cached_layouts_are_reused_and_follow_in_place_edits():
     b = np.zeros(c)
     x = rng.standard_normal((1, c, 6, 6))
     made = []
-    original = winograd.transform_kernel
+    module = winograd  # the kernel transform of the Winograd this path runs
+    if jit.enabled():
+        from tinygrad_edu.kernels.jit import winograd4x4 as module
+    original = module.transform_kernel
     patch = pytest.MonkeyPatch()
-    patch.setattr(winograd, "transform_kernel", lambda k, *a: made.append(1) or original(k, *a))
+    patch.setattr(module, "transform_kernel", lambda k, *a: made.append(1) or original(k, *a))
     try:
         weight = Tensor(w.copy())
         first = F.conv2d(Tensor(x), weight, padding=1).data.copy()

@@ -22,6 +22,7 @@ import tinygrad_edu as tg
 from tinygrad_edu import Tensor, nn
 from tinygrad_edu.kernels.fast import gemm, winograd
 from tinygrad_edu.kernels.fast.layout_cache import LAYOUTS, LayoutCache
+from tinygrad_edu.kernels.jit import winograd4x4
 from tinygrad_edu.nn import functional as F
 
 
@@ -133,7 +134,8 @@ def test_any_sequence_of_updates_and_convolutions_equals_the_run_without_the_cac
 def count_layouts(patch: pytest.MonkeyPatch) -> list[str]:
     """A list that records each re-layout the convolution kernels compute."""
     made: list[str] = []
-    for module, name in [(winograd, "transform_kernel"), (gemm, "im2col_matrix")]:
+    kernels = [(winograd, "transform_kernel"), (winograd4x4, "transform_kernel")]
+    for module, name in [*kernels, (gemm, "im2col_matrix")]:
         original = getattr(module, name)
         patch.setattr(module, name, lambda w, f=original, n=name: made.append(n) or f(w))
     return made

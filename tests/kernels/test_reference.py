@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from tinygrad_edu.kernels import conv, pooling, reference
 from tinygrad_edu.kernels.fast import gemm, threads, winograd
 from tinygrad_edu.kernels.fast.layout_cache import LAYOUTS
+from tinygrad_edu.kernels.jit import winograd4x4
 
 #: float64 roundoff allowed, relative to the sum of magnitudes of an output's terms
 EXACT = 1e-12
@@ -43,6 +44,7 @@ def kernel_settings(workers: int, small_chunks: bool, stored_kernel: bool, cache
         if small_chunks:
             patch.setattr(gemm, "IM2COL_BUDGET", 1)
             patch.setattr(winograd, "CHUNK_BUDGET", 1)
+            patch.setattr(winograd4x4, "CHUNK_BUDGET", 1)
             patch.setattr(pooling, "POOL_BUDGET", 1)
         if stored_kernel:
             patch.setattr(conv, "MIN_DIRECT_KERNEL", 1)

@@ -48,6 +48,7 @@ from tinygrad_edu.kernels import conv as K
 from tinygrad_edu.kernels import jit, pooling
 from tinygrad_edu.kernels.fast import gemm, layout, threads
 from tinygrad_edu.kernels.fast import winograd as W
+from tinygrad_edu.kernels.jit import winograd4x4 as W4
 from tinygrad_edu.nn import functional as F
 
 threadpoolctl = pytest.importorskip("threadpoolctl", reason="the threads extra is not installed")
@@ -199,12 +200,13 @@ def test_every_kernel_path_is_exact_on_any_number_of_workers(data, count, budget
     mask = rng.standard_normal((n, k, h, w))
     bias = rng.standard_normal(k)
     with pytest.MonkeyPatch.context() as patch:  # setattr raises if a budget moved modules
-        patch.setattr(W, "CHUNK_BUDGET", budget)
+        for winograd in (W, W4):  # the NumPy path's and the fused path's
+            patch.setattr(winograd, "CHUNK_BUDGET", budget)
+            patch.setattr(winograd, "MIN_SHARED_CHANNELS", 1)  # and their few output channels
         patch.setattr(gemm, "IM2COL_BUDGET", budget)
         patch.setattr(pooling, "POOL_BUDGET", budget)
         patch.setattr(layout, "MIN_SHARED_BYTES", 1)  # share even these small inputs
         patch.setattr(pooling, "MIN_SHARED_BYTES", 1)
-        patch.setattr(W, "MIN_SHARED_CHANNELS", 1)  # and their few output channels
         before = threads.workers()
         threads.set_workers(count)
         try:
@@ -589,6 +591,7 @@ def kernel_settings(
     with pytest.MonkeyPatch.context() as patch:
         if budget is not None:
             patch.setattr(W, "CHUNK_BUDGET", budget)
+            patch.setattr(W4, "CHUNK_BUDGET", budget)
             patch.setattr(gemm, "IM2COL_BUDGET", budget)
             patch.setattr(pooling, "POOL_BUDGET", budget)
         if share_bytes is not None:
@@ -596,6 +599,7 @@ def kernel_settings(
             patch.setattr(pooling, "MIN_SHARED_BYTES", share_bytes)
         if share_channels is not None:
             patch.setattr(W, "MIN_SHARED_CHANNELS", share_channels)
+            patch.setattr(W4, "MIN_SHARED_CHANNELS", share_channels)
         with worker_count(count):
             yield
 
@@ -945,7 +949,7 @@ def test_an_error_inside_a_real_kernel_reaches_the_caller_and_leaves_things_work
     lock = threading.Lock()
     transforms = W  # the module whose input transform the convolution runs
     if jit.applies(x, weight):  # the jit extra's fused one
-        from tinygrad_edu.kernels.jit import winograd as transforms
+        from tinygrad_edu.kernels.jit import winograd4x4 as transforms
     original = transforms._tiles_in
 
     def failing(*args, **kwargs):

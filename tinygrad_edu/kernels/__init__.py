@@ -10,6 +10,6 @@ The differentiable ops in :mod:`tinygrad_edu.ops` call the modules beside it:
 
 The speed machinery lives in :mod:`.fast`; every fast path is tested equal to :mod:`.reference`.
 With the optional ``jit`` extra (numba), :mod:`.jit` replaces the passes around the matrix
-products -- Winograd's transforms, 2x2 max pooling -- with fused kernels; ``TINYGRAD_EDU_JIT=0``
-keeps the NumPy kernels.
+products with fused kernels -- 2x2 max pooling, and Winograd's transforms, which makes the larger
+F(4x4, 3x3) pay; ``TINYGRAD_EDU_JIT=0`` keeps the NumPy kernels.
 """

@@ -13,8 +13,9 @@ array back for free with ``x.transpose(0, 2, 3, 1)``.
 Formulation (:func:`forward_path` and :func:`input_grad_path` name it; ``docs/convolution.md``
 has the measurements behind the rule): a big kernel over few output pixels is multiplied as
 stored (:func:`uses_stored_kernel`); 3x3, stride-1, padding-1 convolutions with enough input
-channels use Winograd's minimal filtering F(2x2, 3x3) (:func:`uses_winograd`,
-:mod:`.fast.winograd`: 2.25x fewer multiplications); input gradients with few channels use
+channels use Winograd's minimal filtering (:func:`uses_winograd`): F(2x2, 3x3) on the NumPy
+path (:mod:`.fast.winograd`: 2.25x fewer multiplications), F(4x4, 3x3) with its transforms fused
+on the ``jit`` extra's (:mod:`.jit.winograd4x4`: 4x fewer); input gradients with few channels use
 col2im; everything else uses im2col (:mod:`.fast.gemm`). Every formulation works through chunks
 shared among the worker threads (:mod:`.fast.threads`), so memory stays bounded, and applies
 bias, ReLU and a ReLU's backward mask per chunk, while it is in cache. Re-laid-out kernels are
@@ -31,6 +32,7 @@ from . import jit
 from .fast import gemm, winograd
 from .fast.layout import as_nchw, chunks, nhwc, pad, select, windows
 from .fast.layout_cache import LAYOUTS, Counter
+from .jit import winograd4x4
 
 #: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
 MIN_WINOGRAD_CHANNELS = 32
@@ -41,7 +43,8 @@ MIN_WINOGRAD_CHANNELS = 32
 MIN_DIRECT_KERNEL = 2**20
 MAX_DIRECT_PIXELS = 64
 #: the names :func:`forward_path` and :func:`input_grad_path` give the formulations
-STORED_KERNEL, WINOGRAD, IM2COL, COL2IM = "stored kernel", "winograd F(2x2,3x3)", "im2col", "col2im"
+STORED_KERNEL, IM2COL, COL2IM = "stored kernel", "im2col", "col2im"
+WINOGRAD, WINOGRAD_4X4 = "winograd F(2x2,3x3)", "winograd F(4x4,3x3)"
 
 
 def track(w: np.ndarray, counter: Counter) -> None:
@@ -90,15 +93,15 @@ def conv2d(
     if bias is not None:  # as narrow or narrower: in the result's dtype, fused per chunk
         bias = bias.astype(dtype, copy=False)
     x_nhwc = nhwc(x)
-    path = forward_path(w.shape, x.shape, stride, padding)
+    fused = jit.applies(x_nhwc, w, *(() if bias is None else (bias,)))
+    path = forward_path(w.shape, x.shape, stride, padding, fused)
     if path == STORED_KERNEL:
         return gemm.stored_kernel_conv(x_nhwc, w, stride, padding, bias, relu)
+    if path == WINOGRAD_4X4:
+        u = LAYOUTS.get(w, WINOGRAD_4X4, winograd4x4.transform_kernel)
+        return as_nchw(winograd4x4.conv3x3(x_nhwc, u, bias=bias, relu=relu))
     if path == WINOGRAD:
         u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel)
-        if jit.applies(x_nhwc, u, *(() if bias is None else (bias,))):  # fused transforms
-            from .jit import winograd as fused
-
-            return as_nchw(fused.conv3x3(x_nhwc, u, bias=bias, relu=relu))
         y = winograd.conv3x3(x_nhwc, w, u=u, bias=bias, relu=relu)
     else:
         kernel = LAYOUTS.get(w, IM2COL, gemm.im2col_matrix)
@@ -106,16 +109,21 @@ def conv2d(
     return as_nchw(y)
 
 
-def forward_path(w_shape: Sequence[int], x_shape: Sequence[int], stride: int, padding: int) -> str:
+def forward_path(
+    w_shape: Sequence[int], x_shape: Sequence[int], stride: int, padding: int, fused: bool = False
+) -> str:
     """The formulation :func:`conv2d` uses for kernel ``w_shape`` (K, C, kh, kw) on NCHW input
-    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), :data:`WINOGRAD`
-    (:func:`uses_winograd`) or :data:`IM2COL`."""
+    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), Winograd
+    (:func:`uses_winograd`) or :data:`IM2COL`. Winograd is :data:`WINOGRAD_4X4` with the ``jit``
+    extra's kernels (``fused``: :func:`.jit.applies` to the arrays), else :data:`WINOGRAD`."""
     k, c, kh, kw = w_shape
     n, _, h, w = x_shape
     pixels = n * ((h + 2 * padding - kh) // stride + 1) * ((w + 2 * padding - kw) // stride + 1)
     if uses_stored_kernel(k * c * kh * kw, pixels):
         return STORED_KERNEL
-    return WINOGRAD if uses_winograd(kh, kw, stride, padding, c) else IM2COL
+    if uses_winograd(kh, kw, stride, padding, c):
+        return WINOGRAD_4X4 if fused else WINOGRAD
+    return IM2COL
 
 
 def input_grad_path(
@@ -124,18 +132,21 @@ def input_grad_path(
     input_hw: Sequence[int],
     stride: int,
     padding: int,
+    fused: bool = False,
 ) -> str:
     """The formulation :func:`conv2d_input_grad` uses for kernel ``w_shape`` and NCHW gradient
     ``g_shape``: :data:`STORED_KERNEL`, :data:`COL2IM` (few input channels, :func:`_use_col2im`),
-    :data:`WINOGRAD` or :data:`IM2COL` (also every stride > 1)."""
+    Winograd (:data:`WINOGRAD_4X4` when ``fused``, else :data:`WINOGRAD`) or :data:`IM2COL`
+    (also every stride > 1)."""
     k, c, kh, kw = w_shape
     n, _, ho, wo = g_shape
     if stride == 1 and uses_stored_kernel(k * c * kh * kw, n * ho * wo):
         return STORED_KERNEL
     if stride == 1 and _use_col2im(kh, kw, k, c):
         return COL2IM
-    same_size = (ho, wo) == tuple(input_hw)
-    return WINOGRAD if same_size and uses_winograd(kh, kw, stride, padding, k) else IM2COL
+    if (ho, wo) == tuple(input_hw) and uses_winograd(kh, kw, stride, padding, k):
+        return WINOGRAD_4X4 if fused else WINOGRAD
+    return IM2COL
 
 
 def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
@@ -172,14 +183,16 @@ def conv2d_input_grad(
     h, wd = input_hw
     g_nhwc = nhwc(g)
     mask_nhwc = None if mask is None else nhwc(mask)
-    path = input_grad_path(w.shape, g.shape, input_hw, stride, padding)
-    if path == WINOGRAD:  # the forward's transformed kernel, positions permuted, serves both
+    fused = jit.applies(g_nhwc, w, *(() if mask_nhwc is None else (mask_nhwc,)))
+    path = input_grad_path(w.shape, g.shape, input_hw, stride, padding, fused)
+    # Winograd: the forward's transformed kernel, positions permuted, serves both
+    if path == WINOGRAD_4X4:
+        u = LAYOUTS.get(w, WINOGRAD_4X4, winograd4x4.transform_kernel).transpose(0, 2, 1)
+        order = winograd4x4.FLIP_ORDER
+        return as_nchw(winograd4x4.conv3x3(g_nhwc, u, mask=mask_nhwc, order=order))
+    if path == WINOGRAD:
         u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel).transpose(0, 2, 1)
         order = winograd.FLIP_ORDER
-        if jit.applies(g_nhwc, u, *(() if mask_nhwc is None else (mask_nhwc,))):
-            from .jit import winograd as fused
-
-            return as_nchw(fused.conv3x3(g_nhwc, u, mask=mask_nhwc, order=order))
         return as_nchw(winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=order))
     if mask_nhwc is not None:
         keep = np.greater(mask_nhwc, 0)

@@ -102,8 +102,19 @@ def blocks(
         images = min(images, max(1, n // workers, -(-min_rows // rows)))
     if images == 1 and n * -(-rows // band) < workers:  # still too few (n < workers): bands
         band = min(band, max(1, rows // -(-workers // n), min(rows, min_rows)))
+    images, band = _even(n, images, workers), _even(rows, band, workers if images == 1 else 1)
     return [
         (slice(i, min(n, i + images)), slice(r, min(rows, r + band)))
         for i in range(0, n, images)
         for r in range(0, rows, band)
     ]
+
+
+def _even(total: int, size: int, workers: int) -> int:
+    """A block size for cutting ``total`` into about ``total / size`` blocks of even size (no thin
+    remainder), their number rounded up to a multiple of ``workers`` while there are few, so
+    that the workers finish together."""
+    count = -(-total // size)
+    if count < 4 * workers:
+        count = min(total, -(-count // workers) * workers)
+    return -(-total // count)

@@ -2,10 +2,13 @@
 
 NumPy runs every elementwise step of a kernel as its own pass over memory: pad, transform, add
 the bias, clip at zero, compare, select. Each pass reads and writes whole arrays. The kernels
-here do the same arithmetic in one loop nest that touches each element once, the way a deep
+here do the arithmetic in one loop nest that touches each element once, the way a deep
 learning compiler fuses the operations of a graph (docs/performance.md, "What fusion buys").
+Cheaper passes change the best algorithm: with its transforms fused, Winograd F(4x4, 3x3)
+(:mod:`.winograd4x4`, 4x fewer multiplications than direct convolution) beats the NumPy path's
+F(2x2, 3x3), whose transforms as NumPy passes cost less than F(4x4, 3x3)'s.
 
-Which path runs. With numba importable, the kernels in :mod:`.pooling` and :mod:`.winograd`
+Which path runs. With numba importable, the kernels in :mod:`.pooling` and :mod:`.winograd4x4`
 replace their NumPy counterparts for float32 and float64 arrays; everything else (other dtypes,
 other formulations, the matrix products, which stay BLAS) runs the NumPy path, which remains the
 reference the tests hold the fused kernels to. To force the NumPy path:
