@@ -26,8 +26,9 @@ The model, for N machines running k workers each (W = N k):
 
 ``--paths`` measures something else: the same subset rendered in this process on the NumPy
 kernels and on the ``jit`` extra's fused kernels (one after the other, fresh folders), their
-filters per second, and whether the two wrote the same PNGs (the fused kernels do the NumPy
-kernels' additions in the same order, so they should, byte for byte).
+filters per second, and how far apart the two sets of PNGs are: the paths' convolutions differ
+in float32 roundoff (Winograd F(2x2, 3x3) against F(4x4, 3x3)), which the ascent may carry
+into a pixel level here and there.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from report import markdown_table
 
 from tinygrad_edu.kernels import jit
@@ -124,6 +126,23 @@ def identical_pngs(first: Path, second: Path) -> tuple[int, int]:
     pictures = sorted(first.glob("*/*.png"))
     same = sum(p.read_bytes() == (second / p.relative_to(first)).read_bytes() for p in pictures)
     return same, len(pictures)
+
+
+def pixel_differences(first: Path, second: Path) -> tuple[int, int, int, float]:
+    """(PNGs equal byte for byte, PNGs of ``first``, the largest difference of a pixel level
+    between two same-named PNGs, the mean absolute difference over all their levels)."""
+    from PIL import Image
+
+    pictures = sorted(first.glob("*/*.png"))
+    same, largest, total, levels = 0, 0, 0.0, 0
+    for picture in pictures:
+        other = second / picture.relative_to(first)
+        same += picture.read_bytes() == other.read_bytes()
+        a, b = (np.asarray(Image.open(p), dtype=np.int16) for p in (picture, other))
+        difference = np.abs(a - b)
+        largest, total = max(largest, int(difference.max())), total + float(difference.sum())
+        levels += difference.size
+    return same, len(pictures), largest, total / max(levels, 1)
 
 
 def nothing(i: int) -> int:
@@ -287,7 +306,7 @@ def compare_paths(model, plan_args: dict, total: int) -> None:
             fused_wall, _ = run_here(model, fused_out, plan_args)
         finally:
             jit.set_enabled(before)
-        same, pictures = identical_pngs(numpy_out, fused_out)
+        same, pictures, largest, mean = pixel_differences(numpy_out, fused_out)
     rows = [
         ["NumPy kernels", f"{numpy_wall:.1f} s", f"{total / numpy_wall:.3f}", "1.00x"],
         [
@@ -299,7 +318,8 @@ def compare_paths(model, plan_args: dict, total: int) -> None:
     ]
     title = (
         f"The microscope in this process on both kernel paths, {total} filters; PNGs "
-        f"byte-identical: {same} of {pictures}; fused kernels ready in {compile_seconds:.1f} s "
+        f"byte-identical: {same} of {pictures}, largest pixel difference {largest} of 255 "
+        f"(mean {mean:.3f}); fused kernels ready in {compile_seconds:.1f} s "
         f"(a one-filter, one-step render: compiled or loaded from numba's cache); load average "
         f"{os.getloadavg()[0]:.1f} after"
     )
