@@ -253,10 +253,13 @@ def compute_kernels() -> dict[str, tuple]:
                 continue
             if module is winograd or name.endswith(("_conv", "_input_grad")):
                 found[f"{module.__name__.rsplit('.', 1)[1]}.{name}"] = (module, name)
-    if jit.enabled():  # the jit extra's Winograd, with its transforms fused
-        from tinygrad_edu.kernels.jit import winograd4x4
+    if jit.enabled():  # the jit extra's kernels: Winograd F(4x4, 3x3), im2col and col2im
+        from tinygrad_edu.kernels.jit import im2col, winograd4x4
 
-        found[FUSED_WINOGRAD] = (winograd4x4, "conv3x3")
+        for module in (im2col, winograd4x4):
+            for name, fn in inspect.getmembers(module, inspect.isfunction):
+                if fn.__module__ == module.__name__ and name.endswith(("_conv", "conv3x3")):
+                    found[f"jit.{module.__name__.rsplit('.', 1)[1]}.{name}"] = (module, name)
     return found
 
 
@@ -301,14 +304,20 @@ EXPECTED = {
     ("conv2d_input_grad", "im2col"): "gemm.im2col_conv",
     ("conv2d_input_grad", "col2im"): "gemm.col2im_conv",
 }
-FUSED_WINOGRAD = "jit.winograd4x4.conv3x3"
+#: the same with the jit extra on: its kernels, except the input gradient by im2col (strides)
+EXPECTED_FUSED = {
+    ("conv2d", "winograd"): "jit.winograd4x4.conv3x3",
+    ("conv2d", "im2col"): "jit.im2col.im2col_conv",
+    ("conv2d_input_grad", "winograd"): "jit.winograd4x4.conv3x3",
+    ("conv2d_input_grad", "im2col"): "gemm.im2col_conv",
+    ("conv2d_input_grad", "col2im"): "jit.im2col.col2im_conv",
+}
 
 
 def expected_kernel(entry: str, decision: str) -> str:
-    """The kernel the rule's decision runs: with the jit extra on, Winograd F(4x4, 3x3) with
-    fused transforms."""
-    kernel = EXPECTED[(entry, decision)]
-    return FUSED_WINOGRAD if jit.enabled() and kernel == "winograd.conv3x3" else kernel
+    """The kernel the rule's decision runs on the path in use (float64 arrays here, which the
+    jit extra's kernels take)."""
+    return (EXPECTED_FUSED if jit.enabled() else EXPECTED)[(entry, decision)]
 
 
 def _run_layer(x, w, b, stride=1, padding=1):
@@ -357,8 +366,8 @@ def test_strided_and_unpadded_input_gradients_take_the_im2col_branch():
         with spy() as calls:
             y, (gx, gw, _), g = _run_layer(x, w, b, stride, padding)
         ran = dict(calls)
-        assert ran["conv2d"] == {"gemm.im2col_conv"}
-        assert ran["conv2d_input_grad"] == {"gemm.im2col_conv"}
+        assert ran["conv2d"] == {expected_kernel("conv2d", "im2col")}
+        assert ran["conv2d_input_grad"] == {expected_kernel("conv2d_input_grad", "im2col")}
         # <g, conv(x, w)> is bilinear: each gradient dotted with its argument gives it back
         total = np.vdot(g, y.data - b.reshape(1, -1, 1, 1))
         assert np.vdot(gx.data, x) == pytest.approx(total, rel=1e-10)

@@ -263,6 +263,79 @@ def test_the_dispatch_takes_f4x4_on_the_fused_path_and_agrees_with_the_numpy_pat
         assert relative_error(ours, theirs) <= 2 * TOLERANCE
 
 
+# -- im2col and col2im -------------------------------------------------------------------------
+
+
+@st.composite
+def gemm_cases(draw):
+    """Layers the rule sends to im2col (forward) and col2im (input gradient, stride 1): few input
+    channels, any kernel size, stride and padding; float32 or float64."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    side, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    padding = draw(st.integers(0, side - 1))
+    k = draw(st.integers(1, 2)) * side * side * c  # col2im needs kh * kw * C <= K
+    h, w = draw(st.integers(side, 10)), draw(st.integers(side, 10))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, side, side)).astype(dtype)
+    bias = rng.standard_normal(k).astype(dtype)
+    return x, weight, bias, stride, padding
+
+
+@given(case=gemm_cases(), relu=st.booleans(), poison=st.booleans())
+def test_im2col_and_col2im_equal_the_reference_and_the_numpy_paths_bits(case, relu, poison):
+    """The gather with the padding folded in, the bias and ReLU in one pass, the input gradient
+    with the ReLU's mask applied as its chunk is copied (an inf or NaN where the mask is off
+    gives 0) and the shifted adds summed per input pixel: the NumPy path's additions in the
+    same order, so the same bits, and both within roundoff of the reference."""
+    pytest.importorskip("numba")
+    x, w, b, stride, padding = case
+    h, wd = x.shape[2:]
+    results = {}
+    for path in PATHS:
+        with kernel_path(path):
+            y = K.conv2d(x, w, stride, padding, bias=b, relu=relu)
+            g = y.copy()
+            if poison:  # values that must not leak through where the mask is off
+                off = y <= 0
+                g[off] = np.resize(np.array(POISON, g.dtype), off.sum())
+            grad = K.conv2d_input_grad(g, w, (h, wd), stride, padding, mask=y)
+        results[path] = y, grad
+    assert K.forward_path(w.shape, x.shape, stride, padding, fused=True) in (
+        K.IM2COL,
+        K.STORED_KERNEL,
+    )
+    for ours, theirs in zip(results["jit"], results["numpy"]):
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(ours, theirs)
+    y, grad = results["jit"]
+    exact = reference.conv2d(x.astype(np.float64), w.astype(np.float64), stride, padding)
+    exact = exact + b.reshape(1, -1, 1, 1)
+    assert relative_error(y, np.maximum(exact, 0) if relu else exact) <= TOLERANCE
+    kept = np.where(y > 0, y, 0.0)
+    exact_grad = reference.conv2d_input_grad(kept, w.astype(np.float64), (h, wd), stride, padding)
+    assert relative_error(grad, exact_grad) <= TOLERANCE
+
+
+def test_the_rgb_layer_takes_the_fused_im2col_and_col2im():
+    """VGG's first layer (3 -> 64 channels): fused gather forward, fused col2im backward."""
+    pytest.importorskip("numba")
+    from tinygrad_edu.kernels.jit import im2col
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((64, 3, 3, 3)).astype(np.float32)
+    calls = []
+    with pytest.MonkeyPatch.context() as patch, kernel_path("jit"):
+        for name in ("im2col_conv", "col2im_conv"):
+            original = getattr(im2col, name)
+            patch.setattr(im2col, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+        y = K.conv2d(x, w, 1, 1, relu=True)
+        K.conv2d_input_grad(y, w, (16, 16), 1, 1, mask=y)
+    assert calls == ["im2col_conv", "col2im_conv"]
+
+
 # -- the switch --------------------------------------------------------------------------------
 
 

@@ -41,8 +41,11 @@ from tests.kernel_references import (
 )
 from tinygrad_edu import Tensor
 from tinygrad_edu.kernels import conv as K
+from tinygrad_edu.kernels import jit
 from tinygrad_edu.kernels.fast import gemm, threads
 from tinygrad_edu.kernels.fast import winograd as W
+from tinygrad_edu.kernels.jit import im2col
+from tinygrad_edu.kernels.jit import winograd4x4 as W4
 from tinygrad_edu.nn import functional as F
 
 #: channel counts on both sides of every threshold: Winograd from 32 input channels, col2im
@@ -454,16 +457,21 @@ def test_path_names_say_what_runs(n, c, k, side, stride, padding, hw, min_kernel
             "col2im_conv",
         ):
             patch.setattr(gemm, name, spy(name, getattr(gemm, name)))
+        for name in ("im2col_conv", "col2im_conv"):  # the jit extra's, under the same names
+            patch.setattr(im2col, name, spy(name, getattr(im2col, name)))
         patch.setattr(W, "conv3x3", spy("winograd", W.conv3x3))
-        forward = K.forward_path(w.shape, x.shape, stride, padding)
+        patch.setattr(W4, "conv3x3", spy("winograd", W4.conv3x3))
+        fused = jit.applies(x, w)  # float32: the jit extra's kernels whenever it is on
+        forward = K.forward_path(w.shape, x.shape, stride, padding, fused)
         K.conv2d(x, w, stride, padding)
-        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding)
+        backward = K.input_grad_path(w.shape, g.shape, (hw, hw), stride, padding, fused)
         first = len(calls)
         K.conv2d_input_grad(g, w, (hw, hw), stride, padding)
     expected = {
         K.STORED_KERNEL: "stored_kernel_conv",
         "im2col": "im2col_conv",
         K.WINOGRAD: "winograd",
+        K.WINOGRAD_4X4: "winograd",
     }
     assert calls[:first] == [expected[forward]]
     expected_back = dict(expected, **{K.STORED_KERNEL: "stored_kernel_input_grad"})

@@ -16,10 +16,11 @@ stored (:func:`uses_stored_kernel`); 3x3, stride-1, padding-1 convolutions with 
 channels use Winograd's minimal filtering (:func:`uses_winograd`): F(2x2, 3x3) on the NumPy
 path (:mod:`.fast.winograd`: 2.25x fewer multiplications), F(4x4, 3x3) with its transforms fused
 on the ``jit`` extra's (:mod:`.jit.winograd4x4`: 4x fewer); input gradients with few channels use
-col2im; everything else uses im2col (:mod:`.fast.gemm`). Every formulation works through chunks
-shared among the worker threads (:mod:`.fast.threads`), so memory stays bounded, and applies
-bias, ReLU and a ReLU's backward mask per chunk, while it is in cache. Re-laid-out kernels are
-reused while the kernel is unchanged (:func:`track`, :mod:`.fast.layout_cache`).
+col2im; everything else uses im2col (:mod:`.fast.gemm`; on the ``jit`` extra's path the forward
+im2col and col2im with their packing fused, :mod:`.jit.im2col`). Every formulation works through
+chunks shared among the worker threads (:mod:`.fast.threads`), so memory stays bounded, and
+applies bias, ReLU and a ReLU's backward mask per chunk, while it is in cache. Re-laid-out
+kernels are reused while the kernel is unchanged (:func:`track`, :mod:`.fast.layout_cache`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from . import jit
 from .fast import gemm, winograd
 from .fast.layout import as_nchw, chunks, nhwc, pad, select, windows
 from .fast.layout_cache import LAYOUTS, Counter
-from .jit import winograd4x4
+from .jit import im2col, winograd4x4
 
 #: fewest input channels for which Winograd beats im2col (measured, docs/convolution.md)
 MIN_WINOGRAD_CHANNELS = 32
@@ -105,6 +106,11 @@ def conv2d(
         y = winograd.conv3x3(x_nhwc, w, u=u, bias=bias, relu=relu)
     else:
         kernel = LAYOUTS.get(w, IM2COL, gemm.im2col_matrix)
+        if fused:
+            kernel_hw = w.shape[2:]
+            return as_nchw(
+                im2col.im2col_conv(x_nhwc, kernel, kernel_hw, stride, padding, bias, relu)
+            )
         y = gemm.im2col_conv(x_nhwc, w, stride, padding, kernel, bias, relu)
     return as_nchw(y)
 
@@ -194,6 +200,10 @@ def conv2d_input_grad(
         u = LAYOUTS.get(w, WINOGRAD, winograd.transform_kernel).transpose(0, 2, 1)
         order = winograd.FLIP_ORDER
         return as_nchw(winograd.conv3x3(g_nhwc, None, u=u, mask=mask_nhwc, order=order))
+    if path == COL2IM and fused:  # the mask and the shifted adds fused
+        kernel = LAYOUTS.get(w, COL2IM, gemm.col2im_matrix)
+        y = im2col.col2im_conv(g_nhwc, kernel, (h, wd), (kh, kw), padding, mask_nhwc)
+        return as_nchw(y)
     if mask_nhwc is not None:
         keep = np.greater(mask_nhwc, 0)
         g_nhwc = select(g_nhwc, keep, np.empty(g_nhwc.shape, dtype=g_nhwc.dtype))

@@ -8,10 +8,10 @@ Cheaper passes change the best algorithm: with its transforms fused, Winograd F(
 (:mod:`.winograd4x4`, 4x fewer multiplications than direct convolution) beats the NumPy path's
 F(2x2, 3x3), whose transforms as NumPy passes cost less than F(4x4, 3x3)'s.
 
-Which path runs. With numba importable, the kernels in :mod:`.pooling` and :mod:`.winograd4x4`
-replace their NumPy counterparts for float32 and float64 arrays; everything else (other dtypes,
-other formulations, the matrix products, which stay BLAS) runs the NumPy path, which remains the
-reference the tests hold the fused kernels to. To force the NumPy path:
+Which path runs. With numba importable, the kernels in :mod:`.pooling`, :mod:`.winograd4x4` and
+:mod:`.im2col` replace their NumPy counterparts for float32 and float64 arrays; everything else
+(other dtypes, other formulations, the matrix products, which stay BLAS) runs the NumPy path,
+which remains the reference the tests hold the fused kernels to. To force the NumPy path:
 
 * set the environment variable ``TINYGRAD_EDU_JIT=0`` before the first kernel call (read once);
 * or call :func:`set_enabled` / use :func:`numpy_path` (a context manager), e.g. in a test.
