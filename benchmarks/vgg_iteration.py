@@ -14,9 +14,11 @@ PyTorch; ours frozen (``Module.freeze``) as the visualisation CLI runs them. Pri
 * per batch size, the minimum time per iteration over ``--rounds`` rounds and the spread
   (max/min), per contender, and the ratio of the minima against PyTorch;
 * the peak memory of the iteration, measured the same way for every contender in a fresh child
-  process per contender: growth of the peak resident set (``VmHWM``) over the resident set before
-  the first of two iterations (so caches the iteration keeps, such as re-laid-out kernels, count),
-  with glibc told to return freed memory (``MALLOC_MMAP_THRESHOLD_``);
+  process per contender: after one warm-up iteration, the growth of the peak resident set
+  (``VmHWM``, reset first) over the resident set, during two iterations, with glibc told to
+  return freed memory (``MALLOC_MMAP_THRESHOLD_``); and beside it the re-laid-out kernels ours
+  keep between iterations (:mod:`tinygrad_edu.kernels.fast.layout_cache`), which the warm-up
+  made: memory the process holds on top of the weights, which PyTorch does not;
 * with ``--layers``, a per-layer table: forward and backward of each layer as the network runs
   it (convolution with bias and ReLU, then its input gradient through the ReLU's mask; max
   pooling and its scatter), for each contender, same inputs.
@@ -55,6 +57,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--layers", action="store_true", help="print the per-layer table")
     parser.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--filters", default=None, help=argparse.SUPPRESS)  # the child's filters
     parser.add_argument("--compile-time", action="store_true", help=argparse.SUPPRESS)  # child
     return parser.parse_args(argv)
 
@@ -77,6 +80,7 @@ from torch_vgg import torch_features  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.kernels import conv as kernels  # noqa: E402
 from tinygrad_edu.kernels import jit, pooling  # noqa: E402
+from tinygrad_edu.kernels.fast.layout_cache import LAYOUTS  # noqa: E402
 from tinygrad_edu.models.vgg import vgg16  # noqa: E402
 
 
@@ -132,37 +136,50 @@ def float64_reference(model, x: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return ours_step(lambda t: wide(t, until=LAYER), x.astype(np.float64), filters)()
 
 
+def mib(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.0f} MiB"
+
+
 def clock(kind: str):
     return time.process_time if kind == "cpu" else time.perf_counter
 
 
-def peak_growth_mib(name: str, batch: int, args: argparse.Namespace) -> float | None:
-    """Peak memory of contender ``name`` (MiB), measured in a fresh child process."""
+def peak_growth_mib(
+    name: str, filters: np.ndarray, args: argparse.Namespace
+) -> tuple[float, float] | None:
+    """(peak memory of the iteration, re-laid-out kernels kept) of contender ``name`` (MiB),
+    measured in a fresh child process."""
     import subprocess
 
-    command = [sys.executable, __file__, "--memory-of", name, "--batch", str(batch)]
+    command = [sys.executable, __file__, "--memory-of", name, "--batch", str(len(filters))]
+    command += ["--filters", ",".join(str(f) for f in filters)]
     command += ["--size", str(args.size)] + (["--weights", args.weights] if args.weights else [])
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="65536")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     try:
-        return float(done.stdout.strip().splitlines()[-1])
+        peak, layouts = done.stdout.strip().splitlines()[-1].split()
+        return float(peak), float(layouts)
     except (ValueError, IndexError):
         return None
 
 
 def _memory_child(contenders: dict, name: str) -> None:
-    """Child process: print the peak resident-set growth (MiB) over two iterations.
+    """Child process: print the peak resident-set growth over two iterations after a warm-up,
+    and the re-laid-out kernels the warm-up made (MiB).
 
     The fused kernels are loaded first (numba and its compiler are code, not the iteration's
     data; with a filled disk cache, the compiled kernels are loaded, not compiled)."""
     step = contenders[name]
     if name.endswith("jit"):
         load_fused_kernels()
+    layouts = LAYOUTS.nbytes
+    step()  # the warm-up: kernels laid out, buffers allocated once
+    layouts = LAYOUTS.nbytes - layouts
     reset_peak()
     before = status_kib("VmRSS")
     step()
     step()
-    print((status_kib("VmHWM") - before) / 1024)
+    print((status_kib("VmHWM") - before) / 1024, layouts / 2**20)
 
 
 def layer_jobs(w: np.ndarray, b: np.ndarray, side: int, batch: int, rng) -> dict:
@@ -327,9 +344,12 @@ def main(args: argparse.Namespace = ARGS) -> dict:
             .uniform(-20, 20, (batch, 3, args.size, args.size))
             .astype(np.float32)
         )
-        with tg.no_grad():
-            response = model(tg.Tensor(x), until=LAYER).data.mean(axis=(2, 3))
-        filters = response.argmax(axis=1)  # each image's most excited filter: a live gradient
+        if args.filters is None:
+            with tg.no_grad():
+                response = model(tg.Tensor(x), until=LAYER).data.mean(axis=(2, 3))
+            filters = response.argmax(axis=1)  # each image's most excited filter: a live gradient
+        else:  # a memory child: the parent's filters, no forward before the measurement
+            filters = np.array([int(f) for f in args.filters.split(",")])
         forward = lambda t: model(t, until=LAYER)  # noqa: E731
         contenders = {"tinygrad_edu numpy": ours_step(forward, x, filters, fused=False)}
         if jit.available():
@@ -339,23 +359,24 @@ def main(args: argparse.Namespace = ARGS) -> dict:
         if args.memory_of is not None:
             return _memory_child(contenders, args.memory_of)
         outputs = {name: step() for name, step in contenders.items()}  # warm-up, and a check
-        memory = {name: peak_growth_mib(name, batch, args) for name in contenders}
+        memory = {name: peak_growth_mib(name, filters, args) for name in contenders}
         times = timed_rounds(contenders, args.rounds, now)
         best = {name: min(values) for name, values in times.items()}
         exact = float64_reference(model, x, filters)
         for name, seconds in best.items():
             error = np.abs(outputs[name] - exact).max() / np.abs(exact).max()
             ratio = f"**{seconds / best['torch']:.2f}x**" if "torch" in best else "n/a"
-            peak = "n/a" if memory[name] is None else f"{memory[name]:.0f} MiB"
+            peak, layouts = ("n/a", "n/a") if memory[name] is None else memory[name]
             rows.append(
                 [batch, name, f"{seconds * 1e3:.1f} ms", f"{seconds / batch * 1e3:.1f} ms",
-                 f"{max(times[name]) / seconds:.2f}", peak, f"{error:.1e}",
+                 f"{max(times[name]) / seconds:.2f}", mib(peak), mib(layouts), f"{error:.1e}",
                  ratio if name != "torch" else ""]
             )  # fmt: skip
         if args.layers:
             layer_table(model, batch, args.size, args.rounds, now)
         results[batch] = best
-    header = ["batch", "", "iteration", "per image", "spread", "peak memory", "error", "vs PyTorch"]
+    header = ["batch", "", "iteration", "per image", "spread", "peak memory", "kernel layouts"]
+    header += ["error", "vs PyTorch"]
     title = (
         f"VGG16 ascent iteration to {LAYER}, {args.size}x{args.size}, {args.clock} clock, "
         f"min of {args.rounds} rounds (spread = max / min; error = max relative to float64)"

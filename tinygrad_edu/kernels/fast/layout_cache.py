@@ -71,6 +71,12 @@ class LayoutCache:
         self._lock = threading.Lock()
         self._dead: list[weakref.ref] = []  # references to memory owners that died
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all the layouts held."""
+        with self._lock:
+            return sum(entry.nbytes for entry in self._entries.values())
+
     def track(self, w: np.ndarray, counter: Counter) -> None:
         """Say that ``counter`` counts the changes of ``w`` from now on."""
         if w.nbytes < self.min_bytes:
