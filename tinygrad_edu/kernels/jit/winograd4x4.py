@@ -102,15 +102,18 @@ def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
     at ``v[6 order[i] + order[j]]``; through ``mask > 0`` when ``use_mask``."""
     _, h, w, c = x.shape
     tw = (w + 3) // 4
-    zero = x.dtype.type(0)
+    number = x.dtype.type  # constants of x's dtype: float32 stays float32 (vector width)
+    zero, two, four, eight, sixteen = number(0), number(2), number(4), number(8), number(16)
+    seventeen, thirty_two, sixty_four = number(17), number(32), number(64)
     zeros = np.zeros((w, c), dtype=x.dtype)
     mixed = np.zeros((6, 4 * tw + 2, c), dtype=x.dtype)  # B^T d; padding columns stay zero
     d = np.empty((6, c), dtype=x.dtype)  # one column of the six rows, masked
 
     def transform(b0, b1, b2, b3, b4, b5):  # B^T (b0 .. b5), shared subexpressions
-        a, b = 4 * b4 - b2, 8 * b3 - 2 * b1
-        p, q = 64 * b2 - 16 * b4, 32 * b1 - 8 * b3
-        return (4 * b0 - 17 * b2) + 4 * b4, a + b, p + q, a - b, p - q, (4 * b1 - 17 * b3) + 4 * b5
+        a, b = four * b4 - b2, eight * b3 - two * b1
+        p, q = sixty_four * b2 - sixteen * b4, thirty_two * b1 - eight * b3
+        first = (four * b0 - seventeen * b2) + four * b4
+        return first, a + b, p + q, a - b, p - q, (four * b1 - seventeen * b3) + four * b5
 
     for band in range(count * rows):
         image, ty = i0 + band // rows, t0 + band % rows
@@ -171,13 +174,20 @@ def _tiles_out(mm, bias, use_bias, relu, order, i0, t0, count, rows, k0, out):
     _, h, w, _ = out.shape
     kk = mm.shape[2]
     tw = (w + 3) // 4
-    zero = out.dtype.type(0)
+    number = out.dtype.type  # constants of out's dtype: float32 stays float32 (vector width)
+    zero, two, four, eight = number(0), number(2), number(4), number(8)
+    half, quarter, eighth = number(0.5), number(0.25), number(0.125)
     f = np.empty((4, 6, kk), dtype=out.dtype)  # A^T m: output row, tile column, channel
     y4 = np.empty((4, kk), dtype=out.dtype)  # one output row of a tile
 
     def transform(m0, m1, m2, m3, m4, m5):  # A^T (m0 .. m5), shared subexpressions
         p, q, s, t = m1 + m3, m1 - m3, m2 + m4, m2 - m4
-        return (m0 + p) + s, 2 * q + 0.5 * t, 4 * p + 0.25 * s, (8 * q + 0.125 * t) + m5
+        return (
+            (m0 + p) + s,
+            two * q + half * t,
+            four * p + quarter * s,
+            (eight * q + eighth * t) + m5,
+        )
 
     for band in range(count * rows):
         image, ty = i0 + band // rows, t0 + band % rows
