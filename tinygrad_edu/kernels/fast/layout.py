@@ -112,9 +112,10 @@ def blocks(
 
 def _even(total: int, size: int, workers: int) -> int:
     """A block size for cutting ``total`` into about ``total / size`` blocks of even size (no thin
-    remainder), their number rounded up to a multiple of ``workers`` while there are few, so
-    that the workers finish together."""
+    remainder); when there are several but few, their number is rounded up to a multiple of
+    ``workers``, so that the workers finish together. (One block stays one: a kernel shares its
+    output channels then, which keeps its products' rows.)"""
     count = -(-total // size)
-    if count < 4 * workers:
+    if 1 < count < 4 * workers:
         count = min(total, -(-count // workers) * workers)
     return -(-total // count)

@@ -34,20 +34,23 @@ def _gather(x, i0, count, r0, rows, stride, padding, columns):
     zero = x.dtype.type(0)
     for i in range(count):
         for r in range(rows):
-            for q in range(wo):
-                line = columns[(i * rows + r) * wo + q]
-                for a in range(kh):
-                    y = (r0 + r) * stride + a - padding
-                    for b in range(kw):
-                        col = q * stride + b - padding
-                        target = line[a, b]
-                        if 0 <= y < h and 0 <= col < w:
-                            source = x[i0 + i, y, col]
+            for a in range(kh):
+                y = (r0 + r) * stride + a - padding
+                inside = 0 <= y < h
+                source = x[i0 + i, y if inside else 0].reshape(-1)  # the image row, (W * C)
+                for q in range(wo):
+                    target = columns[(i * rows + r) * wo + q, a].reshape(-1)  # (kw * C)
+                    left = q * stride - padding
+                    if inside and left >= 0 and left + kw <= w:  # one contiguous run
+                        start = left * c
+                        for t in range(kw * c):
+                            target[t] = source[start + t]
+                    else:  # at the border: pixel by pixel, zeros outside
+                        for b in range(kw):
+                            col = left + b
                             for k in range(c):
-                                target[k] = source[k]
-                        else:
-                            for k in range(c):
-                                target[k] = zero
+                                keep = inside and 0 <= col < w
+                                target[b * c + k] = source[col * c + k] if keep else zero
 
 
 @fused
