@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from report import markdown_table
+from report import instruction_sets, markdown_table
 
 from tinygrad_edu.kernels import jit
 from tinygrad_edu.kernels.fast import threads
@@ -321,7 +321,7 @@ def compare_paths(model, plan_args: dict, total: int) -> None:
         f"byte-identical: {same} of {pictures}, largest pixel difference {largest} of 255 "
         f"(mean {mean:.3f}); fused kernels ready in {compile_seconds:.1f} s "
         f"(a one-filter, one-step render: compiled or loaded from numba's cache); load average "
-        f"{os.getloadavg()[0]:.1f} after"
+        f"{os.getloadavg()[0]:.1f} after; {instruction_sets()}"
     )
     print(markdown_table(title, ["kernels", "wall time", "filters per second", "time"], rows))
 

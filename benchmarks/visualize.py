@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import markdown_table
+from report import instruction_sets, markdown_table
 from torch_vgg import torch_features
 
 from tinygrad_edu.cli.visualize import resolve_layers
@@ -133,7 +133,7 @@ def document_workload(weights: str | None, repeat: int, cpu: bool = False) -> No
     else:
         rows.append(["PyTorch", "not installed (pip install torch==2.13.0): no reference", ""])
     header = ["", "time", "vs PyTorch (min / min)"]
-    print(markdown_table(f"{title}, {clock} clock", header, rows))
+    print(markdown_table(f"{title}, {clock} clock; {instruction_sets()}", header, rows))
 
 
 def document_paths(weights: str | None, repeat: int) -> None:
@@ -161,7 +161,8 @@ def document_paths(weights: str | None, repeat: int) -> None:
     rows = [[name, _summary(seconds), f"**{min(seconds) / numpy_best:.2f}x**"]
             for name, seconds in times.items()]  # fmt: skip
     title = f"The write-up's ascent in one process: {filters} {layer} filters, {steps} steps"
-    print(markdown_table(f"{title}, wall clock", ["", "time", "vs NumPy kernels"], rows))
+    title += f", wall clock; {instruction_sets()}"
+    print(markdown_table(title, ["", "time", "vs NumPy kernels"], rows))
 
 
 def _summary(seconds: list[float]) -> str:
