@@ -100,7 +100,7 @@ def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
     """``B^T d B`` of the tiles of images ``i0 .. i0+count``, tile rows ``t0 .. t0+rows``, of NHWC
     ``x`` (zero-padded by one pixel, never stored) -> ``v`` (36, tiles, C), position ``(i, j)``
     at ``v[6 order[i] + order[j]]``; through ``mask > 0`` when ``use_mask``."""
-    _, h, w, c = x.shape
+    _, _, w, c = x.shape
     tw = (w + 3) // 4
     number = x.dtype.type  # constants of x's dtype: float32 stays float32 (vector width)
     zero, two, four, eight, sixteen = number(0), number(2), number(4), number(8), number(16)
@@ -115,22 +115,17 @@ def _tiles_in(x, mask, use_mask, i0, t0, count, rows, order, v):
         first = (four * b0 - seventeen * b2) + four * b4
         return first, a + b, p + q, a - b, p - q, (four * b1 - seventeen * b3) + four * b5
 
+    def rows_of(array, image, top, zeros):  # six image rows, zeros outside (the padding)
+        h = array.shape[1]
+        pick = [array[image, y] if 0 <= y < h else zeros for y in range(top, top + 6)]
+        return pick[0], pick[1], pick[2], pick[3], pick[4], pick[5]
+
     for band in range(count * rows):
         image, ty = i0 + band // rows, t0 + band % rows
         top = 4 * ty - 1
-        d0 = x[image, top] if 0 <= top < h else zeros
-        d1 = x[image, top + 1] if 0 <= top + 1 < h else zeros
-        d2 = x[image, top + 2] if 0 <= top + 2 < h else zeros
-        d3 = x[image, top + 3] if 0 <= top + 3 < h else zeros
-        d4 = x[image, top + 4] if 0 <= top + 4 < h else zeros
-        d5 = x[image, top + 5] if 0 <= top + 5 < h else zeros
+        d0, d1, d2, d3, d4, d5 = rows_of(x, image, top, zeros)
         if use_mask:  # a ReLU's backward pass: the input where mask > 0, +0.0 elsewhere
-            e0 = mask[image, top] if 0 <= top < h else zeros
-            e1 = mask[image, top + 1] if 0 <= top + 1 < h else zeros
-            e2 = mask[image, top + 2] if 0 <= top + 2 < h else zeros
-            e3 = mask[image, top + 3] if 0 <= top + 3 < h else zeros
-            e4 = mask[image, top + 4] if 0 <= top + 4 < h else zeros
-            e5 = mask[image, top + 5] if 0 <= top + 5 < h else zeros
+            e0, e1, e2, e3, e4, e5 = rows_of(mask, image, top, zeros)
         for col in range(w):
             o = mixed[:, col + 1]
             if use_mask:
