@@ -88,6 +88,10 @@ def test_blocks_cover_everything_once_as_contiguous_runs(
     finally:
         threads.set_workers(before)
     seen = np.zeros((n, rows), dtype=int)
+    groups = {(images.start, images.stop) for images, _ in jobs}
+    heights = {band.stop - band.start for _, band in jobs}
+    assert max(b - a for a, b in groups) - min(b - a for a, b in groups) <= 1  # even groups
+    assert max(heights) - min(heights) <= 1  # and even bands: no thin remainder
     for images, band in jobs:
         assert 0 <= images.start < images.stop <= n and 0 <= band.start < band.stop <= rows
         if images.stop - images.start > 1:  # several images: whole ones, one run of memory

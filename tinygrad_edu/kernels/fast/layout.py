@@ -6,6 +6,7 @@ pixel are contiguous. Results go back as NCHW-shaped *views* of NHWC arrays, whi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -102,20 +103,22 @@ def blocks(
         images = min(images, max(1, n // workers, -(-min_rows // rows)))
     if images == 1 and n * -(-rows // band) < workers:  # still too few (n < workers): bands
         band = min(band, max(1, rows // -(-workers // n), min(rows, min_rows)))
-    images, band = _even(n, images, workers), _even(rows, band, workers if images == 1 else 1)
+    few = images == 1 and n * -(-rows // band) < 4 * workers  # few bands in all: even them out
     return [
-        (slice(i, min(n, i + images)), slice(r, min(rows, r + band)))
-        for i in range(0, n, images)
-        for r in range(0, rows, band)
+        (group, rows_)
+        for group in _cuts(n, images, workers)
+        for rows_ in _cuts(rows, band, workers if few else 1)
     ]
 
 
-def _even(total: int, size: int, workers: int) -> int:
-    """A block size for cutting ``total`` into about ``total / size`` blocks of even size (no thin
-    remainder); when there are several but few, their number is rounded up to a multiple of
-    ``workers``, so that the workers finish together. (One block stays one: a kernel shares its
-    output channels then, which keeps its products' rows.)"""
+def _cuts(total: int, size: int, workers: int) -> list[slice]:
+    """``range(total)`` cut into ``ceil(total / size)`` runs whose lengths differ by at most one
+    (none longer than ``size``: no thin remainder). When that makes several runs but fewer than
+    ``4 * workers``, their number is rounded up to a multiple of ``workers``, so that the workers
+    finish together; one run stays one (a kernel shares its output channels then, which keeps
+    its products' rows)."""
     count = -(-total // size)
     if 1 < count < 4 * workers:
         count = min(total, -(-count // workers) * workers)
-    return -(-total // count)
+    bounds = [total * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
