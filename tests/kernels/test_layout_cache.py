@@ -224,4 +224,19 @@ def test_an_untracked_kernel_is_never_cached_and_the_cache_is_bounded():
     for w in kept:
         cache.track(w, [0])
         cache.get(w, "copy", np.copy)
-    assert sum(entry.nbytes for entry in cache._entries.values()) <= 3 * 800
+    assert cache.nbytes == sum(entry.nbytes for entry in cache._entries.values()) <= 3 * 800
+    assert cache.nbytes == 3 * 800  # the three most recent layouts, each counted once
+
+
+def test_nbytes_counts_each_kind_of_layout_held():
+    cache = LayoutCache(min_bytes=0)
+    assert cache.nbytes == 0
+    w, counter = np.ones((4, 4, 3, 3), np.float32), [0]
+    cache.track(w, counter)
+    cache.get(w, "twice", lambda a: np.concatenate([a, a]))
+    cache.get(w, "same", np.copy)
+    cache.get(w, "same", np.copy)  # served, not added again
+    assert cache.nbytes == 3 * w.nbytes
+    counter[0] += 1  # changed: the next lookup starts its layouts afresh
+    cache.get(w, "same", np.copy)
+    assert cache.nbytes == w.nbytes
