@@ -297,15 +297,11 @@ def compare_paths(model, plan_args: dict, total: int) -> None:
         numpy_out, fused_out = Path(folder, "numpy"), Path(folder, "fused")
         with jit.numpy_path():
             numpy_wall, _ = run_here(model, numpy_out, plan_args)
-        before = jit.enabled()
-        jit.set_enabled(True)
-        try:
+        with jit.using(True):
             start = time.perf_counter()
             run_here(model, Path(folder, "warm-up"), {**plan_args, "filters": 1, "steps": 1})
             compile_seconds = _since(start)  # the fused kernels compiled, or loaded from cache
             fused_wall, _ = run_here(model, fused_out, plan_args)
-        finally:
-            jit.set_enabled(before)
         same, pictures, largest, mean = pixel_differences(numpy_out, fused_out)
     rows = [
         ["NumPy kernels", f"{numpy_wall:.1f} s", f"{total / numpy_wall:.3f}", "1.00x"],

@@ -147,16 +147,12 @@ def document_paths(weights: str | None, repeat: int) -> None:
     layer, filters, steps = "block3_conv3", 16, 20
     model = vgg16(weights).freeze()
     times: dict[str, list[float]] = {"NumPy kernels": [], "jit kernels": []}
-    before = jit.enabled()
-    try:
-        for _ in range(repeat):
-            for name in times:
-                jit.set_enabled(name == "jit kernels")
+    for _ in range(repeat):
+        for name in times:
+            with jit.using(name == "jit kernels"):
                 start = time.perf_counter()
                 visualize_filters(model, layer, filters, steps, size=128, batch=filters)
                 times[name].append(time.perf_counter() - start)
-    finally:
-        jit.set_enabled(before)
     numpy_best = min(times["NumPy kernels"])
     rows = [[name, _summary(seconds), f"**{min(seconds) / numpy_best:.2f}x**"]
             for name, seconds in times.items()]  # fmt: skip

@@ -43,12 +43,8 @@ def kernel_path(path: str) -> Iterator[None]:
     """The kernels of ``path`` for the block; the jit path skips the test without numba."""
     if path == "jit":
         pytest.importorskip("numba")
-    before = jit.enabled()
-    jit.set_enabled(path == "jit")
-    try:
+    with jit.using(path == "jit"):
         yield
-    finally:
-        jit.set_enabled(before)
 
 
 # -- max pooling, 2x2 --------------------------------------------------------------------------
@@ -402,6 +398,9 @@ def test_numpy_path_restores_the_previous_choice():
     before = jit.enabled()
     with jit.numpy_path():
         assert not jit.enabled()
+    assert jit.enabled() == before
+    with pytest.raises(KeyError), jit.numpy_path():  # also when the block raises
+        raise KeyError
     assert jit.enabled() == before
 
 

@@ -14,7 +14,8 @@ Which path runs. With numba importable, the kernels in :mod:`.pooling`, :mod:`.w
 which remains the reference the tests hold the fused kernels to. To force the NumPy path:
 
 * set the environment variable ``TINYGRAD_EDU_JIT=0`` before the first kernel call (read once);
-* or call :func:`set_enabled` / use :func:`numpy_path` (a context manager), e.g. in a test.
+* or call :func:`set_enabled` / use :func:`numpy_path` or :func:`using` (context managers), e.g.
+  in a test.
 
 Nothing is compiled at import: numba itself is imported at the first kernel call that could use
 it, and each kernel is compiled at its first call for a given dtype, then cached on disk
@@ -84,14 +85,20 @@ def set_enabled(flag: bool) -> None:
 
 
 @contextlib.contextmanager
-def numpy_path() -> Iterator[None]:
-    """Run the NumPy kernels inside the ``with`` block, then restore the previous choice."""
+def using(flag: bool) -> Iterator[None]:
+    """The fused kernels on (``True``) or off (``False``) inside the ``with`` block, then the
+    previous choice again. Raises like :func:`set_enabled`."""
     before = enabled()
-    set_enabled(False)
+    set_enabled(flag)
     try:
         yield
     finally:
         set_enabled(before)
+
+
+def numpy_path() -> contextlib.AbstractContextManager[None]:
+    """Run the NumPy kernels inside the ``with`` block, then restore the previous choice."""
+    return using(False)
 
 
 def applies(*arrays: np.ndarray) -> bool:
