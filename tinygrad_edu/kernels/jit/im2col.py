@@ -169,14 +169,23 @@ def col2im_conv(
     out = np.empty((n, h, w, c), dtype=g.dtype)
     jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
 
+    def sources(band: slice) -> tuple[int, int]:
+        """The gradient rows ``r0 .. r1 - 1`` that send to the input rows ``band``."""
+        return max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
+
+    most = 0  # the most gradient rows a chunk multiplies
+    for part, band in jobs:
+        r0, r1 = sources(band)
+        most = max(most, (part.stop - part.start) * max(0, r1 - r0))
+
     def run(share: Sequence[tuple[slice, slice]]) -> None:
-        for part, band in share:  # input rows ``band`` receive from gradient rows r0 .. r1 - 1
-            count = part.stop - part.start
-            r0, r1 = max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
+        masked = np.empty((most * wo, k), dtype=g.dtype) if mask is not None else None  # reused
+        for part, band in share:
+            count, (r0, r1) = part.stop - part.start, sources(band)
             rows = max(0, r1 - r0)
             columns = g[part, r0 : r0 + rows].reshape(-1, k)  # a view when there is no mask
-            if mask is not None and rows:
-                columns = np.empty((count * rows * wo, k), dtype=g.dtype)
+            if masked is not None and rows:
+                columns = masked[: count * rows * wo]
                 _masked_copy(g, mask, part.start, count, r0, r1, columns)
             z = (columns @ kernel).reshape(count, rows, wo, kh, kw, c)
             _add_windows(z, r0, band.start, band.stop, padding, out[part])
