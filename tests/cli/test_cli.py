@@ -92,6 +92,16 @@ def test_predict_answers_per_colour(trained, capsys):
     assert "-> white text" in lines[0] and "-> black text" in lines[1]
 
 
+def test_a_command_keeps_freed_memory_for_reuse(trained, monkeypatch, capsys):
+    import tinygrad_edu.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("kept") or True)
+    checkpoint = str(trained / "text_color.npz")
+    assert main(["text-color", "predict", "#000000", "--checkpoint", checkpoint]) == 0
+    assert calls == ["kept"]
+
+
 def test_predict_rejects_bad_colours(trained, capsys):
     code = main(["text-color", "predict", "#12", "--checkpoint", str(trained / "text_color.npz")])
     assert code == 2

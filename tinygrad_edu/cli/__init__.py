@@ -6,6 +6,10 @@ can fix (a bad argument, an unreadable file, a missing extra, too little memory)
 on stderr and a non-zero exit status, never a traceback; Ctrl-C ends any command with status 130
 and one line (files are written atomically, so none is left half-written). A script run by
 ``explore`` that fails shows its own traceback, without the command line's frames.
+
+A command owns its process, so it keeps freed memory for reuse
+(:func:`tinygrad_edu.kernels.memory.keep_freed_memory`) instead of having the kernel zero fresh
+pages for every new array.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
+from ..kernels.memory import keep_freed_memory
 from . import explore, microscope, text_color, visualize
 from .arguments import Parser
 from .errors import CommandError, ScriptError
@@ -59,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
