@@ -126,28 +126,30 @@ def _masked_copy(g, mask, i0, count, r0, r1, out):
 def _add_windows(z, r0, y0, y1, padding, out):
     """``out[:, y, x] = sum over (a, b) of z[:, y + p - a - r0, x + p - b, a, b]`` for the input
     rows ``y0 .. y1`` of ``out`` (count, H, W, C), in the NumPy path's order (``a`` outer, ``b``
-    inner, from +0.0): ``z`` (count, rows, Wo, kh, kw, C) holds what gradient rows ``r0 ...`` send
-    to each offset of their window."""
+    inner, from +0.0): ``z`` (count, rows, Wo, kh, kw, C), contiguous, holds what gradient rows
+    ``r0 ...`` send to each offset of their window. A whole input row is summed at a time, one
+    window offset after another, so the innermost loops run along the row."""
     count, rows, wo, kh, kw, c = z.shape
     w = out.shape[2]
-    total = np.empty(c, dtype=out.dtype)
+    window = kh * kw * c  # one gradient pixel's contributions, (kh, kw, C)
+    total = np.empty(w * c, dtype=out.dtype)  # one input row, (W, C)
     for i in range(count):
         for y in range(y0, y1):
-            for x in range(w):
-                for channel in range(c):
-                    total[channel] = 0
-                for a in range(kh):
-                    row = y + padding - a - r0
-                    if 0 <= row < rows:
-                        for b in range(kw):
-                            col = x + padding - b
-                            if 0 <= col < wo:
-                                source = z[i, row, col, a, b]
-                                for channel in range(c):
-                                    total[channel] += source[channel]
-                target = out[i, y, x]
-                for channel in range(c):
-                    target[channel] = total[channel]
+            total[:] = 0
+            for a in range(kh):
+                row = y + padding - a - r0
+                if 0 <= row < rows:
+                    source = z[i, row].reshape(-1)  # (Wo, kh, kw, C)
+                    for b in range(kw):  # input column x gets gradient column x + p - b
+                        first, stop = max(0, b - padding), min(w, wo + b - padding)
+                        offset = (padding - b) * window + (a * kw + b) * c
+                        for x in range(first, stop):
+                            at = offset + x * window
+                            for channel in range(c):
+                                total[x * c + channel] += source[at + channel]
+            target = out[i, y].reshape(-1)
+            for t in range(w * c):
+                target[t] = total[t]
 
 
 def col2im_conv(
