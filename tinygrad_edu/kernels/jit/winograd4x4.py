@@ -93,7 +93,7 @@ MIN_SHARED_CHANNELS = 64
 def transform_kernel(w: np.ndarray) -> np.ndarray:
     """``w`` (K, C, 3, 3) -> ``U`` (36, C, K) with ``U[6 i + j] = (G w G^T)[i, j]``, computed in
     float64 and rounded once to ``w``'s dtype."""
-    full = np.einsum("ia,kcab,jb->ijck", G, w.astype(np.float64), G)
+    full = np.einsum("ia,kcab,jb->ijck", G, w.astype(np.float64), G, optimize=True)
     return np.ascontiguousarray(full.reshape(TILE * TILE, w.shape[1], w.shape[0]), dtype=w.dtype)
 
 
