@@ -93,6 +93,26 @@ def test_a_nan_wins_its_window_on_the_fused_path_as_on_the_numpy_path():
         np.testing.assert_array_equal(ours, theirs)
 
 
+@given(case=pool_cases(), workers=st.integers(2, 4))
+def test_fused_pooling_shares_its_rows_among_threads_exactly(case, workers):
+    """Rows cut anywhere (mid-image, odd last rows no window reads) among 2-4 threads: the same
+    values, winners and gradient as the reference."""
+    pytest.importorskip("numba")
+    from tinygrad_edu.kernels.fast import threads
+    from tinygrad_edu.kernels.jit import pooling as fused_pooling
+
+    x, g = case
+    with pytest.MonkeyPatch.context() as patch, kernel_path("jit"):
+        patch.setattr(fused_pooling, "MIN_SHARED_BYTES", 1)  # share even the smallest arrays
+        patch.setattr(threads, "workers", lambda: workers)
+        cuts = fused_pooling._row_ranges(x.shape[0] * x.shape[2], x.nbytes)
+        y, choice = pooling.max_pool2d(x, 2, 2)
+        grad = pooling.max_pool2d_scatter(g, choice, x.shape, 2, 2)
+    assert len(cuts) == min(workers, x.shape[0] * x.shape[2])
+    np.testing.assert_array_equal(y, reference.max_pool2d(np.asarray(x), 2, 2))
+    np.testing.assert_array_equal(grad, reference.max_pool2d_input_grad(x, g, 2, 2))
+
+
 # -- Winograd: F(2x2, 3x3) on the NumPy path, F(4x4, 3x3) fused on the jit path ---------------
 
 

@@ -4,7 +4,8 @@ The NumPy path (:func:`tinygrad_edu.kernels.pooling.max_pool2d`) makes three ``m
 for the values, three comparisons and five passes over bytes for the winners' positions; its
 scatter, per window position, a comparison and a masked copy. Here one loop reads each input
 element once and writes the output and the winner's position together; the scatter writes every
-input-gradient element once.
+input-gradient element once. Both share their rows among the worker threads
+(:mod:`..fast.threads`) when the arrays are large enough.
 
 Arrays are NHWC. The rule is the NumPy path's, exactly: position ``p = 2 * row + column`` of a
 window; a later position beats an earlier one when it is larger, or when it is the first NaN
@@ -13,16 +14,22 @@ window; a later position beats an earlier one when it is larger, or when it is t
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 
+from ..fast import threads
+from ..pooling import MIN_SHARED_BYTES
 from .compiler import fused
 
 
 @fused
-def _pool_2x2(x, y, choice):
-    """The maxima ``y`` and winners ``choice`` of the 2x2 windows of NHWC ``x``."""
-    n, ho, wo, c = y.shape
-    for row in range(n * ho):
+def _pool_2x2(x, y, choice, first, stop):
+    """The maxima ``y`` and winners ``choice`` of the 2x2 windows of NHWC ``x``, output rows
+    ``first .. stop`` counted over all images (``n * Ho`` in all)."""
+    _, ho, wo, c = y.shape
+    for row in range(first, stop):
         i, r = row // ho, row % ho
         for q in range(wo):
             for k in range(c):
@@ -38,12 +45,13 @@ def _pool_2x2(x, y, choice):
 
 
 @fused
-def _scatter_2x2(g, choice, out):
-    """``out``: ``g`` at each window's winner, +0.0 elsewhere (odd last rows and columns too)."""
-    n, h, w, c = out.shape
+def _scatter_2x2(g, choice, out, first, stop):
+    """``out``: ``g`` at each window's winner, +0.0 elsewhere (odd last rows and columns too),
+    rows ``first .. stop`` of ``out`` counted over all images (``n * H`` in all)."""
+    _, h, w, c = out.shape
     ho, wo = g.shape[1], g.shape[2]
     zero = out.dtype.type(0)
-    for row in range(n * h):
+    for row in range(first, stop):
         i, rr = row // h, row % h
         r, rp = rr // 2, rr % 2
         if r >= ho:  # the odd last row no window read
@@ -66,7 +74,12 @@ def max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y = np.empty((n, h // 2, w // 2, c), dtype=x.dtype)
     choice = np.empty(y.shape, dtype=np.int8)
     if y.size:
-        _pool_2x2(x, y, choice)
+
+        def run(share: Sequence[tuple[int, int]]) -> None:
+            for first, stop in share:
+                _pool_2x2(x, y, choice, first, stop)
+
+        threads.map_chunks(run, _row_ranges(n * (h // 2), x.nbytes))
     return y, choice
 
 
@@ -78,5 +91,18 @@ def max_pool_2x2_scatter(
     n, _, _, c = g.shape
     out = np.empty((n, *input_hw, c), dtype=g.dtype)
     if out.size:
-        _scatter_2x2(g, choice, out)
+
+        def run(share: Sequence[tuple[int, int]]) -> None:
+            for first, stop in share:
+                _scatter_2x2(g, choice, out, first, stop)
+
+        threads.map_chunks(run, _row_ranges(n * input_hw[0], out.nbytes))
     return out
+
+
+def _row_ranges(rows: int, nbytes: int) -> list[tuple[int, int]]:
+    """``rows`` cut into one range per worker thread (:mod:`..fast.threads`), or one range when
+    the ``nbytes`` of a pass are too few to share (:data:`MIN_SHARED_BYTES` per worker)."""
+    parts = max(1, min(threads.workers(), nbytes // MIN_SHARED_BYTES, rows))
+    bounds = [rows * part // parts for part in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
