@@ -81,6 +81,7 @@ import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.kernels import conv as kernels  # noqa: E402
 from tinygrad_edu.kernels import jit, pooling  # noqa: E402
 from tinygrad_edu.kernels.fast.layout_cache import LAYOUTS  # noqa: E402
+from tinygrad_edu.kernels.jit.preload import preload  # noqa: E402
 from tinygrad_edu.models.vgg import vgg16  # noqa: E402
 
 
@@ -279,18 +280,9 @@ def layer_table(model, batch: int, size: int, rounds: int, now) -> None:
 
 
 def load_fused_kernels() -> float:
-    """Run every fused kernel once on tiny float32 inputs (compiling or loading them);
-    returns the seconds it took."""
-    start = time.perf_counter()
-    rng = np.random.default_rng(0)
+    """Every fused kernel's first call, on the fused path (compiling or loading it); seconds."""
     with kernel_path(True):
-        x = rng.standard_normal((1, 32, 4, 4)).astype(np.float32)
-        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
-        y = kernels.conv2d(x, w, 1, 1, np.zeros(32, np.float32), relu=True)
-        kernels.conv2d_input_grad(y, w, (4, 4), 1, 1, mask=y)
-        pooled, choice = pooling.max_pool2d(y, 2, 2)
-        pooling.max_pool2d_scatter(pooled, choice, y.shape, 2, 2)
-    return time.perf_counter() - start
+        return preload()
 
 
 def compile_seconds() -> tuple[float, float] | None:

@@ -326,7 +326,7 @@ def test_every_numeric_option_has_a_range(command, option, capsys):
     "argv, where",
     [
         (["text-color", "train", "--no-progress"], "tinygrad_edu.cli.text_color.train"),
-        (["visualize", "--weights", "x.npz"], "tinygrad_edu.cli.visualize.vgg16"),
+        (["visualize", "--weights", "x.npz"], "tinygrad_edu.cli.loading.vgg16"),
         (["explore", "text-color"], "tinygrad_edu.cli.explore._text_color"),
     ],
 )

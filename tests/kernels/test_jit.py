@@ -503,3 +503,52 @@ def test_the_vgg16_model_takes_the_fused_path_by_default_and_gives_the_gradient(
     assert {"conv3x3", "max_pool_2x2", "max_pool_2x2_scatter"} <= set(calls)
     assert np.abs(expected).max() > 0
     assert relative_error(got, expected) <= TOLERANCE
+
+
+# -- preloading --------------------------------------------------------------------------------
+
+#: a child with an empty numba cache: a cold pooling call must compile (the recorder sees it);
+#: then, after preload(), a VGG-like block forward and backward must compile nothing more
+PRELOAD_COVERS = """
+import numpy as np
+from numba.core import event
+import tinygrad_edu as tg
+from tinygrad_edu.kernels import pooling
+from tinygrad_edu.kernels.jit.preload import preload
+from tinygrad_edu.nn import functional as F
+
+def compiles(work):
+    with event.install_recorder("numba:compile") as recorder:
+        work()
+    return len(recorder.buffer)
+
+def cold():
+    pooling.max_pool2d(np.ones((1, 1, 4, 4)), 2, 2)
+
+def block():
+    rng = np.random.default_rng(1)
+    image = tg.Tensor(rng.standard_normal((2, 3, 20, 20)).astype(np.float32), requires_grad=True)
+    y = image
+    for c_in in (3, 64):
+        w = tg.Tensor(rng.standard_normal((64, c_in, 3, 3)).astype(np.float32) / 8)
+        b = tg.Tensor(rng.standard_normal(64).astype(np.float32))
+        y = F.conv2d_relu(y, w, b, 1, 1)
+    F.max_pool2d(y, 2).mean().backward()
+
+print(compiles(cold), preload() > 0, compiles(block))
+"""
+
+
+def test_preload_readies_every_kernel_a_vgg_block_calls(tmp_path):
+    pytest.importorskip("numba")
+    output = run_python(PRELOAD_COVERS, NUMBA_CACHE_DIR=str(tmp_path), TINYGRAD_EDU_JIT="1")
+    cold, preloaded, later = output.split()
+    assert int(cold) > 0 and preloaded == "True"
+    assert later == "0"
+
+
+def test_preload_does_nothing_on_the_numpy_path():
+    with jit.using(False):
+        from tinygrad_edu.kernels.jit.preload import preload
+
+        assert preload() == 0.0

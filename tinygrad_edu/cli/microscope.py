@@ -18,12 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..models.vgg import VGG16, vgg16
+from ..models.vgg import VGG16
 from ..progress import progress_bar
 from ..vis.atlas.plan import MAX_SIZE, MAX_STEPS
 from ..vis.atlas.run import render
 from .arguments import int_between, nonnegative_int
 from .errors import CommandError
+from .loading import frozen_vgg16
 
 #: the most local worker processes (each holds a copy of the network)
 MAX_WORKERS = 64
@@ -96,7 +97,7 @@ def run_microscope(args: argparse.Namespace) -> int:
         _client(args) as client,  # first: a wrong --scheduler address is told at once
         progress_bar(0, "filters", enabled=not args.no_progress, unit="filter") as bar,
     ):
-        model = vgg16(args.weights).freeze()
+        model = frozen_vgg16(args.weights)
 
         def report(done: int, total: int) -> None:
             bar.total = total

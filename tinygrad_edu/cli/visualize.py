@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 from ..io.atomic import atomic_write
-from ..models.vgg import VGG16, vgg16
+from ..models.vgg import VGG16
 from ..progress import progress_bar
 from ..vis import best, save_png, stitch, visualize_filters
 from ..vis.ascent import Ascended
 from ..vis.improved import PARAMETERIZATIONS
 from .arguments import int_between, nonnegative_float, nonnegative_int, positive_float
 from .errors import CommandError
+from .loading import frozen_vgg16
 
 #: the five layers whose grids the document shows
 DOCUMENT_LAYERS = ("block1_conv1", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")
@@ -128,7 +129,7 @@ def run_visualize(args: argparse.Namespace) -> int:
             f"--batch {args.batch} images of --size {args.size} are {at_once} pixels at once, "
             f"more than {MAX_PIXELS} (16 images of 256 x 256): lower --batch or --size"
         )
-    model = vgg16(args.weights).freeze()  # never trained here: constant weights
+    model = frozen_vgg16(args.weights)  # never trained here: constant weights
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
     started = time.perf_counter()
