@@ -301,6 +301,30 @@ def test_the_dispatch_takes_f4x4_on_the_fused_path_and_agrees_with_the_numpy_pat
         assert np.abs(ours - theirs).max() <= bound * scale
 
 
+@pytest.mark.parametrize("n, side, channels", [(1, 8, 160), (1, 16, 130), (2, 4, 200)])
+def test_few_tiles_through_a_transposed_kernel_in_narrow_products(n, side, channels):
+    """The input gradient of a layer of few tiles (at most FEW_TILES per product) and more
+    channels than NARROW_COLUMNS multiplies the transposed kernel a block of columns at a time,
+    the last block narrower: still the reference's gradient (float64, to roundoff)."""
+    pytest.importorskip("numba")
+    from tinygrad_edu.kernels.jit import winograd4x4
+
+    rng = np.random.default_rng(side)
+    w = rng.standard_normal((48, channels, 3, 3))
+    g = rng.standard_normal((n, 48, side, side))
+    mask = rng.standard_normal(g.shape)
+    assert n * (side // 4) ** 2 <= winograd4x4.FEW_TILES
+    assert channels % winograd4x4.NARROW_COLUMNS != 0
+    with kernel_path("jit"):
+        assert K.input_grad_path(w.shape, g.shape, (side, side), 1, 1, True) == K.WINOGRAD_4X4
+        ours = K.conv2d_input_grad(g, w, (side, side), 1, 1, mask=mask)
+    kept = np.where(mask > 0, g, 0.0)
+    exact = reference.conv2d_input_grad(kept, w, (side, side), 1, 1)
+    magnitude = reference.conv2d_input_grad(np.abs(kept), np.abs(w), (side, side), 1, 1)
+    nhwc = (0, 2, 3, 1)
+    within_roundoff(*(a.transpose(nhwc) for a in (ours, exact, magnitude)), 0.0, 4)
+
+
 # -- im2col and col2im -------------------------------------------------------------------------
 
 

@@ -88,6 +88,11 @@ CHUNK_BUDGET = 4 * 2**20
 MIN_TILES = 128
 #: fewest output channels per job when a chunk's channels are shared among worker threads
 MIN_SHARED_CHANNELS = 64
+#: a kernel read transposed (the input gradient's) by products of at most :data:`FEW_TILES` rows
+#: is multiplied :data:`NARROW_COLUMNS` columns at a time: on VGG16's 8x8 and 16x16 layers at
+#: batch 1 to 4 that made OpenBLAS 1.7-2.4x faster; with more rows it makes it slower
+#: (docs/performance.md)
+FEW_TILES, NARROW_COLUMNS = 16, 64
 
 
 def transform_kernel(w: np.ndarray) -> np.ndarray:
@@ -234,7 +239,8 @@ def conv3x3(
     transposed to (36, K, C) for the input gradient).
 
     The chunks (and, for few chunks, ranges of output channels) are shared among the worker
-    threads (:mod:`..fast.threads`, BLAS on one thread each), as in :func:`.winograd.conv3x3`.
+    threads (:mod:`..fast.threads`, BLAS on one thread each), as in :func:`.winograd.conv3x3`;
+    a transposed ``u`` meets few tiles in narrow products (:data:`NARROW_COLUMNS`).
     """
     budget = CHUNK_BUDGET if chunk_budget is None else chunk_budget
     n, h, width, c = x.shape
@@ -253,6 +259,7 @@ def conv3x3(
     jobs = [(*chunk, k0) for chunk in chunks for k0 in range(0, k, width_k)]
     order_array = np.array(tuple(range(TILE)) if order is None else order, dtype=np.int64)
     use_mask, use_bias = mask is not None, bias is not None
+    transposed = u.strides[1] < u.strides[2]  # (36, C, K) read from a (36, K, C) array
     mask_array = x if mask is None else mask
     bias_array = np.zeros(1, dtype=dtype) if bias is None else bias
 
@@ -270,7 +277,11 @@ def conv3x3(
             if transformed != start:  # channel ranges of one chunk share its transform
                 _tiles_in(x, mask_array, use_mask, *start, order_array, v)
                 transformed = start
-            np.matmul(v, u[:, :, k0 : k0 + kk], out=mm)  # 36 GEMMs: (tiles, C) @ (C, K')
+            narrow = transposed and tiles <= FEW_TILES
+            step = NARROW_COLUMNS if narrow else kk
+            for c0 in range(0, kk, step):  # 36 GEMMs: (tiles, C) @ (C, K'), by column blocks
+                c1 = min(kk, c0 + step)
+                np.matmul(v, u[:, :, k0 + c0 : k0 + c1], out=mm[:, :, c0:c1])
             _tiles_out(mm, bias_array, use_bias, relu, order_array, *start, k0, result)
 
     threads.map_chunks(run, jobs)
