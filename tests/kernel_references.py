@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tinygrad_edu.kernels import conv as K
-from tinygrad_edu.kernels import jit
 from tinygrad_edu.kernels.fast import threads
 
 #: float32 roundoff bound of the default paths, relative to the result's scale
@@ -34,9 +33,8 @@ def worker_count(count: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def stored_kernel_everywhere() -> Iterator[pytest.MonkeyPatch]:
-    """The stored-kernel thresholds lowered so every convolution takes that path (on the NumPy
-    path: on the fused one, F(4x4, 3x3) goes first where it applies)."""
-    with pytest.MonkeyPatch.context() as patch, jit.using(False):
+    """The stored-kernel thresholds lowered so every convolution takes that path."""
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(K, "MIN_DIRECT_KERNEL", 1)
         patch.setattr(K, "MAX_DIRECT_PIXELS", 10**9)
         yield patch

@@ -203,29 +203,23 @@ def test_the_stored_kernel_path_is_the_definition(case, seed, fused):
 
 
 def test_the_stored_kernel_rule_and_its_vgg_layers():
-    """VGG's 8x8 layers at batch 1 use the kernel as stored on the NumPy path (the fused path's
-    F(4x4, 3x3) goes first); batch 2, or a smaller kernel, do not; and that path neither reads
-    nor fills the layout cache."""
+    """VGG's 8x8 layers at batch 1 use the kernel as stored; batch 2, or a smaller kernel, do
+    not; and that path neither reads nor fills the layout cache."""
     assert K.uses_stored_kernel(512 * 512 * 9, 64)  # block5 at batch 1
     assert not K.uses_stored_kernel(512 * 512 * 9, 128)  # ... at batch 2
     assert not K.uses_stored_kernel(256 * 256 * 9, 64)  # a kernel below MIN_DIRECT_KERNEL
     block5, block1 = (512, 512, 3, 3), (64, 3, 3, 3)
     assert K.forward_path(block5, (1, 512, 8, 8), 1, 1) == K.STORED_KERNEL
-    assert K.forward_path(block5, (1, 512, 8, 8), 1, 1, fused=True) == K.WINOGRAD_4X4
     assert K.forward_path(block5, (2, 512, 8, 8), 1, 1) == K.WINOGRAD
     assert K.forward_path(block1, (1, 3, 8, 8), 1, 1) == "im2col"
     assert K.input_grad_path(block5, (1, 512, 8, 8), (8, 8), 1, 1) == K.STORED_KERNEL
-    assert K.input_grad_path(block5, (1, 512, 8, 8), (8, 8), 1, 1, fused=True) == K.WINOGRAD_4X4
-    big_5x5 = (512, 512, 5, 5)  # no Winograd: the stored kernel on both paths
-    assert K.forward_path(big_5x5, (1, 512, 8, 8), 1, 2, fused=True) == K.STORED_KERNEL
-    assert K.input_grad_path(big_5x5, (1, 512, 8, 8), (8, 8), 1, 2, fused=True) == K.STORED_KERNEL
     assert K.input_grad_path(block5, (2, 512, 8, 8), (8, 8), 1, 1) == K.WINOGRAD
     assert K.input_grad_path(block5, (1, 512, 4, 4), (8, 8), 2, 1) == "im2col"  # stride 2
     assert K.input_grad_path(block1, (1, 64, 8, 8), (8, 8), 1, 1) == "col2im"
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 512, 8, 8)).astype(np.float32)
     weight = (rng.standard_normal((512, 512, 3, 3)) / 48).astype(np.float32)
-    with pytest.MonkeyPatch.context() as patch, jit.numpy_path():
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(K.LAYOUTS, "get", lambda *args: pytest.fail("the layout cache was used"))
         y = K.conv2d(x, weight, 1, 1)
         grad = K.conv2d_input_grad(y, weight, (8, 8), 1, 1)
@@ -238,10 +232,13 @@ def test_an_empty_batch_on_the_stored_kernel_path_gives_empty_results():
     weight = np.zeros((512, 512, 3, 3), dtype=np.float32)
     empty = np.zeros((0, 512, 8, 8), dtype=np.float32)
     assert K.forward_path(weight.shape, empty.shape, 1, 1) == K.STORED_KERNEL
-    with jit.numpy_path():
-        y = K.conv2d(empty, weight, 1, 1, bias=np.zeros(512, np.float32), relu=True)
-        grad = K.conv2d_input_grad(empty, weight, (8, 8), 1, 1, mask=empty)
-    assert y.shape == grad.shape == (0, 512, 8, 8)
+    assert K.conv2d(empty, weight, 1, 1, bias=np.zeros(512, np.float32), relu=True).shape == (
+        0,
+        512,
+        8,
+        8,
+    )
+    assert K.conv2d_input_grad(empty, weight, (8, 8), 1, 1, mask=empty).shape == (0, 512, 8, 8)
 
 
 # -------------------------------------------- the kernel as stored: any shape, dtype, layout

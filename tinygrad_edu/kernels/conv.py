@@ -12,11 +12,10 @@ array back for free with ``x.transpose(0, 2, 3, 1)``.
 
 Formulation (:func:`forward_path` and :func:`input_grad_path` name it; ``docs/convolution.md``
 has the measurements behind the rule): a big kernel over few output pixels is multiplied as
-stored (:func:`uses_stored_kernel`; on the ``jit`` extra's path the layers Winograd takes use
-F(4x4, 3x3) instead); 3x3, stride-1, padding-1 convolutions with enough input channels use
-Winograd's minimal filtering (:func:`uses_winograd`): F(2x2, 3x3) on the NumPy path
-(:mod:`.fast.winograd`: 2.25x fewer multiplications), F(4x4, 3x3) with its transforms fused on
-the ``jit`` extra's (:mod:`.jit.winograd4x4`: 4x fewer); input gradients with few channels use
+stored (:func:`uses_stored_kernel`); 3x3, stride-1, padding-1 convolutions with enough input
+channels use Winograd's minimal filtering (:func:`uses_winograd`): F(2x2, 3x3) on the NumPy
+path (:mod:`.fast.winograd`: 2.25x fewer multiplications), F(4x4, 3x3) with its transforms fused
+on the ``jit`` extra's (:mod:`.jit.winograd4x4`: 4x fewer); input gradients with few channels use
 col2im; everything else uses im2col (:mod:`.fast.gemm`; on the ``jit`` extra's path the forward
 im2col and col2im with their packing fused, :mod:`.jit.im2col`). Every formulation works through
 chunks shared among the worker threads (:mod:`.fast.threads`), so memory stays bounded, and
@@ -120,19 +119,17 @@ def forward_path(
     w_shape: Sequence[int], x_shape: Sequence[int], stride: int, padding: int, fused: bool = False
 ) -> str:
     """The formulation :func:`conv2d` uses for kernel ``w_shape`` (K, C, kh, kw) on NCHW input
-    ``x_shape``: Winograd (:func:`uses_winograd`), :data:`STORED_KERNEL`
-    (:func:`uses_stored_kernel`) or :data:`IM2COL`. Winograd is :data:`WINOGRAD_4X4` with the
-    ``jit`` extra's kernels (``fused``: :func:`.jit.applies` to the arrays), and then it goes
-    first; else :data:`WINOGRAD`, after the stored kernel."""
+    ``x_shape``: :data:`STORED_KERNEL` (:func:`uses_stored_kernel`), Winograd
+    (:func:`uses_winograd`) or :data:`IM2COL`. Winograd is :data:`WINOGRAD_4X4` with the ``jit``
+    extra's kernels (``fused``: :func:`.jit.applies` to the arrays), else :data:`WINOGRAD`."""
     k, c, kh, kw = w_shape
     n, _, h, w = x_shape
     pixels = n * ((h + 2 * padding - kh) // stride + 1) * ((w + 2 * padding - kw) // stride + 1)
-    winograd = uses_winograd(kh, kw, stride, padding, c)
-    if fused and winograd:
-        return WINOGRAD_4X4
     if uses_stored_kernel(k * c * kh * kw, pixels):
         return STORED_KERNEL
-    return WINOGRAD if winograd else IM2COL
+    if uses_winograd(kh, kw, stride, padding, c):
+        return WINOGRAD_4X4 if fused else WINOGRAD
+    return IM2COL
 
 
 def input_grad_path(
@@ -144,18 +141,16 @@ def input_grad_path(
     fused: bool = False,
 ) -> str:
     """The formulation :func:`conv2d_input_grad` uses for kernel ``w_shape`` and NCHW gradient
-    ``g_shape``: :data:`STORED_KERNEL` (except where the fused F(4x4, 3x3) applies),
-    :data:`COL2IM` (few input channels, :func:`_use_col2im`), Winograd (:data:`WINOGRAD_4X4`
-    when ``fused``, else :data:`WINOGRAD`) or :data:`IM2COL` (also every stride > 1)."""
+    ``g_shape``: :data:`STORED_KERNEL`, :data:`COL2IM` (few input channels, :func:`_use_col2im`),
+    Winograd (:data:`WINOGRAD_4X4` when ``fused``, else :data:`WINOGRAD`) or :data:`IM2COL`
+    (also every stride > 1)."""
     k, c, kh, kw = w_shape
     n, _, ho, wo = g_shape
-    winograd = (ho, wo) == tuple(input_hw) and uses_winograd(kh, kw, stride, padding, k)
-    stored = stride == 1 and uses_stored_kernel(k * c * kh * kw, n * ho * wo)
-    if stored and not (fused and winograd):
+    if stride == 1 and uses_stored_kernel(k * c * kh * kw, n * ho * wo):
         return STORED_KERNEL
     if stride == 1 and _use_col2im(kh, kw, k, c):
         return COL2IM
-    if winograd:
+    if (ho, wo) == tuple(input_hw) and uses_winograd(kh, kw, stride, padding, k):
         return WINOGRAD_4X4 if fused else WINOGRAD
     return IM2COL
 
@@ -165,10 +160,8 @@ def uses_stored_kernel(kernel_size: int, pixels: int) -> bool:
 
     So it does when the kernel is large (``kernel_size >= MIN_DIRECT_KERNEL`` elements) and the
     output small (``pixels <= MAX_DIRECT_PIXELS``, all images together): VGG's 8x8 layers at
-    batch 1. There, streaming the kernel's bytes dominates: F(2x2, 3x3)'s ``U`` is 16/9 of them.
-    The ``jit`` extra's fused F(4x4, 3x3) is faster there all the same (its products of few
-    tiles narrow, :mod:`.jit.winograd4x4`; measured, docs/performance.md), and takes
-    precedence.
+    batch 1 and 2. There, streaming the kernel's bytes dominates: Winograd's ``U`` is 16/9 of
+    them.
     """
     return kernel_size >= MIN_DIRECT_KERNEL and pixels <= MAX_DIRECT_PIXELS
 
