@@ -28,7 +28,7 @@ def max_pool2d(x: np.ndarray, kernel: int, stride: int) -> tuple[np.ndarray, np.
     if kernel == stride == 2 and jit.applies(x_nhwc):  # one fused pass (the jit extra)
         from .jit import pooling as fused
 
-        y, choice = fused.max_pool_2x2(x_nhwc)
+        y, choice = fused.max_pool_2x2(x_nhwc, MIN_SHARED_BYTES)
         return as_nchw(y), choice
     if kernel == stride == 2:
         return _max_pool_2x2(x_nhwc)
@@ -103,7 +103,7 @@ def max_pool2d_scatter(
     if kernel == stride == 2 and jit.applies(g_nhwc):  # one fused pass (the jit extra)
         from .jit import pooling as fused
 
-        return as_nchw(fused.max_pool_2x2_scatter(g_nhwc, choice, (h, w)))
+        return as_nchw(fused.max_pool_2x2_scatter(g_nhwc, choice, (h, w), MIN_SHARED_BYTES))
     if kernel == stride == 2 and (h, w) == (2 * ho, 2 * wo):  # the windows tile the input:
         out = np.empty((n, h, w, c), dtype=g.dtype)  # every element is written below
     else:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..fast import threads
-from ..pooling import MIN_SHARED_BYTES
 from .compiler import fused
 
 
@@ -67,9 +66,10 @@ def _scatter_2x2(g, choice, out, first, stop):
                 out[i, rr, cc, k] = g[i, r, q, k] if choice[i, r, q, k] == position else zero
 
 
-def max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def max_pool_2x2(x: np.ndarray, min_share: int) -> tuple[np.ndarray, np.ndarray]:
     """NHWC ``x`` (N, H, W, C) -> the window maxima (N, H//2, W//2, C) and the winners'
-    positions (int8), in one pass."""
+    positions (int8), in one pass; rows shared among the worker threads when ``x`` has at least
+    ``min_share`` bytes per thread."""
     n, h, w, c = x.shape
     y = np.empty((n, h // 2, w // 2, c), dtype=x.dtype)
     choice = np.empty(y.shape, dtype=np.int8)
@@ -79,15 +79,16 @@ def max_pool_2x2(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             for first, stop in share:
                 _pool_2x2(x, y, choice, first, stop)
 
-        threads.map_chunks(run, _row_ranges(n * (h // 2), x.nbytes))
+        threads.map_chunks(run, _row_ranges(n * (h // 2), x.nbytes, min_share))
     return y, choice
 
 
 def max_pool_2x2_scatter(
-    g: np.ndarray, choice: np.ndarray, input_hw: tuple[int, int]
+    g: np.ndarray, choice: np.ndarray, input_hw: tuple[int, int], min_share: int
 ) -> np.ndarray:
     """NHWC gradient ``g`` of the pooled output -> the input's gradient (N, H, W, C): ``g`` at
-    each window's winner, +0.0 everywhere else (rows and columns no window read included)."""
+    each window's winner, +0.0 everywhere else (rows and columns no window read included);
+    rows shared among the worker threads as in :func:`max_pool_2x2`."""
     n, _, _, c = g.shape
     out = np.empty((n, *input_hw, c), dtype=g.dtype)
     if out.size:
@@ -96,13 +97,13 @@ def max_pool_2x2_scatter(
             for first, stop in share:
                 _scatter_2x2(g, choice, out, first, stop)
 
-        threads.map_chunks(run, _row_ranges(n * input_hw[0], out.nbytes))
+        threads.map_chunks(run, _row_ranges(n * input_hw[0], out.nbytes, min_share))
     return out
 
 
-def _row_ranges(rows: int, nbytes: int) -> list[tuple[int, int]]:
-    """``rows`` cut into one range per worker thread (:mod:`..fast.threads`), or one range when
-    the ``nbytes`` of a pass are too few to share (:data:`MIN_SHARED_BYTES` per worker)."""
-    parts = max(1, min(threads.workers(), nbytes // MIN_SHARED_BYTES, rows))
+def _row_ranges(rows: int, nbytes: int, min_share: int) -> list[tuple[int, int]]:
+    """``rows`` cut into one range per worker thread (:mod:`..fast.threads`), as many as the
+    ``nbytes`` of a pass allow at ``min_share`` bytes per worker (at least one)."""
+    parts = max(1, min(threads.workers(), nbytes // min_share, rows))
     bounds = [rows * part // parts for part in range(parts + 1)]
     return list(itertools.pairwise(bounds))
