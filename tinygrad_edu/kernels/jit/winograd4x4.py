@@ -90,7 +90,7 @@ MIN_TILES = 128
 MIN_SHARED_CHANNELS = 64
 #: a kernel read transposed (the input gradient's) by products of at most :data:`FEW_TILES` rows
 #: is multiplied :data:`NARROW_COLUMNS` columns at a time: on VGG16's 8x8 and 16x16 layers at
-#: batch 1 to 4 that made OpenBLAS 1.7-2.4x faster; with more rows it makes it slower
+#: batch 1 to 4 that made the input gradient 1.5-1.9x faster; with more rows it makes it slower
 #: (docs/performance.md)
 FEW_TILES, NARROW_COLUMNS = 16, 64
 
