@@ -105,7 +105,7 @@ def test_fused_pooling_shares_its_rows_among_threads_exactly(case, workers):
     with pytest.MonkeyPatch.context() as patch, kernel_path("jit"):
         patch.setattr(pooling, "MIN_SHARED_BYTES", 1)  # share even the smallest arrays
         patch.setattr(threads, "workers", lambda: workers)
-        cuts = fused_pooling._row_ranges(x.shape[0] * x.shape[2], x.nbytes, 1)
+        cuts = fused_pooling._row_runs(x.shape[0] * x.shape[2], x.nbytes, 1)
         y, choice = pooling.max_pool2d(x, 2, 2)
         grad = pooling.max_pool2d_scatter(g, choice, x.shape, 2, 2)
     assert len(cuts) == min(workers, x.shape[0] * x.shape[2])

@@ -14,13 +14,12 @@ formulation runs.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from . import threads
-from .layout import IM2COL_BUDGET, blocks, pad, windows
+from .layout import IM2COL_BUDGET, blocks, even_runs, pad, windows
 
 
 def im2col_matrix(w: np.ndarray) -> np.ndarray:
@@ -99,14 +98,20 @@ def col2im_conv(
     jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
-        for part, band in share:  # input rows ``band`` receive from gradient rows r0 .. r1 - 1
-            r0, r1 = max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
+        for part, band in share:
+            r0, r1 = source_rows(band, padding, kh, ho)
             if r1 > r0:
                 z = (g[part, r0:r1].reshape(-1, k) @ kernel).reshape(-1, r1 - r0, wo, kh, kw, c)
                 _add_windows(z, out[part], r0, band, padding)
 
     threads.map_chunks(run, jobs)
     return out
+
+
+def source_rows(band: slice, padding: int, kh: int, ho: int) -> tuple[int, int]:
+    """The gradient rows ``r0 .. r1 - 1`` (of ``ho``) that the input rows ``band`` receive from
+    in a stride-1 col2im with ``kh`` kernel rows."""
+    return max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
 
 
 def _add_windows(z: np.ndarray, out: np.ndarray, r0: int, band: slice, padding: int) -> None:
@@ -152,9 +157,7 @@ def stored_kernel_input_grad(
 
 def _channel_jobs(count: int) -> list[slice]:
     """``range(count)`` cut into one contiguous run per worker thread."""
-    parts = min(threads.workers(), count)
-    bounds = [count * i // parts for i in range(parts + 1)]
-    return [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    return even_runs(count, max(1, min(threads.workers(), count)))
 
 
 def stored_kernel_conv(

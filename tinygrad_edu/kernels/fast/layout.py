@@ -120,5 +120,11 @@ def _cuts(total: int, size: int, workers: int) -> list[slice]:
     count = -(-total // size)
     if 1 < count < 4 * workers:
         count = min(total, -(-count // workers) * workers)
+    return even_runs(total, count)
+
+
+def even_runs(total: int, count: int) -> list[slice]:
+    """``range(total)`` cut into ``count`` runs, in order, whose lengths differ by at most one
+    (empty runs only when ``count > total``)."""
     bounds = [total * i // count for i in range(count + 1)]
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]

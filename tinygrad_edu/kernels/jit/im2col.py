@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..fast import threads
+from ..fast.gemm import source_rows
 from ..fast.layout import IM2COL_BUDGET, blocks
 from .compiler import fused
 
@@ -171,19 +172,15 @@ def col2im_conv(
     out = np.empty((n, h, w, c), dtype=g.dtype)
     jobs = blocks(n, h, wo * kernel.shape[1] * out.itemsize, IM2COL_BUDGET)
 
-    def sources(band: slice) -> tuple[int, int]:
-        """The gradient rows ``r0 .. r1 - 1`` that send to the input rows ``band``."""
-        return max(0, band.start + padding - kh + 1), min(ho, band.stop + padding)
-
     most = 0  # the most gradient rows a chunk multiplies
     for part, band in jobs:
-        r0, r1 = sources(band)
+        r0, r1 = source_rows(band, padding, kh, ho)
         most = max(most, (part.stop - part.start) * max(0, r1 - r0))
 
     def run(share: Sequence[tuple[slice, slice]]) -> None:
         masked = np.empty((most * wo, k), dtype=g.dtype) if mask is not None else None  # reused
         for part, band in share:
-            count, (r0, r1) = part.stop - part.start, sources(band)
+            count, (r0, r1) = part.stop - part.start, source_rows(band, padding, kh, ho)
             rows = max(0, r1 - r0)
             columns = g[part, r0 : r0 + rows].reshape(-1, k)  # a view when there is no mask
             if masked is not None and rows:

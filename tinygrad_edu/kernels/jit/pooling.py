@@ -14,12 +14,12 @@ window; a later position beats an earlier one when it is larger, or when it is t
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..fast import threads
+from ..fast.layout import even_runs
 from .compiler import fused
 
 
@@ -75,11 +75,11 @@ def max_pool_2x2(x: np.ndarray, min_share: int) -> tuple[np.ndarray, np.ndarray]
     choice = np.empty(y.shape, dtype=np.int8)
     if y.size:
 
-        def run(share: Sequence[tuple[int, int]]) -> None:
-            for first, stop in share:
-                _pool_2x2(x, y, choice, first, stop)
+        def run(share: Sequence[slice]) -> None:
+            for rows in share:
+                _pool_2x2(x, y, choice, rows.start, rows.stop)
 
-        threads.map_chunks(run, _row_ranges(n * (h // 2), x.nbytes, min_share))
+        threads.map_chunks(run, _row_runs(n * (h // 2), x.nbytes, min_share))
     return y, choice
 
 
@@ -93,17 +93,15 @@ def max_pool_2x2_scatter(
     out = np.empty((n, *input_hw, c), dtype=g.dtype)
     if out.size:
 
-        def run(share: Sequence[tuple[int, int]]) -> None:
-            for first, stop in share:
-                _scatter_2x2(g, choice, out, first, stop)
+        def run(share: Sequence[slice]) -> None:
+            for rows in share:
+                _scatter_2x2(g, choice, out, rows.start, rows.stop)
 
-        threads.map_chunks(run, _row_ranges(n * input_hw[0], out.nbytes, min_share))
+        threads.map_chunks(run, _row_runs(n * input_hw[0], out.nbytes, min_share))
     return out
 
 
-def _row_ranges(rows: int, nbytes: int, min_share: int) -> list[tuple[int, int]]:
-    """``rows`` cut into one range per worker thread (:mod:`..fast.threads`), as many as the
+def _row_runs(rows: int, nbytes: int, min_share: int) -> list[slice]:
+    """``range(rows)`` cut into one run per worker thread (:mod:`..fast.threads`), as many as the
     ``nbytes`` of a pass allow at ``min_share`` bytes per worker (at least one)."""
-    parts = max(1, min(threads.workers(), nbytes // min_share, rows))
-    bounds = [rows * part // parts for part in range(parts + 1)]
-    return list(itertools.pairwise(bounds))
+    return even_runs(rows, max(1, min(threads.workers(), nbytes // min_share, rows)))
